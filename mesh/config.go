@@ -1,0 +1,208 @@
+package mesh
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"regexp"
+	"time"
+
+	"github.com/shoalmesh/shoal/metrics"
+)
+
+// Profiles name a set of timings. lan and wan are memberlist's and serf's own
+// defaults (so a stock serf agent on the same profile can share the pool);
+// local is for tests and the dev mesh on one machine.
+const (
+	ProfileLAN   = "lan"
+	ProfileWAN   = "wan"
+	ProfileLocal = "local"
+	ProfileP2P   = "p2p"
+)
+
+// TagShoal marks a member as a Shoal agent (its value is the node state major
+// version). Members without it (a stock serf agent) are listed but are not
+// sent load packets.
+const TagShoal = "shoal"
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("invalid mesh configuration")
+
+// Config configures a Mesh. Only NodeName is required; zero values take the
+// profile's defaults.
+type Config struct {
+	// NodeName is this node's unique name in the mesh (1–128 bytes).
+	NodeName string
+	// BindAddr and BindPort are where the gossip port listens (UDP and TCP).
+	// Port 0 picks a free port.
+	BindAddr string
+	BindPort int
+	// AdvertiseAddr and AdvertisePort are what other members dial; empty
+	// and 0 mean the bound address and port.
+	AdvertiseAddr string
+	AdvertisePort int
+	// Profile is lan, wan or local.
+	Profile string
+	// Tags are static key=value facts about this node, gossiped with its
+	// membership (role, priority, service, capacity ...).
+	Tags map[string]string
+	// DataDir holds the membership snapshot (rejoin after restart) and the
+	// persisted keyring. Empty: nothing is kept.
+	DataDir string
+	// RejoinAfterLeave makes a node that left gracefully rejoin the members
+	// of its snapshot on restart (a node that crashed always does).
+	RejoinAfterLeave bool
+	// Keys are gossip encryption keys (16, 24 or 32 bytes), primary first.
+	// Empty: gossip is not encrypted. A keyring persisted in DataDir by an
+	// earlier run wins over these, since rotations change it.
+	Keys [][]byte
+	// Label keeps two meshes on one network apart: packets with another
+	// label are dropped. Both sides must use the same label.
+	Label string
+	// GossipInterval is how often load packets go out; GossipFanout is to
+	// how many random members each time; PacketBudget bounds the bytes of
+	// entries per packet. Bytes per second per node are bounded by
+	// GossipFanout × PacketBudget / GossipInterval whatever the mesh size.
+	GossipInterval time.Duration
+	GossipFanout   int
+	PacketBudget   int
+	// MaxForwardAge: entries older than this are not forwarded.
+	MaxForwardAge time.Duration
+	// Load returns this node's current load; false while none is known.
+	Load func() (metrics.Load, bool)
+	// OnElection receives election message bodies from other members. It
+	// is called from the receive goroutine and must not block.
+	OnElection func(from string, body []byte)
+	// OnEvent receives membership events; it must not block.
+	OnEvent func(Event)
+	// Logger receives the mesh's logs (serf's and memberlist's included).
+	Logger *slog.Logger
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidName reports whether s is a valid node name.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+func (c *Config) withDefaults() {
+	if c.Profile == "" {
+		c.Profile = ProfileLAN
+	}
+	if c.BindAddr == "" {
+		c.BindAddr = "0.0.0.0"
+	}
+	if c.GossipInterval == 0 {
+		switch c.Profile {
+		case ProfileWAN:
+			c.GossipInterval = 500 * time.Millisecond
+		case ProfileLocal:
+			c.GossipInterval = 100 * time.Millisecond
+		default:
+			c.GossipInterval = 200 * time.Millisecond
+		}
+	}
+	if c.GossipFanout == 0 {
+		c.GossipFanout = 2
+	}
+	if c.PacketBudget == 0 {
+		c.PacketBudget = 1200
+	}
+	if c.MaxForwardAge == 0 {
+		c.MaxForwardAge = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *Config) validate() error {
+	if !ValidName(c.NodeName) {
+		return fmt.Errorf("%w: node name %q: use 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrConfig, c.NodeName)
+	}
+	switch c.Profile {
+	case ProfileLAN, ProfileWAN, ProfileLocal:
+	case ProfileP2P:
+		return fmt.Errorf("%w: profile %q is not available in this build", ErrConfig, c.Profile)
+	default:
+		return fmt.Errorf("%w: profile %q: use lan, wan or local", ErrConfig, c.Profile)
+	}
+	if net.ParseIP(c.BindAddr) == nil {
+		return fmt.Errorf("%w: bind address %q is not an IP address", ErrConfig, c.BindAddr)
+	}
+	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
+		return fmt.Errorf("%w: advertise address %q is not an IP address", ErrConfig, c.AdvertiseAddr)
+	}
+	if c.BindPort < 0 || c.BindPort > 65535 {
+		return fmt.Errorf("%w: bind port %d out of range 0–65535", ErrConfig, c.BindPort)
+	}
+	if c.AdvertisePort < 0 || c.AdvertisePort > 65535 {
+		return fmt.Errorf("%w: advertise port %d out of range 0–65535", ErrConfig, c.AdvertisePort)
+	}
+	for i, k := range c.Keys {
+		if l := len(k); l != 16 && l != 24 && l != 32 {
+			return fmt.Errorf("%w: gossip key %d is %d bytes; keys are 16, 24 or 32 bytes (make one with 'shoal keygen')", ErrConfig, i+1, l)
+		}
+	}
+	if len(c.Label) > 255 {
+		return fmt.Errorf("%w: label of %d bytes, at most 255", ErrConfig, len(c.Label))
+	}
+	if c.GossipInterval < 10*time.Millisecond {
+		return fmt.Errorf("%w: gossip interval %v below 10ms", ErrConfig, c.GossipInterval)
+	}
+	if c.GossipFanout < 1 || c.GossipFanout > 16 {
+		return fmt.Errorf("%w: gossip fanout %d outside 1–16", ErrConfig, c.GossipFanout)
+	}
+	if c.PacketBudget < 128 || c.PacketBudget > 60000 {
+		return fmt.Errorf("%w: packet budget %d outside 128–60000 bytes", ErrConfig, c.PacketBudget)
+	}
+	return nil
+}
+
+// ParseKey decodes a base64 gossip key (as printed by 'shoal keygen') and
+// checks its length.
+func ParseKey(s string) ([]byte, error) {
+	k, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("gossip key %q is not valid base64: %w", abbreviate(s), err)
+	}
+	if l := len(k); l != 16 && l != 24 && l != 32 {
+		return nil, fmt.Errorf("gossip key %q decodes to %d bytes; keys are 16, 24 or 32 bytes (make one with 'shoal keygen')", abbreviate(s), l)
+	}
+	return k, nil
+}
+
+// ReadKeyringFile reads a keyring file: a JSON array of base64 keys, the
+// primary first (serf's format, so serf's files work too).
+func ReadKeyringFile(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("keyring file: %w", err)
+	}
+	var ks []string
+	if err := json.Unmarshal(b, &ks); err != nil {
+		return nil, fmt.Errorf("keyring file %s: not a JSON array of base64 keys: %w", path, err)
+	}
+	if len(ks) == 0 {
+		return nil, fmt.Errorf("keyring file %s holds no keys", path)
+	}
+	out := make([][]byte, 0, len(ks))
+	for _, s := range ks {
+		k, err := ParseKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("keyring file %s: %w", path, err)
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+func abbreviate(s string) string {
+	if len(s) > 12 {
+		return s[:6] + "…" + s[len(s)-4:]
+	}
+	return s
+}

@@ -1,0 +1,574 @@
+package mesh
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/shoalmesh/shoal/metrics"
+)
+
+// Member statuses as shown to people and in the API.
+const (
+	StatusAlive   = "alive"
+	StatusLeaving = "leaving"
+	StatusLeft    = "left"
+	StatusFailed  = "failed"
+)
+
+// Member is one member as this node sees it.
+type Member struct {
+	Name   string            `json:"name"`
+	Addr   string            `json:"addr"`
+	Port   uint16            `json:"port"`
+	Status string            `json:"status"`
+	Tags   map[string]string `json:"tags"`
+	Self   bool              `json:"self"`
+	// Load is the member's last known load; nil when none has arrived.
+	Load *metrics.Load `json:"load,omitempty"`
+	// LoadAge is how long ago the member published that load.
+	LoadAge time.Duration `json:"-"`
+}
+
+// Event is a membership change.
+type Event struct {
+	Type   string // member-join, member-leave, member-failed, member-update, member-reap
+	Member string
+	Addr   string
+	Time   time.Time
+}
+
+// Mesh is this node's membership (serf on memberlist) and load dissemination.
+// Its methods are safe for concurrent use.
+type Mesh struct {
+	cfg    Config
+	log    *slog.Logger
+	serf   *serf.Serf
+	ml     *memberlist.Config
+	trans  *transport
+	sealer *Sealer
+	stats  Stats
+
+	mu      sync.Mutex
+	table   *Table
+	members map[string]*memberState // serf's view, kept from its events
+
+	events chan serf.Event
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	rng    *rand.Rand
+	closed sync.Once
+}
+
+type memberState struct {
+	addr   memberlist.Address
+	status serf.MemberStatus
+	shoal  bool
+}
+
+// New creates the node, binds its gossip port and starts gossiping. It does
+// not join anyone: call Join (or rely on the snapshot to rejoin).
+func New(cfg Config) (*Mesh, error) {
+	cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	m := &Mesh{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "mesh"),
+		table:   NewTable(cfg.NodeName),
+		members: map[string]*memberState{},
+		events:  make(chan serf.Event, 1024),
+		stop:    make(chan struct{}),
+		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+	}
+	sc := serf.DefaultConfig()
+	var mc *memberlist.Config
+	switch cfg.Profile {
+	case ProfileWAN:
+		mc = memberlist.DefaultWANConfig()
+	case ProfileLocal:
+		mc = memberlist.DefaultLocalConfig()
+		mc.ProbeInterval = 200 * time.Millisecond
+		mc.ProbeTimeout = 100 * time.Millisecond
+		mc.GossipInterval = 50 * time.Millisecond
+		mc.SuspicionMult = 2
+		mc.PushPullInterval = 5 * time.Second
+		mc.TCPTimeout = 500 * time.Millisecond
+		sc.ReapInterval = time.Second
+		sc.ReconnectInterval = time.Second
+		sc.TombstoneTimeout = 30 * time.Second
+		sc.ReconnectTimeout = 30 * time.Second
+		sc.BroadcastTimeout = time.Second
+		sc.LeavePropagateDelay = 200 * time.Millisecond
+	default:
+		mc = memberlist.DefaultLANConfig()
+	}
+	// A node that comes back at a new address (a rescheduled pod) may
+	// reclaim its name once its old self has been dead this long.
+	mc.DeadNodeReclaimTime = 30 * time.Second
+	if cfg.Profile == ProfileLocal {
+		mc.DeadNodeReclaimTime = time.Second
+	}
+	stdlog := newStdLogger(m.log)
+	mc.Name = cfg.NodeName
+	mc.BindAddr = cfg.BindAddr
+	mc.BindPort = cfg.BindPort
+	mc.AdvertiseAddr = cfg.AdvertiseAddr
+	mc.AdvertisePort = cfg.AdvertisePort
+	mc.Label = cfg.Label
+	mc.Logger = stdlog
+	sc.MemberlistConfig = mc
+	sc.NodeName = cfg.NodeName
+	sc.Logger = stdlog
+	sc.EventCh = m.events
+	sc.RejoinAfterLeave = cfg.RejoinAfterLeave
+	tags := map[string]string{}
+	for k, v := range cfg.Tags {
+		tags[k] = v
+	}
+	tags[TagShoal] = strconv.Itoa(StateVersion >> 4)
+	sc.Tags = tags
+
+	keys := cfg.Keys
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
+		}
+		sc.SnapshotPath = filepath.Join(cfg.DataDir, "serf.snapshot")
+		kf := filepath.Join(cfg.DataDir, "keyring.json")
+		if _, err := os.Stat(kf); err == nil {
+			stored, err := ReadKeyringFile(kf)
+			if err != nil {
+				return nil, err
+			}
+			keys = mergeKeys(stored, cfg.Keys)
+		}
+		if len(keys) > 0 {
+			if err := writeKeyring(kf, keys); err != nil {
+				return nil, err
+			}
+			sc.KeyringFile = kf
+		}
+	}
+	if len(keys) > 0 {
+		kr, err := memberlist.NewKeyring(keys, keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		mc.Keyring = kr
+	}
+	m.ml = mc
+	m.sealer = &Sealer{Label: cfg.Label, Keys: func() ([]byte, [][]byte) {
+		if mc.Keyring == nil {
+			return nil, nil
+		}
+		return mc.Keyring.GetPrimaryKey(), mc.Keyring.GetKeys()
+	}}
+
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{cfg.BindAddr},
+		BindPort:  cfg.BindPort,
+		Logger:    stdlog,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gossip port %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
+	}
+	m.trans = newTransport(nt, &m.stats, m.handlePacket)
+	mc.Transport = m.trans
+	if cfg.BindPort == 0 {
+		mc.BindPort = nt.GetAutoBindPort()
+	}
+
+	s, err := serf.Create(sc)
+	if err != nil {
+		m.trans.Shutdown()
+		return nil, fmt.Errorf("start serf: %w", err)
+	}
+	m.serf = s
+	m.mu.Lock()
+	for _, mem := range s.Members() {
+		m.updateMemberLocked(mem)
+	}
+	m.mu.Unlock()
+	m.wg.Add(2)
+	go m.eventLoop()
+	go m.gossipLoop()
+	return m, nil
+}
+
+func mergeKeys(stored, given [][]byte) [][]byte {
+	out := append([][]byte(nil), stored...)
+	for _, g := range given {
+		found := false
+		for _, s := range stored {
+			if string(s) == string(g) {
+				found = true
+			}
+		}
+		if !found {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func writeKeyring(path string, keys [][]byte) error {
+	ks := make([]string, len(keys))
+	for i, k := range keys {
+		ks[i] = base64.StdEncoding.EncodeToString(k)
+	}
+	b, _ := json.MarshalIndent(ks, "", "  ")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write keyring: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// LocalName returns this node's name.
+func (m *Mesh) LocalName() string { return m.cfg.NodeName }
+
+// LocalAddr returns the address and port other members use to reach us.
+func (m *Mesh) LocalAddr() (string, int) {
+	lm := m.serf.LocalMember()
+	return lm.Addr.String(), int(lm.Port)
+}
+
+// Stats returns the live traffic counters.
+func (m *Mesh) Stats() *Stats { return &m.stats }
+
+// Serf exposes the underlying serf instance (key manager, queries).
+func (m *Mesh) Serf() *serf.Serf { return m.serf }
+
+// Join contacts the given addresses (host or host:port) and joins their mesh.
+// It returns how many it reached.
+func (m *Mesh) Join(addrs []string) (int, error) {
+	if len(addrs) == 0 {
+		return 0, nil
+	}
+	n, err := m.serf.Join(addrs, true)
+	if n > 0 {
+		return n, nil
+	}
+	return n, err
+}
+
+// RetryOptions bounds JoinRetry.
+type RetryOptions struct {
+	// Attempts is how many times to try; 0 means until ctx ends.
+	Attempts int
+	// Initial and Max bound the backoff between attempts (doubling, with
+	// up to 20% jitter).
+	Initial, Max time.Duration
+}
+
+// ErrJoin is wrapped when no join address could be reached.
+var ErrJoin = errors.New("could not join the mesh")
+
+// JoinRetry joins, retrying with exponential backoff until at least one
+// address answers, the attempts run out, or ctx ends.
+func (m *Mesh) JoinRetry(ctx context.Context, addrs []string, o RetryOptions) (int, error) {
+	if o.Initial <= 0 {
+		o.Initial = time.Second
+	}
+	if o.Max < o.Initial {
+		o.Max = 30 * time.Second
+	}
+	wait := o.Initial
+	var last error
+	for attempt := 1; o.Attempts == 0 || attempt <= o.Attempts; attempt++ {
+		n, err := m.Join(addrs)
+		if n > 0 {
+			m.log.Info("joined the mesh", "reached", n, "attempt", attempt)
+			return n, nil
+		}
+		last = err
+		if o.Attempts != 0 && attempt == o.Attempts {
+			break
+		}
+		m.log.Warn("join failed, retrying", "addrs", addrs, "attempt", attempt, "retry_in", wait, "err", err)
+		jitter := time.Duration(m.rng.Int64N(int64(wait)/5 + 1))
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w via %v: %v (last error: %v)", ErrJoin, addrs, ctx.Err(), last)
+		case <-time.After(wait + jitter):
+		}
+		wait *= 2
+		if wait > o.Max {
+			wait = o.Max
+		}
+	}
+	return 0, fmt.Errorf("%w: none of %v answered after %d attempts: %v", ErrJoin, addrs, o.Attempts, last)
+}
+
+// Leave announces a graceful departure; the node stays up until Shutdown.
+func (m *Mesh) Leave() error { return m.serf.Leave() }
+
+// ForceLeave marks a failed member as left (prune: forget it at once).
+func (m *Mesh) ForceLeave(name string, prune bool) error {
+	if prune {
+		return m.serf.RemoveFailedNodePrune(name)
+	}
+	return m.serf.RemoveFailedNode(name)
+}
+
+// SetTags replaces this node's tags (the shoal tag is kept).
+func (m *Mesh) SetTags(tags map[string]string) error {
+	t := map[string]string{}
+	for k, v := range tags {
+		t[k] = v
+	}
+	t[TagShoal] = strconv.Itoa(StateVersion >> 4)
+	return m.serf.SetTags(t)
+}
+
+// Shutdown stops the node without leaving: peers will see it fail. Safe to
+// call more than once.
+func (m *Mesh) Shutdown() error {
+	var err error
+	m.closed.Do(func() {
+		close(m.stop)
+		err = m.serf.Shutdown()
+		m.wg.Wait()
+	})
+	return err
+}
+
+// Members returns every member serf knows, sorted by name, with its load.
+func (m *Mesh) Members() []Member {
+	now := time.Now()
+	sm := m.serf.Members()
+	out := make([]Member, 0, len(sm))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range sm {
+		mem := Member{
+			Name:   s.Name,
+			Addr:   s.Addr.String(),
+			Port:   s.Port,
+			Status: statusString(s.Status),
+			Tags:   s.Tags,
+			Self:   s.Name == m.cfg.NodeName,
+		}
+		if st, origin, ok := m.table.Get(s.Name); ok {
+			if l, err := DecodeState(st); err == nil {
+				l.Taken = origin
+				mem.Load = &l
+				mem.LoadAge = max(now.Sub(origin), 0)
+			}
+		}
+		out = append(out, mem)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func statusString(s serf.MemberStatus) string {
+	switch s {
+	case serf.StatusAlive:
+		return StatusAlive
+	case serf.StatusLeaving:
+		return StatusLeaving
+	case serf.StatusLeft:
+		return StatusLeft
+	case serf.StatusFailed:
+		return StatusFailed
+	}
+	return "unknown"
+}
+
+func (m *Mesh) updateMemberLocked(s serf.Member) {
+	ms, ok := m.members[s.Name]
+	if !ok {
+		ms = &memberState{}
+		m.members[s.Name] = ms
+	}
+	ms.addr = memberlist.Address{Addr: net.JoinHostPort(s.Addr.String(), strconv.Itoa(int(s.Port))), Name: s.Name}
+	ms.status = s.Status
+	_, ms.shoal = s.Tags[TagShoal]
+}
+
+func (m *Mesh) eventLoop() {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case ev := <-m.events:
+			me, ok := ev.(serf.MemberEvent)
+			if !ok {
+				continue
+			}
+			now := time.Now()
+			m.mu.Lock()
+			for _, mem := range me.Members {
+				switch me.Type {
+				case serf.EventMemberReap:
+					delete(m.members, mem.Name)
+					m.table.Remove(mem.Name)
+				case serf.EventMemberLeave, serf.EventMemberFailed:
+					m.updateMemberLocked(mem)
+				default:
+					m.updateMemberLocked(mem)
+				}
+			}
+			m.mu.Unlock()
+			for _, mem := range me.Members {
+				m.log.Info(me.Type.String(), "member", mem.Name, "addr", mem.Addr.String())
+				if m.cfg.OnEvent != nil {
+					m.cfg.OnEvent(Event{Type: me.Type.String(), Member: mem.Name, Addr: mem.Addr.String(), Time: now})
+				}
+			}
+		}
+	}
+}
+
+func (m *Mesh) gossipLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.cfg.GossipInterval)
+	defer t.Stop()
+	var buf []byte
+	for {
+		select {
+		case <-m.stop:
+			return
+		case now := <-t.C:
+			buf = m.gossipOnce(now, buf[:0])
+		}
+	}
+}
+
+// gossipOnce publishes this node's load and pushes one packet of the
+// freshest entries to GossipFanout random alive Shoal members.
+func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
+	if m.cfg.Load != nil {
+		if l, ok := m.cfg.Load(); ok {
+			st := EncodeState(nil, l)
+			m.mu.Lock()
+			m.table.SetSelf(st, now)
+			m.mu.Unlock()
+		}
+	}
+	m.mu.Lock()
+	peers := make([]memberlist.Address, 0, len(m.members))
+	for name, ms := range m.members {
+		if name != m.cfg.NodeName && ms.shoal && ms.status == serf.StatusAlive {
+			peers = append(peers, ms.addr)
+		}
+	}
+	if len(peers) == 0 {
+		m.mu.Unlock()
+		return buf
+	}
+	entries := m.table.Select(now, m.cfg.PacketBudget, m.cfg.MaxForwardAge, m.aliveLocked)
+	m.mu.Unlock()
+	if len(entries) == 0 {
+		return buf
+	}
+	body := AppendEntries(nil, entries)
+	pkt, err := m.sealer.Seal(buf, body)
+	if err != nil {
+		m.log.Warn("seal load packet", "err", err)
+		return buf
+	}
+	for i := 0; i < m.cfg.GossipFanout && len(peers) > 0; i++ {
+		j := m.rng.IntN(len(peers))
+		_, _ = m.trans.WriteToAddress(pkt, peers[j])
+		peers[j] = peers[len(peers)-1]
+		peers = peers[:len(peers)-1]
+	}
+	return pkt
+}
+
+func (m *Mesh) aliveLocked(name string) bool {
+	ms, ok := m.members[name]
+	return ok && ms.status == serf.StatusAlive
+}
+
+// handlePacket takes one Shoal packet from the transport. Whatever is wrong
+// with it, it is dropped and counted.
+func (m *Mesh) handlePacket(p *memberlist.Packet) {
+	body, err := m.sealer.Open(p.Buf)
+	if err != nil || len(body) == 0 {
+		m.stats.Dropped.Add(1)
+		m.log.Debug("dropped packet", "from", p.From.String(), "err", err)
+		return
+	}
+	switch body[0] {
+	case KindLoad:
+		entries, err := DecodeEntries(body)
+		if err != nil {
+			m.stats.Dropped.Add(1)
+			m.log.Debug("dropped load packet", "from", p.From.String(), "err", err)
+			return
+		}
+		now := time.Now()
+		m.mu.Lock()
+		for _, e := range entries {
+			if !m.aliveLocked(e.Name) {
+				continue
+			}
+			if _, err := DecodeState(e.State); err != nil {
+				m.stats.Dropped.Add(1)
+				continue
+			}
+			m.table.Merge(e, now)
+		}
+		m.mu.Unlock()
+	case KindElection:
+		from, msg, err := decodeElection(body)
+		if err != nil {
+			m.stats.Dropped.Add(1)
+			return
+		}
+		if m.cfg.OnElection != nil {
+			m.cfg.OnElection(from, msg)
+		}
+	default:
+		m.stats.Dropped.Add(1)
+	}
+}
+
+// SendElection sends an election message body to the named member.
+func (m *Mesh) SendElection(to string, msg []byte) error {
+	m.mu.Lock()
+	ms, ok := m.members[to]
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no member named %q", to)
+	}
+	pkt, err := m.sealer.Seal(nil, encodeElection(m.cfg.NodeName, msg))
+	if err != nil {
+		return err
+	}
+	_, err = m.trans.WriteToAddress(pkt, ms.addr)
+	return err
+}
+
+func encodeElection(from string, msg []byte) []byte {
+	b := []byte{KindElection, byte(len(from))}
+	b = append(b, from...)
+	return append(b, msg...)
+}
+
+func decodeElection(b []byte) (string, []byte, error) {
+	if len(b) < 2 || b[0] != KindElection || int(b[1]) == 0 || len(b) < 2+int(b[1]) {
+		return "", nil, fmt.Errorf("%w: election body", ErrBadPacket)
+	}
+	return string(b[2 : 2+int(b[1])]), b[2+int(b[1]):], nil
+}

@@ -1,0 +1,239 @@
+package mesh
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Packet framing on the shared gossip port. memberlist's own packets start
+// with a message type below 32, an encryption version (0 or 1) or its label
+// marker (244); Shoal's start with PacketMagic, so one UDP port carries both
+// and the transport hands each to its owner.
+const (
+	// PacketMagic is the first byte of every Shoal packet.
+	PacketMagic = 0xC5
+	// packetVersion is the framing version, in the high nibble of byte 1.
+	packetVersion = 1
+	flagEncrypted = 0x01
+
+	// KindLoad carries load entries (see the package doc).
+	KindLoad = 1
+	// KindElection carries one election message.
+	KindElection = 2
+
+	// MaxPacketSize bounds a Shoal packet on the wire.
+	MaxPacketSize = 64 * 1024
+	// MaxEntries bounds the entries in one load packet.
+	MaxEntries = 1024
+	// MaxNameLen bounds a node name in a load entry.
+	MaxNameLen = 128
+	// MaxEntryAge bounds the age carried by an entry.
+	MaxEntryAge = time.Hour
+
+	nonceSize = 12
+)
+
+// Sentinel errors for packets; decoders wrap them with the details.
+var (
+	ErrBadPacket = errors.New("mesh: malformed packet")
+	ErrNoKey     = errors.New("mesh: packet cannot be decrypted with any installed key")
+	ErrPlaintext = errors.New("mesh: unencrypted packet while gossip encryption is on")
+	ErrNotShoal  = errors.New("mesh: not a shoal packet")
+)
+
+// Entry is one member's load as carried in a packet: the encoded state and
+// how long ago its origin published it, as the sender reckons.
+type Entry struct {
+	Name  string
+	Age   time.Duration
+	State []byte
+}
+
+// AppendEntries appends the body of a KindLoad packet holding entries.
+func AppendEntries(dst []byte, entries []Entry) []byte {
+	dst = append(dst, KindLoad)
+	dst = binary.AppendUvarint(dst, uint64(len(entries)))
+	for _, e := range entries {
+		dst = appendEntry(dst, e)
+	}
+	return dst
+}
+
+func appendEntry(dst []byte, e Entry) []byte {
+	dst = append(dst, byte(len(e.Name)))
+	dst = append(dst, e.Name...)
+	dst = binary.AppendUvarint(dst, uint64(e.Age/(10*time.Millisecond)))
+	dst = append(dst, byte(len(e.State)))
+	return append(dst, e.State...)
+}
+
+// entrySize is the encoded size of e inside a packet body.
+func entrySize(e Entry) int {
+	var tmp [binary.MaxVarintLen64]byte
+	return 2 + len(e.Name) + len(e.State) + binary.PutUvarint(tmp[:], uint64(e.Age/(10*time.Millisecond)))
+}
+
+// DecodeEntries decodes the body of a KindLoad packet (starting at the kind
+// byte). It checks every length against the input and the bounds above and
+// returns an error wrapping ErrBadPacket instead of panicking.
+func DecodeEntries(b []byte) ([]Entry, error) {
+	if len(b) < 2 || b[0] != KindLoad {
+		return nil, fmt.Errorf("%w: not a load body", ErrBadPacket)
+	}
+	n, k := binary.Uvarint(b[1:])
+	if k <= 0 {
+		return nil, fmt.Errorf("%w: bad entry count", ErrBadPacket)
+	}
+	if n > MaxEntries {
+		return nil, fmt.Errorf("%w: %d entries, at most %d allowed", ErrBadPacket, n, MaxEntries)
+	}
+	b = b[1+k:]
+	// Each entry takes at least 3 bytes: a count larger than that is a lie.
+	if n > uint64(len(b))/3+1 {
+		return nil, fmt.Errorf("%w: %d entries in %d bytes", ErrBadPacket, n, len(b))
+	}
+	out := make([]Entry, 0, n)
+	for i := uint64(0); i < n; i++ {
+		if len(b) < 1 {
+			return nil, fmt.Errorf("%w: entry %d truncated", ErrBadPacket, i)
+		}
+		nl := int(b[0])
+		if nl == 0 || nl > MaxNameLen || len(b) < 1+nl {
+			return nil, fmt.Errorf("%w: entry %d name length %d", ErrBadPacket, i, nl)
+		}
+		name := string(b[1 : 1+nl])
+		b = b[1+nl:]
+		age, k := binary.Uvarint(b)
+		if k <= 0 {
+			return nil, fmt.Errorf("%w: entry %d bad age", ErrBadPacket, i)
+		}
+		if age > uint64(MaxEntryAge/(10*time.Millisecond)) {
+			return nil, fmt.Errorf("%w: entry %d age %d0ms above %v", ErrBadPacket, i, age, MaxEntryAge)
+		}
+		b = b[k:]
+		if len(b) < 1 {
+			return nil, fmt.Errorf("%w: entry %d truncated", ErrBadPacket, i)
+		}
+		sl := int(b[0])
+		if sl > MaxStateLen || len(b) < 1+sl {
+			return nil, fmt.Errorf("%w: entry %d state length %d", ErrBadPacket, i, sl)
+		}
+		st := append([]byte(nil), b[1:1+sl]...)
+		b = b[1+sl:]
+		out = append(out, Entry{Name: name, Age: time.Duration(age) * 10 * time.Millisecond, State: st})
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadPacket, len(b))
+	}
+	return out, nil
+}
+
+// Sealer frames packet bodies for the wire and opens them, encrypting with
+// AES-GCM under the primary gossip key when keys are installed. The label
+// (memberlist's) is authenticated as additional data, so packets of another
+// mesh fail to open even when both use the same key.
+type Sealer struct {
+	// Keys returns the installed keys, primary first; nil or empty means
+	// gossip encryption is off. It is called once per packet.
+	Keys func() (primary []byte, all [][]byte)
+	// Label is the mesh label, authenticated but not sent.
+	Label string
+}
+
+func (s *Sealer) keys() ([]byte, [][]byte) {
+	if s == nil || s.Keys == nil {
+		return nil, nil
+	}
+	return s.Keys()
+}
+
+// Seal frames body into a packet appended to dst.
+func (s *Sealer) Seal(dst, body []byte) ([]byte, error) {
+	primary, _ := s.keys()
+	if len(primary) == 0 {
+		dst = append(dst, PacketMagic, packetVersion<<4)
+		dst = append(dst, byte(len(s.label())))
+		dst = append(dst, s.label()...)
+		return append(dst, body...), nil
+	}
+	gcm, err := newGCM(primary)
+	if err != nil {
+		return nil, err
+	}
+	hdr := []byte{PacketMagic, packetVersion<<4 | flagEncrypted}
+	dst = append(dst, hdr...)
+	var nonce [nonceSize]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, err
+	}
+	dst = append(dst, nonce[:]...)
+	return gcm.Seal(dst, nonce[:], body, s.aad(hdr)), nil
+}
+
+// Open checks a packet's framing and returns its body. Plaintext packets are
+// refused when encryption is on, and encrypted ones when it is off.
+func (s *Sealer) Open(p []byte) ([]byte, error) {
+	if len(p) < 2 || p[0] != PacketMagic {
+		return nil, ErrNotShoal
+	}
+	if len(p) > MaxPacketSize {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrBadPacket, len(p), MaxPacketSize)
+	}
+	if p[1]>>4 != packetVersion {
+		return nil, fmt.Errorf("%w: framing version %d", ErrBadPacket, p[1]>>4)
+	}
+	_, all := s.keys()
+	if p[1]&flagEncrypted == 0 {
+		if len(all) > 0 {
+			return nil, ErrPlaintext
+		}
+		if len(p) < 3 || len(p) < 3+int(p[2]) {
+			return nil, fmt.Errorf("%w: truncated label", ErrBadPacket)
+		}
+		if string(p[3:3+int(p[2])]) != s.label() {
+			return nil, fmt.Errorf("%w: label %q, this mesh is %q", ErrBadPacket, p[3:3+int(p[2])], s.label())
+		}
+		return p[3+int(p[2]):], nil
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("%w: encrypted packet but gossip encryption is off", ErrNoKey)
+	}
+	if len(p) < 2+nonceSize+16 {
+		return nil, fmt.Errorf("%w: encrypted packet of %d bytes", ErrBadPacket, len(p))
+	}
+	hdr, nonce, ct := p[:2], p[2:2+nonceSize], p[2+nonceSize:]
+	for _, k := range all {
+		gcm, err := newGCM(k)
+		if err != nil {
+			continue
+		}
+		if body, err := gcm.Open(nil, nonce, ct, s.aad(hdr)); err == nil {
+			return body, nil
+		}
+	}
+	return nil, ErrNoKey
+}
+
+func (s *Sealer) label() string {
+	if s == nil || len(s.Label) > 255 {
+		return ""
+	}
+	return s.Label
+}
+
+func (s *Sealer) aad(hdr []byte) []byte {
+	return append(append([]byte(nil), hdr...), s.label()...)
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	blk, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: gossip key of %d bytes: %w", len(key), err)
+	}
+	return cipher.NewGCM(blk)
+}
