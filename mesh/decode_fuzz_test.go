@@ -1,0 +1,208 @@
+package mesh
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/shoalmesh/shoal/metrics"
+)
+
+func TestStateRoundTrip(t *testing.T) {
+	in := metrics.Load{CPUPercent: 37.25, MemPercent: 81.5, Cores: 3.5, Load1: 1.75, NetRxBps: 123456, NetTxBps: 1 << 20, MemAvailable: 8 << 30}
+	out, err := DecodeState(EncodeState(nil, in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.CPUPercent != 37.25 || out.MemPercent != 81.5 || out.Cores != 3.5 || out.Load1 != 1.75 {
+		t.Fatalf("fixed fields: %+v", out)
+	}
+	for _, c := range []struct{ got, want float64 }{{out.NetRxBps, in.NetRxBps}, {out.NetTxBps, in.NetTxBps}, {float64(out.MemAvailable), float64(in.MemAvailable)}} {
+		if d := (c.got - c.want) / c.want; d > 0.001 || d < -0.001 {
+			t.Errorf("mini-float %v decoded as %v", c.want, c.got)
+		}
+	}
+}
+
+func TestStateRejects(t *testing.T) {
+	good := EncodeState(nil, metrics.Load{CPUPercent: 5})
+	cases := map[string][]byte{
+		"empty":      nil,
+		"short":      good[:10],
+		"major 2":    append([]byte{0x20}, good[1:]...),
+		"cpu > 100%": append(append([]byte{}, good[:2]...), append([]byte{0xff, 0xff}, good[4:]...)...),
+		"too long":   make([]byte, MaxStateLen+1),
+	}
+	for name, b := range cases {
+		if _, err := DecodeState(b); !errors.Is(err, ErrBadState) {
+			t.Errorf("%s: err %v, want ErrBadState", name, err)
+		}
+	}
+	// A newer minor version with an appended field still decodes.
+	newer := append(append([]byte{0x13}, good[1:]...), 9, 9, 9)
+	if _, err := DecodeState(newer); err != nil {
+		t.Errorf("minor version 3 with extra bytes: %v", err)
+	}
+}
+
+func TestMiniFloatSaturatesAndRounds(t *testing.T) {
+	for _, v := range []float64{0, 1, 2047, 2048, 2049, 4095, 1e6, 3.3e9, 4.4e12} {
+		got := decodeMiniFloat(encodeMiniFloat(v))
+		if v >= 1024 {
+			if d := (got - v) / v; d > 0.001 || d < -0.001 {
+				t.Errorf("%v -> %v", v, got)
+			}
+		} else if got != v {
+			t.Errorf("%v -> %v", v, got)
+		}
+	}
+	if got := decodeMiniFloat(encodeMiniFloat(1e20)); got != 2047*(1<<31) {
+		t.Errorf("no saturation: %v", got)
+	}
+}
+
+func TestEntriesRoundTripAndBounds(t *testing.T) {
+	st := EncodeState(nil, metrics.Load{CPUPercent: 12})
+	in := []Entry{{Name: "a", Age: 0, State: st}, {Name: "node-2.example", Age: 1230 * time.Millisecond, State: st}}
+	out, err := DecodeEntries(AppendEntries(nil, in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 || out[1].Name != "node-2.example" || out[1].Age != 1230*time.Millisecond || !bytes.Equal(out[1].State, st) {
+		t.Fatalf("round trip: %+v", out)
+	}
+	body := AppendEntries(nil, in)
+	for i := range body {
+		if _, err := DecodeEntries(body[:i]); err == nil {
+			t.Errorf("truncated at %d decoded", i)
+		}
+	}
+	huge := []byte{KindLoad, 0xff, 0xff, 0x03}
+	if _, err := DecodeEntries(huge); !errors.Is(err, ErrBadPacket) {
+		t.Errorf("count beyond bound: %v", err)
+	}
+}
+
+func TestSealerLabelAndKeys(t *testing.T) {
+	k1, k2 := bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, 32)
+	body := []byte{KindLoad, 0}
+	plainA := &Sealer{Label: "a"}
+	p, _ := plainA.Seal(nil, body)
+	if got, err := plainA.Open(p); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("plain round trip: %v", err)
+	}
+	if _, err := (&Sealer{Label: "b"}).Open(p); err == nil {
+		t.Error("packet of label a opened under label b")
+	}
+	enc := func(primary []byte, all ...[]byte) *Sealer {
+		return &Sealer{Label: "a", Keys: func() ([]byte, [][]byte) { return primary, all }}
+	}
+	p, err := enc(k1, k1).Seal(nil, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enc(k2, k2, k1).Open(p); err != nil {
+		t.Errorf("secondary key should open: %v", err)
+	}
+	if _, err := enc(k2, k2).Open(p); !errors.Is(err, ErrNoKey) {
+		t.Errorf("wrong key: %v", err)
+	}
+	if _, err := plainA.Open(p); err == nil {
+		t.Error("encrypted packet opened without keys")
+	}
+	pp, _ := plainA.Seal(nil, body)
+	if _, err := enc(k1, k1).Open(pp); !errors.Is(err, ErrPlaintext) {
+		t.Errorf("plaintext accepted with encryption on: %v", err)
+	}
+}
+
+func FuzzDecodeState(f *testing.F) {
+	f.Add(EncodeState(nil, metrics.Load{CPUPercent: 50, NetRxBps: 1e6}))
+	f.Add([]byte{0x10})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := DecodeState(b)
+		if err != nil {
+			return
+		}
+		if l.CPUPercent > 100 || l.MemPercent > 100 || l.CPUPercent < 0 {
+			t.Fatalf("decoded out of range: %+v", l)
+		}
+		// Re-encoding a decoded state is stable.
+		l2, err := DecodeState(EncodeState(nil, l))
+		if err != nil || l2 != l {
+			t.Fatalf("re-encode: %+v vs %+v (%v)", l, l2, err)
+		}
+	})
+}
+
+func FuzzDecodeEntries(f *testing.F) {
+	st := EncodeState(nil, metrics.Load{CPUPercent: 12})
+	f.Add(AppendEntries(nil, []Entry{{Name: "a", State: st}, {Name: "b", Age: time.Second, State: st}}))
+	f.Add([]byte{KindLoad, 0})
+	f.Add([]byte{KindLoad, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		es, err := DecodeEntries(b)
+		if err != nil {
+			return
+		}
+		if len(es) > MaxEntries {
+			t.Fatalf("%d entries", len(es))
+		}
+		for _, e := range es {
+			if len(e.Name) == 0 || len(e.Name) > MaxNameLen || len(e.State) > MaxStateLen || e.Age > MaxEntryAge {
+				t.Fatalf("entry out of bounds: %+v", e)
+			}
+		}
+		again, err := DecodeEntries(AppendEntries(nil, es))
+		if err != nil || len(again) != len(es) {
+			t.Fatalf("re-encode: %v", err)
+		}
+	})
+}
+
+func FuzzOpenPacket(f *testing.F) {
+	s := &Sealer{Label: "x", Keys: func() ([]byte, [][]byte) { k := bytes.Repeat([]byte{7}, 16); return k, [][]byte{k} }}
+	p, _ := s.Seal(nil, []byte{KindLoad, 0})
+	f.Add(p)
+	f.Add([]byte{PacketMagic, 0x10, 1, 'x', KindLoad, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, s := range []*Sealer{s, {Label: "x"}} {
+			body, err := s.Open(b)
+			if err == nil && len(body) > 0 && body[0] == KindLoad {
+				_, _ = DecodeEntries(body)
+			}
+			if err == nil && len(body) > 0 && body[0] == KindElection {
+				_, _, _ = decodeElection(body)
+			}
+		}
+	})
+}
+
+func TestGarbageAtTheGossipPortIsDroppedAndCounted(t *testing.T) {
+	a := startNode(t, 1, "", nil, "")
+	b := startNode(t, 2, "", nil, "")
+	if _, err := b.m.Join([]string{addrOf(a.m)}); err != nil {
+		t.Fatal(err)
+	}
+	// Garbage with our magic byte, and garbage memberlist must reject.
+	for _, pkt := range [][]byte{{PacketMagic, 0x10, 0}, {PacketMagic, 0x10, 0, KindLoad, 0xff, 0xff, 0xff}, {PacketMagic}, {0xff, 1, 2, 3}} {
+		if _, err := b.m.trans.WriteTo(pkt, addrOf(a.m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "garbage counted", func() error {
+		if d := a.m.Stats().Dropped.Load(); d < 3 {
+			return errors.New("dropped counter below 3")
+		}
+		return nil
+	})
+	waitFor(t, 5*time.Second, "mesh still works", func() error {
+		for _, m := range a.m.Members() {
+			if m.Status != StatusAlive || m.Load == nil {
+				return errors.New(m.Name + " not alive with load")
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,74 @@
+// Package mesh is Shoal's membership and load dissemination: serf on
+// memberlist for who is in the mesh and alive, and a bounded epidemic of
+// compact load states for how busy each member is.
+//
+// # Usage
+//
+//	m, err := mesh.New(mesh.Config{NodeName: "web-1", Profile: mesh.ProfileLAN,
+//		DataDir: "/var/lib/shoal", Keys: keys, Load: monitor.Latest})
+//	...
+//	m.JoinRetry(ctx, []string{"10.0.0.2", "10.0.0.3"}, mesh.RetryOptions{Attempts: 5})
+//	for _, mem := range m.Members() { fmt.Println(mem.Name, mem.Status, mem.Load, mem.LoadAge) }
+//	m.Leave(); m.Shutdown()
+//
+// # Why load does not ride in serf tags
+//
+// A tag change is a memberlist alive broadcast, retransmitted about
+// RetransmitMult × log10(N+1) times by every node: some 16 sends per node per
+// change at 1,000 members. Gossiping load that way once a second from each of
+// 1,000 nodes would be ~40 times memberlist's LAN gossip budget. Instead each
+// node runs its own rounds on the same port: every GossipInterval it pushes
+// ONE packet to GossipFanout random alive Shoal members, holding its own state
+// (age 0) and then the freshest entries it holds, up to PacketBudget bytes.
+// Bytes per node per second are therefore bounded by
+// GossipFanout × PacketBudget / GossipInterval (about 12 KB/s on lan) whatever
+// the mesh size and however fast loads change; freshest-first makes new
+// information spread as an epidemic while it is new. Ages travel as ages, not
+// timestamps, so clocks never need to agree. Tags carry only static facts.
+//
+// Age: an entry's age is the time since its origin last published it. The
+// origin publishes its current smoothed load every round, so the sample
+// behind it is at most one sampling interval older still.
+//
+// # Packet layout
+//
+// Shoal packets share memberlist's UDP port. memberlist's own start with a
+// message type below 32, an encryption version (0/1) or its label marker
+// (244); Shoal's start with 0xC5:
+//
+//	off  len  field
+//	0    1    0xC5 magic
+//	1    1    high nibble: framing version (1); low nibble: flags (bit 0: encrypted)
+//	plaintext:  2  1  label length L;  3  L  label (must equal ours);  3+L  body
+//	encrypted:  2 12  nonce;  14  ...  AES-GCM(body) with its 16-byte tag;
+//	            additional data = bytes 0–1 and our label
+//
+// The key is memberlist's primary gossip key; every installed key is tried
+// when opening, so rotation (install, use, remove) needs no downtime. Body:
+//
+//	0   1  kind: 1 load entries, 2 election message
+//	kind 1: uvarint count (≤ 1024), then per entry:
+//	        1 byte name length (1–128), name, uvarint age in 10 ms (≤ 1 h),
+//	        1 byte state length (≤ 64), state
+//	kind 2: 1 byte sender name length, sender name, election message
+//
+// # Node state layout (version 1.0, 16 bytes, big-endian)
+//
+//	off len field
+//	0   1   version: high nibble major (1), low nibble minor (0)
+//	1   1   flags (0)
+//	2   2   CPU busy, hundredths of a percent (0–10000)
+//	4   2   memory used, hundredths of a percent (0–10000)
+//	6   2   cores available, hundredths (cgroup quota or logical CPUs)
+//	8   2   1-minute load average, hundredths (saturates at 655.35)
+//	10  2   network receive, bytes/s, mini-float
+//	12  2   network transmit, bytes/s, mini-float
+//	14  2   memory available, bytes, mini-float
+//
+// A mini-float is 5 bits of exponent e over 11 bits of mantissa m, value
+// m << e: under 0.1% error from 1 KiB up, saturating at about 4.4e12. A
+// reader accepts any minor version of its major version and ignores bytes
+// past those it knows, so fields are added by appending. Every decoder
+// bounds its input and returns an error instead of panicking; garbage is
+// dropped and counted in Stats.Dropped.
+package mesh
