@@ -20,8 +20,8 @@
 // Where the process sits in a cgroup v2 hierarchy (found from the "0::" line
 // of /proc/self/cgroup, under /sys/fs/cgroup by default) SystemReader also
 // reads cpu.max, cpu.stat, memory.max, memory.current and memory.stat. Where
-// a limit is set ("max" means none; the tightest limit from the process's
-// cgroup up to the root counts), the Load is relative to it:
+// a limit is set ("max" means none; limits on ancestors count too, and the one
+// that binds first is used, see CgroupCounters), the Load is relative to it:
 //
 //   - Cores is quota / period (capped at the host's logical CPU count), and
 //     CPUPercent is the cgroup's usage_usec delta over dt × Cores.

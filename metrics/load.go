@@ -5,7 +5,8 @@ import "time"
 // Load is one node's smoothed load: what the node gossips about itself and what
 // every other node reads from its View. All figures are relative to what the
 // node may use: inside a container with cgroup v2 limits, CPUPercent is busy
-// time over the CPU quota and MemPercent is usage over memory.max.
+// time over the CPU quota and MemPercent is the working set (memory.current
+// less inactive_file) over memory.max.
 type Load struct {
 	// CPUPercent is busy CPU time over available CPU time, 0..100.
 	CPUPercent float64 `json:"cpu_percent"`
