@@ -1,0 +1,290 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/shoalmesh/shoal/mesh"
+	"github.com/shoalmesh/shoal/metrics"
+)
+
+// Version is the build's version, set with -ldflags "-X ...agent.Version=v1".
+var Version = "dev"
+
+// Agent is one Shoal node: load sampling, the mesh, and the HTTP API. It is
+// the one place where the parts are started and stopped.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	monitor *metrics.Monitor
+	mesh    *mesh.Mesh
+	http    *http.Server
+	httpLn  net.Listener
+	started time.Time
+	events  *eventLog
+
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	done     chan struct{}
+	leaveReq chan struct{}
+
+	// Options for tests and the dev mesh.
+	reader metrics.Reader
+}
+
+// Option adjusts an Agent at construction.
+type Option func(*Agent)
+
+// WithReader samples load through r instead of the host (tests, dev).
+func WithReader(r metrics.Reader) Option { return func(a *Agent) { a.reader = r } }
+
+// WithLogger sets the logger (default: a text logger on stderr at cfg.LogLevel).
+func WithLogger(l *slog.Logger) Option { return func(a *Agent) { a.log = l } }
+
+// NewLogger builds the logger a Config asks for.
+func NewLogger(w io.Writer, level string, asJSON bool) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	o := &slog.HandlerOptions{Level: lv}
+	if asJSON {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// New validates cfg and builds an agent; Start brings it up.
+func New(cfg Config, opts ...Option) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, done: make(chan struct{}), leaveReq: make(chan struct{}, 1), events: newEventLog(512)}
+	for _, o := range opts {
+		o(a)
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	a.log = a.log.With("node", cfg.NodeName)
+	return a, nil
+}
+
+// Start samples load, binds the gossip port and the API, and joins the
+// mesh (retrying with backoff when RetryJoin is set). A failure leaves
+// nothing running.
+func (a *Agent) Start(ctx context.Context) (err error) {
+	cfg := a.cfg
+	a.started = time.Now()
+	mon, err := metrics.NewMonitor(metrics.Config{
+		Interval: time.Duration(cfg.SampleInterval),
+		HalfLife: time.Duration(cfg.HalfLife),
+		Reader:   a.reader,
+		Logger:   a.log,
+	})
+	if err != nil {
+		return err
+	}
+	a.monitor = mon
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	defer func() {
+		if err != nil {
+			a.shutdown()
+		}
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		_ = mon.Run(runCtx)
+	}()
+
+	keys, err := a.keys()
+	if err != nil {
+		return err
+	}
+	bhost, bport, _ := splitHostPort("bind", cfg.Bind)
+	if bhost == "" {
+		bhost = "0.0.0.0"
+	}
+	var ahost string
+	var aport int
+	if cfg.Advertise != "" {
+		ahost, aport, _ = splitHostPort("advertise", cfg.Advertise)
+	}
+	tags := map[string]string{}
+	for k, v := range cfg.Tags {
+		tags[k] = v
+	}
+	tags[TagPriority] = strconv.Itoa(cfg.Priority)
+	m, err := mesh.New(mesh.Config{
+		NodeName:         cfg.NodeName,
+		BindAddr:         bhost,
+		BindPort:         bport,
+		AdvertiseAddr:    ahost,
+		AdvertisePort:    aport,
+		Profile:          cfg.Profile,
+		Tags:             tags,
+		DataDir:          cfg.DataDir,
+		RejoinAfterLeave: cfg.RejoinAfterLeave,
+		Keys:             keys,
+		Label:            cfg.Label,
+		Load:             mon.Latest,
+		OnEvent:          a.onMeshEvent,
+		Logger:           a.log,
+	})
+	if err != nil {
+		return err
+	}
+	a.mesh = m
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http-addr %s: %w", cfg.HTTPAddr, err)
+	}
+	a.httpLn = ln
+	a.http = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server stopped", "err", err)
+		}
+	}()
+	addr, port := m.LocalAddr()
+	a.log.Info("agent started", "gossip", net.JoinHostPort(addr, strconv.Itoa(port)), "http", ln.Addr().String(), "profile", cfg.Profile, "version", Version)
+
+	if len(cfg.Join) > 0 {
+		attempts := 1
+		if cfg.RetryJoin {
+			attempts = cfg.RetryMax
+		}
+		if _, err := m.JoinRetry(ctx, cfg.Join, mesh.RetryOptions{Attempts: attempts, Initial: time.Duration(cfg.RetryInterval), Max: 30 * time.Second}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Agent) keys() ([][]byte, error) {
+	var keys [][]byte
+	if a.cfg.KeyringFile != "" {
+		ks, err := mesh.ReadKeyringFile(a.cfg.KeyringFile)
+		if err != nil {
+			return nil, err
+		}
+		keys = ks
+	}
+	if a.cfg.EncryptKey != "" {
+		k, err := mesh.ParseKey(a.cfg.EncryptKey)
+		if err != nil {
+			return nil, err
+		}
+		keys = append([][]byte{k}, keys...)
+	}
+	return keys, nil
+}
+
+// Mesh returns the running mesh (nil before Start).
+func (a *Agent) Mesh() *mesh.Mesh { return a.mesh }
+
+// Monitor returns the load monitor (nil before Start).
+func (a *Agent) Monitor() *metrics.Monitor { return a.monitor }
+
+// HTTPAddr returns the API's bound address (useful with port 0).
+func (a *Agent) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// Done is closed once the agent has shut down.
+func (a *Agent) Done() <-chan struct{} { return a.done }
+
+// LeaveRequested fires when the API asked the agent to leave and stop.
+func (a *Agent) LeaveRequested() <-chan struct{} { return a.leaveReq }
+
+// Stop shuts the agent down, leaving the mesh gracefully first if leave is
+// true. Safe to call more than once.
+func (a *Agent) Stop(leave bool) {
+	a.stopOnce.Do(func() {
+		if leave && a.mesh != nil {
+			if err := a.mesh.Leave(); err != nil {
+				a.log.Warn("leave", "err", err)
+			} else {
+				a.log.Info("left the mesh")
+			}
+		}
+		a.shutdown()
+	})
+}
+
+func (a *Agent) shutdown() {
+	if a.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = a.http.Shutdown(ctx)
+		cancel()
+	}
+	if a.mesh != nil {
+		_ = a.mesh.Shutdown()
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	select {
+	case <-a.done:
+	default:
+		close(a.done)
+	}
+	a.log.Info("agent stopped")
+}
+
+func (a *Agent) onMeshEvent(e mesh.Event) {
+	a.events.add(Event{Time: e.Time, Type: e.Type, Member: e.Member, Detail: e.Addr})
+}
+
+// Event is one entry of the agent's recent events (joins, failures, ...).
+type Event struct {
+	Time   time.Time `json:"time"`
+	Type   string    `json:"type"`
+	Member string    `json:"member,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// eventLog keeps the most recent events.
+type eventLog struct {
+	mu   sync.Mutex
+	buf  []Event
+	next int
+	full bool
+}
+
+func newEventLog(n int) *eventLog { return &eventLog{buf: make([]Event, n)} }
+
+func (l *eventLog) add(e Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf[l.next] = e
+	l.next = (l.next + 1) % len(l.buf)
+	if l.next == 0 {
+		l.full = true
+	}
+}
+
+func (l *eventLog) list() []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.full {
+		return append([]Event(nil), l.buf[:l.next]...)
+	}
+	return append(append([]Event(nil), l.buf[l.next:]...), l.buf[:l.next]...)
+}

@@ -1,0 +1,329 @@
+package agent
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/shoalmesh/shoal/client"
+	"github.com/shoalmesh/shoal/mesh"
+	"github.com/shoalmesh/shoal/metrics"
+)
+
+// Handler returns the agent's HTTP API, /metrics included. With an API token
+// set, every request must carry it as "Authorization: Bearer <token>".
+func (a *Agent) Handler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCollector(a))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health", a.handleHealth)
+	mux.HandleFunc("GET /v1/info", a.handleInfo)
+	mux.HandleFunc("GET /v1/members", a.handleMembers)
+	mux.HandleFunc("GET /v1/load", a.handleLoad)
+	mux.HandleFunc("GET /v1/events", a.handleEvents)
+	mux.HandleFunc("POST /v1/join", a.handleJoin)
+	mux.HandleFunc("POST /v1/leave", a.handleLeave)
+	mux.HandleFunc("POST /v1/force-leave", a.handleForceLeave)
+	mux.HandleFunc("GET /v1/keys", a.handleKeys)
+	mux.HandleFunc("POST /v1/keys/{op}", a.handleKeys)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return a.auth(mux)
+}
+
+func (a *Agent) auth(next http.Handler) http.Handler {
+	if a.cfg.APIToken == "" {
+		return next
+	}
+	want := []byte("Bearer " + a.cfg.APIToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="shoal"`)
+			writeErr(w, http.StatusUnauthorized, errors.New("missing or wrong API token (send Authorization: Bearer <token>)"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, client.ErrorBody{Error: err.Error()})
+}
+
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("request body: %w", err)
+	}
+	return nil
+}
+
+func toClientLoad(l *metrics.Load) *client.Load {
+	if l == nil {
+		return nil
+	}
+	return &client.Load{CPUPercent: l.CPUPercent, MemPercent: l.MemPercent, MemAvailable: l.MemAvailable,
+		NetRxBps: l.NetRxBps, NetTxBps: l.NetTxBps, Load1: l.Load1, Cores: l.Cores}
+}
+
+func toClientMember(m mesh.Member) client.Member {
+	cm := client.Member{Name: m.Name, Addr: m.Addr, Port: int(m.Port), Status: m.Status, Tags: m.Tags, Self: m.Self,
+		Load: toClientLoad(m.Load), LoadAgeSeconds: -1}
+	if m.Load != nil {
+		cm.LoadAgeSeconds = m.LoadAge.Seconds()
+	}
+	return cm
+}
+
+// filterMembers applies ?status= and ?tag=k=v (repeatable) filters.
+func filterMembers(ms []mesh.Member, status string, tags []string) ([]client.Member, error) {
+	want := map[string]string{}
+	for _, t := range tags {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("tag filter %q: want key=value", t)
+		}
+		want[k] = v
+	}
+	switch status {
+	case "", mesh.StatusAlive, mesh.StatusLeaving, mesh.StatusLeft, mesh.StatusFailed:
+	default:
+		return nil, fmt.Errorf("status filter %q: use alive, leaving, left or failed", status)
+	}
+	out := []client.Member{}
+	for _, m := range ms {
+		if status != "" && m.Status != status {
+			continue
+		}
+		ok := true
+		for k, v := range want {
+			if m.Tags[k] != v {
+				ok = false
+			}
+		}
+		if ok {
+			out = append(out, toClientMember(m))
+		}
+	}
+	return out, nil
+}
+
+func (a *Agent) handleMembers(w http.ResponseWriter, r *http.Request) {
+	out, err := filterMembers(a.mesh.Members(), r.URL.Query().Get("status"), r.URL.Query()["tag"])
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *Agent) handleHealth(w http.ResponseWriter, r *http.Request) {
+	ms := a.mesh.Members()
+	alive := 0
+	for _, m := range ms {
+		if m.Status == mesh.StatusAlive {
+			alive++
+		}
+	}
+	writeJSON(w, http.StatusOK, client.Health{Status: "ok", Node: a.cfg.NodeName, Alive: alive, Members: len(ms)})
+}
+
+func (a *Agent) gossipStats() client.GossipStats {
+	s := a.mesh.Stats()
+	return client.GossipStats{
+		PacketsIn: s.PacketsIn.Load(), PacketsOut: s.PacketsOut.Load(), BytesIn: s.BytesIn.Load(), BytesOut: s.BytesOut.Load(),
+		LoadPacketsIn: s.ShoalPacketsIn.Load(), LoadPacketsOut: s.ShoalPacketsOut.Load(),
+		LoadBytesIn: s.ShoalBytesIn.Load(), LoadBytesOut: s.ShoalBytesOut.Load(),
+		Dropped: s.Dropped.Load(), SendErrors: s.SendErrors.Load(),
+	}
+}
+
+func (a *Agent) handleInfo(w http.ResponseWriter, r *http.Request) {
+	addr, port := a.mesh.LocalAddr()
+	counts := map[string]int{}
+	var tags map[string]string
+	for _, m := range a.mesh.Members() {
+		counts[m.Status]++
+		if m.Self {
+			tags = m.Tags
+		}
+	}
+	info := client.Info{
+		Node: a.cfg.NodeName, Version: Version, Profile: a.cfg.Profile,
+		Gossip: fmt.Sprintf("%s:%d", addr, port), HTTP: a.HTTPAddr(),
+		UptimeSeconds: time.Since(a.started).Seconds(), Tags: tags,
+		Encrypted: a.mesh.Serf().EncryptionEnabled(), Members: counts, Traffic: a.gossipStats(),
+	}
+	if l, ok := a.monitor.Latest(); ok {
+		info.Load = toClientLoad(&l)
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+// Aggregate computes the mesh's aggregate load over alive members with load.
+func Aggregate(ms []mesh.Member) client.Aggregate {
+	var ag client.Aggregate
+	for _, m := range ms {
+		if m.Status != mesh.StatusAlive || m.Load == nil {
+			continue
+		}
+		ag.Members++
+		ag.CPUMean += m.Load.CPUPercent
+		ag.MemMean += m.Load.MemPercent
+		ag.CPUMax = max(ag.CPUMax, m.Load.CPUPercent)
+		ag.MemMax = max(ag.MemMax, m.Load.MemPercent)
+		ag.NetRxBps += m.Load.NetRxBps
+		ag.NetTxBps += m.Load.NetTxBps
+		ag.Cores += m.Load.Cores
+		ag.MaxAgeSecs = max(ag.MaxAgeSecs, m.LoadAge.Seconds())
+	}
+	if ag.Members > 0 {
+		ag.CPUMean /= float64(ag.Members)
+		ag.MemMean /= float64(ag.Members)
+	}
+	return ag
+}
+
+func (a *Agent) handleLoad(w http.ResponseWriter, r *http.Request) {
+	ms := a.mesh.Members()
+	out, _ := filterMembers(ms, "", nil)
+	sort.SliceStable(out, func(i, j int) bool {
+		li, lj := out[i].Load, out[j].Load
+		if (li == nil) != (lj == nil) {
+			return lj == nil
+		}
+		return li != nil && li.CPUPercent > lj.CPUPercent
+	})
+	writeJSON(w, http.StatusOK, client.LoadReport{Members: out, Aggregate: Aggregate(ms)})
+}
+
+func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
+	evs := a.events.list()
+	out := make([]client.Event, len(evs))
+	for i, e := range evs {
+		out[i] = client.Event{Time: e.Time.Format(time.RFC3339Nano), Type: e.Type, Member: e.Member, Detail: e.Detail}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *Agent) handleJoin(w http.ResponseWriter, r *http.Request) {
+	var req client.JoinRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	if len(req.Addrs) == 0 {
+		writeErr(w, http.StatusBadRequest, errors.New("no addresses to join"))
+		return
+	}
+	n, err := a.mesh.Join(req.Addrs)
+	if n == 0 {
+		writeErr(w, http.StatusBadGateway, fmt.Errorf("could not join any of %v: %v", req.Addrs, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, client.JoinResponse{Joined: n})
+}
+
+func (a *Agent) handleLeave(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "leaving"})
+	select {
+	case a.leaveReq <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) handleForceLeave(w http.ResponseWriter, r *http.Request) {
+	var req client.ForceLeaveRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	found := false
+	for _, m := range a.mesh.Members() {
+		if m.Name == req.Node {
+			found = true
+		}
+	}
+	if !found {
+		writeErr(w, http.StatusNotFound, fmt.Errorf("no member named %q", req.Node))
+		return
+	}
+	if err := a.mesh.ForceLeave(req.Node, req.Prune); err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *Agent) handleKeys(w http.ResponseWriter, r *http.Request) {
+	s := a.mesh.Serf()
+	if !s.EncryptionEnabled() {
+		writeErr(w, http.StatusConflict, errors.New("gossip encryption is off on this agent: start agents with --encrypt to use a keyring"))
+		return
+	}
+	km := s.KeyManager()
+	op := r.PathValue("op")
+	var resp *serf.KeyResponse
+	var err error
+	if r.Method == http.MethodGet {
+		op = "list"
+		resp, err = km.ListKeys()
+	} else {
+		var req client.KeyRequest
+		if err := readJSON(r, &req); err != nil {
+			writeErr(w, http.StatusBadRequest, err)
+			return
+		}
+		if _, perr := mesh.ParseKey(req.Key); perr != nil {
+			writeErr(w, http.StatusBadRequest, perr)
+			return
+		}
+		switch op {
+		case "install":
+			resp, err = km.InstallKey(req.Key)
+		case "use":
+			resp, err = km.UseKey(req.Key)
+		case "remove":
+			resp, err = km.RemoveKey(req.Key)
+		default:
+			writeErr(w, http.StatusNotFound, fmt.Errorf("keyring operation %q: use list, install, use or remove", op))
+			return
+		}
+	}
+	out := client.KeysResponse{}
+	if resp != nil {
+		out = client.KeysResponse{Messages: resp.Messages, NumNodes: resp.NumNodes, NumResp: resp.NumResp, NumErr: resp.NumErr, Keys: resp.Keys, PrimaryKeys: resp.PrimaryKeys}
+	}
+	if err != nil {
+		msg := fmt.Errorf("keyring %s: %v (%d of %d nodes answered, %d errors)", op, err, out.NumResp, out.NumNodes, out.NumErr)
+		writeJSON(w, http.StatusInternalServerError, struct {
+			client.ErrorBody
+			client.KeysResponse
+		}{client.ErrorBody{Error: msg.Error()}, out})
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}

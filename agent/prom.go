@@ -1,0 +1,96 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoalmesh/shoal/mesh"
+)
+
+// collector reads the mesh and the monitor at scrape time: no goroutine,
+// no copies of state between scrapes.
+type collector struct {
+	a                                     *Agent
+	members, cpu, mem, age, netRx, netTx  *prometheus.Desc
+	selfCPU, selfMem, selfCores, selfLoad *prometheus.Desc
+	pkts, bytes, loadPkts, loadBytes      *prometheus.Desc
+	dropped, sendErr, sampleErr, info     *prometheus.Desc
+}
+
+func newCollector(a *Agent) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("shoal_"+name, help, labels, nil)
+	}
+	return &collector{
+		a:         a,
+		members:   d("members", "Members this agent knows, by status.", "status"),
+		cpu:       d("member_cpu_percent", "Last gossiped CPU busy percent of each member.", "member"),
+		mem:       d("member_memory_percent", "Last gossiped memory used percent of each member.", "member"),
+		netRx:     d("member_network_receive_bytes_per_second", "Last gossiped network receive rate of each member.", "member"),
+		netTx:     d("member_network_transmit_bytes_per_second", "Last gossiped network transmit rate of each member.", "member"),
+		age:       d("member_load_age_seconds", "Age of the load information held for each member.", "member"),
+		selfCPU:   d("cpu_percent", "This node's smoothed CPU busy percent."),
+		selfMem:   d("memory_percent", "This node's smoothed memory used percent."),
+		selfCores: d("cores", "CPU this node may use, in cores."),
+		selfLoad:  d("load1", "This node's 1-minute load average."),
+		pkts:      d("gossip_packets_total", "Packets through the gossip port (memberlist's and Shoal's).", "direction"),
+		bytes:     d("gossip_bytes_total", "Bytes through the gossip port, streams included.", "direction"),
+		loadPkts:  d("gossip_load_packets_total", "Shoal load packets through the gossip port.", "direction"),
+		loadBytes: d("gossip_load_bytes_total", "Bytes of Shoal load packets through the gossip port.", "direction"),
+		dropped:   d("gossip_dropped_total", "Shoal packets dropped: undecodable, wrong key or label."),
+		sendErr:   d("gossip_send_errors_total", "Packets the gossip port failed to send."),
+		sampleErr: d("sample_errors_total", "Load samples that failed."),
+		info:      d("build_info", "Build and node information.", "version", "node", "profile"),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.members, c.cpu, c.mem, c.age, c.netRx, c.netTx, c.selfCPU, c.selfMem, c.selfCores, c.selfLoad, c.pkts, c.bytes, c.loadPkts, c.loadBytes, c.dropped, c.sendErr, c.sampleErr, c.info} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	a := c.a
+	g := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	ctr := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	g(c.info, 1, Version, a.cfg.NodeName, a.cfg.Profile)
+	if a.mesh == nil {
+		return
+	}
+	counts := map[string]int{mesh.StatusAlive: 0, mesh.StatusLeaving: 0, mesh.StatusLeft: 0, mesh.StatusFailed: 0}
+	for _, m := range a.mesh.Members() {
+		counts[m.Status]++
+		if m.Load != nil && m.Status == mesh.StatusAlive {
+			g(c.cpu, m.Load.CPUPercent, m.Name)
+			g(c.mem, m.Load.MemPercent, m.Name)
+			g(c.netRx, m.Load.NetRxBps, m.Name)
+			g(c.netTx, m.Load.NetTxBps, m.Name)
+			g(c.age, m.LoadAge.Seconds(), m.Name)
+		}
+	}
+	for s, n := range counts {
+		g(c.members, float64(n), s)
+	}
+	if l, ok := a.monitor.Latest(); ok {
+		g(c.selfCPU, l.CPUPercent)
+		g(c.selfMem, l.MemPercent)
+		g(c.selfCores, l.Cores)
+		g(c.selfLoad, l.Load1)
+	}
+	s := a.mesh.Stats()
+	ctr(c.pkts, s.PacketsIn.Load(), "in")
+	ctr(c.pkts, s.PacketsOut.Load(), "out")
+	ctr(c.bytes, s.BytesIn.Load(), "in")
+	ctr(c.bytes, s.BytesOut.Load(), "out")
+	ctr(c.loadPkts, s.ShoalPacketsIn.Load(), "in")
+	ctr(c.loadPkts, s.ShoalPacketsOut.Load(), "out")
+	ctr(c.loadBytes, s.ShoalBytesIn.Load(), "in")
+	ctr(c.loadBytes, s.ShoalBytesOut.Load(), "out")
+	ctr(c.dropped, s.Dropped.Load())
+	ctr(c.sendErr, s.SendErrors.Load())
+	ctr(c.sampleErr, a.monitor.Errors())
+}

@@ -1,0 +1,129 @@
+// Package client is the Go client of a Shoal agent's HTTP API, and the wire
+// types that API speaks. It imports only the standard library, so programs
+// that ask an agent about the mesh stay small.
+package client
+
+// Load is a member's load as the API reports it (see metrics.Load).
+type Load struct {
+	CPUPercent   float64 `json:"cpu_percent"`
+	MemPercent   float64 `json:"mem_percent"`
+	MemAvailable uint64  `json:"mem_available_bytes"`
+	NetRxBps     float64 `json:"net_rx_bps"`
+	NetTxBps     float64 `json:"net_tx_bps"`
+	Load1        float64 `json:"load1"`
+	Cores        float64 `json:"cores"`
+}
+
+// Member is one member as the asked agent sees it.
+type Member struct {
+	Name   string            `json:"name"`
+	Addr   string            `json:"addr"`
+	Port   int               `json:"port"`
+	Status string            `json:"status"`
+	Tags   map[string]string `json:"tags"`
+	Self   bool              `json:"self"`
+	// Load is nil when no load has arrived from the member yet.
+	Load *Load `json:"load"`
+	// LoadAgeSeconds is how long ago the member published Load; -1 if none.
+	LoadAgeSeconds float64 `json:"load_age_seconds"`
+}
+
+// GossipStats counts traffic through the agent's gossip port.
+type GossipStats struct {
+	PacketsIn      uint64 `json:"packets_in"`
+	PacketsOut     uint64 `json:"packets_out"`
+	BytesIn        uint64 `json:"bytes_in"`
+	BytesOut       uint64 `json:"bytes_out"`
+	LoadPacketsIn  uint64 `json:"load_packets_in"`
+	LoadPacketsOut uint64 `json:"load_packets_out"`
+	LoadBytesIn    uint64 `json:"load_bytes_in"`
+	LoadBytesOut   uint64 `json:"load_bytes_out"`
+	Dropped        uint64 `json:"dropped"`
+	SendErrors     uint64 `json:"send_errors"`
+}
+
+// Info describes the asked agent.
+type Info struct {
+	Node          string            `json:"node"`
+	Version       string            `json:"version"`
+	Profile       string            `json:"profile"`
+	Gossip        string            `json:"gossip_addr"`
+	HTTP          string            `json:"http_addr"`
+	UptimeSeconds float64           `json:"uptime_seconds"`
+	Tags          map[string]string `json:"tags"`
+	Load          *Load             `json:"load"`
+	Encrypted     bool              `json:"encrypted"`
+	Members       map[string]int    `json:"members"`
+	Traffic       GossipStats       `json:"gossip"`
+}
+
+// Health is the agent's liveness answer.
+type Health struct {
+	Status  string `json:"status"`
+	Node    string `json:"node"`
+	Alive   int    `json:"alive"`
+	Members int    `json:"members"`
+}
+
+// Aggregate summarises the load of the alive members that reported one.
+type Aggregate struct {
+	Members    int     `json:"members"`
+	CPUMean    float64 `json:"cpu_mean"`
+	CPUMax     float64 `json:"cpu_max"`
+	MemMean    float64 `json:"mem_mean"`
+	MemMax     float64 `json:"mem_max"`
+	NetRxBps   float64 `json:"net_rx_bps"`
+	NetTxBps   float64 `json:"net_tx_bps"`
+	Cores      float64 `json:"cores"`
+	MaxAgeSecs float64 `json:"max_age_seconds"`
+}
+
+// LoadReport is the mesh's load table with its aggregate.
+type LoadReport struct {
+	Members   []Member  `json:"members"`
+	Aggregate Aggregate `json:"aggregate"`
+}
+
+// JoinRequest asks the agent to join these addresses.
+type JoinRequest struct {
+	Addrs []string `json:"addrs"`
+}
+
+// JoinResponse says how many addresses answered.
+type JoinResponse struct {
+	Joined int `json:"joined"`
+}
+
+// ForceLeaveRequest marks a failed member as left.
+type ForceLeaveRequest struct {
+	Node  string `json:"node"`
+	Prune bool   `json:"prune"`
+}
+
+// KeyRequest names a gossip key (base64) for install, use or remove.
+type KeyRequest struct {
+	Key string `json:"key"`
+}
+
+// KeysResponse is the mesh's answer to a keyring operation.
+type KeysResponse struct {
+	Messages    map[string]string `json:"messages"`
+	NumNodes    int               `json:"num_nodes"`
+	NumResp     int               `json:"num_resp"`
+	NumErr      int               `json:"num_err"`
+	Keys        map[string]int    `json:"keys,omitempty"`
+	PrimaryKeys map[string]int    `json:"primary_keys,omitempty"`
+}
+
+// Event is one of the agent's recent events.
+type Event struct {
+	Time   string `json:"time"`
+	Type   string `json:"type"`
+	Member string `json:"member,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// ErrorBody is what the API answers with on an error.
+type ErrorBody struct {
+	Error string `json:"error"`
+}

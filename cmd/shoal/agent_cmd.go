@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/shoalmesh/shoal/agent"
+)
+
+func env(name string) []string { return []string{"SHOAL_" + name} }
+
+func agentFlags() []cli.Flag {
+	d := agent.DefaultConfig()
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", EnvVars: env("CONFIG"), Usage: "JSON config file (flags and SHOAL_* variables override it)"},
+		&cli.StringFlag{Name: "node", EnvVars: env("NODE"), Value: d.NodeName, Usage: "node name, unique in the mesh"},
+		&cli.StringFlag{Name: "bind", EnvVars: env("BIND"), Value: d.Bind, Usage: "gossip address (UDP and TCP), ip:port"},
+		&cli.StringFlag{Name: "advertise", EnvVars: env("ADVERTISE"), Usage: "address other members dial, ip:port"},
+		&cli.StringFlag{Name: "profile", EnvVars: env("PROFILE"), Value: d.Profile, Usage: "timings: lan, wan or local"},
+		&cli.StringSliceFlag{Name: "tag", EnvVars: env("TAGS"), Usage: "key=value tag (repeatable)"},
+		&cli.IntFlag{Name: "priority", EnvVars: env("PRIORITY"), Usage: "rank in coordinator elections (higher wins)"},
+		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "address of a member to join (repeatable)"},
+		&cli.BoolFlag{Name: "retry-join", EnvVars: env("RETRY_JOIN"), Usage: "keep retrying the join list with backoff"},
+		&cli.IntFlag{Name: "retry-max", EnvVars: env("RETRY_MAX"), Usage: "join attempts with --retry-join (0: forever)"},
+		&cli.DurationFlag{Name: "retry-interval", EnvVars: env("RETRY_INTERVAL"), Value: time.Duration(d.RetryInterval), Usage: "first wait between join attempts (doubles)"},
+		&cli.BoolFlag{Name: "leave-on-terminate", EnvVars: env("LEAVE_ON_TERMINATE"), Value: d.LeaveOnTerm, Usage: "leave gracefully on SIGTERM/SIGINT"},
+		&cli.BoolFlag{Name: "rejoin-after-leave", EnvVars: env("REJOIN_AFTER_LEAVE"), Usage: "rejoin snapshot members even after a graceful leave"},
+		&cli.StringFlag{Name: "data-dir", EnvVars: env("DATA_DIR"), Usage: "directory for the membership snapshot and keyring"},
+		&cli.StringFlag{Name: "encrypt", EnvVars: env("ENCRYPT"), Usage: "base64 gossip key (see 'shoal keygen')"},
+		&cli.StringFlag{Name: "keyring-file", EnvVars: env("KEYRING_FILE"), Usage: "JSON array of base64 gossip keys, primary first"},
+		&cli.StringFlag{Name: "label", EnvVars: env("LABEL"), Usage: "mesh label: meshes with different labels never mix"},
+		&cli.StringFlag{Name: "http-addr", EnvVars: env("HTTP_ADDR"), Value: d.HTTPAddr, Usage: "API, /metrics and dashboard address"},
+		&cli.StringFlag{Name: "api-token", EnvVars: env("API_TOKEN"), Usage: "API token (required when --http-addr is not loopback)"},
+		&cli.DurationFlag{Name: "sample-interval", EnvVars: env("SAMPLE_INTERVAL"), Value: time.Duration(d.SampleInterval), Usage: "load sampling interval"},
+		&cli.DurationFlag{Name: "half-life", EnvVars: env("HALF_LIFE"), Value: time.Duration(d.HalfLife), Usage: "load smoothing half-life (0: none)"},
+		&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: d.LogLevel, Usage: "debug, info, warn or error"},
+		&cli.BoolFlag{Name: "log-json", EnvVars: env("LOG_JSON"), Usage: "log as JSON lines"},
+	}
+}
+
+// agentConfig builds the Config: defaults, then the file, then whatever
+// flags or SHOAL_* variables set.
+func agentConfig(c *cli.Context) (agent.Config, error) {
+	cfg := agent.DefaultConfig()
+	if p := c.String("config"); p != "" {
+		if err := cfg.LoadFile(p); err != nil {
+			return cfg, err
+		}
+	}
+	set := c.IsSet
+	if set("node") {
+		cfg.NodeName = c.String("node")
+	}
+	if set("bind") {
+		cfg.Bind = c.String("bind")
+	}
+	if set("advertise") {
+		cfg.Advertise = c.String("advertise")
+	}
+	if set("profile") {
+		cfg.Profile = c.String("profile")
+	}
+	if set("tag") {
+		if cfg.Tags == nil {
+			cfg.Tags = map[string]string{}
+		}
+		for _, t := range c.StringSlice("tag") {
+			k, v, err := agent.ParseTag(t)
+			if err != nil {
+				return cfg, err
+			}
+			cfg.Tags[k] = v
+		}
+	}
+	if set("priority") {
+		cfg.Priority = c.Int("priority")
+	}
+	if set("join") {
+		cfg.Join = c.StringSlice("join")
+	}
+	if set("retry-join") {
+		cfg.RetryJoin = c.Bool("retry-join")
+	}
+	if set("retry-max") {
+		cfg.RetryMax = c.Int("retry-max")
+	}
+	if set("retry-interval") {
+		cfg.RetryInterval = agent.Duration(c.Duration("retry-interval"))
+	}
+	if set("leave-on-terminate") {
+		cfg.LeaveOnTerm = c.Bool("leave-on-terminate")
+	}
+	if set("rejoin-after-leave") {
+		cfg.RejoinAfterLeave = c.Bool("rejoin-after-leave")
+	}
+	if set("data-dir") {
+		cfg.DataDir = c.String("data-dir")
+	}
+	if set("encrypt") {
+		cfg.EncryptKey = c.String("encrypt")
+	}
+	if set("keyring-file") {
+		cfg.KeyringFile = c.String("keyring-file")
+	}
+	if set("label") {
+		cfg.Label = c.String("label")
+	}
+	if set("http-addr") {
+		cfg.HTTPAddr = c.String("http-addr")
+	}
+	if set("api-token") {
+		cfg.APIToken = c.String("api-token")
+	}
+	if set("sample-interval") {
+		cfg.SampleInterval = agent.Duration(c.Duration("sample-interval"))
+	}
+	if set("half-life") {
+		cfg.HalfLife = agent.Duration(c.Duration("half-life"))
+	}
+	if set("log-level") {
+		cfg.LogLevel = c.String("log-level")
+	}
+	if set("log-json") {
+		cfg.LogJSON = c.Bool("log-json")
+	}
+	return cfg, cfg.Validate()
+}
+
+func agentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "run the Shoal agent on this host",
+		Flags: agentFlags(),
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() > 0 {
+				return usagef("agent takes no arguments, got %q", c.Args().First())
+			}
+			cfg, err := agentConfig(c)
+			if err != nil {
+				return err
+			}
+			log := agent.NewLogger(os.Stderr, cfg.LogLevel, cfg.LogJSON)
+			a, err := agent.New(cfg, agent.WithLogger(log))
+			if err != nil {
+				return err
+			}
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			ctx, cancel := context.WithCancel(c.Context)
+			defer cancel()
+			go func() {
+				select {
+				case <-sigs:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			if err := a.Start(ctx); err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				log.Info("signal received, stopping", "leave", cfg.LeaveOnTerm)
+				a.Stop(cfg.LeaveOnTerm)
+			case <-a.LeaveRequested():
+				a.Stop(true)
+			}
+			return nil
+		},
+	}
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version",
+		Action: func(c *cli.Context) error {
+			fmt.Fprintf(c.App.Writer, "shoal %s\n", agent.Version)
+			return nil
+		},
+	}
+}

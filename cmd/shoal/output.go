@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/shoalmesh/shoal/client"
+)
+
+// clientFlags are shared by every command that asks an agent.
+func clientFlags(withFormat bool) []cli.Flag {
+	fs := []cli.Flag{
+		&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:7950", EnvVars: []string{"SHOAL_HTTP_ADDR"}, Usage: "the agent's API address"},
+		&cli.StringFlag{Name: "token", EnvVars: []string{"SHOAL_API_TOKEN"}, Usage: "the agent's API token"},
+	}
+	if withFormat {
+		fs = append(fs, &cli.StringFlag{Name: "format", Value: "table", Usage: "output format: table or json"})
+	}
+	return fs
+}
+
+func apiClient(c *cli.Context) *client.Client {
+	return client.New(c.String("http-addr"), c.String("token"))
+}
+
+func ctxOf(c *cli.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Context, 30*time.Second)
+}
+
+// format checks --format and reports whether JSON was asked for.
+func wantJSON(c *cli.Context) (bool, error) {
+	switch f := c.String("format"); f {
+	case "json":
+		return true, nil
+	case "table", "":
+		return false, nil
+	default:
+		return false, usagef("--format %q: use table or json", f)
+	}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
+
+func row(tw io.Writer, cols ...any) {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = fmt.Sprint(c)
+	}
+	fmt.Fprintln(tw, strings.Join(parts, "\t"))
+}
+
+func fmtTags(t map[string]string) string {
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+"="+t[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func fmtRate(bps float64) string {
+	switch {
+	case bps >= 1e9:
+		return fmt.Sprintf("%.1fGB/s", bps/1e9)
+	case bps >= 1e6:
+		return fmt.Sprintf("%.1fMB/s", bps/1e6)
+	case bps >= 1e3:
+		return fmt.Sprintf("%.1fkB/s", bps/1e3)
+	}
+	return fmt.Sprintf("%.0fB/s", bps)
+}
+
+func fmtAge(s float64) string {
+	if s < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fs", s)
+}
+
+func fmtPct(l *client.Load, f func(*client.Load) float64) string {
+	if l == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", f(l))
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/shoalmesh/shoal/client"
+)
+
+func sortStrings(s []string) { sort.Strings(s) }
+
+func noArgs(c *cli.Context) error {
+	if c.Args().Len() > 0 {
+		return usagef("%s takes no arguments, got %q", c.Command.Name, c.Args().First())
+	}
+	return nil
+}
+
+func membersCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "members",
+		Usage: "list the mesh's members with their load",
+		Flags: append(clientFlags(true),
+			&cli.StringFlag{Name: "status", Usage: "only members with this status: alive, leaving, left, failed"},
+			&cli.StringSliceFlag{Name: "tag", Usage: "only members with this tag, key=value (repeatable)"},
+		),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			asJSON, err := wantJSON(c)
+			if err != nil {
+				return err
+			}
+			f := client.MemberFilter{Status: c.String("status"), Tags: map[string]string{}}
+			switch f.Status {
+			case "", "alive", "leaving", "left", "failed":
+			default:
+				return usagef("--status %q: use alive, leaving, left or failed", f.Status)
+			}
+			for _, t := range c.StringSlice("tag") {
+				k, v, ok := strings.Cut(t, "=")
+				if !ok || k == "" {
+					return usagef("--tag %q: want key=value", t)
+				}
+				f.Tags[k] = v
+			}
+			ctx, cancel := ctxOf(c)
+			defer cancel()
+			ms, err := apiClient(c).Members(ctx, f)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(c.App.Writer, ms)
+			}
+			tw := table(c.App.Writer)
+			row(tw, "NAME", "ADDRESS", "STATUS", "CPU", "MEM", "NET IN", "NET OUT", "AGE", "TAGS")
+			for _, m := range ms {
+				name := m.Name
+				if m.Self {
+					name += "*"
+				}
+				rx, tx := "-", "-"
+				if m.Load != nil {
+					rx, tx = fmtRate(m.Load.NetRxBps), fmtRate(m.Load.NetTxBps)
+				}
+				row(tw, name, fmt.Sprintf("%s:%d", m.Addr, m.Port), m.Status,
+					fmtPct(m.Load, func(l *client.Load) float64 { return l.CPUPercent }),
+					fmtPct(m.Load, func(l *client.Load) float64 { return l.MemPercent }),
+					rx, tx, fmtAge(m.LoadAgeSeconds), fmtTags(m.Tags))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func infoCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "info",
+		Usage: "describe the local agent",
+		Flags: clientFlags(true),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			asJSON, err := wantJSON(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxOf(c)
+			defer cancel()
+			in, err := apiClient(c).Info(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(c.App.Writer, in)
+			}
+			tw := table(c.App.Writer)
+			row(tw, "node", in.Node)
+			row(tw, "version", in.Version)
+			row(tw, "profile", in.Profile)
+			row(tw, "gossip", in.Gossip)
+			row(tw, "http", in.HTTP)
+			row(tw, "uptime", fmt.Sprintf("%.0fs", in.UptimeSeconds))
+			row(tw, "encrypted", in.Encrypted)
+			row(tw, "tags", fmtTags(in.Tags))
+			if in.Load != nil {
+				row(tw, "cpu", fmt.Sprintf("%.1f%% of %.2f cores", in.Load.CPUPercent, in.Load.Cores))
+				row(tw, "memory", fmt.Sprintf("%.1f%%", in.Load.MemPercent))
+				row(tw, "network", fmt.Sprintf("in %s, out %s", fmtRate(in.Load.NetRxBps), fmtRate(in.Load.NetTxBps)))
+				row(tw, "load1", fmt.Sprintf("%.2f", in.Load.Load1))
+			}
+			row(tw, "members", fmt.Sprintf("alive %d, failed %d, left %d", in.Members["alive"], in.Members["failed"], in.Members["left"]))
+			row(tw, "gossip traffic", fmt.Sprintf("in %d B, out %d B, dropped %d packets", in.Traffic.BytesIn, in.Traffic.BytesOut, in.Traffic.Dropped))
+			return tw.Flush()
+		},
+	}
+}
+
+func loadCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "load",
+		Usage: "the mesh's load, busiest first, with the aggregate",
+		Flags: clientFlags(true),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			asJSON, err := wantJSON(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxOf(c)
+			defer cancel()
+			rep, err := apiClient(c).Load(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(c.App.Writer, rep)
+			}
+			tw := table(c.App.Writer)
+			row(tw, "NAME", "STATUS", "CPU", "MEM", "CORES", "LOAD1", "NET IN", "NET OUT", "AGE")
+			for _, m := range rep.Members {
+				if m.Load == nil {
+					row(tw, m.Name, m.Status, "-", "-", "-", "-", "-", "-", "-")
+					continue
+				}
+				l := m.Load
+				row(tw, m.Name, m.Status, fmt.Sprintf("%.1f%%", l.CPUPercent), fmt.Sprintf("%.1f%%", l.MemPercent),
+					fmt.Sprintf("%.2f", l.Cores), fmt.Sprintf("%.2f", l.Load1), fmtRate(l.NetRxBps), fmtRate(l.NetTxBps), fmtAge(m.LoadAgeSeconds))
+			}
+			ag := rep.Aggregate
+			row(tw, "")
+			row(tw, fmt.Sprintf("aggregate over %d", ag.Members), "", fmt.Sprintf("%.1f%%", ag.CPUMean), fmt.Sprintf("%.1f%%", ag.MemMean),
+				fmt.Sprintf("%.2f", ag.Cores), "", fmtRate(ag.NetRxBps), fmtRate(ag.NetTxBps), fmtAge(ag.MaxAgeSecs))
+			return tw.Flush()
+		},
+	}
+}
