@@ -100,7 +100,7 @@ func keysCommand() *cli.Command {
 			Flags:     clientFlags(true),
 			Action: func(c *cli.Context) error {
 				if c.Args().Len() != 1 {
-					return usagef("keys %s needs exactly one base64 key", op)
+					return usagef("keys %s needs exactly one base64 key, after any flags: shoal keys %s [--http-addr ADDR] KEY", op, op)
 				}
 				if _, err := mesh.ParseKey(c.Args().First()); err != nil {
 					return usageError{err}
