@@ -1,0 +1,104 @@
+// Command shoal-scenario runs benchmark scenarios against real agent
+// processes on loopback.
+//
+//	go run ./cmd/shoal-scenario mesh -n 30 -idle 20s -out docs/benchmarks.md
+//
+// The mesh scenario starts N Shoal agents and N stock serf agents (built from
+// the module proxy at the serf version in go.mod) side by side, and measures
+// both the same way: resident memory and idle CPU from /proc, gossip bytes
+// from iptables accounting on lo, the time until every member sees a new
+// member, and the time until every member marks a kill -9'ed member failed.
+// For Shoal it also samples the age of the gossiped load. See docs/benchmarks.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `usage: shoal-scenario mesh [flags]
+
+scenarios:
+  mesh   N Shoal agents and N stock serf agents side by side: memory, idle CPU,
+         convergence, failure detection, gossip bytes; load age for Shoal
+
+run 'shoal-scenario mesh -h' for the flags
+`)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	if args[0] != "mesh" {
+		fmt.Fprintf(stderr, "shoal-scenario: unknown scenario %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("mesh", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&cfg.N, "n", cfg.N, "agents per implementation")
+	fs.DurationVar(&cfg.Idle, "idle", cfg.Idle, "idle window for CPU and gossip bytes, after the mesh converged")
+	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "pause between convergence and the idle window, so join traffic dies down")
+	fs.StringVar(&cfg.Out, "out", cfg.Out, "write the results here: *.json as JSON, anything else as Markdown (e.g. docs/benchmarks.md)")
+	fs.IntVar(&cfg.Trials, "trials", cfg.Trials, "join and kill -9 trials per implementation (alternating Shoal, serf)")
+	fs.IntVar(&cfg.LoadRounds, "load-rounds", cfg.LoadRounds, "rounds of /v1/members sampling for the load age")
+	fs.DurationVar(&cfg.LoadWindow, "load-window", cfg.LoadWindow, "time over which the load-age rounds are spread")
+	fs.DurationVar(&cfg.Poll, "poll", cfg.Poll, "interval between polls of one member's member list")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on every wait (start, convergence, join, failure detection)")
+	fs.StringVar(&cfg.ShoalNet, "shoal-net", cfg.ShoalNet, "first three octets of the Shoal agents' addresses")
+	fs.StringVar(&cfg.SerfNet, "serf-net", cfg.SerfNet, "first three octets of the serf agents' addresses")
+	fs.StringVar(&cfg.ShoalBin, "shoal-bin", "", "use this shoal binary instead of building ./cmd/shoal")
+	fs.StringVar(&cfg.ShoalRev, "shoal-rev", "", "build shoal as committed at this git revision (e.g. HEAD) instead of from the working tree")
+	fs.StringVar(&cfg.SerfBin, "serf-bin", "", "use this serf binary instead of building it from the module proxy")
+	fs.BoolVar(&cfg.NoIptables, "no-iptables", false, "do not use iptables accounting (fall back to Shoal's own counters; serf: n/a)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "shoal-scenario mesh: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	cfg.Command = "go run ./cmd/shoal-scenario " + strings.Join(args, " ")
+	cfg.Log = func(format string, a ...any) {
+		fmt.Fprintf(stderr, "%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, a...))
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	res, err := RunMesh(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "shoal-scenario: %v\n", err)
+		return 1
+	}
+	fmt.Fprint(stdout, res.Table())
+	if cfg.Out != "" {
+		if err := res.WriteFile(cfg.Out); err != nil {
+			fmt.Fprintf(stderr, "shoal-scenario: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "wrote %s\n", cfg.Out)
+	}
+	return 0
+}
