@@ -1,0 +1,210 @@
+// Package election is Shoal's bully-style coordinator election, written as a
+// pure state machine in the manner of etcd raft's core: no goroutines, no
+// sockets, no wall clock. Time comes in as Tick, messages as Step, membership
+// as SetMembers; what the node wants sent waits in an outbox that the caller
+// drains with Messages. Jitter comes from a seeded *rand.Rand in Config. The
+// same code runs in the agent, in the golden scenario tests and in a
+// 1,000-node simulation (Sim).
+//
+// # Usage: how an adapter drives a Node
+//
+// One goroutine owns the Node (it is not safe for concurrent use):
+//
+//	cfg := election.DefaultConfig()
+//	cfg.Name, cfg.Priority = self, prioFromTag
+//	cfg.Rand = rand.New(rand.NewPCG(seed1, seed2))
+//	cfg.Restore = loadHardState()            // what HardState returned last run
+//	n, err := election.New(cfg)
+//
+//	for {
+//		select {
+//		case view := <-meshChanges:          // serf member events
+//			n.SetMembers(view)               // []Member{Name, Priority, Alive, Left}
+//		case <-needCoordinator:              // e.g. the scale policy wants to act
+//			n.Request()
+//		case <-ticker.C:                     // the tick length is the adapter's choice
+//			n.Tick()
+//		case b := <-inbound:                 // gossip user message or a stream
+//			if m, err := election.Unmarshal(b); err == nil {
+//				_ = n.Step(m)                // errors: count and log them
+//			}
+//		}
+//		saveHardState(n.HardState())         // before sending, as with raft
+//		for _, m := range n.Messages() {
+//			b, _ := m.Marshal()
+//			send(m.To, b)                    // loss, delay and reordering are fine
+//		}
+//	}
+//
+// Before every action outside the mesh:
+//
+//	lease, ok := n.Lease()                   // ok only while this node acts
+//	if !ok { return }                        // not (or no longer) the coordinator
+//	provider.Scale(ctx, desired, lease)      // the action carries the lease
+//
+// and on the provider's side, one Fence per resource:
+//
+//	if err := fence.AdmitLease(lease); err != nil { // errors.Is(err, ErrStaleTerm)
+//		return err                                  // a deposed coordinator
+//	}
+//	persist(fence.Last())
+//
+// Status reports the coordinator this node names, its term, whether this node
+// acts, since which tick, and the quorum seen and needed; Metrics counts
+// elections started and won, messages sent by type, and ticks to elect (the
+// adapter turns ticks into seconds).
+//
+// # Rank
+//
+// Rank is (Priority, Name): a higher priority wins; between equal priorities
+// the lexicographically greater name (Go's byte-wise string order) wins. The
+// highest alive rank is the reference answer the tests check against.
+//
+// # The protocol
+//
+// Messages: Challenge (a candidate asks a higher rank whether it is alive),
+// Answer (a higher rank takes over, or names the coordinator it knows),
+// Coordinator (a claim of a term; with Acting set, the announcement of a
+// coordinator that already acts), Ack (a promise of that term) and Nack (a
+// refusal, carrying what the sender promised or saw, flagged Outranked when
+// the sender will run itself and NoQuorum when it sees no quorum).
+//
+// An election runs only when it is needed (it is lazy, never on a timer):
+//
+//   - Request is called and no coordinator is known: the node challenges the
+//     highest alive rank it knows (modified bully); if no Answer comes within
+//     AnswerTimeout it asks again (ProbeAttempts in all), then falls back down
+//     the list; if no higher rank answers, it claims. A node that answers runs
+//     the election itself in the same way (it challenges only higher ranks).
+//   - The named coordinator leaves or fails (SetMembers shows it gone or not
+//     alive): the highest alive rank claims at once; every other node waits
+//     ClaimTimeout for that claim before it challenges. A re-election after a
+//     loss therefore costs about 2N messages: N-1 claims and N-1 Acks.
+//
+// A claim picks a term above every term the node has seen and goes to every
+// member (N-1 messages); members that have not acknowledged are sent it again
+// every RetransmitTicks. A claim from a lower rank is refused (Nack,
+// Outranked) by a higher rank that sees a quorum and knows no acting
+// coordinator: it runs itself (the bully rule). Claims that keep timing out
+// (ClaimAttempts) park the election until the view changes or Request is
+// called again, instead of retrying on a timer. An acting coordinator
+// announces itself to every member that comes alive (joins, recovers, heals),
+// resending with doubling backoff until it is acknowledged.
+//
+// Preemption. With Config.Preempt false, a higher rank that meets an
+// established coordinator (an Acting announcement) accepts it; it takes over
+// only when that coordinator is lost. With Preempt true, the highest alive
+// rank waits PreemptDelay ticks, seeing a quorum throughout (losing it
+// restarts the wait, which damps flapping), then claims the next term. Two
+// coordinators never act at once through a takeover: every claimant needs,
+// besides its quorum, the Ack of the coordinator it takes over from and of
+// the latest earlier holder its Acks report, whenever that one is alive in
+// its view; and a coordinator stops acting before it acknowledges a later
+// term. A coordinator that is not alive in the claimant's view (failed,
+// partitioned, stopped) cannot hand over: the claimant acts without it, and
+// the old one stops when its own view loses the quorum or it hears a later
+// term. That window is what fencing is for.
+//
+// # Quorum guard: the committed member set
+//
+// A node acts only while it sees alive at least a quorum of its committed
+// member set, counting itself: Config.Quorum, or a majority of that set. The
+// committed set is "the members it last knew" and is defined so that a
+// minority side of a partition can never shrink its way into a majority:
+//
+//   - Members that fail stay in the set (the adapter keeps them in the list
+//     with Alive false). A member missing from the list (reaped after a
+//     failure) leaves the set, and a new member enters it, only when SetMembers
+//     is called while the node sees a quorum of the current set.
+//   - A member marked Left (a graceful leave) leaves at once: on each side of
+//     a partition only members of that side can leave, and a side of s alive
+//     members out of N that loses k of them to leaves has s-k of N-k, which
+//     is a majority only if s was one.
+//   - A node that sees no quorum does not act (a coordinator steps down at
+//     once and must win a new term to act again), names no coordinator, runs
+//     no election, and promises nothing (its Nack says NoQuorum).
+//
+// So a partition side that does not hold a quorum of the committed set it had
+// when it was whole never acts, however long the partition lasts; after a
+// heal the acting coordinator announces itself to the returning members.
+// The cost: a mesh that permanently loses a majority of its members waits for
+// them, or for an operator to mark them as left (serf force-leave), rather
+// than guess. A node that boots into a minority can count only what it sees:
+// set Config.Quorum when the mesh size is known.
+//
+// # Terms and fencing
+//
+// Every coordinator action carries its term (Lease). The rules:
+//
+//  1. A term is claimed, and the claimant acts only after a quorum of its
+//     committed set (counting itself) has promised the term (Ack).
+//  2. A node promises at most one holder per term number, only upwards: it
+//     refuses a claim for a number not above its last promise (unless it is
+//     that very promise, resent), and for any number it has seen claimed by
+//     someone else; the Nack teaches the claimant the number, and its next
+//     claim goes above it.
+//  3. Only a node that sees a quorum promises anything.
+//
+// Two quorums of the same member set intersect, and the node in both would
+// have had to promise one number to two holders, which rule 2 forbids: so no
+// two holders ever win — let alone act under — the same term number, and a
+// minority side (rule 3 and the guard above) never wins any. This holds
+// whenever the two claimants' quorums intersect, which is the case when
+// their committed sets are equal or differ by one member (two majorities of
+// sets that differ in one member always share a node). The adapter's part of
+// the bargain, the membership assumption: the member set changes (joins,
+// leaves, reaps) while the members that promised the current term are up and
+// reachable; the acting coordinator announces its term to every newcomer, and
+// the members that promised it refuse its number to anyone else.
+//
+// Outside that assumption — several members join or leave while those that
+// promised the last term are all down or stopped, then a member that never
+// heard of it claims — a term number can be won twice, at different times.
+// Hence the full term: (number, holder rank). Lease carries Priority and
+// Holder along with Term, Lease.Compare orders by the full term, and two
+// holders never share a full term whatever happens to the membership.
+// Fence.AdmitLease orders actions by it: it refuses anything below the last
+// admitted full term (ErrStaleTerm) and a lower-ranked holder of the same
+// number (ErrTermConflict, which wraps ErrStaleTerm). A coordinator that
+// meets an acting holder of its own number who outranks it steps down, and so
+// does one told by a Nack that such a holder exists. Fence.Admit, which sees
+// only the number, admits an equal number and relies on the assumption; use
+// AdmitLease where the holder can travel with the action. TestTermNumberReuse
+// walks through the case; the property test checks that inside the
+// assumption no number is ever acted under by two holders.
+//
+// A node must not forget its promises: persist HardState before sending what
+// Messages returns, and pass it back in Config.Restore after a restart.
+//
+// # Wire format
+//
+// Messages travel over untrusted gossip. Marshal and Unmarshal use this
+// layout (uvarint is encoding/binary's unsigned varint, minimal length):
+//
+//	offset  size      field
+//	0       1         version, WireVersion (1)
+//	1       1         type: 1 Challenge, 2 Answer, 3 Coordinator, 4 Ack, 5 Nack
+//	2       1         flags: bit 0 Acting (Coordinator only),
+//	                  bit 1 Outranked and bit 2 NoQuorum (Nack only); others 0
+//	3       1..10     Term, uvarint
+//	        1..2 + n  From: uvarint length n (1..255), then n bytes of UTF-8
+//	        1..2 + n  To: the same
+//	        1..10     RefTerm, uvarint (0 on Challenge and Coordinator)
+//	        1..2 + n  RefHolder: uvarint length n (0..255), then n bytes
+//
+// A message is at most MaxMessageSize (794) bytes. Unmarshal accepts only the
+// canonical encoding of a valid message — anything else (unknown version,
+// type or flag, non-minimal or overlong varint, over-long or non-UTF-8 name,
+// a flag or reference on a type that has none, trailing bytes) is an error
+// wrapping ErrBadMessage or ErrTooLarge, never a panic; FuzzUnmarshal checks
+// that whatever it accepts re-encodes to the same bytes.
+//
+// # Testing
+//
+// testdata/*.txt are scenario scripts with golden output, run by
+// TestInteraction (go test ./election -run TestInteraction -rewrite
+// regenerates them). TestProperty runs seeded random meshes against the naive
+// reference (the highest alive rank on the majority side); TestSimulation
+// measures messages per election and ticks to settle for 10, 100 and 1,000
+// nodes on Sim, the simulated network in sim.go that other tests can reuse.
+package election

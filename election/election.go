@@ -1,0 +1,966 @@
+package election
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+)
+
+// Errors returned by Step, wrapped with the message's details.
+var (
+	// ErrWrongRecipient: the message is addressed to another node.
+	ErrWrongRecipient = errors.New("election: message for another node")
+	// ErrUnknownMember: the sender is not a member this node knows; the
+	// message is ignored (it may be early, ahead of the membership view).
+	ErrUnknownMember = errors.New("election: message from unknown member")
+)
+
+// Member is one entry of the mesh's membership view, as the adapter passes it
+// to SetMembers.
+type Member struct {
+	Name     string
+	Priority int
+	// Alive is the mesh's failure detector's verdict. Keep failed members
+	// in the list with Alive false.
+	Alive bool
+	// Left marks a member that left gracefully (serf's StatusLeft): it
+	// stops counting at once. A member that is merely missing from the
+	// list (reaped after a failure) keeps counting until this node sees a
+	// quorum of its committed set; see the package doc.
+	Left bool
+}
+
+// Rank orders nodes: higher Priority wins; between equal priorities the
+// lexicographically greater Name (byte-wise, as Go compares strings) wins.
+type Rank struct {
+	Priority int
+	Name     string
+}
+
+// Compare returns -1, 0 or +1 as r ranks below, equal to or above o.
+func (r Rank) Compare(o Rank) int {
+	if c := cmp.Compare(r.Priority, o.Priority); c != 0 {
+		return c
+	}
+	return cmp.Compare(r.Name, o.Name)
+}
+
+// HardState is what a node must keep across restarts: the highest term it
+// promised and to whom, and the highest term it has seen. Save it (Node.HardState)
+// before sending the messages returned by Messages, and pass it back in
+// Config.Restore.
+type HardState struct {
+	Term      uint64 // the promised term
+	Holder    string // to whom it was promised
+	MaxTerm   uint64 // the highest term seen
+	MaxHolder string // who claimed MaxTerm, "" when unknown
+}
+
+// Status is a snapshot of a node's view of the election.
+type Status struct {
+	Name        string
+	Coordinator string // the coordinator this node names; "" when none is known
+	Term        uint64 // the Coordinator's term
+	Acting      bool   // this node is the coordinator and may act now
+	IsSelf      bool   // Coordinator is this node (claimed, maybe not yet acting)
+	Since       uint64 // tick at which this node started naming Coordinator
+	QuorumSeen  int    // committed members seen alive, counting this node
+	Quorum      int    // members needed to act
+	Electing    bool   // an election is running or waiting for a quorum here
+	Tick        uint64 // ticks since New
+}
+
+func (s Status) String() string {
+	c := s.Coordinator
+	if c == "" {
+		c = "-"
+	}
+	return fmt.Sprintf("%s: coordinator=%s term=%d acting=%t self=%t since=%d quorum=%d/%d electing=%t",
+		s.Name, c, s.Term, s.Acting, s.IsSelf, s.Since, s.QuorumSeen, s.Quorum, s.Electing)
+}
+
+// MsgCounts counts messages by type.
+type MsgCounts struct {
+	Challenge, Answer, Coordinator, Ack, Nack uint64
+}
+
+// Total is the sum over all types.
+func (c MsgCounts) Total() uint64 {
+	return c.Challenge + c.Answer + c.Coordinator + c.Ack + c.Nack
+}
+
+func (c *MsgCounts) add(t MsgType) {
+	switch t {
+	case MsgChallenge:
+		c.Challenge++
+	case MsgAnswer:
+		c.Answer++
+	case MsgCoordinator:
+		c.Coordinator++
+	case MsgAck:
+		c.Ack++
+	case MsgNack:
+		c.Nack++
+	}
+}
+
+// Metrics are a node's counters, for people (the adapter exports them; it
+// turns ticks into seconds).
+type Metrics struct {
+	ElectionsStarted uint64 // elections this node started
+	ElectionsWon     uint64 // claims that made this node coordinator
+	ElectionsSettled uint64 // elections that ended with a known coordinator
+	ClaimsStarted    uint64 // terms this node claimed
+	ClaimsFailed     uint64 // claims that timed out without a quorum
+	StepDowns        uint64 // times this node stopped acting
+	Preemptions      uint64 // takeovers from a lower coordinator started here
+	CoordinatorLost  uint64 // times the named coordinator left or failed
+	ElectTicksLast   uint64 // ticks from start to settle of the last election
+	ElectTicksTotal  uint64 // sum over settled elections (mean = /ElectionsSettled)
+	Sent             MsgCounts
+}
+
+type state uint8
+
+const (
+	stateIdle  state = iota // no election here (perhaps one pending a quorum)
+	stateWait               // waiting for a claim from a higher rank
+	stateProbe              // challenged a higher rank, waiting for an Answer
+	stateClaim              // claimed a term, collecting acknowledgements
+	stateLead               // won: acting while the quorum is seen
+)
+
+var stateNames = [...]string{"idle", "wait", "probe", "claim", "lead"}
+
+type startMode uint8
+
+const (
+	modeNow  startMode = iota // probe the highest rank, or claim if none
+	modeLost                  // the coordinator is lost: the highest claims, others wait for it
+	modeWait                  // everyone waits for a claim or announcement first
+)
+
+type member struct {
+	prio      int
+	alive     bool
+	listed    bool // in the last SetMembers
+	committed bool // counts towards the quorum
+}
+
+// Node is one member's election state machine. It does no I/O and keeps no
+// clock: the adapter calls SetMembers, Request, Tick and Step, then drains
+// Messages and sends them. A Node is not safe for concurrent use: call it from
+// one goroutine (or under one lock).
+type Node struct {
+	cfg  Config
+	log  *slog.Logger
+	self Rank
+
+	members map[string]*member
+	order   []string // listed members and self, by rank, highest first
+
+	now      uint64
+	st       state
+	timer    int
+	pending  bool // an election is wanted but no quorum is seen
+	electing bool
+	elStart  uint64
+
+	target   string // stateProbe: whom we challenged
+	attempts int    // stateProbe: challenges sent to target
+	waitFor  string // stateWait: the higher rank expected to claim ("" any)
+
+	promTerm    uint64 // the highest term promised
+	promHolder  string // to whom
+	prevTerm    uint64 // the promise held before promTerm (repeated in re-acks)
+	prevHolder  string
+	maxTerm     uint64
+	maxHolder   string // who claimed maxTerm, "" when unknown
+	coord       string
+	coordTerm   uint64
+	coordSince  uint64
+	claimTerm   uint64
+	claimFails  int  // claims made in this election without winning
+	claimOpen   bool // the last claim neither won nor was redirected
+	acks        map[string]bool
+	hoTerm      uint64 // highest earlier holder reported by acks...
+	hoHolder    string // ...who must hand over if alive
+	lastCoord   string // a coordinator we are taking over from: must hand over
+	retrans     int
+	unacked     map[string]int // stateLead: announcement attempts so far
+	nextResend  map[string]int // stateLead: ticks until the next announcement
+	preemptWait int            // -1 none; ticks until preemption
+
+	outbox  []Message
+	metrics Metrics
+}
+
+// New returns a Node for cfg, or an error wrapping ErrInvalidConfig. The node
+// knows only itself until SetMembers is called.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	n := &Node{
+		cfg:         cfg,
+		log:         lg.With("component", "election", "node", cfg.Name),
+		self:        Rank{cfg.Priority, cfg.Name},
+		members:     map[string]*member{cfg.Name: {prio: cfg.Priority, alive: true, listed: true, committed: true}},
+		order:       []string{cfg.Name},
+		promTerm:    cfg.Restore.Term,
+		promHolder:  cfg.Restore.Holder,
+		maxTerm:     max(cfg.Restore.MaxTerm, cfg.Restore.Term),
+		maxHolder:   cfg.Restore.MaxHolder,
+		preemptWait: -1,
+	}
+	return n, nil
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// HardState returns what must be persisted before the pending messages are sent.
+func (n *Node) HardState() HardState {
+	return HardState{Term: n.promTerm, Holder: n.promHolder, MaxTerm: n.maxTerm, MaxHolder: n.maxHolder}
+}
+
+// Metrics returns a copy of the node's counters.
+func (n *Node) Metrics() Metrics { return n.metrics }
+
+// Messages returns the messages waiting to be sent and empties the outbox.
+// The caller sends each to m.To; losing, delaying, duplicating or reordering
+// them is safe.
+func (n *Node) Messages() []Message {
+	out := n.outbox
+	n.outbox = nil
+	return out
+}
+
+// Acting reports whether this node is the coordinator and may act now.
+func (n *Node) Acting() bool { return n.st == stateLead }
+
+// Lease returns the lease to act under and true while this node acts. Check
+// it before every action and attach Lease.Term to the action.
+func (n *Node) Lease() (Lease, bool) {
+	if n.st != stateLead {
+		return Lease{}, false
+	}
+	return Lease{Holder: n.cfg.Name, Priority: n.cfg.Priority, Term: n.claimTerm}, true
+}
+
+// Busy reports whether the node has timers running (an election, a
+// retransmission, a pending preemption). A simulation is settled when no
+// node is busy and no message is in flight.
+func (n *Node) Busy() bool {
+	switch n.st {
+	case stateWait, stateProbe, stateClaim:
+		return true
+	case stateLead:
+		return len(n.unacked) > 0
+	}
+	return n.preemptWait >= 0
+}
+
+// Status returns a snapshot of the node's view.
+func (n *Node) Status() Status {
+	seen, need := n.quorum()
+	return Status{
+		Name:        n.cfg.Name,
+		Coordinator: n.coord,
+		Term:        n.coordTerm,
+		Acting:      n.st == stateLead,
+		IsSelf:      n.coord == n.cfg.Name,
+		Since:       n.coordSince,
+		QuorumSeen:  seen,
+		Quorum:      need,
+		Electing:    n.electing || n.pending,
+		Tick:        n.now,
+	}
+}
+
+// quorum returns how many committed members are seen alive (self included)
+// and how many are needed.
+func (n *Node) quorum() (seen, need int) {
+	total := 0
+	for _, m := range n.members {
+		if m.committed {
+			total++
+			if m.alive {
+				seen++
+			}
+		}
+	}
+	need = n.cfg.Quorum
+	if need == 0 {
+		need = total/2 + 1
+	}
+	return seen, need
+}
+
+func (n *Node) hasQuorum() bool {
+	seen, need := n.quorum()
+	return seen >= need
+}
+
+func (n *Node) rankOf(name string) Rank {
+	if m, ok := n.members[name]; ok {
+		return Rank{m.prio, name}
+	}
+	return Rank{Name: name}
+}
+
+func (n *Node) outranks(name string) bool { return n.self.Compare(n.rankOf(name)) > 0 }
+
+func (n *Node) isAlive(name string) bool {
+	m, ok := n.members[name]
+	return ok && m.alive
+}
+
+// coordKnown reports whether this node names a coordinator it believes in.
+func (n *Node) coordKnown() bool {
+	if n.coord == "" {
+		return false
+	}
+	if n.coord == n.cfg.Name {
+		return n.st == stateLead
+	}
+	return n.isAlive(n.coord)
+}
+
+func (n *Node) jitter() int {
+	if n.cfg.Jitter == 0 {
+		return 0
+	}
+	return n.cfg.Rand.IntN(n.cfg.Jitter + 1)
+}
+
+func (n *Node) send(m Message) {
+	m.From = n.cfg.Name
+	n.metrics.Sent.add(m.Type)
+	n.outbox = append(n.outbox, m)
+}
+
+// seeTerm records a term number seen in a message, with its holder when the
+// message names one.
+func (n *Node) seeTerm(t uint64, holder string) {
+	switch {
+	case t > n.maxTerm:
+		n.maxTerm, n.maxHolder = t, holder
+	case t == n.maxTerm && n.maxHolder == "":
+		n.maxHolder = holder
+	}
+}
+
+// SetMembers replaces the membership view. Call it whenever the mesh's view
+// changes (joins, leaves, failures, recoveries). Entries with an empty or
+// over-long name are ignored; this node's own entry is taken from Config.
+func (n *Node) SetMembers(list []Member) {
+	wasAlive := make(map[string]bool, len(n.members))
+	for name, m := range n.members {
+		wasAlive[name] = m.alive
+		if name != n.cfg.Name {
+			m.listed, m.alive = false, false
+		}
+	}
+	for _, e := range list {
+		if e.Name == "" || len(e.Name) > MaxNameLen || e.Name == n.cfg.Name {
+			continue
+		}
+		if e.Left {
+			delete(n.members, e.Name)
+			continue
+		}
+		m := n.members[e.Name]
+		if m == nil {
+			m = &member{}
+			n.members[e.Name] = m
+		}
+		m.prio, m.alive, m.listed = e.Priority, e.Alive, true
+	}
+	// The committed set changes only while a quorum of it is seen.
+	if n.hasQuorum() {
+		for name, m := range n.members {
+			if !m.listed {
+				delete(n.members, name)
+				continue
+			}
+			m.committed = true
+		}
+	}
+	n.order = n.order[:0]
+	for name, m := range n.members {
+		if m.listed {
+			n.order = append(n.order, name)
+		}
+	}
+	slices.SortFunc(n.order, func(a, b string) int { return n.rankOf(b).Compare(n.rankOf(a)) })
+
+	quorate := n.hasQuorum()
+	if !quorate {
+		n.preemptWait = -1
+		if n.coord != "" && n.coord != n.cfg.Name {
+			// Whoever it was, it cannot act for this node's side.
+			n.coord, n.coordTerm, n.coordSince = "", 0, n.now
+			n.pending = true
+		}
+		switch n.st {
+		case stateLead:
+			n.stepDown("quorum lost")
+			n.pending = true
+		case stateWait, stateProbe, stateClaim:
+			n.log.Debug("election suspended: quorum lost")
+			n.st = stateIdle
+			n.pending = true
+		}
+	}
+	if n.st == stateLead {
+		for name := range n.unacked {
+			if !n.isAlive(name) {
+				delete(n.unacked, name)
+				delete(n.nextResend, name)
+			}
+		}
+		for _, name := range n.order {
+			if name != n.cfg.Name && n.isAlive(name) && !wasAlive[name] {
+				n.announce(name)
+			}
+		}
+	}
+	if n.coord != "" && n.coord != n.cfg.Name && !n.isAlive(n.coord) {
+		n.log.Debug("coordinator lost", "coordinator", n.coord, "term", n.coordTerm)
+		n.metrics.CoordinatorLost++
+		n.coord, n.coordTerm, n.coordSince = "", 0, n.now
+		n.preemptWait = -1
+		if n.st == stateIdle {
+			n.startElection(modeLost)
+		}
+	}
+	if n.lastCoord != "" && !n.isAlive(n.lastCoord) {
+		n.lastCoord = ""
+	}
+	switch n.st {
+	case stateProbe:
+		if !n.isAlive(n.target) {
+			n.probeBelow(n.target)
+		}
+	case stateWait:
+		if n.waitFor != "" && !n.isAlive(n.waitFor) {
+			n.startElection(modeNow)
+		}
+	case stateClaim:
+		n.checkWin()
+	case stateIdle:
+		if n.pending && quorate {
+			n.claimFails = 0
+			n.startElection(modeWait)
+		}
+	}
+	n.maybePreempt()
+}
+
+// Request asks for a coordinator: if none is known, an election starts (or
+// waits for a quorum). It is how a component that needs something done once
+// for the mesh wakes the election; it is cheap when a coordinator is known.
+func (n *Node) Request() {
+	if n.coordKnown() || n.st != stateIdle {
+		return
+	}
+	n.claimFails = 0
+	n.startElection(modeNow)
+}
+
+// Tick advances the node's clock by one tick.
+func (n *Node) Tick() {
+	n.now++
+	switch n.st {
+	case stateProbe:
+		if n.timer--; n.timer > 0 {
+			return
+		}
+		if n.isAlive(n.target) && n.attempts < n.cfg.ProbeAttempts {
+			n.challenge(n.target)
+			return
+		}
+		n.probeBelow(n.target)
+	case stateWait:
+		if n.timer--; n.timer <= 0 {
+			n.startElection(modeNow)
+		}
+	case stateClaim:
+		if n.timer--; n.timer <= 0 {
+			n.log.Debug("claim failed", "term", n.claimTerm)
+			n.metrics.ClaimsFailed++
+			n.st = stateIdle
+			n.startElection(modeNow)
+			return
+		}
+		if n.retrans--; n.retrans <= 0 {
+			n.retrans = n.cfg.RetransmitTicks
+			for _, name := range n.order {
+				if name != n.cfg.Name && n.isAlive(name) && !n.acks[name] {
+					n.send(Message{Type: MsgCoordinator, To: name, Term: n.claimTerm})
+				}
+			}
+		}
+	case stateLead:
+		for _, name := range n.order {
+			left, ok := n.nextResend[name]
+			if !ok {
+				continue
+			}
+			if left--; left > 0 {
+				n.nextResend[name] = left
+				continue
+			}
+			if !n.isAlive(name) {
+				delete(n.unacked, name)
+				delete(n.nextResend, name)
+				continue
+			}
+			n.announce(name)
+		}
+	case stateIdle:
+		if n.preemptWait > 0 {
+			n.preemptWait--
+		}
+		if n.preemptWait == 0 {
+			n.preemptWait = -1
+			n.preempt()
+		}
+	}
+}
+
+// announce tells name that this node acts, and schedules a resend with
+// doubling backoff until name acknowledges or is no longer alive.
+func (n *Node) announce(name string) {
+	a := n.unacked[name]
+	n.unacked[name] = a + 1
+	n.nextResend[name] = n.cfg.RetransmitTicks << min(a, 4)
+	n.send(Message{Type: MsgCoordinator, To: name, Term: n.claimTerm, Acting: true})
+}
+
+// Step processes one received message. It returns an error (and ignores the
+// message) when the message is not for this node or comes from an unknown
+// member; the caller may count or log these. Decode with Unmarshal first.
+func (n *Node) Step(m Message) error {
+	if m.To != n.cfg.Name {
+		return fmt.Errorf("%w: %s addressed to %q, this is %q", ErrWrongRecipient, m.Type, m.To, n.cfg.Name)
+	}
+	if _, ok := n.members[m.From]; !ok || m.From == n.cfg.Name {
+		return fmt.Errorf("%w: %s from %q", ErrUnknownMember, m.Type, m.From)
+	}
+	switch m.Type {
+	case MsgChallenge:
+		n.onChallenge(m)
+	case MsgAnswer:
+		n.onAnswer(m)
+	case MsgCoordinator:
+		n.onCoordinator(m)
+	case MsgAck:
+		n.onAck(m)
+	case MsgNack:
+		n.onNack(m)
+	default:
+		return fmt.Errorf("%w: unknown type %d from %q", ErrBadMessage, uint8(m.Type), m.From)
+	}
+	return nil
+}
+
+func (n *Node) startElection(mode startMode) {
+	if !n.hasQuorum() {
+		if !n.pending {
+			n.log.Debug("election pending a quorum")
+		}
+		n.pending = true
+		n.st = stateIdle
+		return
+	}
+	n.pending = false
+	if !n.electing {
+		n.electing = true
+		n.elStart = n.now
+		n.metrics.ElectionsStarted++
+		n.log.Debug("election started")
+	}
+	top := n.highestAbove("")
+	switch {
+	case mode == modeWait:
+		n.wait("")
+	case top == "":
+		n.claim()
+	case mode == modeLost:
+		n.wait(top)
+	default:
+		n.attempts = 0
+		n.challenge(top)
+	}
+}
+
+// highestAbove returns the highest alive member that outranks this node and
+// ranks below `below` ("" for no bound), or "".
+func (n *Node) highestAbove(below string) string {
+	passed := below == ""
+	for _, name := range n.order {
+		if name == n.cfg.Name {
+			return ""
+		}
+		if !passed {
+			passed = name == below
+			continue
+		}
+		if n.isAlive(name) {
+			return name
+		}
+	}
+	return ""
+}
+
+func (n *Node) wait(who string) {
+	n.st = stateWait
+	n.waitFor = who
+	n.timer = n.cfg.ClaimTimeout + n.jitter()
+}
+
+func (n *Node) challenge(to string) {
+	if n.st != stateProbe || n.target != to {
+		n.attempts = 0
+	}
+	n.st = stateProbe
+	n.target = to
+	n.attempts++
+	n.timer = n.cfg.AnswerTimeout + n.jitter()
+	n.send(Message{Type: MsgChallenge, To: to, Term: n.maxTerm})
+}
+
+func (n *Node) probeBelow(after string) {
+	if next := n.highestAbove(after); next != "" {
+		n.challenge(next)
+		return
+	}
+	n.claim()
+}
+
+func (n *Node) claim() {
+	if n.claimFails >= n.cfg.ClaimAttempts {
+		// Claims keep failing: the members cannot acknowledge. Park until
+		// the view changes or Request is called, rather than retry on a
+		// timer.
+		n.log.Debug("election parked", "claims", n.claimFails)
+		n.st = stateIdle
+		n.pending = true
+		return
+	}
+	n.claimFails++
+	term := max(n.maxTerm, n.promTerm) + 1
+	n.maxTerm, n.maxHolder = term, n.cfg.Name
+	n.prevTerm, n.prevHolder = n.promTerm, n.promHolder
+	n.promTerm, n.promHolder = term, n.cfg.Name
+	n.claimTerm = term
+	n.claimOpen = true
+	n.acks = map[string]bool{n.cfg.Name: true}
+	n.hoTerm, n.hoHolder = 0, ""
+	if n.prevHolder != n.cfg.Name {
+		n.hoTerm, n.hoHolder = n.prevTerm, n.prevHolder
+	}
+	n.st = stateClaim
+	n.timer = n.cfg.ClaimTimeout + n.jitter()
+	n.retrans = n.cfg.RetransmitTicks
+	n.metrics.ClaimsStarted++
+	n.log.Debug("claiming", "term", term)
+	for _, name := range n.order {
+		if name != n.cfg.Name {
+			n.send(Message{Type: MsgCoordinator, To: name, Term: term})
+		}
+	}
+	n.checkWin()
+}
+
+func (n *Node) checkWin() {
+	if n.st != stateClaim {
+		return
+	}
+	seen, need := n.quorum()
+	if seen < need {
+		return
+	}
+	got := 0
+	for name := range n.acks {
+		if m, ok := n.members[name]; ok && m.committed {
+			got++
+		}
+	}
+	if got < need {
+		return
+	}
+	for _, h := range [...]string{n.hoHolder, n.lastCoord} {
+		if h != "" && h != n.cfg.Name && n.isAlive(h) && !n.acks[h] {
+			return // the earlier holder has not handed over yet
+		}
+	}
+	n.st = stateLead
+	n.claimOpen = false
+	n.lastCoord = ""
+	n.metrics.ElectionsWon++
+	n.log.Debug("acting", "term", n.claimTerm, "acks", got, "quorum", need)
+	n.setCoord(n.cfg.Name, n.claimTerm)
+	n.unacked = map[string]int{}
+	n.nextResend = map[string]int{}
+	for _, name := range n.order {
+		if name != n.cfg.Name && !n.acks[name] && n.isAlive(name) {
+			n.unacked[name] = 1 // the claim was the first announcement
+			n.nextResend[name] = n.cfg.RetransmitTicks
+		}
+	}
+}
+
+func (n *Node) stepDown(reason string) {
+	n.log.Debug("stepping down", "term", n.claimTerm, "reason", reason)
+	n.metrics.StepDowns++
+	n.st = stateIdle
+	n.unacked, n.nextResend = nil, nil
+	if n.coord == n.cfg.Name {
+		n.coord, n.coordTerm, n.coordSince = "", 0, n.now
+	}
+}
+
+// setCoord records the coordinator this node names and ends an election.
+func (n *Node) setCoord(name string, term uint64) {
+	if n.claimOpen && name != n.cfg.Name {
+		// Members that promised our abandoned claim name us: point them
+		// to the coordinator we now name (an unsolicited Answer).
+		n.claimOpen = false
+		for _, a := range n.order {
+			if a != n.cfg.Name && n.acks[a] {
+				n.send(Message{Type: MsgAnswer, To: a, Term: n.maxTerm, RefTerm: term, RefHolder: name})
+			}
+		}
+	}
+	if n.coord != name || n.coordTerm != term {
+		n.coord, n.coordTerm, n.coordSince = name, term, n.now
+	}
+	n.pending = false
+	n.claimFails = 0
+	n.preemptWait = -1
+	if n.electing {
+		n.electing = false
+		d := n.now - n.elStart
+		n.metrics.ElectionsSettled++
+		n.metrics.ElectTicksLast = d
+		n.metrics.ElectTicksTotal += d
+	}
+}
+
+func (n *Node) onChallenge(m Message) {
+	n.seeTerm(m.Term, "")
+	if !n.outranks(m.From) {
+		return // a challenge goes only to higher ranks; the views disagree
+	}
+	if n.coord == m.From && n.st != stateLead {
+		// The node named as coordinator is running an election: it does
+		// not act (its claim was cut short). Stop naming it.
+		n.coord, n.coordTerm, n.coordSince = "", 0, n.now
+	}
+	switch {
+	case n.st == stateLead:
+		n.send(Message{Type: MsgCoordinator, To: m.From, Term: n.claimTerm, Acting: true})
+	case n.coordKnown():
+		n.send(Message{Type: MsgAnswer, To: m.From, Term: n.maxTerm, RefTerm: n.coordTerm, RefHolder: n.coord})
+	case !n.hasQuorum():
+		// We could not win: stay silent so that the candidate moves on.
+	default:
+		n.send(Message{Type: MsgAnswer, To: m.From, Term: n.maxTerm})
+		if n.st == stateIdle {
+			n.startElection(modeNow)
+		}
+	}
+}
+
+func (n *Node) onAnswer(m Message) {
+	n.seeTerm(m.Term, "")
+	n.seeTerm(m.RefTerm, m.RefHolder)
+	if n.st != stateProbe || m.From != n.target {
+		if h := m.RefHolder; m.From == n.coord && m.RefTerm >= n.coordTerm && n.st == stateIdle && h != "" && h != n.cfg.Name && n.isAlive(h) {
+			n.setCoord(h, m.RefTerm) // redirected by the node we named
+			n.maybePreempt()
+		}
+		return
+	}
+	if h := m.RefHolder; h != "" && h != n.cfg.Name && n.isAlive(h) {
+		n.st = stateIdle
+		n.setCoord(h, m.RefTerm)
+		n.maybePreempt()
+		return
+	}
+	n.wait(m.From)
+}
+
+func (n *Node) onCoordinator(m Message) {
+	w := m.From
+	// A claim for a term number this node has already seen (in a promise,
+	// a claim, a refusal or an answer) is refused unless it is the very
+	// claim it promised: the claimant learns the number and moves past it.
+	seen := m.Term < n.maxTerm || m.Term == n.maxTerm && n.maxHolder != w
+	n.seeTerm(m.Term, w)
+	quorate := n.hasQuorum()
+	if n.st == stateLead && m.Acting && m.Term == n.claimTerm {
+		// Two holders act under one term number: possible only outside
+		// the membership assumption in the package doc. The full term
+		// (number, rank) orders them; the lower-ranked one stops acting.
+		if !n.outranks(w) {
+			n.stepDown(fmt.Sprintf("%s acts under term %d too and outranks this node", w, m.Term))
+			n.setCoord(w, m.Term)
+			n.send(Message{Type: MsgAck, To: w, Term: m.Term, RefTerm: n.promTerm, RefHolder: n.promHolder})
+			return
+		}
+		n.send(Message{Type: MsgNack, To: w, Term: m.Term, Outranked: true, RefTerm: n.promTerm, RefHolder: n.promHolder})
+		n.send(Message{Type: MsgCoordinator, To: w, Term: n.claimTerm, Acting: true})
+		return
+	}
+	if n.outranks(w) && !m.Acting && quorate && (n.st == stateLead || !n.coordKnown() || n.coord == w) {
+		// Bully: a lower rank claims while this node is alive and knows no
+		// other coordinator. Refuse, and run (or keep running, or keep
+		// acting) here.
+		n.send(Message{Type: MsgNack, To: w, Term: m.Term, Outranked: true, RefTerm: n.promTerm, RefHolder: n.promHolder})
+		switch n.st {
+		case stateLead:
+			if m.Term > n.claimTerm {
+				// Members may have promised W's higher term and now name
+				// W: claim above it, so that they come back.
+				n.stepDown(fmt.Sprintf("re-claiming above %s's term %d", w, m.Term))
+				n.claimFails = 0
+				n.claim()
+			} else {
+				n.send(Message{Type: MsgCoordinator, To: w, Term: n.claimTerm, Acting: true})
+			}
+		case stateIdle:
+			n.lastCoord = w
+			n.startElection(modeNow)
+		}
+		return
+	}
+	if quorate && (m.Term > n.promTerm && (!seen || m.Acting) || (m.Term == n.promTerm && w == n.promHolder)) {
+		if m.Term > n.promTerm {
+			n.prevTerm, n.prevHolder = n.promTerm, n.promHolder
+			n.promTerm, n.promHolder = m.Term, w
+		}
+		if n.st == stateLead {
+			n.stepDown(fmt.Sprintf("%s claims term %d", w, m.Term))
+		}
+		n.st = stateIdle
+		if n.lastCoord == w {
+			n.lastCoord = ""
+		}
+		n.setCoord(w, m.Term)
+		n.send(Message{Type: MsgAck, To: w, Term: m.Term, RefTerm: n.prevTerm, RefHolder: n.prevHolder})
+		n.maybePreempt()
+		return
+	}
+	if m.Acting && quorate && m.Term == n.promTerm && n.isAlive(w) && n.st != stateClaim && n.st != stateLead &&
+		n.rankOf(w).Compare(n.rankOf(n.promHolder)) > 0 {
+		// W already acts under the term number this node promised to a
+		// lower-ranked holder (its own claim that failed, say): the full
+		// term (number, rank) of W is the later one. Name W without
+		// promising; the Ack is only a receipt, which an acting
+		// coordinator does not count. (Otherwise the Nack below makes W
+		// step down.)
+		n.st = stateIdle
+		n.setCoord(w, m.Term)
+		n.send(Message{Type: MsgAck, To: w, Term: m.Term, RefTerm: n.promTerm, RefHolder: n.promHolder})
+		n.maybePreempt()
+		return
+	}
+	// A lower term, this term promised to another holder, or no quorum
+	// seen here: a node that cannot see a quorum promises nothing.
+	ref, refHolder := n.promTerm, n.promHolder
+	if seen && n.maxTerm > ref {
+		ref, refHolder = n.maxTerm, n.maxHolder // teach the claimant the number
+	}
+	n.send(Message{Type: MsgNack, To: w, Term: m.Term, NoQuorum: !quorate, RefTerm: ref, RefHolder: refHolder})
+	if quorate && !n.outranks(w) && n.isAlive(w) && (n.st == stateClaim && m.Term >= n.claimTerm || n.st == stateProbe) {
+		n.wait(w) // a higher rank is claiming: let it
+	}
+}
+
+func (n *Node) onAck(m Message) {
+	if n.st == stateIdle && n.pending && m.Term == n.claimTerm && n.promTerm == n.claimTerm &&
+		n.promHolder == n.cfg.Name && n.hasQuorum() {
+		// A late acknowledgement of a parked claim: the members can
+		// answer after all. Resume the claim (same term, same acks).
+		n.log.Debug("claim resumed", "term", n.claimTerm)
+		n.pending = false
+		n.st = stateClaim
+		n.timer = n.cfg.ClaimTimeout + n.jitter()
+		n.retrans = n.cfg.RetransmitTicks
+	}
+	if (n.st != stateClaim && n.st != stateLead) || m.Term != n.claimTerm {
+		return
+	}
+	n.acks[m.From] = true
+	delete(n.unacked, m.From)
+	delete(n.nextResend, m.From)
+	if h := m.RefHolder; h != "" && h != n.cfg.Name && m.RefTerm < n.claimTerm && m.RefTerm >= n.hoTerm {
+		n.hoTerm, n.hoHolder = m.RefTerm, h
+	}
+	n.checkWin()
+}
+
+func (n *Node) onNack(m Message) {
+	n.seeTerm(m.RefTerm, m.RefHolder)
+	switch n.st {
+	case stateClaim:
+		if m.Term != n.claimTerm {
+			return
+		}
+		if m.Outranked {
+			n.wait(m.From)
+			return
+		}
+		if h := m.RefHolder; !m.NoQuorum && h != "" && h != n.cfg.Name && !n.outranks(h) && n.isAlive(h) {
+			n.wait(h)
+		}
+	case stateLead:
+		if m.RefTerm > n.claimTerm || m.RefTerm == n.claimTerm && m.RefHolder != "" &&
+			m.RefHolder != n.cfg.Name && !n.outranks(m.RefHolder) {
+			n.stepDown(fmt.Sprintf("%s promised term %d to %q", m.From, m.RefTerm, m.RefHolder))
+			n.startElection(modeWait)
+		}
+	}
+}
+
+// maybePreempt schedules a takeover from a lower coordinator when Preempt is
+// set, this node sees a quorum, and no alive member outranks it (the highest
+// preempts; the others would only hand over twice).
+func (n *Node) maybePreempt() {
+	if !n.cfg.Preempt || n.st != stateIdle || n.preemptWait >= 0 || !n.coordKnown() ||
+		n.coord == n.cfg.Name || !n.outranks(n.coord) || !n.hasQuorum() || n.highestAbove("") != "" {
+		return
+	}
+	n.preemptWait = n.cfg.PreemptDelay
+	if n.preemptWait == 0 {
+		n.preemptWait = -1
+		n.preempt()
+	}
+}
+
+func (n *Node) preempt() {
+	if !n.cfg.Preempt || n.st != stateIdle || !n.coordKnown() || !n.outranks(n.coord) ||
+		!n.hasQuorum() || n.highestAbove("") != "" {
+		return
+	}
+	n.log.Debug("preempting", "coordinator", n.coord, "term", n.coordTerm)
+	n.metrics.Preemptions++
+	n.lastCoord = n.coord
+	n.startElection(modeNow)
+}
+
+// String describes the node's internal state, for debugging.
+func (n *Node) String() string {
+	return fmt.Sprintf("%s[%s promised=%d/%s max=%d]", n.cfg.Name, stateNames[n.st], n.promTerm, n.promHolder, n.maxTerm)
+}

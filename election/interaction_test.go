@@ -1,0 +1,315 @@
+package election
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the golden output in testdata/*.txt")
+
+// TestInteraction runs the scenario scripts in testdata. Each block is one
+// command line, a line "----", and the expected output, ended by a blank
+// line; lines starting with # are comments. Run with -rewrite to regenerate
+// the expected output after a deliberate change, and read the diff.
+//
+// Commands:
+//
+//	config k=v ...            set the template of nodes added later:
+//	                          preempt, preempt-delay, quorum, jitter, seed
+//	add-nodes N [prio=P]      add n<k+1>..n<k+N> (priority P, default 0)
+//	add-node NAME [prio=P]    add one node
+//	request NAME              Request() on a node
+//	tick [N]                  tick every up node N times (default 1), deliver nothing
+//	deliver-msgs [drop=SPEC]  deliver what is in flight; SPEC is a comma list of
+//	                          NAME (to or from), A->B, or all
+//	stabilize                 deliver-msgs until nothing is in flight
+//	settle [MAX]              tick and deliver until quiet (default max 200)
+//	kill NAME | revive NAME | leave NAME
+//	partition A,B / C,D,E     split into sides; heal
+//	status                    every node's Status
+//	metrics NAME              a node's Metrics
+//	invariants                the Sim's invariant violations
+func TestInteraction(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no scripts in testdata")
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) { runScript(t, f) })
+	}
+}
+
+type block struct {
+	pre  []string // comments and blank lines before the command
+	cmd  string
+	want string
+	line int
+}
+
+func parseScript(t *testing.T, path string) []block {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	var out []block
+	var pre []string
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
+			pre = append(pre, l)
+			continue
+		}
+		b := block{pre: pre, cmd: l, line: i + 1}
+		pre = nil
+		if i+1 >= len(lines) || lines[i+1] != "----" {
+			t.Fatalf("%s:%d: command %q not followed by ----", path, i+1, l)
+		}
+		i += 2
+		var want []string
+		for ; i < len(lines) && lines[i] != ""; i++ {
+			want = append(want, lines[i])
+		}
+		b.want = strings.Join(want, "\n")
+		out = append(out, b)
+	}
+	// Trailing blank lines are dropped; the file is rewritten with one.
+	return out
+}
+
+func runScript(t *testing.T, path string) {
+	blocks := parseScript(t, path)
+	h := &harness{cfg: FastConfig()}
+	h.cfg.Jitter = 0
+	h.reset()
+	var b strings.Builder
+	for i, bl := range blocks {
+		got := h.run(t, bl.cmd)
+		if got == "" {
+			got = "ok"
+		}
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		for _, p := range bl.pre {
+			if strings.TrimSpace(p) != "" {
+				b.WriteString(p + "\n")
+			}
+		}
+		fmt.Fprintf(&b, "%s\n----\n%s\n", bl.cmd, got)
+		if !*rewrite && got != bl.want {
+			t.Errorf("%s:%d: %s\ngot:\n%s\nwant:\n%s", path, bl.line, bl.cmd, got, bl.want)
+		}
+	}
+	if *rewrite {
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type harness struct {
+	cfg  Config
+	seed uint64
+	sim  *Sim
+}
+
+func (h *harness) reset() {
+	h.sim = NewSim(SimConfig{Seed: h.seed, Node: h.cfg})
+}
+
+func (h *harness) run(t *testing.T, line string) string {
+	t.Helper()
+	f := strings.Fields(line)
+	cmd, args := f[0], f[1:]
+	kv := map[string]string{}
+	var pos []string
+	for _, a := range args {
+		if k, v, ok := strings.Cut(a, "="); ok {
+			kv[k] = v
+		} else {
+			pos = append(pos, a)
+		}
+	}
+	atoi := func(s string) int {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		return v
+	}
+	must := func(err error) {
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+	}
+	s := h.sim
+	switch cmd {
+	case "config":
+		for k, v := range kv {
+			switch k {
+			case "preempt":
+				h.cfg.Preempt = v == "true"
+			case "preempt-delay":
+				h.cfg.PreemptDelay = atoi(v)
+			case "quorum":
+				h.cfg.Quorum = atoi(v)
+			case "jitter":
+				h.cfg.Jitter = atoi(v)
+			case "seed":
+				h.seed = uint64(atoi(v))
+			default:
+				t.Fatalf("%s: unknown key %q", line, k)
+			}
+		}
+		if len(s.Names()) > 0 {
+			t.Fatalf("%s: config must come before add-nodes", line)
+		}
+		h.reset()
+		return ""
+	case "add-nodes":
+		prio := 0
+		if v, ok := kv["prio"]; ok {
+			prio = atoi(v)
+		}
+		k := len(s.nodes)
+		for i := 1; i <= atoi(pos[0]); i++ {
+			_, err := s.AddNode(fmt.Sprintf("n%d", k+i), prio)
+			must(err)
+		}
+		return ""
+	case "add-node":
+		prio := 0
+		if v, ok := kv["prio"]; ok {
+			prio = atoi(v)
+		}
+		_, err := s.AddNode(pos[0], prio)
+		must(err)
+		return ""
+	case "request":
+		for _, n := range pos {
+			must(s.Request(n))
+		}
+		return ""
+	case "tick":
+		k := 1
+		if len(pos) > 0 {
+			k = atoi(pos[0])
+		}
+		for range k {
+			s.TickAll()
+		}
+		return ""
+	case "deliver-msgs":
+		return formatDeliveries(s.Deliver(dropFunc(kv["drop"])))
+	case "stabilize":
+		var out []string
+		for i := 0; s.InFlight() > 0; i++ {
+			if i > 50 {
+				t.Fatalf("%s: does not stabilize", line)
+			}
+			out = append(out, formatDeliveries(s.Deliver(nil)))
+		}
+		return strings.Join(out, "\n")
+	case "settle":
+		max := 200
+		if len(pos) > 0 {
+			max = atoi(pos[0])
+		}
+		before := s.Sent.Total()
+		n, ok := s.Settle(max)
+		if !ok {
+			return fmt.Sprintf("NOT settled after %d ticks", n)
+		}
+		return fmt.Sprintf("settled after %d ticks, %d messages", n, s.Sent.Total()-before)
+	case "kill":
+		must(s.Kill(pos[0]))
+		return ""
+	case "revive":
+		must(s.Revive(pos[0]))
+		return ""
+	case "leave":
+		must(s.Leave(pos[0]))
+		return ""
+	case "partition":
+		var groups [][]string
+		for _, g := range strings.Split(strings.Join(pos, " "), "/") {
+			groups = append(groups, strings.Split(strings.TrimSpace(g), ","))
+		}
+		must(s.Partition(groups...))
+		return ""
+	case "heal":
+		s.Heal()
+		return ""
+	case "status":
+		var out []string
+		for _, sn := range s.nodes {
+			switch {
+			case sn.left:
+				out = append(out, sn.node.Name()+": left")
+			case !sn.up:
+				out = append(out, sn.node.Name()+": down")
+			default:
+				out = append(out, sn.node.Status().String())
+			}
+		}
+		return strings.Join(out, "\n")
+	case "metrics":
+		m := s.Node(pos[0]).Metrics()
+		return fmt.Sprintf("started=%d won=%d settled=%d claims=%d failed=%d stepdowns=%d preemptions=%d lost=%d ticks-last=%d\nsent challenge=%d answer=%d coordinator=%d ack=%d nack=%d",
+			m.ElectionsStarted, m.ElectionsWon, m.ElectionsSettled, m.ClaimsStarted, m.ClaimsFailed, m.StepDowns, m.Preemptions, m.CoordinatorLost, m.ElectTicksLast,
+			m.Sent.Challenge, m.Sent.Answer, m.Sent.Coordinator, m.Sent.Ack, m.Sent.Nack)
+	case "invariants":
+		v := s.Violations()
+		if len(v) == 0 {
+			return "none violated"
+		}
+		return strings.Join(v, "\n")
+	}
+	t.Fatalf("unknown command %q", line)
+	return ""
+}
+
+func dropFunc(spec string) func(Message) bool {
+	if spec == "" {
+		return nil
+	}
+	items := strings.Split(spec, ",")
+	return func(m Message) bool {
+		for _, it := range items {
+			if it == "all" || it == m.From || it == m.To {
+				return true
+			}
+			if a, b, ok := strings.Cut(it, "->"); ok && a == m.From && b == m.To {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func formatDeliveries(ds []Delivery) string {
+	if len(ds) == 0 {
+		return "nothing in flight"
+	}
+	var out []string
+	for _, d := range ds {
+		l := d.Msg.String()
+		if d.Dropped {
+			l += " (" + d.Why + ")"
+		}
+		if d.Err != nil {
+			l += " err: " + d.Err.Error()
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,0 +1,218 @@
+package election
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestProperty drives many seeded random meshes through failures, recoveries,
+// partitions, heals, joins, leaves, requests and message loss and delay, then
+// lets each settle without loss and checks it against the naive reference.
+// Throughout, the Sim checks that no two holders act under one term and that
+// no node acts on a minority side.
+func TestProperty(t *testing.T) {
+	runs := *propertyRuns
+	if testing.Short() {
+		runs = min(runs, 60)
+	}
+	checked := 0
+	for seed := range uint64(runs) {
+		for _, preempt := range []bool{true, false} {
+			switch err := propertyRun(seed, preempt); err {
+			case nil:
+				checked++
+			case errNoMajority:
+			default:
+				t.Fatalf("seed %d preempt=%t: %v", seed, preempt, err)
+			}
+		}
+	}
+	t.Logf("%d of %d runs ended with a side that holds a quorum (checked against the reference)", checked, 2*runs)
+	if checked < runs {
+		t.Errorf("only %d of %d runs could be checked against the reference", checked, 2*runs)
+	}
+}
+
+var propertyRuns = flag.Int("property-runs", 300, "seeds for TestProperty (each run twice: Preempt on and off)")
+
+var debugRun bool
+
+var errNoMajority = errors.New("no side holds a quorum")
+
+func propertyRun(seed uint64, preempt bool) error {
+	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	cfg := FastConfig()
+	cfg.Preempt = preempt
+	cfg.PreemptDelay = rng.IntN(4)
+	s := NewSim(SimConfig{Seed: seed, Loss: rng.Float64() * 0.3, MaxDelay: rng.IntN(3), Node: cfg})
+	if debugRun {
+		s.Trace = func(l string) { fmt.Println(l) }
+	}
+	next := 0
+	add := func() error {
+		next++
+		_, err := s.AddNode(fmt.Sprintf("n%02d", next), rng.IntN(3))
+		return err
+	}
+	for range 3 + rng.IntN(7) {
+		if err := add(); err != nil {
+			return err
+		}
+	}
+	pick := func(up bool) string {
+		var c []string
+		for _, n := range s.Names() {
+			if s.Up(n) == up {
+				c = append(c, n)
+			}
+		}
+		if len(c) == 0 {
+			return ""
+		}
+		return c[rng.IntN(len(c))]
+	}
+	var trace []string
+	partitioned := false
+	for range 10 + rng.IntN(30) {
+		switch op := rng.IntN(12); {
+		case op < 2:
+			if n := pick(true); n != "" {
+				trace = append(trace, "kill "+n)
+				_ = s.Kill(n)
+			}
+		case op < 4:
+			if n := pick(false); n != "" {
+				trace = append(trace, "revive "+n)
+				_ = s.Revive(n)
+			}
+		case op < 5:
+			names := s.Names()
+			rng.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+			k := 1 + rng.IntN(len(names))
+			trace = append(trace, fmt.Sprintf("partition %v / %v", names[:k], names[k:]))
+			_ = s.Partition(names[:k], names[k:])
+			partitioned = true
+		case op < 6:
+			trace = append(trace, "heal")
+			s.Heal()
+			partitioned = false
+		case op < 9:
+			if n := pick(true); n != "" {
+				trace = append(trace, "request "+n)
+				_ = s.Request(n)
+			}
+		case op < 10:
+			// Joins (and leaves) only under the membership assumption
+			// of the package doc, under which term numbers are unique;
+			// TestTermNumberReuse shows what the full term and the Fence
+			// do outside it.
+			if len(s.Names()) < 12 && membershipMayChange(s, partitioned) {
+				trace = append(trace, "add")
+				if err := add(); err != nil {
+					return err
+				}
+			}
+		case op < 11:
+			if len(s.Names()) > 3 && rng.IntN(3) == 0 && membershipMayChange(s, partitioned) {
+				n := pick(true)
+				trace = append(trace, "leave "+n)
+				_ = s.Leave(n)
+			}
+		default:
+			p := rng.Float64() * 0.3
+			trace = append(trace, fmt.Sprintf("loss %.2f", p))
+			s.SetLoss(p)
+		}
+		steps := rng.IntN(10)
+		for range steps {
+			s.Step()
+		}
+		trace = append(trace, fmt.Sprintf("step %d", steps))
+	}
+	s.SetLoss(0)
+	maj := s.Majority()
+	if debugRun {
+		fmt.Println(dump(s))
+	}
+	for _, n := range maj {
+		_ = s.Request(n)
+	}
+	if debugRun {
+		for range 30 {
+			s.TickAll()
+			for _, d := range s.Deliver(nil) {
+				fmt.Println(s.now, d.Msg, d.Why)
+			}
+		}
+		fmt.Println(dump(s))
+	}
+	if _, ok := s.Settle(3000); !ok {
+		return fmt.Errorf("did not settle; trace %v\n%s", trace, dump(s))
+	}
+	if v := s.Violations(); len(v) > 0 {
+		return fmt.Errorf("invariants violated: %v; trace %v", v, trace)
+	}
+	if maj == nil {
+		return errNoMajority
+	}
+	for _, n := range maj {
+		if st := s.Node(n).Status(); st.QuorumSeen < st.Quorum {
+			// Members failed while this side saw no quorum and were never
+			// removed (no graceful leave): by design the side waits for
+			// them or for an operator's force-leave.
+			return errNoMajority
+		}
+	}
+	coord := s.Node(maj[0]).Status().Coordinator
+	for _, n := range maj {
+		if c := s.Node(n).Status().Coordinator; c != coord {
+			return fmt.Errorf("%s names %q, %s names %q; trace %v\n%s", maj[0], coord, n, c, trace, dump(s))
+		}
+	}
+	if !slices.Contains(maj, coord) {
+		return fmt.Errorf("coordinator %q is not on the majority side %v; trace %v\n%s", coord, maj, trace, dump(s))
+	}
+	if !s.Node(coord).Acting() {
+		return fmt.Errorf("coordinator %q does not act; trace %v", coord, trace)
+	}
+	for _, n := range s.Names() {
+		if n != coord && s.Up(n) && s.Node(n).Acting() {
+			return fmt.Errorf("%s acts besides %s; trace %v", n, coord, trace)
+		}
+	}
+	if preempt {
+		if want := s.Highest(maj); coord != want {
+			return fmt.Errorf("coordinator %q, reference (highest alive rank) %q; trace %v", coord, want, trace)
+		}
+	}
+	return nil
+}
+
+func dump(s *Sim) string {
+	var b strings.Builder
+	for _, n := range s.Names() {
+		fmt.Fprintf(&b, "up=%t %v %v\n", s.Up(n), s.Node(n).Status(), s.Node(n))
+	}
+	return b.String()
+}
+
+// membershipMayChange is the assumption of the package doc: the member set
+// changes only while every member is up and connected, so that whoever
+// acknowledged the last term is there to refuse its number again, and the
+// coordinator announces the term to the newcomer.
+func membershipMayChange(s *Sim, partitioned bool) bool {
+	if partitioned {
+		return false
+	}
+	for _, n := range s.Names() {
+		if !s.Up(n) {
+			return false
+		}
+	}
+	return true
+}

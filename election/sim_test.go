@@ -1,0 +1,121 @@
+package election
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestSimulation runs meshes of 10, 100 and 1,000 nodes on the simulated
+// network with 1% message loss and 1 or 2 ticks of delay, and measures
+// three elections each: a cold start where one node asks, a cold start where
+// every node asks at once, and the loss of the coordinator. It prints
+// messages per election and ticks to settle (-v) and asserts that messages
+// grow linearly: messages/N stays under a constant at every size.
+func TestSimulation(t *testing.T) {
+	sizes := []int{10, 100, 1000}
+	if testing.Short() {
+		sizes = []int{10, 100}
+	}
+	const perNode = 6.0 // bound on messages per election per node
+	first := map[string]float64{}
+	for _, n := range sizes {
+		for _, sc := range []string{"one-asks", "all-ask", "coordinator-lost"} {
+			msgs, ticks := simulate(t, n, sc)
+			ratio := float64(msgs) / float64(n)
+			if _, ok := first[sc]; !ok {
+				first[sc] = ratio
+			} else if ratio > 1.5*first[sc] {
+				t.Errorf("N=%d %s: %.2f messages per node, %.2f at the smallest size: grows faster than N", n, sc, ratio, first[sc])
+			}
+			t.Logf("N=%-5d %-16s msgs=%-6d msgs/N=%.2f ticks=%d", n, sc, msgs, ratio, ticks)
+			if ratio > perNode {
+				t.Errorf("N=%d %s: %d messages, %.2f per node, bound %.1f: not linear", n, sc, msgs, ratio, perNode)
+			}
+		}
+	}
+}
+
+// simulate builds a mesh of n nodes, runs one election of the given
+// scenario, and returns the messages it took and the ticks to settle.
+func simulate(t testing.TB, n int, scenario string) (msgs uint64, ticks int) {
+	t.Helper()
+	cfg := DefaultConfig()
+	s := NewSim(SimConfig{Seed: uint64(n), Loss: 0.01, MaxDelay: 1, Node: cfg})
+	ms := make([]Member, n)
+	for i := range ms {
+		ms[i] = Member{Name: fmt.Sprintf("n%04d", i), Priority: i % 3}
+	}
+	if err := s.AddNodes(ms...); err != nil {
+		t.Fatal(err)
+	}
+	names := s.Names()
+	settle := func() int {
+		k, ok := s.Settle(5000)
+		if !ok {
+			t.Fatalf("N=%d %s: not settled after %d ticks", n, scenario, k)
+		}
+		return k
+	}
+	switch scenario {
+	case "one-asks":
+		_ = s.Request(names[0])
+	case "all-ask":
+		for _, name := range names {
+			_ = s.Request(name)
+		}
+	case "coordinator-lost":
+		_ = s.Request(names[0])
+		settle()
+		c := s.Node(names[0]).Status().Coordinator
+		before := s.Sent.Total()
+		if err := s.Kill(c); err != nil {
+			t.Fatal(err)
+		}
+		ticks = settle()
+		checkAgreement(t, s, scenario)
+		return s.Sent.Total() - before, ticks
+	}
+	ticks = settle()
+	checkAgreement(t, s, scenario)
+	return s.Sent.Total(), ticks
+}
+
+func checkAgreement(t testing.TB, s *Sim, scenario string) {
+	t.Helper()
+	var up []string
+	for _, n := range s.Names() {
+		if s.Up(n) {
+			up = append(up, n)
+		}
+	}
+	want := s.Highest(up)
+	for _, n := range up {
+		if c := s.Node(n).Status().Coordinator; c != want {
+			t.Fatalf("%s: %s names %q, want %q (highest alive rank)", scenario, n, c, want)
+		}
+	}
+	if !s.Node(want).Acting() {
+		t.Fatalf("%s: %s does not act", scenario, want)
+	}
+	if v := s.Violations(); len(v) > 0 {
+		t.Fatalf("%s: %v", scenario, v)
+	}
+}
+
+// BenchmarkElection reports messages per election as a custom metric.
+func BenchmarkElection(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			var msgs uint64
+			var ticks int
+			for range b.N {
+				m, k := simulate(b, n, "coordinator-lost")
+				msgs += m
+				ticks += k
+			}
+			b.ReportMetric(float64(msgs)/float64(b.N), "msgs/election")
+			b.ReportMetric(float64(msgs)/float64(b.N)/float64(n), "msgs/node")
+			b.ReportMetric(float64(ticks)/float64(b.N), "ticks/election")
+		})
+	}
+}
