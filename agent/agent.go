@@ -39,6 +39,10 @@ type Agent struct {
 
 	// Options for tests and the dev mesh.
 	reader metrics.Reader
+
+	// Components wired in their own files.
+	elect *electionRunner // election_adapter.go
+	proxy *proxyRunner    // loadshare_adapter.go
 }
 
 // Option adjusts an Agent at construction.
@@ -138,12 +142,20 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		Label:            cfg.Label,
 		Load:             mon.Latest,
 		OnEvent:          a.onMeshEvent,
+		OnElection:       a.onElectionMessage,
 		Logger:           a.log,
 	})
 	if err != nil {
 		return err
 	}
 	a.mesh = m
+
+	if err := a.startElection(runCtx); err != nil {
+		return err
+	}
+	if err := a.startProxy(runCtx); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -233,6 +245,8 @@ func (a *Agent) shutdown() {
 		_ = a.http.Shutdown(ctx)
 		cancel()
 	}
+	a.stopProxy()
+	a.stopElection()
 	if a.mesh != nil {
 		_ = a.mesh.Shutdown()
 	}

@@ -37,6 +37,8 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/force-leave", a.handleForceLeave)
 	mux.HandleFunc("GET /v1/keys", a.handleKeys)
 	mux.HandleFunc("POST /v1/keys/{op}", a.handleKeys)
+	a.registerElectionRoutes(mux, reg)
+	a.registerPickRoutes(mux, reg)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
