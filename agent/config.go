@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/shoalmesh/shoal/loadshare"
 	"github.com/shoalmesh/shoal/mesh"
 )
 
@@ -86,6 +88,12 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogJSON logs as JSON.
 	LogLevel string `json:"log_level"`
 	LogJSON  bool   `json:"log_json"`
+	// ProxyListen, when set, runs the forwarding proxy there (host:port):
+	// each request goes to a member tagged service=<ProxyService> with a
+	// port tag, chosen by ProxyStrategy ("" means p2c).
+	ProxyListen   string `json:"proxy_listen"`
+	ProxyService  string `json:"proxy_service"`
+	ProxyStrategy string `json:"proxy_strategy"`
 }
 
 // DefaultConfig returns the defaults for a production agent.
@@ -208,6 +216,19 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("%w: log level %q: use debug, info, warn or error", ErrConfig, c.LogLevel)
+	}
+	if c.ProxyStrategy != "" && !slices.Contains(loadshare.Strategies(), c.ProxyStrategy) {
+		return fmt.Errorf("%w: proxy-strategy %q is unknown; valid strategies are %s", ErrConfig, c.ProxyStrategy, strings.Join(loadshare.Strategies(), ", "))
+	}
+	if c.ProxyListen != "" {
+		if _, _, err := splitHostPort("proxy-listen", c.ProxyListen); err != nil {
+			return err
+		}
+		if c.ProxyService == "" {
+			return fmt.Errorf("%w: proxy-listen %s needs proxy-service: the service whose members (tag service=NAME and a port tag) get the requests", ErrConfig, c.ProxyListen)
+		}
+	} else if c.ProxyService != "" {
+		return fmt.Errorf("%w: proxy-service %q is set but proxy-listen is not: set proxy-listen (e.g. 127.0.0.1:8080) to run the proxy", ErrConfig, c.ProxyService)
 	}
 	return nil
 }

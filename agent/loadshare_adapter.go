@@ -1,17 +1,517 @@
 package agent
 
+// The load-sharing adapter: it turns the mesh View into loadshare
+// candidates, answers GET /v1/pick, and runs the forwarding proxy
+// (--proxy-listen, --proxy-service, --proxy-strategy).
+//
+// The proxy's fast signal. Gossiped load (CPU, run queue) reaches the proxy
+// seconds after it changes, and describes the host, not the service: a
+// backend that is slow because it queues behind its own concurrency limit
+// barely shows in its host's CPU. So the proxy also counts its own requests
+// in flight to each member and adds them to the member's run queue
+// (Candidate.LoadAvg = gossiped load1 + requests in flight from this proxy).
+// The count is exact and instant; with the default picker (p2c) a member that
+// answers slowly accumulates requests in flight and stops winning
+// comparisons within a few requests. SHOAL_PROXY_INFLIGHT=0 turns the count
+// off (gossip alone), for comparison in cmd/shoal-proxybench.
+
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoalmesh/shoal/client"
+	"github.com/shoalmesh/shoal/loadshare"
+	"github.com/shoalmesh/shoal/mesh"
 )
 
+// Tags the load-sharing adapter reads.
+const (
+	// TagService names the service a member offers (service=web).
+	TagService = "service"
+	// TagPort is the port the member's service listens on, on the member's
+	// gossip address.
+	TagPort = "port"
+	// TagCapacity is the member's relative capacity (a positive number);
+	// without it the member's cores count.
+	TagCapacity = "capacity"
+)
+
+// MaxPickN bounds /v1/pick's n.
+const MaxPickN = 100
+
+// noLoadAge is the Age of a member whose load has not arrived yet: older
+// than any MaxAge, so it is never picked.
+const noLoadAge = time.Duration(math.MaxInt64)
+
+// Candidate turns one member into a load-sharing candidate. Addr is the
+// member's address joined with its "port" tag; portOK is false (and Addr the
+// bare host) when the tag is missing or not a port number.
+func Candidate(m mesh.Member) (c loadshare.Candidate, portOK bool) {
+	c = loadshare.Candidate{
+		Name:  m.Name,
+		Addr:  m.Addr,
+		Tags:  m.Tags,
+		Alive: m.Status == mesh.StatusAlive,
+		Local: m.Self,
+		Age:   noLoadAge,
+	}
+	if p, err := strconv.Atoi(m.Tags[TagPort]); err == nil && p > 0 && p <= 65535 {
+		c.Addr = net.JoinHostPort(m.Addr, strconv.Itoa(p))
+		portOK = true
+	}
+	if v, err := strconv.ParseFloat(m.Tags[TagCapacity], 64); err == nil && v > 0 && !math.IsInf(v, 0) {
+		c.Capacity = v
+	}
+	if l := m.Load; l != nil {
+		c.CPUPercent = l.CPUPercent
+		c.MemPercent = l.MemPercent
+		c.Cores = l.Cores
+		c.LoadAvg = l.Load1
+		c.NetRxBps = l.NetRxBps
+		c.NetTxBps = l.NetTxBps
+		c.Age = m.LoadAge
+	}
+	return c, portOK
+}
+
+// Candidates turns the mesh's members into load-sharing candidates. With a
+// service, only members tagged service=<service> that carry a port tag are
+// returned, addressed at that port; with none, every member is returned.
+// Members that are not alive or whose load is missing or too old are kept
+// (the pickers skip them), so that callers can tell why nothing is eligible.
+func Candidates(ms []mesh.Member, service string) []loadshare.Candidate {
+	out := make([]loadshare.Candidate, 0, len(ms))
+	for _, m := range ms {
+		if service != "" && m.Tags[TagService] != service {
+			continue
+		}
+		c, portOK := Candidate(m)
+		if service != "" && !portOK {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// pickError is a /v1/pick failure with its HTTP status.
+type pickError struct {
+	code int
+	err  error
+}
+
+func (e *pickError) Error() string { return e.err.Error() }
+
+// pickCandidates returns the eligible candidates for a pick, or a pickError
+// saying why there are none: 404 when no member offers the service at all,
+// 503 when some do but none is eligible now.
+func pickCandidates(ms []mesh.Member, service string, tags map[string]string) ([]loadshare.Candidate, error) {
+	var offering, notAlive, noPort, noLoad, stale, tagMiss int
+	var cands []loadshare.Candidate
+	services := map[string]bool{}
+	for _, m := range ms {
+		if s := m.Tags[TagService]; s != "" {
+			services[s] = true
+		}
+		if service != "" && m.Tags[TagService] != service {
+			continue
+		}
+		offering++
+		c, portOK := Candidate(m)
+		match := true
+		for k, v := range tags {
+			if m.Tags[k] != v {
+				match = false
+			}
+		}
+		switch {
+		case !match:
+			tagMiss++
+		case !c.Alive:
+			notAlive++
+		case service != "" && !portOK:
+			noPort++
+		case m.Load == nil:
+			noLoad++
+		case !loadshare.Eligible(c, loadshare.WeightParams{}):
+			stale++
+		default:
+			cands = append(cands, c)
+		}
+	}
+	if len(cands) > 0 {
+		return cands, nil
+	}
+	if service != "" && offering == 0 {
+		names := make([]string, 0, len(services))
+		for s := range services {
+			names = append(names, s)
+		}
+		sort.Strings(names)
+		offered := "none"
+		if len(names) > 0 {
+			offered = strings.Join(names, ", ")
+		}
+		return nil, &pickError{http.StatusNotFound, fmt.Errorf("unknown service %q: no member has the tag %s=%s (services offered: %s)", service, TagService, service, offered)}
+	}
+	what := "members"
+	if service != "" {
+		what = fmt.Sprintf("members offering service %q", service)
+	}
+	var why []string
+	for _, r := range []struct {
+		n    int
+		text string
+	}{
+		{tagMiss, "do not match the tag filter " + fmtTagFilter(tags)},
+		{notAlive, "are not alive"},
+		{noPort, "have no numeric " + TagPort + " tag"},
+		{noLoad, "have not sent their load yet"},
+		{stale, fmt.Sprintf("have load information older than %v", loadshare.DefaultMaxAge)},
+	} {
+		if r.n > 0 {
+			why = append(why, fmt.Sprintf("%d %s", r.n, r.text))
+		}
+	}
+	return nil, &pickError{http.StatusServiceUnavailable, fmt.Errorf("no eligible member: none of the %d %s can take work (%s)", offering, what, strings.Join(why, "; "))}
+}
+
+func fmtTagFilter(tags map[string]string) string {
+	parts := make([]string, 0, len(tags))
+	for k, v := range tags {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+// pickers keeps one picker per (strategy, service, tags), so that stateful
+// pickers (round-robin, swrr) cycle across requests.
+type pickers struct {
+	mu   sync.Mutex
+	m    map[string]loadshare.Picker
+	seed atomic.Uint64
+}
+
+const maxCachedPickers = 256
+
+func (p *pickers) get(strategy, key string) (loadshare.Picker, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := strategy + "\x00" + key
+	if pk, ok := p.m[k]; ok {
+		return pk, nil
+	}
+	pk, err := loadshare.New(strategy, loadshare.Options{Rand: newRand(p.seed.Add(1))})
+	if err != nil {
+		return nil, err
+	}
+	if p.m == nil || len(p.m) >= maxCachedPickers {
+		p.m = map[string]loadshare.Picker{}
+	}
+	p.m[k] = pk
+	return pk, nil
+}
+
+func newRand(salt uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), salt))
+}
+
+func (a *Agent) handlePick(pks *pickers, w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	n := 1
+	if s := q.Get("n"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > MaxPickN {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("n %q: want a whole number from 1 to %d", s, MaxPickN))
+			return
+		}
+		n = v
+	}
+	tags := map[string]string{}
+	for _, t := range q["tag"] {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || k == "" {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("tag filter %q: want key=value", t))
+			return
+		}
+		tags[k] = v
+	}
+	strategy, service := q.Get("strategy"), q.Get("service")
+	pk, err := pks.get(strategy, service+"\x00"+fmtTagFilter(tags))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("strategy %q is unknown; valid strategies are %s", strategy, strings.Join(loadshare.Strategies(), ", ")))
+		return
+	}
+	cands, err := pickCandidates(a.mesh.Members(), service, tags)
+	if err != nil {
+		var pe *pickError
+		if errors.As(err, &pe) {
+			if pe.code == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", "1")
+			}
+			writeErr(w, pe.code, pe.err)
+			return
+		}
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	picked, err := loadshare.PickN(pk, cands, n)
+	if len(picked) == 0 {
+		w.Header().Set("Retry-After", "1")
+		writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("no eligible member: %v", err))
+		return
+	}
+	out := make([]client.Picked, len(picked))
+	for i, c := range picked {
+		out[i] = client.Picked{
+			Name: c.Name, Addr: c.Addr, Self: c.Local,
+			Weight:   loadshare.Weight(c, loadshare.WeightParams{}),
+			Load:     loadshare.Load(c),
+			Capacity: c.Cap(),
+		}
+		out[i].LoadAgeSeconds = -1
+		if c.Age != noLoadAge {
+			out[i].LoadAgeSeconds = c.Age.Seconds()
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *Agent) registerPickRoutes(mux *http.ServeMux, reg *prometheus.Registry) {
+	pks := &pickers{}
+	mux.HandleFunc("GET /v1/pick", func(w http.ResponseWriter, r *http.Request) { a.handlePick(pks, w, r) })
+	reg.MustRegister(&proxyCollector{a: a})
+}
+
 // proxyRunner runs the forwarding proxy.
-// (Placeholder until the load-sharing adapter lands.)
-type proxyRunner struct{}
+type proxyRunner struct {
+	service  string
+	proxy    *loadshare.Proxy
+	srv      *http.Server
+	ln       net.Listener
+	tr       *http.Transport
+	flight   *inflight
+	useCount bool
+	mesh     *mesh.Mesh
+	snap     atomic.Pointer[candSnapshot]
+}
 
-func (a *Agent) startProxy(ctx context.Context) error { return nil }
-func (a *Agent) stopProxy()                           {}
+type candSnapshot struct {
+	at    time.Time
+	cands []loadshare.Candidate
+}
 
-func (a *Agent) registerPickRoutes(mux *http.ServeMux, reg *prometheus.Registry) {}
+// snapshotTTL is how long the proxy reuses one reading of the View.
+const snapshotTTL = 100 * time.Millisecond
+
+// members returns the service's candidates with this proxy's requests in
+// flight added to their run queue.
+func (pr *proxyRunner) members() []loadshare.Candidate {
+	now := time.Now()
+	s := pr.snap.Load()
+	if s == nil || now.Sub(s.at) > snapshotTTL {
+		s = &candSnapshot{at: now, cands: Candidates(pr.mesh.Members(), pr.service)}
+		pr.snap.Store(s)
+	}
+	out := make([]loadshare.Candidate, len(s.cands))
+	copy(out, s.cands)
+	if pr.useCount {
+		for i := range out {
+			out[i].LoadAvg += float64(pr.flight.get(out[i].Addr))
+		}
+	}
+	return out
+}
+
+// ProxyAddr returns the proxy's bound address ("" when no proxy runs).
+func (a *Agent) ProxyAddr() string {
+	if a.proxy == nil || a.proxy.ln == nil {
+		return ""
+	}
+	return a.proxy.ln.Addr().String()
+}
+
+func (a *Agent) startProxy(ctx context.Context) error {
+	cfg := a.cfg
+	if cfg.ProxyListen == "" {
+		return nil
+	}
+	picker, err := loadshare.New(cfg.ProxyStrategy, loadshare.Options{Rand: newRand(1)})
+	if err != nil {
+		return fmt.Errorf("%w: proxy-strategy: %v", ErrConfig, err)
+	}
+	pr := &proxyRunner{
+		service:  cfg.ProxyService,
+		flight:   &inflight{m: map[string]*atomic.Int64{}},
+		useCount: os.Getenv("SHOAL_PROXY_INFLIGHT") != "0",
+		mesh:     a.mesh,
+	}
+	pr.tr = &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: loadshare.DefaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: loadshare.DefaultResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	pr.proxy, err = loadshare.NewProxy(loadshare.ProxyConfig{
+		Members:   pr.members,
+		Picker:    picker,
+		Transport: &countingTransport{next: pr.tr, f: pr.flight},
+		Logger:    a.log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.ProxyListen)
+	if err != nil {
+		return fmt.Errorf("proxy-listen %s: %w", cfg.ProxyListen, err)
+	}
+	pr.ln = ln
+	pr.srv = &http.Server{Handler: pr.proxy, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	a.proxy = pr
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := pr.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("proxy stopped", "err", err)
+		}
+	}()
+	a.log.Info("proxy started", "listen", ln.Addr().String(), "service", cfg.ProxyService,
+		"strategy", cmpOr(cfg.ProxyStrategy, loadshare.Default), "inflight_signal", pr.useCount)
+	return nil
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (a *Agent) stopProxy() {
+	pr := a.proxy
+	if pr == nil || pr.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := pr.srv.Shutdown(ctx); err != nil {
+		_ = pr.srv.Close()
+	}
+	pr.tr.CloseIdleConnections()
+}
+
+// inflight counts this proxy's requests in flight per member address.
+type inflight struct {
+	mu sync.RWMutex
+	m  map[string]*atomic.Int64
+}
+
+func (f *inflight) counter(addr string) *atomic.Int64 {
+	f.mu.RLock()
+	c := f.m[addr]
+	f.mu.RUnlock()
+	if c != nil {
+		return c
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c = f.m[addr]; c == nil {
+		c = new(atomic.Int64)
+		f.m[addr] = c
+	}
+	return c
+}
+
+func (f *inflight) get(addr string) int64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if c := f.m[addr]; c != nil {
+		return c.Load()
+	}
+	return 0
+}
+
+func (f *inflight) each(fn func(addr string, n int64)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for a, c := range f.m {
+		fn(a, c.Load())
+	}
+}
+
+// countingTransport counts a request in flight from the moment it is sent
+// until its response body is closed (or the attempt fails).
+type countingTransport struct {
+	next http.RoundTripper
+	f    *inflight
+}
+
+func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c := t.f.counter(req.URL.Host)
+	c.Add(1)
+	resp, err := t.next.RoundTrip(req)
+	if err != nil {
+		c.Add(-1)
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil {
+		c.Add(-1) // an upgraded connection is not a request waiting for service
+		return resp, nil
+	}
+	resp.Body = &countedBody{ReadCloser: resp.Body, c: c}
+	return resp, nil
+}
+
+type countedBody struct {
+	io.ReadCloser
+	c    *atomic.Int64
+	once sync.Once
+}
+
+func (b *countedBody) Close() error {
+	b.once.Do(func() { b.c.Add(-1) })
+	return b.ReadCloser.Close()
+}
+
+// proxyCollector exports the proxy's requests in flight and cool-offs.
+type proxyCollector struct{ a *Agent }
+
+var (
+	descInflight = prometheus.NewDesc("shoal_proxy_inflight_requests", "Requests the forwarding proxy has in flight, per member address.", []string{"addr"}, nil)
+	descCooling  = prometheus.NewDesc("shoal_proxy_members_cooling_off", "Members the forwarding proxy leaves out after a failure.", nil, nil)
+)
+
+func (c *proxyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descInflight
+	ch <- descCooling
+}
+
+func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
+	pr := c.a.proxy
+	if pr == nil || pr.proxy == nil {
+		return
+	}
+	pr.flight.each(func(addr string, n int64) {
+		ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(n), addr)
+	})
+	ch <- prometheus.MustNewConstMetric(descCooling, prometheus.GaugeValue, float64(len(pr.proxy.CoolingOff())))
+}

@@ -41,6 +41,9 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "half-life", EnvVars: env("HALF_LIFE"), Value: time.Duration(d.HalfLife), Usage: "load smoothing half-life (0: none)"},
 		&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: d.LogLevel, Usage: "debug, info, warn or error"},
 		&cli.BoolFlag{Name: "log-json", EnvVars: env("LOG_JSON"), Usage: "log as JSON lines"},
+		&cli.StringFlag{Name: "proxy-listen", EnvVars: env("PROXY_LISTEN"), Usage: "run the forwarding proxy on this ip:port (needs --proxy-service)"},
+		&cli.StringFlag{Name: "proxy-service", EnvVars: env("PROXY_SERVICE"), Usage: "the proxy forwards to members tagged service=NAME with a port tag"},
+		&cli.StringFlag{Name: "proxy-strategy", EnvVars: env("PROXY_STRATEGY"), Usage: "the proxy's picker: p2c (default), weighted-random, swrr, local-first, round-robin, random, least-loaded"},
 	}
 }
 
@@ -128,6 +131,15 @@ func agentConfig(c *cli.Context) (agent.Config, error) {
 	}
 	if set("log-json") {
 		cfg.LogJSON = c.Bool("log-json")
+	}
+	if set("proxy-listen") {
+		cfg.ProxyListen = c.String("proxy-listen")
+	}
+	if set("proxy-service") {
+		cfg.ProxyService = c.String("proxy-service")
+	}
+	if set("proxy-strategy") {
+		cfg.ProxyStrategy = c.String("proxy-strategy")
 	}
 	return cfg, cfg.Validate()
 }

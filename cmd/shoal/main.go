@@ -73,6 +73,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			membersCommand(),
 			infoCommand(),
 			loadCommand(),
+			pickCommand(),
 			joinCommand(),
 			leaveCommand(),
 			forceLeaveCommand(),
