@@ -139,6 +139,7 @@ func (a *Agent) handleMembers(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
+	a.markCoordinator(out) // election_adapter.go
 	writeJSON(w, http.StatusOK, out)
 }
 

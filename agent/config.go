@@ -58,6 +58,13 @@ type Config struct {
 	Tags map[string]string `json:"tags"`
 	// Priority ranks this node in coordinator elections (higher wins).
 	Priority int `json:"priority"`
+	// Preempt lets this node, when it outranks an established coordinator
+	// (it joined or came back later), take over through a handover.
+	Preempt bool `json:"preempt"`
+	// Quorum is how many members (counting this node) it must see alive
+	// to act as coordinator; 0 means a majority of the members it last
+	// knew. Set it to a majority of the expected mesh size when known.
+	Quorum int `json:"quorum"`
 	// Join lists members to join at start (host or host:port).
 	Join []string `json:"join"`
 	// RetryJoin keeps retrying Join with backoff; RetryMax bounds the
@@ -192,6 +199,9 @@ func (c *Config) Validate() error {
 		if _, err := mesh.ParseKey(c.EncryptKey); err != nil {
 			return fmt.Errorf("%w: %v", ErrConfig, err)
 		}
+	}
+	if c.Quorum < 0 {
+		return fmt.Errorf("%w: quorum %d is negative: use 0 (a majority of the known members) or a member count", ErrConfig, c.Quorum)
 	}
 	if c.RetryMax < 0 {
 		return fmt.Errorf("%w: retry-max %d is negative", ErrConfig, c.RetryMax)

@@ -1,20 +1,635 @@
 package agent
 
+// The election adapter: the goroutine, ticker, persistence and mesh I/O
+// around the pure election.Node (see election/doc.go). One goroutine (run)
+// owns the Node; everything else talks to it through channels and reads a
+// snapshot published after every step.
+
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoalmesh/shoal/client"
+	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/mesh"
 )
 
+// Files the election keeps in DataDir.
+const (
+	electionStateFile = "election.json" // the HardState, written before sending
+	actionLogFile     = "actions.jsonl" // every action attempted as coordinator
+)
+
+// ErrNotCoordinator is returned by Act when this node does not act as
+// coordinator (it is not the coordinator, has no quorum, or holds after a
+// stall).
+var ErrNotCoordinator = errors.New("this node is not the acting coordinator")
+
+// ErrElectionStopped is returned by calls on a stopped election.
+var ErrElectionStopped = errors.New("the election is stopped")
+
 // electionRunner drives the election state machine over the mesh.
-// (Placeholder until the election adapter lands: no election runs.)
-type electionRunner struct{}
+type electionRunner struct {
+	a       *Agent
+	log     *slog.Logger
+	node    *election.Node // owned by run
+	tick    time.Duration
+	stall   time.Duration // a gap between ticks longer than this is a stall
+	hold    time.Duration // after a stall, refuse to act this long
+	dataDir string
 
-func (a *Agent) startElection(ctx context.Context) error { return nil }
-func (a *Agent) stopElection()                           {}
+	inbox chan election.Message
+	reqs  chan struct{}
+	acts  chan chan actResult
+	stop  chan struct{}
+	done  chan struct{}
 
-// onElectionMessage receives election message bodies from the mesh.
-func (a *Agent) onElectionMessage(from string, body []byte) {}
+	// Written by run, read anywhere.
+	mu     sync.Mutex
+	snap   electionSnapshot
+	waitCh chan struct{} // closed and replaced when the snapshot changes
 
-func (a *Agent) registerElectionRoutes(mux *http.ServeMux, reg *prometheus.Registry) {}
+	recvd, bad, sendErrs, inboxFull, persistErrs atomic.Uint64
+
+	electSeconds prometheus.Histogram
+
+	// Used by run only.
+	members   []election.Member
+	savedHS   election.HardState
+	actionLog *os.File
+	actSeq    uint64
+}
+
+// electionSnapshot is what run publishes after every step.
+type electionSnapshot struct {
+	status       election.Status
+	metrics      election.Metrics
+	lease        election.Lease
+	leaseOK      bool
+	holding      bool
+	coordPrio    int
+	since        time.Time // wall time at which status.Coordinator was first named
+	electStart   time.Time // when this node started lacking a coordinator while electing
+	electedAfter time.Duration
+}
+
+type actResult struct {
+	action client.LeaderAction
+	err    error
+}
+
+// electionTiming returns the tick length for a mesh profile, and the stall
+// threshold and hold after one. The tick is short next to the profile's
+// failure detection, so that failover costs a few ticks after detection
+// (the target is detection + 1 s).
+func electionTiming(profile string) (tick, stall, hold time.Duration) {
+	switch profile {
+	case mesh.ProfileLocal:
+		return 100 * time.Millisecond, 600 * time.Millisecond, 2 * time.Second
+	case mesh.ProfileWAN:
+		return 500 * time.Millisecond, 5 * time.Second, 20 * time.Second
+	default:
+		return 200 * time.Millisecond, 2 * time.Second, 6 * time.Second
+	}
+}
+
+// electMu guards Agent.elect, which the mesh's receive goroutine reads while
+// Start sets it.
+var electMu sync.RWMutex
+
+func (a *Agent) runner() *electionRunner {
+	electMu.RLock()
+	defer electMu.RUnlock()
+	return a.elect
+}
+
+func (a *Agent) startElection(ctx context.Context) error {
+	tick, stall, hold := electionTiming(a.cfg.Profile)
+	r := &electionRunner{
+		a: a, log: a.log.With("component", "election-adapter"),
+		tick: tick, stall: stall, hold: hold, dataDir: a.cfg.DataDir,
+		inbox:  make(chan election.Message, 1024),
+		reqs:   make(chan struct{}, 1),
+		acts:   make(chan chan actResult),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		waitCh: make(chan struct{}),
+		electSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "shoal_election_time_to_elect_seconds",
+			Help:    "Time from this node's losing or lacking a coordinator to naming one.",
+			Buckets: []float64{0.05, 0.1, 0.2, 0.5, 1, 2, 3, 5, 8, 13, 21, 34},
+		}),
+	}
+	cfg := election.DefaultConfig()
+	cfg.Name = a.cfg.NodeName
+	cfg.Priority = a.cfg.Priority
+	cfg.Quorum = a.cfg.Quorum
+	cfg.Preempt = a.cfg.Preempt
+	h := fnv.New64a()
+	h.Write([]byte(a.cfg.NodeName))
+	cfg.Rand = rand.New(rand.NewPCG(h.Sum64(), uint64(time.Now().UnixNano())))
+	cfg.Logger = a.log
+	if a.cfg.DataDir != "" {
+		if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("data directory %s: %w", a.cfg.DataDir, err)
+		}
+		hs, err := loadHardState(filepath.Join(a.cfg.DataDir, electionStateFile))
+		if err != nil {
+			return err
+		}
+		cfg.Restore = hs
+		r.savedHS = hs
+		f, err := os.OpenFile(filepath.Join(a.cfg.DataDir, actionLogFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("election action log: %w", err)
+		}
+		r.actionLog = f
+	}
+	n, err := election.New(cfg)
+	if err != nil {
+		if r.actionLog != nil {
+			r.actionLog.Close()
+		}
+		return err
+	}
+	r.node = n
+	r.publish(time.Now())
+	electMu.Lock()
+	a.elect = r
+	electMu.Unlock()
+	go r.run()
+	return nil
+}
+
+func (a *Agent) stopElection() {
+	r := a.runner()
+	if r == nil {
+		return
+	}
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+	}
+	<-r.done
+}
+
+// onElectionMessage receives election message bodies from the mesh (on its
+// receive goroutine: it must not block). Whatever is wrong with a message,
+// it is dropped and counted.
+func (a *Agent) onElectionMessage(from string, body []byte) {
+	r := a.runner()
+	if r == nil {
+		return
+	}
+	r.recvd.Add(1)
+	m, err := election.Unmarshal(body)
+	if err != nil || m.From != from {
+		r.bad.Add(1)
+		r.log.Debug("dropped election message", "from", from, "err", err)
+		return
+	}
+	select {
+	case r.inbox <- m:
+	default:
+		r.inboxFull.Add(1)
+	}
+}
+
+func loadHardState(path string) (election.HardState, error) {
+	var hs election.HardState
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return hs, nil
+	}
+	if err != nil {
+		return hs, fmt.Errorf("election state: %w", err)
+	}
+	if err := json.Unmarshal(b, &hs); err != nil {
+		return hs, fmt.Errorf("election state %s is corrupt (%v): move it aside only if this node never promised a term to anyone, or restore it from a backup", path, err)
+	}
+	return hs, nil
+}
+
+func saveHardState(path string, hs election.HardState) error {
+	b, err := json.Marshal(hs)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// run is the one goroutine that owns the Node.
+func (r *electionRunner) run() {
+	defer close(r.done)
+	defer func() {
+		if r.actionLog != nil {
+			r.actionLog.Close()
+		}
+	}()
+	t := time.NewTicker(r.tick)
+	defer t.Stop()
+	lastTick := time.Now()
+	var holdUntil time.Time
+	r.syncMembers()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case now := <-t.C:
+			if gap := now.Sub(lastTick); gap > r.stall {
+				// The process was paused (SIGSTOP, a long GC, a starved
+				// VM) for longer than the mesh may need to replace this
+				// node: do not act on an old view until it had time to
+				// hear from the others.
+				holdUntil = time.Now().Add(r.hold)
+				r.log.Warn("stalled; holding off acting", "gap", gap.Round(time.Millisecond), "hold", r.hold)
+			}
+			lastTick = now
+			r.syncMembers()
+			r.node.Tick()
+		case m := <-r.inbox:
+			if err := r.node.Step(m); err != nil {
+				r.bad.Add(1)
+				r.log.Debug("election message refused", "msg", m.String(), "err", err)
+			}
+		case <-r.reqs:
+			r.syncMembers()
+			r.node.Request()
+		case reply := <-r.acts:
+			reply <- r.act(time.Now().Before(holdUntil))
+		}
+		r.flush()
+		r.publish(holdUntil)
+	}
+}
+
+// syncMembers feeds the mesh's view to the Node when it changed.
+func (r *electionRunner) syncMembers() {
+	ms := r.a.mesh.Members()
+	list := make([]election.Member, 0, len(ms))
+	for _, m := range ms {
+		if m.Self {
+			continue
+		}
+		if _, ok := m.Tags[mesh.TagShoal]; !ok {
+			continue // a stock serf agent in the pool: not a candidate
+		}
+		prio, _ := strconv.Atoi(m.Tags[TagPriority])
+		list = append(list, election.Member{Name: m.Name, Priority: prio,
+			Alive: m.Status == mesh.StatusAlive, Left: m.Status == mesh.StatusLeft})
+	}
+	if slices.Equal(list, r.members) {
+		return
+	}
+	r.members = list
+	r.node.SetMembers(list)
+}
+
+// flush persists the HardState if it changed, then sends the outbox. If the
+// state cannot be written, nothing is sent: a promise not on disk must not
+// leave the node.
+func (r *electionRunner) flush() {
+	msgs := r.node.Messages()
+	if hs := r.node.HardState(); hs != r.savedHS && r.dataDir != "" {
+		if err := saveHardState(filepath.Join(r.dataDir, electionStateFile), hs); err != nil {
+			r.persistErrs.Add(1)
+			r.log.Error("cannot persist election state; not sending", "err", err)
+			return
+		}
+		r.savedHS = hs
+	}
+	for _, m := range msgs {
+		b, err := m.Marshal()
+		if err != nil {
+			r.log.Error("encode election message", "msg", m.String(), "err", err)
+			continue
+		}
+		if err := r.a.mesh.SendElection(m.To, b); err != nil {
+			r.sendErrs.Add(1)
+			r.log.Debug("send election message", "to", m.To, "err", err)
+		}
+	}
+}
+
+// publish copies the Node's view into the snapshot that other goroutines read.
+func (r *electionRunner) publish(holdUntil time.Time) {
+	now := time.Now()
+	st := r.node.Status()
+	lease, ok := r.node.Lease()
+	holding := now.Before(holdUntil)
+	prio := 0
+	if st.Coordinator == r.a.cfg.NodeName {
+		prio = r.a.cfg.Priority
+	} else {
+		for _, m := range r.members {
+			if m.Name == st.Coordinator {
+				prio = m.Priority
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.snap
+	s := electionSnapshot{status: st, metrics: r.node.Metrics(), lease: lease, leaseOK: ok && !holding,
+		holding: holding && ok, coordPrio: prio, since: old.since}
+	if st.Coordinator != old.status.Coordinator || st.Term != old.status.Term || old.since.IsZero() {
+		s.since = now
+	}
+	s.electStart, s.electedAfter = old.electStart, old.electedAfter
+	switch {
+	case st.Coordinator == "" && st.Electing && s.electStart.IsZero():
+		s.electStart = now
+	case st.Coordinator != "" && !s.electStart.IsZero():
+		s.electedAfter = now.Sub(s.electStart)
+		s.electStart = time.Time{}
+		r.electSeconds.Observe(s.electedAfter.Seconds())
+	}
+	changed := s.status.Coordinator != old.status.Coordinator || s.status.Term != old.status.Term ||
+		s.status.Acting != old.status.Acting || s.leaseOK != old.leaseOK || s.status.Electing != old.status.Electing
+	r.snap = s
+	if changed {
+		close(r.waitCh)
+		r.waitCh = make(chan struct{})
+	}
+}
+
+func (r *electionRunner) snapshot() (electionSnapshot, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.snap, r.waitCh
+}
+
+// act records one (no-op) action if this node may act now. Called by run.
+func (r *electionRunner) act(holding bool) actResult {
+	lease, ok := r.node.Lease()
+	if !ok {
+		return actResult{err: ErrNotCoordinator}
+	}
+	if holding {
+		return actResult{err: fmt.Errorf("%w: holding off after a stall", ErrNotCoordinator)}
+	}
+	r.actSeq++
+	a := client.LeaderAction{Node: r.a.cfg.NodeName, Holder: lease.Holder, Priority: lease.Priority, Term: lease.Term,
+		Time: time.Now().UTC().Format(time.RFC3339Nano), Seq: r.actSeq}
+	if r.actionLog != nil {
+		b, _ := json.Marshal(a)
+		if _, err := r.actionLog.Write(append(b, '\n')); err != nil {
+			return actResult{err: fmt.Errorf("action log: %w", err)}
+		}
+	}
+	return actResult{action: a}
+}
+
+// Request asks for a coordinator: an election starts if none is known.
+func (r *electionRunner) Request() {
+	select {
+	case r.reqs <- struct{}{}:
+	default:
+	}
+}
+
+// Coordinate asks for a coordinator and waits until this node names one,
+// returning its lease view: the coordinator's name and term, and whether
+// this node is it and may act. It returns ctx's error if none is named in
+// time.
+func (r *electionRunner) Coordinate(ctx context.Context) (election.Status, error) {
+	r.Request()
+	for {
+		s, ch := r.snapshot()
+		if s.status.Coordinator != "" {
+			return s.status, nil
+		}
+		select {
+		case <-ctx.Done():
+			return s.status, ctx.Err()
+		case <-r.done:
+			return s.status, ErrElectionStopped
+		case <-ch:
+		case <-time.After(r.tick):
+			r.Request()
+		}
+	}
+}
+
+// Lease returns the lease to act under and true while this node acts.
+// Check it right before every action and attach it to the action.
+func (r *electionRunner) Lease() (election.Lease, bool) {
+	s, _ := r.snapshot()
+	return s.lease, s.leaseOK
+}
+
+// Act attempts one action as coordinator: if this node acts (checked by the
+// goroutine that owns the Node, in order with the messages it received), the
+// action is appended to DataDir/actions.jsonl with its lease and time.
+func (r *electionRunner) Act(ctx context.Context) (client.LeaderAction, error) {
+	reply := make(chan actResult, 1)
+	select {
+	case r.acts <- reply:
+	case <-r.done:
+		return client.LeaderAction{}, ErrElectionStopped
+	case <-ctx.Done():
+		return client.LeaderAction{}, ctx.Err()
+	}
+	res := <-reply
+	return res.action, res.err
+}
+
+func (r *electionRunner) leaderView() client.Leader {
+	s, _ := r.snapshot()
+	st := s.status
+	return client.Leader{
+		Node: r.a.cfg.NodeName, Coordinator: st.Coordinator, Term: st.Term, Priority: s.coordPrio,
+		Acting: st.Acting && s.leaseOK, IsSelf: st.IsSelf, Since: s.since.UTC().Format(time.RFC3339),
+		QuorumSeen: st.QuorumSeen, QuorumNeeded: st.Quorum, Electing: st.Electing, Holding: s.holding,
+	}
+}
+
+// readActions reads the action log from the data directory.
+func (r *electionRunner) readActions() ([]client.LeaderAction, error) {
+	out := []client.LeaderAction{}
+	if r.dataDir == "" {
+		return out, nil
+	}
+	return ReadActionLog(filepath.Join(r.dataDir, actionLogFile))
+}
+
+// ReadActionLog reads an action log (DataDir/actions.jsonl). A torn last
+// line (the process was killed while writing it) is skipped.
+func ReadActionLog(path string) ([]client.LeaderAction, error) {
+	out := []client.LeaderAction{}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var a client.LeaderAction
+		if json.Unmarshal(sc.Bytes(), &a) == nil {
+			out = append(out, a)
+		}
+	}
+	return out, sc.Err()
+}
+
+// markCoordinator sets Coordinator on the member this node names.
+func (a *Agent) markCoordinator(ms []client.Member) {
+	r := a.runner()
+	if r == nil {
+		return
+	}
+	s, _ := r.snapshot()
+	for i := range ms {
+		ms[i].Coordinator = s.status.Coordinator != "" && ms[i].Name == s.status.Coordinator
+	}
+}
+
+func (a *Agent) registerElectionRoutes(mux *http.ServeMux, reg *prometheus.Registry) {
+	r := a.runner()
+	if r == nil {
+		return
+	}
+	reg.MustRegister(r.electSeconds, &electionCollector{r: r})
+	mux.HandleFunc("GET /v1/leader", func(w http.ResponseWriter, req *http.Request) {
+		writeJSON(w, http.StatusOK, r.leaderView())
+	})
+	mux.HandleFunc("POST /v1/leader/elect", func(w http.ResponseWriter, req *http.Request) {
+		r.Request()
+		writeJSON(w, http.StatusOK, r.leaderView())
+	})
+	mux.HandleFunc("POST /v1/leader/act", func(w http.ResponseWriter, req *http.Request) {
+		act, err := r.Act(req.Context())
+		switch {
+		case errors.Is(err, ErrNotCoordinator):
+			writeJSON(w, http.StatusOK, client.ActResponse{Reason: err.Error()})
+		case err != nil:
+			writeErr(w, http.StatusInternalServerError, err)
+		default:
+			writeJSON(w, http.StatusOK, client.ActResponse{Acted: true, Action: &act})
+		}
+	})
+	mux.HandleFunc("GET /v1/leader/actions", func(w http.ResponseWriter, req *http.Request) {
+		acts, err := r.readActions()
+		if err != nil {
+			writeErr(w, http.StatusInternalServerError, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, acts)
+	})
+}
+
+// electionCollector reads the snapshot at scrape time.
+type electionCollector struct {
+	r                                                   *electionRunner
+	started, won, term, acting, lastElect, sent         *prometheus.Desc
+	recvd, bad, sendErrs, quorumSeen, quorumNeed, lost  *prometheus.Desc
+	stepDowns, claimsFailed, holding, persistErrs, full *prometheus.Desc
+}
+
+func (c *electionCollector) descs() []*prometheus.Desc {
+	if c.started == nil {
+		d := func(name, help string, labels ...string) *prometheus.Desc {
+			return prometheus.NewDesc("shoal_election_"+name, help, labels, nil)
+		}
+		c.started = d("started_total", "Elections this node started.")
+		c.won = d("won_total", "Claims that made this node coordinator.")
+		c.term = d("term", "Term of the coordinator this node names (0: none).")
+		c.acting = d("acting", "1 while this node acts as coordinator.")
+		c.lastElect = d("last_elect_seconds", "Time from losing or lacking a coordinator to naming one, last election.")
+		c.sent = d("messages_sent_total", "Election messages sent, by type.", "type")
+		c.recvd = d("messages_received_total", "Election messages received from the mesh.")
+		c.bad = d("messages_dropped_total", "Election messages dropped: undecodable, mislabelled or refused.")
+		c.full = d("inbox_overflow_total", "Election messages dropped because the inbox was full.")
+		c.sendErrs = d("send_errors_total", "Election messages that could not be sent.")
+		c.quorumSeen = d("quorum_seen", "Committed members seen alive, counting this node.")
+		c.quorumNeed = d("quorum_needed", "Members needed to act.")
+		c.lost = d("coordinator_lost_total", "Times the named coordinator left or failed.")
+		c.stepDowns = d("step_downs_total", "Times this node stopped acting.")
+		c.claimsFailed = d("claims_failed_total", "Claims that timed out without a quorum.")
+		c.holding = d("holding", "1 while this node holds off acting after a stall.")
+		c.persistErrs = d("persist_errors_total", "Failed writes of the election state.")
+	}
+	return []*prometheus.Desc{c.started, c.won, c.term, c.acting, c.lastElect, c.sent, c.recvd, c.bad, c.full,
+		c.sendErrs, c.quorumSeen, c.quorumNeed, c.lost, c.stepDowns, c.claimsFailed, c.holding, c.persistErrs}
+}
+
+func (c *electionCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs() {
+		ch <- d
+	}
+}
+
+func (c *electionCollector) Collect(ch chan<- prometheus.Metric) {
+	c.descs()
+	s, _ := c.r.snapshot()
+	g := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	ctr := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	m := s.metrics
+	ctr(c.started, m.ElectionsStarted)
+	ctr(c.won, m.ElectionsWon)
+	g(c.term, float64(s.status.Term))
+	g(c.acting, b2f(s.leaseOK))
+	g(c.lastElect, s.electedAfter.Seconds())
+	ctr(c.sent, m.Sent.Challenge, "challenge")
+	ctr(c.sent, m.Sent.Answer, "answer")
+	ctr(c.sent, m.Sent.Coordinator, "coordinator")
+	ctr(c.sent, m.Sent.Ack, "ack")
+	ctr(c.sent, m.Sent.Nack, "nack")
+	ctr(c.recvd, c.r.recvd.Load())
+	ctr(c.bad, c.r.bad.Load())
+	ctr(c.full, c.r.inboxFull.Load())
+	ctr(c.sendErrs, c.r.sendErrs.Load())
+	g(c.quorumSeen, float64(s.status.QuorumSeen))
+	g(c.quorumNeed, float64(s.status.Quorum))
+	ctr(c.lost, m.CoordinatorLost)
+	ctr(c.stepDowns, m.StepDowns)
+	ctr(c.claimsFailed, m.ClaimsFailed)
+	g(c.holding, b2f(s.holding))
+	ctr(c.persistErrs, c.r.persistErrs.Load())
+}

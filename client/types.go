@@ -26,6 +26,8 @@ type Member struct {
 	Load *Load `json:"load"`
 	// LoadAgeSeconds is how long ago the member published Load; -1 if none.
 	LoadAgeSeconds float64 `json:"load_age_seconds"`
+	// Coordinator is true on the member the agent names as coordinator.
+	Coordinator bool `json:"coordinator"`
 }
 
 // GossipStats counts traffic through the agent's gossip port.

@@ -25,6 +25,8 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "profile", EnvVars: env("PROFILE"), Value: d.Profile, Usage: "timings: lan, wan or local"},
 		&cli.StringSliceFlag{Name: "tag", EnvVars: env("TAGS"), Usage: "key=value tag (repeatable)"},
 		&cli.IntFlag{Name: "priority", EnvVars: env("PRIORITY"), Usage: "rank in coordinator elections (higher wins)"},
+		&cli.BoolFlag{Name: "preempt", EnvVars: env("PREEMPT"), Usage: "take over from a lower-ranked coordinator already in place"},
+		&cli.IntFlag{Name: "quorum", EnvVars: env("QUORUM"), Usage: "members (counting this one) that must be seen to act as coordinator (0: a majority)"},
 		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "address of a member to join (repeatable)"},
 		&cli.BoolFlag{Name: "retry-join", EnvVars: env("RETRY_JOIN"), Usage: "keep retrying the join list with backoff"},
 		&cli.IntFlag{Name: "retry-max", EnvVars: env("RETRY_MAX"), Usage: "join attempts with --retry-join (0: forever)"},
@@ -83,6 +85,12 @@ func agentConfig(c *cli.Context) (agent.Config, error) {
 	}
 	if set("priority") {
 		cfg.Priority = c.Int("priority")
+	}
+	if set("preempt") {
+		cfg.Preempt = c.Bool("preempt")
+	}
+	if set("quorum") {
+		cfg.Quorum = c.Int("quorum")
 	}
 	if set("join") {
 		cfg.Join = c.StringSlice("join")

@@ -72,6 +72,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			devCommand(),
 			membersCommand(),
 			infoCommand(),
+			leaderCommand(),
 			loadCommand(),
 			pickCommand(),
 			joinCommand(),

@@ -64,6 +64,9 @@ func membersCommand() *cli.Command {
 				if m.Self {
 					name += "*"
 				}
+				if m.Coordinator {
+					name += " (coordinator)"
+				}
 				rx, tx := "-", "-"
 				if m.Load != nil {
 					rx, tx = fmtRate(m.Load.NetRxBps), fmtRate(m.Load.NetTxBps)
