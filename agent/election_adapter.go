@@ -264,31 +264,41 @@ func (r *electionRunner) run() {
 	lastTick := time.Now()
 	var holdUntil time.Time
 	r.syncMembers()
+	// stalled notes a wall-clock gap since the last tick longer than the
+	// stall threshold: the process was paused (SIGSTOP, a long GC, a
+	// starved VM) for longer than the mesh may need to replace this node,
+	// so it must not act on its old view until it had time to hear from
+	// the others. It runs before every event, since after a pause an act
+	// request may be served before the late tick. (The tick's own time
+	// value is when it was due, not when it came: time.Now is used.)
+	stalled := func() {
+		if gap := time.Since(lastTick); gap > r.stall {
+			holdUntil = time.Now().Add(r.hold)
+			lastTick = time.Now()
+			r.log.Warn("stalled; holding off acting", "gap", gap.Round(time.Millisecond), "hold", r.hold)
+		}
+	}
 	for {
 		select {
 		case <-r.stop:
 			return
-		case now := <-t.C:
-			if gap := now.Sub(lastTick); gap > r.stall {
-				// The process was paused (SIGSTOP, a long GC, a starved
-				// VM) for longer than the mesh may need to replace this
-				// node: do not act on an old view until it had time to
-				// hear from the others.
-				holdUntil = time.Now().Add(r.hold)
-				r.log.Warn("stalled; holding off acting", "gap", gap.Round(time.Millisecond), "hold", r.hold)
-			}
-			lastTick = now
+		case <-t.C:
+			stalled()
+			lastTick = time.Now()
 			r.syncMembers()
 			r.node.Tick()
 		case m := <-r.inbox:
+			stalled()
 			if err := r.node.Step(m); err != nil {
 				r.bad.Add(1)
 				r.log.Debug("election message refused", "msg", m.String(), "err", err)
 			}
 		case <-r.reqs:
+			stalled()
 			r.syncMembers()
 			r.node.Request()
 		case reply := <-r.acts:
+			stalled()
 			reply <- r.act(time.Now().Before(holdUntil))
 		}
 		r.flush()

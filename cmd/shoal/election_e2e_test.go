@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoalmesh/shoal/agent"
+	"github.com/shoalmesh/shoal/client"
+	"github.com/shoalmesh/shoal/election"
+)
+
+// TestElectionProcessesKillStopAndFence runs five agent processes on
+// loopback. It asks for a coordinator, kill -9s it, then SIGSTOPs the next
+// one for longer than failure detection and SIGCONTs it. Every node tries to
+// act as coordinator all along (POST /v1/leader/act; an agent records an
+// action in DataDir/actions.jsonl only while it believes it acts). The
+// actions, replayed in time order against a fencing provider, must show no
+// term number acted under by two nodes and no lower term admitted after a
+// higher one acted.
+func TestElectionProcessesKillStopAndFence(t *testing.T) {
+	const n = 5
+	procs := make([]*proc, n)
+	names := make([]string, n)
+	dirs := make([]string, n)
+	for i := range n {
+		names[i] = fmt.Sprintf("e%d", i+1)
+		dirs[i] = t.TempDir()
+		join := ""
+		if i > 0 {
+			join = procs[0].gossip
+		}
+		procs[i] = startAgent(t, names[i], fmt.Sprintf("127.0.0.%d", 51+i), join,
+			"--priority", strconv.Itoa(i+1), "--data-dir", dirs[i])
+	}
+	poll(t, 15*time.Second, "all five see five alive", func() error {
+		for i, p := range procs {
+			ms, err := cliJSON[[]client.Member](p.http, "members", "--status", "alive")
+			if err != nil {
+				return err
+			}
+			if len(ms) != n {
+				return fmt.Errorf("%s sees %d alive", names[i], len(ms))
+			}
+		}
+		return nil
+	})
+
+	// Every node tries to act every 20 ms until the end of the test.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := client.New(p.http, "")
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond): // the actor's period, not a wait for an outcome
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				_, _ = c.Act(ctx) // a killed or stopped node does not answer
+				cancel()
+			}
+		}()
+	}
+	stopActors := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopActors()
+
+	// agree waits until every node in idx names want under one term above
+	// minTerm, and returns that term.
+	agree := func(idx []int, want string, minTerm uint64) uint64 {
+		t.Helper()
+		var term uint64
+		poll(t, 20*time.Second, fmt.Sprintf("%v name %s above term %d", idx, want, minTerm), func() error {
+			term = 0
+			for _, i := range idx {
+				l, err := cliJSON[client.Leader](procs[i].http, "leader")
+				if err != nil {
+					return err
+				}
+				if l.Coordinator != want || l.Term <= minTerm {
+					return fmt.Errorf("%s names %q under term %d", names[i], l.Coordinator, l.Term)
+				}
+				if term != 0 && l.Term != term {
+					return fmt.Errorf("%s names term %d, another %d", names[i], l.Term, term)
+				}
+				term = l.Term
+			}
+			return nil
+		})
+		return term
+	}
+	// acted waits until node i has recorded an action under term.
+	acted := func(i int, term uint64) {
+		t.Helper()
+		poll(t, 10*time.Second, fmt.Sprintf("%s acts under term %d", names[i], term), func() error {
+			acts, err := agent.ReadActionLog(filepath.Join(dirs[i], "actions.jsonl"))
+			if err != nil {
+				return err
+			}
+			for _, a := range acts {
+				if a.Term == term {
+					return nil
+				}
+			}
+			return fmt.Errorf("%d actions, none under term %d", len(acts), term)
+		})
+	}
+
+	l, err := cliJSON[client.Leader](procs[0].http, "leader", "--elect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1 := agree([]int{0, 1, 2, 3, 4}, "e5", 0)
+	if l.Coordinator != "e5" {
+		t.Fatalf("leader --elect answered %+v", l)
+	}
+	acted(4, t1)
+
+	// kill -9 the coordinator: the survivors name e4 under a higher term.
+	killed := time.Now()
+	if err := procs[4].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	t2 := agree([]int{0, 1, 2, 3}, "e4", t1)
+	t.Logf("kill -9 of e5 (term %d): e4 named by all survivors under term %d after %v", t1, t2, time.Since(killed).Round(10*time.Millisecond))
+	acted(3, t2)
+
+	// SIGSTOP e4 until the others have replaced it and the new coordinator
+	// acted; then SIGCONT.
+	if err := procs[3].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	t3 := agree([]int{0, 1, 2}, "e3", t2)
+	acted(2, t3)
+	if err := procs[3].cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("e4 stopped for %v; e3 took over under term %d", time.Since(stopped).Round(10*time.Millisecond), t3)
+	// With preempt off, e4 comes back and names e3 (or, had it been
+	// preempting, a later term of its own); the four agree on one.
+	poll(t, 20*time.Second, "the four agree again after SIGCONT", func() error {
+		var first client.Leader
+		for i := range 4 {
+			l, err := cliJSON[client.Leader](procs[i].http, "leader")
+			if err != nil {
+				return err
+			}
+			if l.Coordinator == "" || (i > 0 && (l.Coordinator != first.Coordinator || l.Term != first.Term)) {
+				return fmt.Errorf("%s names %q/%d, e1 names %q/%d", names[i], l.Coordinator, l.Term, first.Coordinator, first.Term)
+			}
+			if i == 0 {
+				first = l
+			}
+		}
+		if first.Term < t3 {
+			return fmt.Errorf("term %d below %d", first.Term, t3)
+		}
+		return nil
+	})
+	// Let e4 try to act for a while after it resumed.
+	poll(t, 10*time.Second, "e4's actor ran after SIGCONT", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := client.New(procs[3].http, "").Act(ctx)
+		return err
+	})
+	stopActors()
+
+	// Replay every recorded action in time order against a fence.
+	type rec struct {
+		client.LeaderAction
+		at time.Time
+	}
+	var all []rec
+	for i := range n {
+		acts, err := agent.ReadActionLog(filepath.Join(dirs[i], "actions.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range acts {
+			at, err := time.Parse(time.RFC3339Nano, a.Time)
+			if err != nil || a.Node != names[i] || a.Holder != names[i] {
+				t.Fatalf("bad action record in %s's log: %+v (%v)", names[i], a, err)
+			}
+			all = append(all, rec{a, at})
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
+	holderOf := map[uint64]string{}
+	fence := election.NewFence(election.Lease{})
+	var last election.Lease
+	admitted, refused := 0, 0
+	perHolder := map[string]int{}
+	for _, a := range all {
+		if h, ok := holderOf[a.Term]; ok && h != a.Holder {
+			t.Errorf("term %d acted under by %s and %s", a.Term, h, a.Holder)
+		}
+		holderOf[a.Term] = a.Holder
+		lease := election.Lease{Holder: a.Holder, Priority: a.Priority, Term: a.Term}
+		if err := fence.AdmitLease(lease); err != nil {
+			if !errors.Is(err, election.ErrStaleTerm) {
+				t.Errorf("fence: %v", err)
+			}
+			refused++
+			t.Logf("fence refused %s term %d at %s (a deposed coordinator): %v", a.Holder, a.Term, a.Time, err)
+			continue
+		}
+		if lease.Compare(last) < 0 {
+			t.Errorf("fence admitted %+v after %+v", lease, last)
+		}
+		last = lease
+		admitted++
+		perHolder[fmt.Sprintf("%s/term %d", a.Holder, a.Term)]++
+	}
+	t.Logf("%d actions: %d admitted, %d refused by the fence; by holder and term: %v", len(all), admitted, refused, perHolder)
+	for _, want := range []struct {
+		holder string
+		term   uint64
+	}{{"e5", t1}, {"e4", t2}, {"e3", t3}} {
+		if holderOf[want.term] != want.holder {
+			t.Errorf("no action of %s under term %d recorded", want.holder, want.term)
+		}
+	}
+}
