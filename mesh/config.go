@@ -64,14 +64,19 @@ type Config struct {
 	// label are dropped. Both sides must use the same label.
 	Label string
 	// GossipInterval is how often load packets go out; GossipFanout is to
-	// how many random members each time; PacketBudget bounds the bytes of
-	// entries per packet. Bytes per second per node are bounded by
+	// how many random members each time (0: 2 up to 100 peers, 3 above);
+	// PacketBudget bounds the bytes of entries per packet. Bytes per second per node are bounded by
 	// GossipFanout × PacketBudget / GossipInterval whatever the mesh size.
 	GossipInterval time.Duration
 	GossipFanout   int
 	PacketBudget   int
 	// MaxForwardAge: entries older than this are not forwarded.
 	MaxForwardAge time.Duration
+	// FullRounds: a changed state goes out in full in this many packets
+	// from each node, then as 7-byte refreshes; FullEvery: every this many
+	// rounds a packet goes out all in full (anti-entropy for a missed change).
+	FullRounds int
+	FullEvery  int
 	// Load returns this node's current load; false while none is known.
 	Load func() (metrics.Load, bool)
 	// OnElection receives election message bodies from other members. It
@@ -102,14 +107,17 @@ func (c *Config) withDefaults() {
 		case ProfileLocal:
 			c.GossipInterval = 100 * time.Millisecond
 		default:
-			c.GossipInterval = 200 * time.Millisecond
+			c.GossipInterval = 300 * time.Millisecond
 		}
 	}
-	if c.GossipFanout == 0 {
-		c.GossipFanout = 2
-	}
 	if c.PacketBudget == 0 {
-		c.PacketBudget = 1200
+		c.PacketBudget = 1400
+	}
+	if c.FullRounds == 0 {
+		c.FullRounds = 3
+	}
+	if c.FullEvery == 0 {
+		c.FullEvery = 10
 	}
 	if c.MaxForwardAge == 0 {
 		c.MaxForwardAge = 30 * time.Second
@@ -153,7 +161,10 @@ func (c *Config) validate() error {
 	if c.GossipInterval < 10*time.Millisecond {
 		return fmt.Errorf("%w: gossip interval %v below 10ms", ErrConfig, c.GossipInterval)
 	}
-	if c.GossipFanout < 1 || c.GossipFanout > 16 {
+	if c.FullEvery < 1 {
+		return fmt.Errorf("%w: full-every %d below 1", ErrConfig, c.FullEvery)
+	}
+	if c.GossipFanout < 0 || c.GossipFanout > 16 {
 		return fmt.Errorf("%w: gossip fanout %d outside 1–16", ErrConfig, c.GossipFanout)
 	}
 	if c.PacketBudget < 128 || c.PacketBudget > 60000 {

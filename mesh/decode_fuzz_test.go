@@ -3,6 +3,7 @@ package mesh
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -64,12 +65,12 @@ func TestMiniFloatSaturatesAndRounds(t *testing.T) {
 
 func TestEntriesRoundTripAndBounds(t *testing.T) {
 	st := EncodeState(nil, metrics.Load{CPUPercent: 12})
-	in := []Entry{{Name: "a", Age: 0, State: st}, {Name: "node-2.example", Age: 1230 * time.Millisecond, State: st}}
+	in := []Entry{{Name: "a", Age: 0, Full: true, State: st}, {Name: "node-2.example", Age: 1230 * time.Millisecond, Full: true, State: st}, {Name: "c", Age: time.Second, Tag: 0xBEEF}}
 	out, err := DecodeEntries(AppendEntries(nil, in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out) != 2 || out[1].Name != "node-2.example" || out[1].Age != 1230*time.Millisecond || !bytes.Equal(out[1].State, st) {
+	if len(out) != 3 || out[2].Full || out[2].Tag != 0xBEEF || out[2].ID != NameID("c") || out[1].Tag != StateTag(st) || out[1].ID != NameID("node-2.example") || out[1].Age != 1250*time.Millisecond || !bytes.Equal(out[1].State, st) {
 		t.Fatalf("round trip: %+v", out)
 	}
 	body := AppendEntries(nil, in)
@@ -138,7 +139,7 @@ func FuzzDecodeState(f *testing.F) {
 
 func FuzzDecodeEntries(f *testing.F) {
 	st := EncodeState(nil, metrics.Load{CPUPercent: 12})
-	f.Add(AppendEntries(nil, []Entry{{Name: "a", State: st}, {Name: "b", Age: time.Second, State: st}}))
+	f.Add(AppendEntries(nil, []Entry{{Name: "a", Full: true, State: st}, {Name: "b", Age: time.Second, Tag: 7}}))
 	f.Add([]byte{KindLoad, 0})
 	f.Add([]byte{KindLoad, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -150,9 +151,12 @@ func FuzzDecodeEntries(f *testing.F) {
 			t.Fatalf("%d entries", len(es))
 		}
 		for _, e := range es {
-			if len(e.Name) == 0 || len(e.Name) > MaxNameLen || len(e.State) > MaxStateLen || e.Age > MaxEntryAge {
+			if len(e.State) > MaxStateLen || e.Age > MaxEntryAge {
 				t.Fatalf("entry out of bounds: %+v", e)
 			}
+		}
+		for i := range es {
+			es[i].Name = fmt.Sprint(es[i].ID)
 		}
 		again, err := DecodeEntries(AppendEntries(nil, es))
 		if err != nil || len(again) != len(es) {

@@ -66,12 +66,20 @@ type Mesh struct {
 	mu      sync.Mutex
 	table   *Table
 	members map[string]*memberState // serf's view, kept from its events
+	ids     map[uint32]string       // NameID -> name of known members
+	collide map[uint32]bool         // IDs shared by two known members
 
 	events chan serf.Event
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	rng    *rand.Rand
 	closed sync.Once
+
+	// Owned by the gossip goroutine.
+	round     uint64
+	published bool
+	pubLoad   metrics.Load
+	pubState  []byte
 }
 
 type memberState struct {
@@ -90,8 +98,10 @@ func New(cfg Config) (*Mesh, error) {
 	m := &Mesh{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "mesh"),
-		table:   NewTable(cfg.NodeName),
+		table:   newTableFor(cfg),
 		members: map[string]*memberState{},
+		ids:     map[uint32]string{},
+		collide: map[uint32]bool{},
 		events:  make(chan serf.Event, 1024),
 		stop:    make(chan struct{}),
 		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
@@ -209,6 +219,12 @@ func New(cfg Config) (*Mesh, error) {
 	go m.eventLoop()
 	go m.gossipLoop()
 	return m, nil
+}
+
+func newTableFor(cfg Config) *Table {
+	t := NewTable(cfg.NodeName)
+	t.FullRounds = cfg.FullRounds
+	return t
 }
 
 func mergeKeys(stored, given [][]byte) [][]byte {
@@ -397,6 +413,12 @@ func (m *Mesh) updateMemberLocked(s serf.Member) {
 	if !ok {
 		ms = &memberState{}
 		m.members[s.Name] = ms
+		id := NameID(s.Name)
+		if other, taken := m.ids[id]; taken && other != s.Name {
+			m.collide[id] = true
+			m.log.Warn("two members share a load ID; their load is not shown here", "a", other, "b", s.Name)
+		}
+		m.ids[id] = s.Name
 	}
 	ms.addr = memberlist.Address{Addr: net.JoinHostPort(s.Addr.String(), strconv.Itoa(int(s.Port))), Name: s.Name}
 	ms.status = s.Status
@@ -421,6 +443,7 @@ func (m *Mesh) eventLoop() {
 				case serf.EventMemberReap:
 					delete(m.members, mem.Name)
 					m.table.Remove(mem.Name)
+					m.rebuildIDsLocked()
 				case serf.EventMemberLeave, serf.EventMemberFailed:
 					m.updateMemberLocked(mem)
 				default:
@@ -458,12 +481,17 @@ func (m *Mesh) gossipLoop() {
 func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 	if m.cfg.Load != nil {
 		if l, ok := m.cfg.Load(); ok {
-			st := EncodeState(nil, l)
+			// Publish a new state only when the load moved past a bucket
+			// (see Moved); otherwise re-confirm the last one.
+			if !m.published || Moved(m.pubLoad, l) {
+				m.pubLoad, m.pubState, m.published = l, EncodeState(nil, l), true
+			}
 			m.mu.Lock()
-			m.table.SetSelf(st, now)
+			m.table.SetSelf(m.pubState, now)
 			m.mu.Unlock()
 		}
 	}
+	m.round++
 	m.mu.Lock()
 	peers := make([]memberlist.Address, 0, len(m.members))
 	for name, ms := range m.members {
@@ -475,7 +503,8 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 		m.mu.Unlock()
 		return buf
 	}
-	entries := m.table.Select(now, m.cfg.PacketBudget, m.cfg.MaxForwardAge, m.aliveLocked)
+	full := m.round%uint64(m.cfg.FullEvery) == 0
+	entries := m.table.Select(now, m.cfg.PacketBudget, m.cfg.MaxForwardAge, m.aliveLocked, full)
 	m.mu.Unlock()
 	if len(entries) == 0 {
 		return buf
@@ -486,13 +515,32 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 		m.log.Warn("seal load packet", "err", err)
 		return buf
 	}
-	for i := 0; i < m.cfg.GossipFanout && len(peers) > 0; i++ {
+	fanout := m.cfg.GossipFanout
+	if fanout == 0 {
+		fanout = 2
+		if len(peers) > 100 {
+			fanout = 3
+		}
+	}
+	for i := 0; i < fanout && len(peers) > 0; i++ {
 		j := m.rng.IntN(len(peers))
 		_, _ = m.trans.WriteToAddress(pkt, peers[j])
 		peers[j] = peers[len(peers)-1]
 		peers = peers[:len(peers)-1]
 	}
 	return pkt
+}
+
+func (m *Mesh) rebuildIDsLocked() {
+	clear(m.ids)
+	clear(m.collide)
+	for name := range m.members {
+		id := NameID(name)
+		if _, taken := m.ids[id]; taken {
+			m.collide[id] = true
+		}
+		m.ids[id] = name
+	}
 }
 
 func (m *Mesh) aliveLocked(name string) bool {
@@ -520,12 +568,16 @@ func (m *Mesh) handlePacket(p *memberlist.Packet) {
 		now := time.Now()
 		m.mu.Lock()
 		for _, e := range entries {
-			if !m.aliveLocked(e.Name) {
+			name, ok := m.ids[e.ID]
+			if !ok || m.collide[e.ID] || !m.aliveLocked(name) {
 				continue
 			}
-			if _, err := DecodeState(e.State); err != nil {
-				m.stats.Dropped.Add(1)
-				continue
+			e.Name = name
+			if e.Full {
+				if _, err := DecodeState(e.State); err != nil {
+					m.stats.Dropped.Add(1)
+					continue
+				}
 			}
 			m.table.Merge(e, now)
 		}

@@ -168,3 +168,5 @@ func TestMeshesWithDifferentLabelsDoNotMix(t *testing.T) {
 		t.Fatalf("blue mesh has %d members after a green join attempt", got)
 	}
 }
+
+var errNoLoad = fmt.Errorf("a member has no load yet")

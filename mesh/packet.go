@@ -31,7 +31,7 @@ const (
 	// MaxEntries bounds the entries in one load packet.
 	MaxEntries = 1024
 	// MaxNameLen bounds a node name in a load entry.
-	MaxNameLen = 128
+	MaxNameLen = 128 // (names do not travel in load entries; see NameID)
 	// MaxEntryAge bounds the age carried by an entry.
 	MaxEntryAge = time.Hour
 
@@ -49,9 +49,33 @@ var (
 // Entry is one member's load as carried in a packet: the encoded state and
 // how long ago its origin published it, as the sender reckons.
 type Entry struct {
-	Name  string
-	Age   time.Duration
+	// Name is the member's name. It does not travel: the packet carries
+	// NameID(Name), and the receiver maps it back through its member list.
+	Name string
+	// ID is NameID(Name); DecodeEntries fills it, AppendEntries ignores it.
+	ID  uint32
+	Age time.Duration
+	// Full entries carry State; refreshes carry only Tag (StateTag of the
+	// state they confirm).
+	Full  bool
 	State []byte
+	Tag   uint16
+}
+
+// ageUnit is the resolution of ages on the wire.
+const ageUnit = 50 * time.Millisecond
+
+// NameID is the 32-bit FNV-1a hash of a member name, which stands for the
+// name in load entries (4 bytes instead of up to 129). Two alive members
+// whose IDs collide are detected by every receiver, which then ignores
+// entries for that ID (see Mesh).
+func NameID(name string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(name); i++ {
+		h ^= uint32(name[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // AppendEntries appends the body of a KindLoad packet holding entries.
@@ -65,17 +89,36 @@ func AppendEntries(dst []byte, entries []Entry) []byte {
 }
 
 func appendEntry(dst []byte, e Entry) []byte {
-	dst = append(dst, byte(len(e.Name)))
-	dst = append(dst, e.Name...)
-	dst = binary.AppendUvarint(dst, uint64(e.Age/(10*time.Millisecond)))
+	dst = binary.BigEndian.AppendUint32(dst, NameID(e.Name))
+	full := uint64(0)
+	if e.Full {
+		full = 1
+	}
+	dst = binary.AppendUvarint(dst, wireAge(e.Age)<<1|full)
+	if !e.Full {
+		return binary.BigEndian.AppendUint16(dst, e.Tag)
+	}
 	dst = append(dst, byte(len(e.State)))
 	return append(dst, e.State...)
+}
+
+// wireAge rounds an age to the nearest wire unit, so errors do not pile up
+// one way over many hops.
+func wireAge(d time.Duration) uint64 {
+	if d < 0 {
+		return 0
+	}
+	return uint64((d + ageUnit/2) / ageUnit)
 }
 
 // entrySize is the encoded size of e inside a packet body.
 func entrySize(e Entry) int {
 	var tmp [binary.MaxVarintLen64]byte
-	return 2 + len(e.Name) + len(e.State) + binary.PutUvarint(tmp[:], uint64(e.Age/(10*time.Millisecond)))
+	n := 4 + binary.PutUvarint(tmp[:], wireAge(e.Age)<<1)
+	if !e.Full {
+		return n + 2
+	}
+	return n + 1 + len(e.State)
 }
 
 // DecodeEntries decodes the body of a KindLoad packet (starting at the kind
@@ -93,29 +136,34 @@ func DecodeEntries(b []byte) ([]Entry, error) {
 		return nil, fmt.Errorf("%w: %d entries, at most %d allowed", ErrBadPacket, n, MaxEntries)
 	}
 	b = b[1+k:]
-	// Each entry takes at least 3 bytes: a count larger than that is a lie.
-	if n > uint64(len(b))/3+1 {
+	// Each entry takes at least 7 bytes: a count larger than that is a lie.
+	if n > uint64(len(b))/7+1 {
 		return nil, fmt.Errorf("%w: %d entries in %d bytes", ErrBadPacket, n, len(b))
 	}
 	out := make([]Entry, 0, n)
 	for i := uint64(0); i < n; i++ {
-		if len(b) < 1 {
+		if len(b) < 4 {
 			return nil, fmt.Errorf("%w: entry %d truncated", ErrBadPacket, i)
 		}
-		nl := int(b[0])
-		if nl == 0 || nl > MaxNameLen || len(b) < 1+nl {
-			return nil, fmt.Errorf("%w: entry %d name length %d", ErrBadPacket, i, nl)
-		}
-		name := string(b[1 : 1+nl])
-		b = b[1+nl:]
-		age, k := binary.Uvarint(b)
+		id := binary.BigEndian.Uint32(b)
+		b = b[4:]
+		af, k := binary.Uvarint(b)
 		if k <= 0 {
 			return nil, fmt.Errorf("%w: entry %d bad age", ErrBadPacket, i)
 		}
-		if age > uint64(MaxEntryAge/(10*time.Millisecond)) {
-			return nil, fmt.Errorf("%w: entry %d age %d0ms above %v", ErrBadPacket, i, age, MaxEntryAge)
+		age, full := af>>1, af&1 == 1
+		if age > uint64(MaxEntryAge/ageUnit) {
+			return nil, fmt.Errorf("%w: entry %d age %v above %v", ErrBadPacket, i, time.Duration(age)*ageUnit, MaxEntryAge)
 		}
 		b = b[k:]
+		if !full {
+			if len(b) < 2 {
+				return nil, fmt.Errorf("%w: entry %d truncated", ErrBadPacket, i)
+			}
+			out = append(out, Entry{ID: id, Age: time.Duration(age) * ageUnit, Tag: binary.BigEndian.Uint16(b)})
+			b = b[2:]
+			continue
+		}
 		if len(b) < 1 {
 			return nil, fmt.Errorf("%w: entry %d truncated", ErrBadPacket, i)
 		}
@@ -125,7 +173,7 @@ func DecodeEntries(b []byte) ([]Entry, error) {
 		}
 		st := append([]byte(nil), b[1:1+sl]...)
 		b = b[1+sl:]
-		out = append(out, Entry{Name: name, Age: time.Duration(age) * 10 * time.Millisecond, State: st})
+		out = append(out, Entry{ID: id, Age: time.Duration(age) * ageUnit, Full: true, State: st, Tag: StateTag(st)})
 	}
 	if len(b) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadPacket, len(b))

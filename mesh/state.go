@@ -109,3 +109,22 @@ func decodeMiniFloat(u uint16) float64 {
 	m := u & 2047
 	return float64(uint64(m) << e)
 }
+
+// Moved reports whether the load moved past a bucket since prev was
+// published: CPU or memory by a percentage point, the load average by 0.1,
+// the cores available at all, or a network rate or available memory by 10%
+// (and at least 1 KiB/s or 1 MiB). Smaller drifts are not worth a new state:
+// they re-confirm the old one in a 7-byte refresh instead of a 22-byte entry.
+func Moved(prev, cur metrics.Load) bool {
+	rel := func(a, b, floor float64) bool {
+		d := math.Abs(a - b)
+		return d >= floor && d >= 0.1*math.Max(math.Abs(a), math.Abs(b))
+	}
+	return math.Abs(prev.CPUPercent-cur.CPUPercent) >= 1 ||
+		math.Abs(prev.MemPercent-cur.MemPercent) >= 1 ||
+		math.Abs(prev.Load1-cur.Load1) >= 0.1 ||
+		prev.Cores != cur.Cores ||
+		rel(prev.NetRxBps, cur.NetRxBps, 1024) ||
+		rel(prev.NetTxBps, cur.NetTxBps, 1024) ||
+		rel(float64(prev.MemAvailable), float64(cur.MemAvailable), 1<<20)
+}

@@ -102,7 +102,7 @@ func (t *transport) pumpStreams() {
 }
 
 func (t *transport) PacketCh() <-chan *memberlist.Packet { return t.packetCh }
-func (t *transport) StreamCh() <-chan net.Conn            { return t.streamCh }
+func (t *transport) StreamCh() <-chan net.Conn           { return t.streamCh }
 
 func (t *transport) WriteTo(b []byte, addr string) (time.Time, error) {
 	t.countOut(b)
