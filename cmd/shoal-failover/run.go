@@ -1,0 +1,559 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/shoalmesh/shoal/client"
+)
+
+// proc is one agent or raft voter process.
+type proc struct {
+	name, ip, log string
+	idx           int
+	cmd           *exec.Cmd
+	done          chan struct{}
+	killed        bool
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *proc) kill9() error {
+	p.killed = true
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !p.exited() {
+		return fmt.Errorf("kill -9 %s: %w", p.name, err)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("%s still running 10s after SIGKILL", p.name)
+	}
+}
+
+// procs owns every process of a run and kills them all at the end.
+type procs struct {
+	mu  sync.Mutex
+	all []*proc
+	tmp string
+}
+
+func (ps *procs) start(name, ip string, idx int, argv []string) (*proc, error) {
+	p := &proc{name: name, ip: ip, idx: idx, done: make(chan struct{})}
+	dir := filepath.Join(ps.tmp, name)
+	_ = os.RemoveAll(dir) // a fresh mesh: no snapshot or state from an earlier round
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	p.log = filepath.Join(dir, "log")
+	lf, err := os.Create(p.log)
+	if err != nil {
+		return nil, err
+	}
+	defer lf.Close()
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SHOAL_") {
+			env = append(env, kv)
+		}
+	}
+	p.cmd = exec.Command(argv[0], argv[1:]...)
+	p.cmd.Dir, p.cmd.Env, p.cmd.Stdout, p.cmd.Stderr = dir, env, lf, lf
+	// Own process group (Ctrl-C reaches only the runner, which kills the
+	// rest); Pdeathsig in case the runner dies without cleaning up.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	ps.mu.Lock()
+	ps.all = append(ps.all, p)
+	ps.mu.Unlock()
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	return p, nil
+}
+
+func (ps *procs) killAll() {
+	ps.mu.Lock()
+	all := append([]*proc(nil), ps.all...)
+	ps.all = nil
+	ps.mu.Unlock()
+	for _, p := range all {
+		if !p.exited() {
+			_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		}
+	}
+	for _, p := range all {
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
+
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "    " + strings.Join(lines, "\n    ")
+}
+
+// view is what one node says about the coordinator, and (Shoal) whether it
+// marks a given member failed.
+type view struct {
+	coord  string
+	term   uint64
+	failed bool
+}
+
+// impl is one implementation under test.
+type impl interface {
+	name() string
+	// start brings up a mesh of n and returns its nodes once a
+	// coordinator is established and named by all.
+	start(ctx context.Context, ps *procs, n int) ([]*proc, error)
+	// ask returns p's view; victim is the member whose failure to report.
+	ask(ctx context.Context, p *proc, victim string) (view, error)
+}
+
+var hc = &http.Client{Timeout: 2 * time.Second}
+
+func getJSON(ctx context.Context, url string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// waitAgree polls every node until all name one coordinator under one term
+// with ok(coord, term) true; it returns that coordinator and term.
+func waitAgree(ctx context.Context, im impl, nodes []*proc, cfg Config, ok func(string, uint64) bool) (string, uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	var last string
+	for {
+		coord, term, agree := "", uint64(0), true
+		for _, p := range nodes {
+			if p.exited() {
+				return "", 0, fmt.Errorf("%s exited; log:\n%s", p.name, tail(p.log, 8))
+			}
+			v, err := im.ask(ctx, p, "")
+			if err != nil {
+				last, agree = err.Error(), false
+				break
+			}
+			if coord == "" {
+				coord, term = v.coord, v.term
+			}
+			if v.coord == "" || v.coord != coord || v.term != term || !ok(v.coord, v.term) {
+				last, agree = fmt.Sprintf("%s names %q/%d", p.name, v.coord, v.term), false
+				break
+			}
+		}
+		if agree {
+			return coord, term, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", 0, fmt.Errorf("%s: no agreement within %v: %s", im.name(), cfg.Timeout, last)
+		case <-time.After(cfg.Poll):
+		}
+	}
+}
+
+// Trial is one kill -9 of a coordinator.
+type Trial struct {
+	Impl      string  `json:"impl"`
+	N         int     `json:"n"`
+	Alive     int     `json:"alive"` // survivors
+	Victim    string  `json:"victim"`
+	OldTerm   uint64  `json:"old_term"`
+	New       string  `json:"new"`
+	NewTerm   uint64  `json:"new_term"`
+	Failover  float64 `json:"failover_s"`  // kill to every survivor naming New
+	Detection float64 `json:"detection_s"` // kill to every survivor marking the victim failed (Shoal)
+	FirstName float64 `json:"first_name_s"`
+}
+
+// killTrial kills the coordinator victim and measures, per survivor, when it
+// first named the final new coordinator and when it marked the victim failed.
+func killTrial(ctx context.Context, im impl, victim *proc, survivors []*proc, oldTerm uint64, cfg Config) (Trial, error) {
+	tr := Trial{Impl: im.name(), Alive: len(survivors), Victim: victim.name, OldTerm: oldTerm, Detection: -1}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	type obs struct {
+		v        view
+		since    time.Duration // when v.coord/v.term was first seen
+		detected time.Duration
+	}
+	var mu sync.Mutex
+	state := make([]obs, len(survivors))
+	t0 := time.Now()
+	if err := victim.kill9(); err != nil {
+		return tr, err
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, p := range survivors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				v, err := im.ask(ctx, p, victim.name)
+				at := time.Since(t0)
+				if err == nil {
+					mu.Lock()
+					s := &state[i]
+					if v.coord != s.v.coord || v.term != s.v.term {
+						s.v.coord, s.v.term, s.since = v.coord, v.term, at
+					}
+					if v.failed && s.detected == 0 {
+						s.detected = at
+					}
+					mu.Unlock()
+				}
+				select {
+				case <-stop:
+					return
+				case <-ctx.Done():
+					return
+				case <-time.After(cfg.Poll):
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	wantDetect := im.name() == "shoal"
+	for {
+		mu.Lock()
+		agreed, detected := true, true
+		var newest time.Duration
+		var maxDet time.Duration
+		first := time.Duration(-1)
+		c, term := state[0].v.coord, state[0].v.term
+		for _, s := range state {
+			if s.v.coord == "" || s.v.coord == victim.name || s.v.coord != c || s.v.term != term || s.v.term <= oldTerm {
+				agreed = false
+			}
+			newest = max(newest, s.since)
+			if first < 0 || s.since < first {
+				first = s.since
+			}
+			if s.detected == 0 {
+				detected = false
+			}
+			maxDet = max(maxDet, s.detected)
+		}
+		mu.Unlock()
+		if agreed && (detected || !wantDetect) {
+			tr.New, tr.NewTerm, tr.Failover, tr.FirstName = c, term, newest.Seconds(), first.Seconds()
+			if wantDetect {
+				tr.Detection = maxDet.Seconds()
+			}
+			return tr, nil
+		}
+		select {
+		case <-ctx.Done():
+			mu.Lock()
+			defer mu.Unlock()
+			var views []string
+			for i, s := range state {
+				views = append(views, fmt.Sprintf("%s: %q/%d failed-seen=%v", survivors[i].name, s.v.coord, s.v.term, s.detected > 0))
+			}
+			return tr, fmt.Errorf("%s: after killing %s, no agreement within %v: %s", im.name(), victim.name, cfg.Timeout, strings.Join(views, "; "))
+		case <-time.After(cfg.Poll):
+		}
+	}
+}
+
+// Result is a whole run.
+type Result struct {
+	Command  string
+	Started  time.Time
+	Elapsed  time.Duration
+	Machine  string
+	LoadAvg  [2]string
+	ShoalRev string
+	Profile  string
+	Trials   []Trial
+}
+
+// Run measures every size with both implementations.
+func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
+	res := &Result{Command: command, Started: time.Now(), Profile: cfg.Profile}
+	res.LoadAvg[0] = loadavg()
+	res.Machine = fmt.Sprintf("%d CPUs (%s), %s, %s", runtime.NumCPU(), cpuModel(), runtime.Version(), kernel())
+	tmp, err := os.MkdirTemp("", "shoal-failover-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	ps := &procs{tmp: tmp}
+	defer ps.killAll()
+
+	var impls []impl
+	if cfg.Skip != "shoal" {
+		bin := cfg.ShoalBin
+		if bin == "" {
+			var err error
+			if bin, res.ShoalRev, err = buildShoal(ctx, tmp, cfg.ShoalRev, cfg.Log); err != nil {
+				return nil, err
+			}
+		} else {
+			res.ShoalRev = "prebuilt " + bin
+		}
+		impls = append(impls, &shoalImpl{bin: bin, profile: cfg.Profile, poll: cfg.Poll, cfg: cfg})
+	}
+	if cfg.Skip != "raft" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		impls = append(impls, &raftImpl{bin: self, cfg: cfg})
+	}
+	for _, n := range cfg.Sizes {
+		kills := min(cfg.Kills, (n-1)/2)
+		for round := 1; round <= cfg.Rounds; round++ {
+			for _, im := range impls {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				cfg.Log("%s N=%d round %d: starting", im.name(), n, round)
+				nodes, err := im.start(ctx, ps, n)
+				if err != nil {
+					return nil, err
+				}
+				coord, term, err := waitAgree(ctx, im, nodes, cfg, func(string, uint64) bool { return true })
+				if err != nil {
+					return nil, err
+				}
+				alive := nodes
+				for k := 0; k < kills; k++ {
+					i := slices.IndexFunc(alive, func(p *proc) bool { return p.name == coord })
+					if i < 0 {
+						return nil, fmt.Errorf("%s: coordinator %q is not a running node", im.name(), coord)
+					}
+					victim := alive[i]
+					alive = slices.Delete(slices.Clone(alive), i, i+1)
+					tr, err := killTrial(ctx, im, victim, alive, term, cfg)
+					if err != nil {
+						return nil, err
+					}
+					tr.N = n
+					cfg.Log("%s N=%d: killed %s (term %d): all %d survivors name %s (term %d) after %.2fs; all mark it failed after %.2fs",
+						im.name(), n, tr.Victim, tr.OldTerm, tr.Alive, tr.New, tr.NewTerm, tr.Failover, tr.Detection)
+					res.Trials = append(res.Trials, tr)
+					coord, term = tr.New, tr.NewTerm
+				}
+				ps.killAll()
+			}
+		}
+	}
+	res.Elapsed = time.Since(res.Started)
+	res.LoadAvg[1] = loadavg()
+	return res, nil
+}
+
+// buildShoal builds ./cmd/shoal as committed at rev (via git archive, so
+// work in progress in the working tree does not leak in), or the working
+// tree when rev is "".
+func buildShoal(ctx context.Context, tmp, rev string, logf func(string, ...any)) (bin, desc string, err error) {
+	root, err := exec.CommandContext(ctx, "git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("run from inside the shoal repository: %w", err)
+	}
+	dir := strings.TrimSpace(string(root))
+	bin = filepath.Join(tmp, "shoal")
+	src := dir
+	if rev != "" {
+		hash, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--short=12", rev).Output()
+		if err != nil {
+			return "", "", fmt.Errorf("git rev-parse %s: %w", rev, err)
+		}
+		desc = fmt.Sprintf("%s (committed tree of %s)", strings.TrimSpace(string(hash)), rev)
+		src = filepath.Join(tmp, "src")
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			return "", "", err
+		}
+		arch := exec.CommandContext(ctx, "sh", "-c", fmt.Sprintf("git -C %q archive %q | tar -x -C %q", dir, rev, src))
+		if out, err := arch.CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("git archive %s: %v: %s", rev, err, out)
+		}
+	} else {
+		desc = "working tree"
+	}
+	logf("building shoal from %s", desc)
+	b := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/shoal")
+	b.Dir = src
+	if out, err := b.CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("go build ./cmd/shoal: %v\n%s", err, out)
+	}
+	return bin, desc, nil
+}
+
+// shoalImpl runs `shoal agent` processes and asks them over the HTTP API.
+type shoalImpl struct {
+	bin, profile string
+	poll         time.Duration
+	cfg          Config
+}
+
+func (s *shoalImpl) name() string { return "shoal" }
+
+func (s *shoalImpl) start(ctx context.Context, ps *procs, n int) ([]*proc, error) {
+	var nodes []*proc
+	for i := 1; i <= n; i++ {
+		ip := fmt.Sprintf("127.0.30.%d", i)
+		name := fmt.Sprintf("shoal-%02d", i)
+		argv := []string{s.bin, "agent", "--node", name, "--bind", ip + ":7946", "--http-addr", ip + ":7950",
+			"--profile", s.profile, "--priority", strconv.Itoa(i), "--data-dir", filepath.Join(ps.tmp, name, "data"),
+			"--log-level", "warn", "--leave-on-terminate=false"}
+		if i > 1 {
+			argv = append(argv, "--join", "127.0.30.1:7946", "--retry-join", "--retry-max", "10")
+		}
+		p, err := ps.start(name, ip, i, argv)
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, p)
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	for {
+		ok := true
+		var last string
+		for _, p := range nodes {
+			if p.exited() {
+				return nil, fmt.Errorf("%s exited; log:\n%s", p.name, tail(p.log, 8))
+			}
+			ms, err := client.New(p.ip+":7950", "").Members(wctx, client.MemberFilter{Status: "alive"})
+			if err != nil || len(ms) != n {
+				ok, last = false, fmt.Sprintf("%s: %d alive, %v", p.name, len(ms), err)
+				break
+			}
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-wctx.Done():
+			return nil, fmt.Errorf("shoal mesh of %d did not converge within %v: %s", n, s.cfg.Timeout, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	// The election is lazy: ask for a coordinator once.
+	if _, err := client.New(nodes[0].ip+":7950", "").Elect(wctx); err != nil {
+		return nil, err
+	}
+	return nodes, nil
+}
+
+func (s *shoalImpl) ask(ctx context.Context, p *proc, victim string) (view, error) {
+	c := client.New(p.ip+":7950", "")
+	l, err := c.Leader(ctx)
+	if err != nil {
+		return view{}, err
+	}
+	v := view{coord: l.Coordinator, term: l.Term}
+	if victim != "" {
+		ms, err := c.Members(ctx, client.MemberFilter{Status: "failed"})
+		if err != nil {
+			return view{}, err
+		}
+		v.failed = slices.ContainsFunc(ms, func(m client.Member) bool { return m.Name == victim })
+	}
+	return v, nil
+}
+
+// raftImpl runs hashicorp/raft voters (this binary's raft-node command).
+type raftImpl struct {
+	bin string
+	cfg Config
+}
+
+func (r *raftImpl) name() string { return "raft" }
+
+func (r *raftImpl) start(ctx context.Context, ps *procs, n int) ([]*proc, error) {
+	var peers []string
+	for i := 1; i <= n; i++ {
+		peers = append(peers, fmt.Sprintf("raft-%02d=127.0.40.%d:8300", i, i))
+	}
+	var nodes []*proc
+	for i := 1; i <= n; i++ {
+		ip := fmt.Sprintf("127.0.40.%d", i)
+		name := fmt.Sprintf("raft-%02d", i)
+		p, err := ps.start(name, ip, i, []string{r.bin, "raft-node", "-id", name, "-bind", ip + ":8300",
+			"-http", ip + ":8301", "-peers", strings.Join(peers, ",")})
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, p)
+	}
+	return nodes, nil
+}
+
+func (r *raftImpl) ask(ctx context.Context, p *proc, _ string) (view, error) {
+	var l raftLeader
+	if err := getJSON(ctx, "http://"+p.ip+":8301/leader", &l); err != nil {
+		return view{}, err
+	}
+	t, _ := strconv.ParseUint(l.Term, 10, 64)
+	return view{coord: l.Leader, term: t}, nil
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "model name"); ok {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+		}
+	}
+	return "?"
+}
+
+func kernel() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return "Linux " + string(bytes.TrimSpace(b))
+}
