@@ -370,8 +370,12 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 						return nil, err
 					}
 					tr.N = n
-					cfg.Log("%s N=%d: killed %s (term %d): all %d survivors name %s (term %d) after %.2fs; all mark it failed after %.2fs",
-						im.name(), n, tr.Victim, tr.OldTerm, tr.Alive, tr.New, tr.NewTerm, tr.Failover, tr.Detection)
+					det := ""
+					if tr.Detection >= 0 {
+						det = fmt.Sprintf("; all mark it failed after %.2fs", tr.Detection)
+					}
+					cfg.Log("%s N=%d: killed %s (term %d): all %d survivors name %s (term %d) after %.2fs%s",
+						im.name(), n, tr.Victim, tr.OldTerm, tr.Alive, tr.New, tr.NewTerm, tr.Failover, det)
 					res.Trials = append(res.Trials, tr)
 					coord, term = tr.New, tr.NewTerm
 				}
