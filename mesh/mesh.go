@@ -134,6 +134,10 @@ func New(cfg Config) (*Mesh, error) {
 	if cfg.Profile == ProfileLocal {
 		mc.DeadNodeReclaimTime = time.Second
 	}
+	// memberlist LZW-compresses every packet by default, allocating a fresh
+	// coder (tens of KB) for a 30-byte ping; the profile of an idle mesh
+	// showed it near the top. Receivers take either form, stock serf too.
+	mc.EnableCompression = false
 	stdlog := newStdLogger(m.log)
 	mc.Name = cfg.NodeName
 	mc.BindAddr = cfg.BindAddr
@@ -190,19 +194,13 @@ func New(cfg Config) (*Mesh, error) {
 		return mc.Keyring.GetPrimaryKey(), mc.Keyring.GetKeys()
 	}}
 
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{cfg.BindAddr},
-		BindPort:  cfg.BindPort,
-		Logger:    stdlog,
-	})
+	tr, err := newTransport(cfg.BindAddr, cfg.BindPort, &m.stats, m.log, m.handlePacket)
 	if err != nil {
 		return nil, fmt.Errorf("gossip port %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
 	}
-	m.trans = newTransport(nt, &m.stats, m.handlePacket)
-	mc.Transport = m.trans
-	if cfg.BindPort == 0 {
-		mc.BindPort = nt.GetAutoBindPort()
-	}
+	m.trans = tr
+	mc.Transport = tr
+	mc.BindPort = tr.Port()
 
 	s, err := serf.Create(sc)
 	if err != nil {
@@ -550,11 +548,11 @@ func (m *Mesh) aliveLocked(name string) bool {
 
 // handlePacket takes one Shoal packet from the transport. Whatever is wrong
 // with it, it is dropped and counted.
-func (m *Mesh) handlePacket(p *memberlist.Packet) {
-	body, err := m.sealer.Open(p.Buf)
+func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
+	body, err := m.sealer.Open(buf)
 	if err != nil || len(body) == 0 {
 		m.stats.Dropped.Add(1)
-		m.log.Debug("dropped packet", "from", p.From.String(), "err", err)
+		m.log.Debug("dropped packet", "from", from.String(), "err", err)
 		return
 	}
 	switch body[0] {
@@ -562,7 +560,7 @@ func (m *Mesh) handlePacket(p *memberlist.Packet) {
 		entries, err := DecodeEntries(body)
 		if err != nil {
 			m.stats.Dropped.Add(1)
-			m.log.Debug("dropped load packet", "from", p.From.String(), "err", err)
+			m.log.Debug("dropped load packet", "from", from.String(), "err", err)
 			return
 		}
 		now := time.Now()
@@ -589,7 +587,8 @@ func (m *Mesh) handlePacket(p *memberlist.Packet) {
 			return
 		}
 		if m.cfg.OnElection != nil {
-			m.cfg.OnElection(from, msg)
+			// The read buffer is reused: hand over a copy.
+			m.cfg.OnElection(from, append([]byte(nil), msg...))
 		}
 	default:
 		m.stats.Dropped.Add(1)

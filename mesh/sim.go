@@ -35,6 +35,11 @@ type SimConfig struct {
 	// ChangeRate is how often, per second, each node's load moves past a
 	// bucket and it publishes a new state.
 	ChangeRate float64
+	// ProbeInterval, when set, models memberlist's probes: each node pings
+	// one random member this often and the ack carries AckBudget bytes of
+	// the probed node's entries (the pull half; it costs no extra packets).
+	ProbeInterval time.Duration
+	AckBudget     int
 }
 
 // SimResult holds the figures of one simulation.
@@ -86,6 +91,12 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 		current[i] = mkState()
 	}
 	round := make([]int, n)
+	probePhase := make([]time.Duration, n)
+	if cfg.ProbeInterval > 0 {
+		for i := range probePhase {
+			probePhase[i] = time.Duration(rng.Int64N(int64(cfg.ProbeInterval)))
+		}
+	}
 	wrong, sampled := 0, 0
 	overhead := 3 + 28 // framing + label length byte + IP/UDP
 	if cfg.Encrypted {
@@ -144,6 +155,23 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 				}
 				inflight = append(inflight, delivery{at: now.Add(cfg.Latency), to: j, entries: entries})
 			}
+		}
+		// Probes: the ack brings the probed node's entries back.
+		for i := 0; cfg.ProbeInterval > 0 && i < n; i++ {
+			if (t-probePhase[i]+cfg.ProbeInterval*1000)%cfg.ProbeInterval >= step {
+				continue
+			}
+			j := rng.IntN(n - 1)
+			if j >= i {
+				j++
+			}
+			tables[j].SetSelf(current[j], now)
+			entries := tables[j].Select(now, cfg.AckBudget, cfg.MaxForwardAge, nil, false)
+			bytesSent += int64(len(AppendEntries(nil, entries)))
+			if rng.Float64() < cfg.Loss {
+				continue
+			}
+			inflight = append(inflight, delivery{at: now.Add(2 * cfg.Latency), to: i, entries: entries})
 		}
 		if !now.Before(nextSample) {
 			nextSample = nextSample.Add(cfg.GossipInterval)

@@ -1,27 +1,44 @@
 package mesh
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-sockaddr"
 	"github.com/hashicorp/memberlist"
 )
 
-// transport wraps memberlist's transport so that one port carries both
-// memberlist's packets and Shoal's: packets starting with PacketMagic go to
-// the mesh's handler, all others to memberlist. It also counts the bytes and
-// packets both sides send and receive, streams included, so the gossip
-// bandwidth figures are measured where the bytes cross, not estimated.
+// transport is Shoal's memberlist transport for the lan, wan and local
+// profiles: one UDP socket and one TCP listener, as memberlist's own
+// NetTransport, with three differences that matter on small hosts:
+//
+//   - Packets starting with PacketMagic are Shoal's and are handled inline
+//     on the read goroutine; all others go to memberlist. One port, one
+//     firewall rule.
+//   - The read buffer is reused: memberlist gets an exact-size copy of each
+//     packet instead of a fresh 64 KiB buffer per packet, which profiles
+//     showed as the largest allocation (and GC) cost of an idle agent.
+//   - It counts packets and bytes both ways, streams included, so gossip
+//     bandwidth is measured where it crosses, not estimated.
+//
+// Its concurrency contract is memberlist's: every method may be called from
+// any goroutine.
 type transport struct {
-	memberlist.NodeAwareTransport
+	udp      *net.UDPConn
+	tcp      *net.TCPListener
+	bindAll  bool
 	packetCh chan *memberlist.Packet
 	streamCh chan net.Conn
-	handle   func(p *memberlist.Packet)
+	handle   func(buf []byte, from net.Addr)
 	stats    *Stats
-	stop     chan struct{}
-	once     sync.Once
+	log      *slog.Logger
+	closed   atomic.Bool
 	wg       sync.WaitGroup
 }
 
@@ -43,104 +60,153 @@ type Stats struct {
 	SendErrors atomic.Uint64
 }
 
-func newTransport(inner memberlist.NodeAwareTransport, stats *Stats, handle func(*memberlist.Packet)) *transport {
+const udpRecvBuf = 2 << 20
+
+// newTransport binds ip:port (TCP first, so port 0 picks one free for both).
+func newTransport(ip string, port int, stats *Stats, log *slog.Logger, handle func([]byte, net.Addr)) (*transport, error) {
+	addr := net.ParseIP(ip)
+	if addr == nil {
+		return nil, fmt.Errorf("bind address %q is not an IP address", ip)
+	}
+	tcp, err := net.ListenTCP("tcp", &net.TCPAddr{IP: addr, Port: port})
+	if err != nil {
+		return nil, fmt.Errorf("TCP listener: %w", err)
+	}
+	if port == 0 {
+		port = tcp.Addr().(*net.TCPAddr).Port
+	}
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: addr, Port: port})
+	if err != nil {
+		tcp.Close()
+		return nil, fmt.Errorf("UDP listener: %w", err)
+	}
+	for size := udpRecvBuf; size > 0; size /= 2 {
+		if udp.SetReadBuffer(size) == nil {
+			break
+		}
+	}
 	t := &transport{
-		NodeAwareTransport: inner,
-		packetCh:           make(chan *memberlist.Packet),
-		streamCh:           make(chan net.Conn),
-		handle:             handle,
-		stats:              stats,
-		stop:               make(chan struct{}),
+		udp: udp, tcp: tcp, bindAll: addr.IsUnspecified(),
+		packetCh: make(chan *memberlist.Packet),
+		streamCh: make(chan net.Conn),
+		handle:   handle, stats: stats, log: log,
 	}
 	t.wg.Add(2)
-	go t.pumpPackets()
-	go t.pumpStreams()
-	return t
+	go t.readUDP()
+	go t.acceptTCP()
+	return t, nil
 }
 
-func (t *transport) pumpPackets() {
+// Port returns the bound port.
+func (t *transport) Port() int { return t.tcp.Addr().(*net.TCPAddr).Port }
+
+func (t *transport) readUDP() {
 	defer t.wg.Done()
-	in := t.NodeAwareTransport.PacketCh()
+	buf := make([]byte, 65536)
 	for {
-		select {
-		case p := <-in:
-			t.stats.PacketsIn.Add(1)
-			t.stats.BytesIn.Add(uint64(len(p.Buf)))
-			if len(p.Buf) > 0 && p.Buf[0] == PacketMagic {
-				t.stats.ShoalPacketsIn.Add(1)
-				t.stats.ShoalBytesIn.Add(uint64(len(p.Buf)))
-				t.handle(p)
-				continue
-			}
-			select {
-			case t.packetCh <- p:
-			case <-t.stop:
+		n, from, err := t.udp.ReadFrom(buf)
+		ts := time.Now()
+		if err != nil {
+			if t.closed.Load() {
 				return
 			}
-		case <-t.stop:
-			return
+			t.log.Warn("read UDP packet", "err", err)
+			continue
 		}
+		if n < 1 {
+			continue
+		}
+		t.stats.PacketsIn.Add(1)
+		t.stats.BytesIn.Add(uint64(n))
+		if buf[0] == PacketMagic {
+			t.stats.ShoalPacketsIn.Add(1)
+			t.stats.ShoalBytesIn.Add(uint64(n))
+			t.handle(buf[:n], from)
+			continue
+		}
+		p := &memberlist.Packet{Buf: append([]byte(nil), buf[:n]...), From: from, Timestamp: ts}
+		t.packetCh <- p // Shutdown drains this while the reader exits
 	}
 }
 
-func (t *transport) pumpStreams() {
+func (t *transport) acceptTCP() {
 	defer t.wg.Done()
-	in := t.NodeAwareTransport.StreamCh()
+	delay := 5 * time.Millisecond
 	for {
-		select {
-		case c := <-in:
-			select {
-			case t.streamCh <- &countingConn{Conn: c, s: t.stats}:
-			case <-t.stop:
-				c.Close()
+		c, err := t.tcp.AcceptTCP()
+		if err != nil {
+			if t.closed.Load() {
 				return
 			}
-		case <-t.stop:
-			return
+			t.log.Warn("accept TCP connection", "err", err)
+			time.Sleep(delay) // back off an error loop (e.g. out of file descriptors)
+			delay = min(2*delay, time.Second)
+			continue
 		}
+		delay = 5 * time.Millisecond
+		t.streamCh <- &countingConn{Conn: c, s: t.stats}
 	}
+}
+
+func (t *transport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error) {
+	if ip != "" {
+		a := net.ParseIP(ip)
+		if a == nil {
+			return nil, 0, fmt.Errorf("advertise address %q is not an IP address", ip)
+		}
+		if a4 := a.To4(); a4 != nil {
+			a = a4
+		}
+		return a, port, nil
+	}
+	if t.bindAll {
+		priv, err := sockaddr.GetPrivateIP()
+		if err != nil {
+			return nil, 0, fmt.Errorf("find a private address to advertise: %w", err)
+		}
+		if priv == "" {
+			return nil, 0, errors.New("bound to 0.0.0.0 and no private IP address found: set --advertise")
+		}
+		return net.ParseIP(priv), t.Port(), nil
+	}
+	return t.tcp.Addr().(*net.TCPAddr).IP, t.Port(), nil
 }
 
 func (t *transport) PacketCh() <-chan *memberlist.Packet { return t.packetCh }
 func (t *transport) StreamCh() <-chan net.Conn           { return t.streamCh }
 
 func (t *transport) WriteTo(b []byte, addr string) (time.Time, error) {
-	t.countOut(b)
-	ts, err := t.NodeAwareTransport.WriteTo(b, addr)
-	if err != nil {
-		t.stats.SendErrors.Add(1)
-	}
-	return ts, err
+	return t.WriteToAddress(b, memberlist.Address{Addr: addr})
 }
 
-func (t *transport) WriteToAddress(b []byte, addr memberlist.Address) (time.Time, error) {
-	t.countOut(b)
-	ts, err := t.NodeAwareTransport.WriteToAddress(b, addr)
-	if err != nil {
-		t.stats.SendErrors.Add(1)
-	}
-	return ts, err
-}
-
-func (t *transport) countOut(b []byte) {
+func (t *transport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	t.stats.PacketsOut.Add(1)
 	t.stats.BytesOut.Add(uint64(len(b)))
 	if len(b) > 0 && b[0] == PacketMagic {
 		t.stats.ShoalPacketsOut.Add(1)
 		t.stats.ShoalBytesOut.Add(uint64(len(b)))
 	}
+	var err error
+	if ap, perr := netip.ParseAddrPort(a.Addr); perr == nil {
+		_, err = t.udp.WriteToUDPAddrPort(b, ap)
+	} else {
+		var ua *net.UDPAddr
+		if ua, err = net.ResolveUDPAddr("udp", a.Addr); err == nil {
+			_, err = t.udp.WriteTo(b, ua)
+		}
+	}
+	if err != nil {
+		t.stats.SendErrors.Add(1)
+	}
+	return time.Now(), err
 }
 
 func (t *transport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	c, err := t.NodeAwareTransport.DialTimeout(addr, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return &countingConn{Conn: c, s: t.stats}, nil
+	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
 }
 
-func (t *transport) DialAddressTimeout(addr memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	c, err := t.NodeAwareTransport.DialAddressTimeout(addr, timeout)
+func (t *transport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", a.Addr, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -148,10 +214,23 @@ func (t *transport) DialAddressTimeout(addr memberlist.Address, timeout time.Dur
 }
 
 func (t *transport) Shutdown() error {
-	err := t.NodeAwareTransport.Shutdown()
-	t.once.Do(func() { close(t.stop) })
-	t.wg.Wait()
-	return err
+	if t.closed.Swap(true) {
+		return nil
+	}
+	t.tcp.Close()
+	t.udp.Close()
+	// Unblock a reader parked on a full packet or stream channel.
+	done := make(chan struct{})
+	go func() { t.wg.Wait(); close(done) }()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-t.packetCh:
+		case c := <-t.streamCh:
+			c.Close()
+		}
+	}
 }
 
 // countingConn counts stream bytes (memberlist's push/pull and TCP fallback).
