@@ -1,0 +1,53 @@
+// Package scale decides how many instances the mesh should have, and asks a
+// provider for them.
+//
+// # The policy
+//
+// Policy is pure: no clock, goroutines or I/O. Each Evaluate call gets the
+// time and an Input (the instance count and the aggregate of the watched
+// metric, see Aggregate and ParseMetric) and returns a Decision with its
+// reasons. In ModeTarget it uses the Kubernetes HPA's rule,
+//
+//	desired = ceil(current × value / target)   when |value/target − 1| > tolerance
+//
+// then, in order:
+//
+//   - scale-up window (UpWindow, default 3 s): a recommendation above the
+//     count must have held over the whole window; the lowest one over the
+//     window is used;
+//   - scale-down stabilization (DownWindow, default 300 s, as the HPA): the
+//     highest recommendation over the window, once recommendations cover it;
+//   - cooldowns: UpCooldown (15 s) and DownCooldown (60 s) after the last
+//     action in either direction, so a new coordinator neither repeats nor
+//     reverses its predecessor's action too soon;
+//   - step limits per StepPeriod (count and percent, the larger wins, as
+//     the HPA's selectPolicy Max); then Min and Max.
+//
+// ModeThresholds replaces the rule with fixed steps: "above 75% for 30s ->
+// +1" (ParseThreshold). DryRun marks decisions as not to be applied.
+//
+// Record tells the policy an action happened (this node's, another
+// coordinator's, or one read back from the History), so that cooldowns and
+// step limits survive restarts and failover.
+//
+// # Providers
+//
+// Provider is the interface to what gets scaled (Current, Scale with the
+// coordinator's election.Lease). Providers register by name with
+// RegisterProvider and are built by NewProvider from a ProviderConfig; the
+// dry-run, webhook, exec and AWS ones live in scale/providers. Every
+// provider fences: FileFence admits a lease with election.Fence.AdmitLease
+// and persists it before acting.
+//
+// # History
+//
+// History appends every decision that led to a provider call, applied or
+// refused and why, to a JSON-lines file (fsync per record); the agent reads
+// it back at start.
+//
+// # Simulation
+//
+// sim.go runs a Scaler over a recorded Trace on simulated time, next to the
+// reference HPA algorithm and a naive threshold: the policy tests and
+// cmd/shoal-scalebench use it.
+package scale

@@ -1,0 +1,168 @@
+package scale
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shoalmesh/shoal/election"
+)
+
+// Provider errors.
+var (
+	// ErrUnknownProvider: no provider is registered under the name.
+	ErrUnknownProvider = errors.New("scale: unknown provider")
+	// ErrCountUnknown is returned by Current when the provider cannot tell
+	// the instance count (a webhook, an exec hook, before their first
+	// action): the caller falls back on the mesh's alive members.
+	ErrCountUnknown = errors.New("scale: the provider does not know the instance count")
+	// ErrProviderConfig is wrapped by a provider's configuration errors.
+	ErrProviderConfig = errors.New("scale: invalid provider configuration")
+)
+
+// Provider changes the instance count of one resource (a Deployment, an
+// Auto Scaling group, whatever a webhook or command stands for).
+//
+// Concurrency: implementations must be safe for concurrent use; the agent
+// calls them from its scale goroutine, and the API may call Current.
+//
+// Fencing: Scale must refuse (with an error wrapping election.ErrStaleTerm)
+// a lease lower than the last one it acted on, by election.Fence.AdmitLease
+// over a fence it persists (FileFence, or state kept on the resource).
+type Provider interface {
+	// Name is the name the provider is registered under.
+	Name() string
+	// Current returns the instance count, or ErrCountUnknown.
+	Current(ctx context.Context) (int, error)
+	// Scale sets the instance count to desired under lease; d is the
+	// decision behind it, for the record.
+	Scale(ctx context.Context, desired int, lease election.Lease, d Decision) error
+}
+
+// LastActionReader is implemented by providers that keep the last action
+// with the resource (AWS tags, a shared state file, a Kubernetes
+// annotation): a new coordinator reads it on takeover so that it neither
+// repeats nor reverses that action inside the cooldown.
+type LastActionReader interface {
+	LastAction(ctx context.Context) (Applied, bool, error)
+}
+
+// Applied is an action a provider carried out, with its lease.
+type Applied struct {
+	Time  time.Time      `json:"time"`
+	From  int            `json:"from"`
+	To    int            `json:"to"`
+	Lease election.Lease `json:"lease"`
+}
+
+// ProviderConfig is what a provider factory gets.
+type ProviderConfig struct {
+	// Name selects the factory (RegisterProvider).
+	Name string
+	// Resource is what to scale: an Auto Scaling group's name, a webhook's
+	// URL, a command line, "namespace/deployment/name"; its meaning is the
+	// provider's.
+	Resource string
+	// Options are provider-specific settings (key=value), e.g. secret,
+	// region, endpoint, timeout, kubeconfig. A provider rejects keys it
+	// does not know, naming them.
+	Options map[string]string
+	// StateDir is where the provider persists its fence (the agent's data
+	// directory; may be empty for in-memory state, in tests).
+	StateDir string
+	// Node is this agent's name, for the record.
+	Node string
+	// Logger is the agent's logger; a component attribute is added by the
+	// provider. Nil discards.
+	Logger *slog.Logger
+}
+
+// Opt returns Options[key] or def.
+func (c ProviderConfig) Opt(key, def string) string {
+	if v, ok := c.Options[key]; ok {
+		return v
+	}
+	return def
+}
+
+// CheckOptions returns an error naming the first option key not in known.
+func (c ProviderConfig) CheckOptions(known ...string) error {
+	keys := make([]string, 0, len(c.Options))
+	for k := range c.Options {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !slices.Contains(known, k) {
+			return fmt.Errorf("%w: provider %s: unknown option %q; known options: %s", ErrProviderConfig, c.Name, k, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
+// Factory builds a provider. It checks the configuration and may reach the
+// resource to check it exists; a failure is an error naming the value.
+type Factory func(cfg ProviderConfig) (Provider, error)
+
+var registry = struct {
+	sync.RWMutex
+	m map[string]Factory
+}{m: map[string]Factory{}}
+
+// RegisterProvider makes a provider available under name (for
+// --scale-provider NAME). Providers register in an init function of their
+// package, which the agent imports; registering a name twice panics.
+func RegisterProvider(name string, f Factory) {
+	registry.Lock()
+	defer registry.Unlock()
+	if _, dup := registry.m[name]; dup {
+		panic("scale: provider " + name + " registered twice")
+	}
+	registry.m[name] = f
+}
+
+// Providers lists the registered provider names, sorted.
+func Providers() []string {
+	registry.RLock()
+	defer registry.RUnlock()
+	out := make([]string, 0, len(registry.m))
+	for n := range registry.m {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Registered reports whether a provider is registered under name.
+func Registered(name string) bool {
+	registry.RLock()
+	defer registry.RUnlock()
+	_, ok := registry.m[name]
+	return ok
+}
+
+// NewProvider builds the provider cfg.Name names, or an error wrapping
+// ErrUnknownProvider that lists the registered names.
+func NewProvider(cfg ProviderConfig) (Provider, error) {
+	registry.RLock()
+	f, ok := registry.m[cfg.Name]
+	registry.RUnlock()
+	if !ok {
+		return nil, UnknownProviderError(cfg.Name)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return f(cfg)
+}
+
+// UnknownProviderError is the error for an unregistered provider name.
+func UnknownProviderError(name string) error {
+	return fmt.Errorf("%w %q: registered providers are %s", ErrUnknownProvider, name, strings.Join(Providers(), ", "))
+}

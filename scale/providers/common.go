@@ -1,0 +1,84 @@
+// Package providers holds Shoal's scaling providers other than Kubernetes:
+// dry-run, webhook, exec and AWS Auto Scaling. Each registers itself with
+// scale.RegisterProvider in init; import the package for its side effect:
+//
+//	import _ "github.com/shoalmesh/shoal/scale/providers"
+//
+// Every provider fences: it refuses a lease lower than the last it acted on
+// (election.Fence.AdmitLease over a persisted scale.FileFence, plus, for
+// AWS, the term kept in a tag on the group).
+package providers
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/shoalmesh/shoal/scale"
+)
+
+// Option keys shared by every provider.
+const (
+	// OptFenceFile overrides where the fence is kept (default:
+	// StateDir/scale-fence-NAME.json). Agents on one host or a shared
+	// volume that point at the same file are fenced against each other.
+	OptFenceFile = "fence_file"
+)
+
+func init() {
+	scale.RegisterProvider(DryRunName, NewDryRun)
+	scale.RegisterProvider(WebhookName, NewWebhook)
+	scale.RegisterProvider(ExecName, NewExec)
+	scale.RegisterProvider(AWSName, NewAWS)
+}
+
+// openFence opens the provider's fence file.
+func openFence(cfg scale.ProviderConfig) (*scale.FileFence, error) {
+	path := cfg.Opt(OptFenceFile, "")
+	if path == "" && cfg.StateDir != "" {
+		path = filepath.Join(cfg.StateDir, "scale-fence-"+cfg.Name+".json")
+	}
+	return scale.NewFileFence(path)
+}
+
+func optDuration(cfg scale.ProviderConfig, key string, def time.Duration) (time.Duration, error) {
+	s := cfg.Opt(key, "")
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%w: provider %s: option %s=%q: want a positive duration such as 10s", scale.ErrProviderConfig, cfg.Name, key, s)
+	}
+	return d, nil
+}
+
+func optInt(cfg scale.ProviderConfig, key string, def, lo int) (int, error) {
+	s := cfg.Opt(key, "")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo {
+		return 0, fmt.Errorf("%w: provider %s: option %s=%q: want a whole number ≥ %d", scale.ErrProviderConfig, cfg.Name, key, s, lo)
+	}
+	return n, nil
+}
+
+// lastFromState returns the fence state's last action.
+func lastFromState(st scale.FenceState) (scale.Applied, bool) {
+	if st.Last == nil {
+		return scale.Applied{}, false
+	}
+	return *st.Last, true
+}
+
+// actionTime is the time an action is recorded under: the decision's (the
+// policy's clock), or now.
+func actionTime(d scale.Decision) time.Time {
+	if !d.Time.IsZero() {
+		return d.Time
+	}
+	return time.Now().UTC()
+}

@@ -1,0 +1,424 @@
+package providers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/scale"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func decision(cur, desired int) scale.Decision {
+	a := scale.ActionUp
+	if desired < cur {
+		a = scale.ActionDown
+	}
+	return scale.Decision{Time: t0, Current: cur, Desired: desired, Action: a, Metric: "cpu", Value: 91, Target: 70,
+		Reasons: []string{"cpu 91.0 vs target 70: ceil(3 × 1.300) = 4"}}
+}
+
+func newProvider(t *testing.T, cfg scale.ProviderConfig) scale.Provider {
+	t.Helper()
+	if cfg.StateDir == "" {
+		cfg.StateDir = t.TempDir()
+	}
+	p, err := scale.NewProvider(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestFencingTwoCoordinators: two agents both believe they coordinate
+// (leases built directly: el-2 deposed under term 3, el-3 acting under
+// term 4), with providers sharing one fence (as agents on one host or a
+// shared volume do). Whatever the order of their calls, the lower term is
+// refused once the higher one has acted, and the refusal survives a
+// restart of the provider.
+func TestFencingTwoCoordinators(t *testing.T) {
+	for _, name := range []string{DryRunName, ExecName} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			fence := filepath.Join(dir, "shared-fence.json")
+			cfg := func(node string) scale.ProviderConfig {
+				c := scale.ProviderConfig{Name: name, Node: node, StateDir: filepath.Join(dir, node),
+					Options: map[string]string{OptFenceFile: fence}}
+				if name == ExecName {
+					c.Resource = "echo \"$SHOAL_SCALE_TERM $SHOAL_SCALE_HOLDER $SHOAL_SCALE_DESIRED\" >> " + filepath.Join(dir, "calls")
+				}
+				return c
+			}
+			old := newProvider(t, cfg("el-2"))
+			cur := newProvider(t, cfg("el-3"))
+			deposed := election.Lease{Holder: "el-2", Priority: 2, Term: 3}
+			acting := election.Lease{Holder: "el-3", Priority: 3, Term: 4}
+			ctx := context.Background()
+			if err := old.Scale(ctx, 4, deposed, decision(3, 4)); err != nil {
+				t.Fatalf("term 3 before anyone higher: %v", err)
+			}
+			if err := cur.Scale(ctx, 5, acting, decision(4, 5)); err != nil {
+				t.Fatalf("term 4: %v", err)
+			}
+			err := old.Scale(ctx, 3, deposed, decision(5, 3))
+			if !errors.Is(err, election.ErrStaleTerm) {
+				t.Fatalf("deposed term 3 after term 4: %v, want ErrStaleTerm", err)
+			}
+			// Same number, lower-ranked holder: refused too.
+			if err := old.Scale(ctx, 3, election.Lease{Holder: "el-1", Priority: 1, Term: 4}, decision(5, 3)); !errors.Is(err, election.ErrTermConflict) {
+				t.Fatalf("same term, lower holder: %v", err)
+			}
+			// A restarted provider remembers.
+			again := newProvider(t, cfg("el-2"))
+			if err := again.Scale(ctx, 3, deposed, decision(5, 3)); !errors.Is(err, election.ErrStaleTerm) {
+				t.Fatalf("after restart: %v", err)
+			}
+			if n, err := again.Current(ctx); err != nil || n != 5 {
+				t.Fatalf("current %d, %v: want 5 (the count after the admitted action)", n, err)
+			}
+			last, ok, err := again.(scale.LastActionReader).LastAction(ctx)
+			if err != nil || !ok || last.To != 5 || last.Lease != acting || !last.Time.Equal(t0) {
+				t.Fatalf("last action %+v %v %v", last, ok, err)
+			}
+			if name == ExecName {
+				b, _ := os.ReadFile(filepath.Join(dir, "calls"))
+				if got := string(b); got != "3 el-2 4\n4 el-3 5\n" {
+					t.Fatalf("the command ran for: %q", got)
+				}
+			}
+		})
+	}
+}
+
+// TestFenceConcurrent: many goroutines with random-order terms; the
+// admitted terms never go down.
+func TestFenceConcurrent(t *testing.T) {
+	f, err := scale.NewFileFence(filepath.Join(t.TempDir(), "f.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var order []uint64
+	var wg sync.WaitGroup
+	for i := 1; i <= 20; i++ {
+		wg.Add(1)
+		go func(term uint64) {
+			defer wg.Done()
+			_ = f.Do(election.Lease{Holder: "n", Term: term}, func(st *scale.FenceState) error {
+				mu.Lock()
+				order = append(order, term)
+				mu.Unlock()
+				return nil
+			})
+		}(uint64((i * 7) % 20))
+	}
+	wg.Wait()
+	for i := 1; i < len(order); i++ {
+		if order[i] < order[i-1] {
+			t.Fatalf("acted under %d after %d: %v", order[i], order[i-1], order)
+		}
+	}
+}
+
+func TestWebhook(t *testing.T) {
+	secret := "s3cret"
+	var calls atomic.Int32
+	var got WebhookPayload
+	var mu sync.Mutex
+	var lastTerm uint64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !VerifySignature([]byte(secret), body, r.Header.Get(SignatureHeader)) {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		n := calls.Add(1)
+		if n == 1 {
+			http.Error(w, "try again", http.StatusServiceUnavailable) // a retry follows
+			return
+		}
+		term, _ := strconv.ParseUint(r.Header.Get(TermHeader), 10, 64)
+		mu.Lock()
+		defer mu.Unlock()
+		if term < lastTerm { // the receiver fences too
+			http.Error(w, fmt.Sprintf("term %d below %d", term, lastTerm), http.StatusConflict)
+			return
+		}
+		lastTerm = term
+		if err := json.Unmarshal(body, &got); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	p := newProvider(t, scale.ProviderConfig{Name: WebhookName, Resource: srv.URL + "/scale", Node: "el-3",
+		Options: map[string]string{"secret": secret, "backoff": "10ms"}})
+	ctx := context.Background()
+	if _, err := p.Current(ctx); !errors.Is(err, scale.ErrCountUnknown) {
+		t.Fatalf("current before any action: %v", err)
+	}
+	lease := election.Lease{Holder: "el-3", Priority: 3, Term: 7}
+	if err := p.Scale(ctx, 4, lease, decision(3, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("%d calls: want a 503 then a retry", calls.Load())
+	}
+	mu.Lock()
+	if got.Term != 7 || got.Holder != "el-3" || got.Desired != 4 || got.Current != 3 || got.Action != "up" || got.Node != "el-3" || !strings.Contains(got.Reason, "ceil") {
+		t.Fatalf("payload %+v", got)
+	}
+	mu.Unlock()
+	if n, err := p.Current(ctx); err != nil || n != 4 {
+		t.Fatalf("current after: %d %v", n, err)
+	}
+	// A lower term: refused locally, without a call.
+	before := calls.Load()
+	if err := p.Scale(ctx, 2, election.Lease{Holder: "el-2", Priority: 2, Term: 6}, decision(4, 2)); !errors.Is(err, election.ErrStaleTerm) {
+		t.Fatalf("lower term: %v", err)
+	}
+	if calls.Load() != before {
+		t.Fatal("a refused lease reached the webhook")
+	}
+	// Another node's provider (its own fence) with a lower term: the
+	// receiver's 409 comes back as ErrStaleTerm.
+	other := newProvider(t, scale.ProviderConfig{Name: WebhookName, Resource: srv.URL, Node: "el-2",
+		Options: map[string]string{"secret": secret, "backoff": "10ms"}})
+	if err := other.Scale(ctx, 2, election.Lease{Holder: "el-2", Priority: 2, Term: 6}, decision(4, 2)); !errors.Is(err, election.ErrStaleTerm) {
+		t.Fatalf("receiver's 409: %v", err)
+	}
+	// A wrong secret: 401, not retried, named.
+	bad := newProvider(t, scale.ProviderConfig{Name: WebhookName, Resource: srv.URL, Options: map[string]string{"secret": "wrong", "backoff": "10ms"}})
+	before = calls.Load()
+	err := bad.Scale(ctx, 5, election.Lease{Holder: "el-3", Priority: 3, Term: 8}, decision(4, 5))
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	// Unreachable: retried, then the error names the URL.
+	dead := newProvider(t, scale.ProviderConfig{Name: WebhookName, Resource: "http://127.0.0.1:1/x", Options: map[string]string{"secret": "x", "backoff": "5ms", "retries": "2"}})
+	if err := dead.Scale(ctx, 5, lease, decision(4, 5)); err == nil || !strings.Contains(err.Error(), "3 attempts failed") {
+		t.Fatalf("unreachable: %v", err)
+	}
+}
+
+func TestWebhookCurrentURL(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"current": 6}`)
+	}))
+	defer srv.Close()
+	p := newProvider(t, scale.ProviderConfig{Name: WebhookName, Resource: srv.URL, Options: map[string]string{"secret": "x", "current_url": srv.URL + "/count"}})
+	if n, err := p.Current(context.Background()); err != nil || n != 6 {
+		t.Fatalf("%d %v", n, err)
+	}
+}
+
+func TestExec(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "env")
+	p := newProvider(t, scale.ProviderConfig{Name: ExecName, Node: "el-3",
+		Resource: "env | grep ^SHOAL_SCALE_ | sort > " + out,
+		Options:  map[string]string{"current_command": "echo 3"}})
+	ctx := context.Background()
+	if n, err := p.Current(ctx); err != nil || n != 3 {
+		t.Fatalf("current_command: %d %v", n, err)
+	}
+	if err := p.Scale(ctx, 4, election.Lease{Holder: "el-3", Priority: 3, Term: 9}, decision(3, 4)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := string(b)
+	for _, want := range []string{"SHOAL_SCALE_DESIRED=4\n", "SHOAL_SCALE_CURRENT=3\n", "SHOAL_SCALE_TERM=9\n", "SHOAL_SCALE_HOLDER=el-3\n",
+		"SHOAL_SCALE_PRIORITY=3\n", "SHOAL_SCALE_ACTION=up\n", "SHOAL_SCALE_NODE=el-3\n", "SHOAL_SCALE_METRIC=cpu\n",
+		"SHOAL_SCALE_VALUE=91\n", "SHOAL_SCALE_TARGET=70\n", "SHOAL_SCALE_TIME=2026-01-01T00:00:00Z\n", "SHOAL_SCALE_DECISION={"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("env lacks %q:\n%s", want, env)
+		}
+	}
+	// A failing command: the error carries stderr.
+	fail := newProvider(t, scale.ProviderConfig{Name: ExecName, Resource: "echo no capacity left >&2; exit 3"})
+	if err := fail.Scale(ctx, 4, election.Lease{Term: 1}, decision(3, 4)); err == nil || !strings.Contains(err.Error(), "no capacity left") {
+		t.Fatalf("failing command: %v", err)
+	}
+	// A command that hangs is killed at the timeout, with its children.
+	slow := newProvider(t, scale.ProviderConfig{Name: ExecName, Resource: "sleep 30 & sleep 30", Options: map[string]string{"timeout": "200ms"}})
+	start := time.Now()
+	err = slow.Scale(ctx, 4, election.Lease{Term: 1}, decision(3, 4))
+	if err == nil || !strings.Contains(err.Error(), "timeout") || time.Since(start) > 10*time.Second {
+		t.Fatalf("timeout: %v after %v", err, time.Since(start))
+	}
+}
+
+func TestBadProviderConfig(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		cfg  scale.ProviderConfig
+		want string
+	}{
+		{scale.ProviderConfig{Name: "nimbus"}, `unknown provider "nimbus": registered providers are`},
+		{scale.ProviderConfig{Name: WebhookName, Resource: "ftp://x", Options: map[string]string{"secret": "x"}}, `resource "ftp://x"`},
+		{scale.ProviderConfig{Name: WebhookName, Resource: "http://127.0.0.1:9/"}, "option secret is empty"},
+		{scale.ProviderConfig{Name: WebhookName, Resource: "http://127.0.0.1:9/", Options: map[string]string{"secret": "x", "retries": "-1"}}, `retries="-1"`},
+		{scale.ProviderConfig{Name: ExecName}, "no command"},
+		{scale.ProviderConfig{Name: ExecName, Resource: "true", Options: map[string]string{"timout": "1s"}}, `unknown option "timout"`},
+		{scale.ProviderConfig{Name: DryRunName, Options: map[string]string{"initial": "many"}}, `initial="many"`},
+		{scale.ProviderConfig{Name: AWSName}, "no group"},
+	} {
+		tc.cfg.StateDir = dir
+		_, err := scale.NewProvider(tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error naming %q", tc.cfg, err, tc.want)
+		}
+	}
+	for _, want := range []string{"aws", "dry-run", "exec", "webhook"} {
+		if !scale.Registered(want) {
+			t.Errorf("%s is not registered", want)
+		}
+	}
+}
+
+// fakeASG stands in for the Auto Scaling service (the query protocol: form
+// posts, XML answers) behind the SDK's BaseEndpoint seam, and records the
+// requests the SDK sends.
+type fakeASG struct {
+	mu       sync.Mutex
+	min, max int
+	desired  int
+	tags     map[string]string
+	requests []url.Values
+	auth     []string
+}
+
+func (f *fakeASG) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests = append(f.requests, r.PostForm)
+	f.auth = append(f.auth, r.Header.Get("Authorization"))
+	w.Header().Set("Content-Type", "text/xml")
+	const ns = `xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"`
+	switch r.PostForm.Get("Action") {
+	case "DescribeAutoScalingGroups":
+		groups := ""
+		if r.PostForm.Get("AutoScalingGroupNames.member.1") == "web" {
+			tags := ""
+			for k, v := range f.tags {
+				tags += fmt.Sprintf("<member><Key>%s</Key><Value>%s</Value><ResourceId>web</ResourceId><ResourceType>auto-scaling-group</ResourceType><PropagateAtLaunch>false</PropagateAtLaunch></member>", k, v)
+			}
+			groups = fmt.Sprintf("<member><AutoScalingGroupName>web</AutoScalingGroupName><MinSize>%d</MinSize><MaxSize>%d</MaxSize><DesiredCapacity>%d</DesiredCapacity><Tags>%s</Tags></member>", f.min, f.max, f.desired, tags)
+		}
+		fmt.Fprintf(w, `<DescribeAutoScalingGroupsResponse %s><DescribeAutoScalingGroupsResult><AutoScalingGroups>%s</AutoScalingGroups></DescribeAutoScalingGroupsResult><ResponseMetadata><RequestId>r1</RequestId></ResponseMetadata></DescribeAutoScalingGroupsResponse>`, ns, groups)
+	case "CreateOrUpdateTags":
+		f.tags[r.PostForm.Get("Tags.member.1.Key")] = r.PostForm.Get("Tags.member.1.Value")
+		fmt.Fprintf(w, `<CreateOrUpdateTagsResponse %s><ResponseMetadata><RequestId>r2</RequestId></ResponseMetadata></CreateOrUpdateTagsResponse>`, ns)
+	case "SetDesiredCapacity":
+		n, _ := strconv.Atoi(r.PostForm.Get("DesiredCapacity"))
+		if n < f.min || n > f.max {
+			w.WriteHeader(400)
+			fmt.Fprintf(w, `<ErrorResponse %s><Error><Type>Sender</Type><Code>ValidationError</Code><Message>New SetDesiredCapacity value %d is above max value %d for the AutoScalingGroup.</Message></Error><RequestId>r3</RequestId></ErrorResponse>`, ns, n, f.max)
+			return
+		}
+		f.desired = n
+		fmt.Fprintf(w, `<SetDesiredCapacityResponse %s><ResponseMetadata><RequestId>r3</RequestId></ResponseMetadata></SetDesiredCapacityResponse>`, ns)
+	default:
+		http.Error(w, "unexpected action "+r.PostForm.Get("Action"), 400)
+	}
+}
+
+func awsEnv(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+}
+
+func TestAWS(t *testing.T) {
+	awsEnv(t)
+	f := &fakeASG{min: 1, max: 5, desired: 3, tags: map[string]string{}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	cfg := scale.ProviderConfig{Name: AWSName, Resource: "web", Options: map[string]string{"endpoint": srv.URL}}
+	p := newProvider(t, cfg)
+	ctx := context.Background()
+	if n, err := p.Current(ctx); err != nil || n != 3 {
+		t.Fatalf("current %d %v", n, err)
+	}
+	lease := election.Lease{Holder: "el-3", Priority: 3, Term: 4}
+	// Asking for 9 sets 5: the group's max.
+	if err := p.Scale(ctx, 9, lease, decision(3, 9)); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	var set url.Values
+	for _, r := range f.requests {
+		if r.Get("Action") == "SetDesiredCapacity" {
+			set = r
+		}
+	}
+	if set == nil || set.Get("AutoScalingGroupName") != "web" || set.Get("DesiredCapacity") != "5" || set.Get("HonorCooldown") != "false" || set.Get("Version") != "2011-01-01" {
+		t.Fatalf("SetDesiredCapacity request: %v", set)
+	}
+	if f.tags[AWSTermTag] != "4/3/el-3" || !strings.HasSuffix(f.tags[AWSLastTag], "/3/5") {
+		t.Fatalf("tags %v", f.tags)
+	}
+	if a := f.auth[len(f.auth)-1]; !strings.HasPrefix(a, "AWS4-HMAC-SHA256 Credential=AKIDTEST/") || !strings.Contains(a, "/eu-west-1/autoscaling/") {
+		t.Fatalf("request not signed for the region: %q", a)
+	}
+	f.mu.Unlock()
+	last, ok, err := p.(scale.LastActionReader).LastAction(ctx)
+	if err != nil || !ok || last.From != 3 || last.To != 5 || last.Lease != lease || !last.Time.Equal(t0) {
+		t.Fatalf("last action %+v %v %v", last, ok, err)
+	}
+	// A second node's provider (its own local fence) with a lower term is
+	// refused by the tag on the group, before any write.
+	other := newProvider(t, cfg)
+	f.mu.Lock()
+	n := len(f.requests)
+	f.mu.Unlock()
+	err = other.Scale(ctx, 2, election.Lease{Holder: "el-2", Priority: 2, Term: 3}, decision(5, 2))
+	if !errors.Is(err, election.ErrStaleTerm) || !strings.Contains(err.Error(), `term tag "4/3/el-3"`) {
+		t.Fatalf("lower term against the group's tag: %v", err)
+	}
+	f.mu.Lock()
+	for _, r := range f.requests[n:] {
+		if a := r.Get("Action"); a != "DescribeAutoScalingGroups" {
+			t.Fatalf("a refused lease wrote %s", a)
+		}
+	}
+	f.mu.Unlock()
+	// A higher term from the other node goes through.
+	if err := other.Scale(ctx, 2, election.Lease{Holder: "el-2", Priority: 2, Term: 5}, decision(5, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := p.Current(ctx); n != 2 {
+		t.Fatalf("current after the second node's action: %d", n)
+	}
+	// A group that does not exist: a clear error at start-up.
+	_, err = scale.NewProvider(scale.ProviderConfig{Name: AWSName, Resource: "nope", StateDir: t.TempDir(), Options: map[string]string{"endpoint": srv.URL}})
+	if !errors.Is(err, ErrNoGroup) || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("missing group: %v", err)
+	}
+}
