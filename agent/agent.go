@@ -43,6 +43,7 @@ type Agent struct {
 	// Components wired in their own files.
 	elect *electionRunner // election_adapter.go
 	proxy *proxyRunner    // loadshare_adapter.go
+	dash  *dashboard      // dashboard.go, events_stream.go
 }
 
 // Option adjusts an Agent at construction.
@@ -78,6 +79,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		a.log = slog.Default()
 	}
 	a.log = a.log.With("node", cfg.NodeName)
+	a.initDashboard() // dashboard.go: tees the log into the monitor stream
 	return a, nil
 }
 
@@ -264,6 +266,7 @@ func (a *Agent) shutdown() {
 
 func (a *Agent) onMeshEvent(e mesh.Event) {
 	a.events.add(Event{Time: e.Time, Type: e.Type, Member: e.Member, Detail: e.Addr})
+	a.publishEvent(Event{Time: e.Time, Type: e.Type, Member: e.Member, Detail: e.Addr}) // events_stream.go
 }
 
 // Event is one entry of the agent's recent events (joins, failures, ...).

@@ -94,3 +94,50 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.sendErr, s.SendErrors.Load())
 	ctr(c.sampleErr, a.monitor.Errors())
 }
+
+// operatorCollector has the figures the dashboard and the example alert
+// rules (deploy/prometheus/alerts.yml) lean on, beyond collector's.
+type operatorCollector struct {
+	a                                   *Agent
+	lastHeard, coordKnown, monListeners *prometheus.Desc
+	monPublished, monDropped            *prometheus.Desc
+}
+
+func newOperatorCollector(a *Agent) *operatorCollector {
+	return &operatorCollector{
+		a:            a,
+		lastHeard:    prometheus.NewDesc("shoal_member_last_heard_seconds", "Time since the newest information from each member was published (any status; grows while a member is silent).", []string{"member"}, nil),
+		coordKnown:   prometheus.NewDesc("shoal_coordinator_known", "1 while this agent names a coordinator.", nil, nil),
+		monListeners: prometheus.NewDesc("shoal_monitor_listeners", "Clients streaming this agent's log and events (shoal monitor).", nil, nil),
+		monPublished: prometheus.NewDesc("shoal_monitor_entries_total", "Log records and events streamed to monitor clients.", nil, nil),
+		monDropped:   prometheus.NewDesc("shoal_monitor_dropped_total", "Monitor entries dropped because a client fell behind.", nil, nil),
+	}
+}
+
+func (c *operatorCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.lastHeard, c.coordKnown, c.monListeners, c.monPublished, c.monDropped} {
+		ch <- d
+	}
+}
+
+func (c *operatorCollector) Collect(ch chan<- prometheus.Metric) {
+	a := c.a
+	if a.mesh != nil {
+		for _, m := range a.mesh.Members() {
+			if m.Load != nil && !m.Self {
+				ch <- prometheus.MustNewConstMetric(c.lastHeard, prometheus.GaugeValue, m.LoadAge.Seconds(), m.Name)
+			}
+		}
+	}
+	if l := a.leader(); l != nil {
+		known := 0.0
+		if l.Coordinator != "" {
+			known = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.coordKnown, prometheus.GaugeValue, known)
+	}
+	b := a.dashState().stream
+	ch <- prometheus.MustNewConstMetric(c.monListeners, prometheus.GaugeValue, float64(b.n.Load()))
+	ch <- prometheus.MustNewConstMetric(c.monPublished, prometheus.CounterValue, float64(b.published.Load()))
+	ch <- prometheus.MustNewConstMetric(c.monDropped, prometheus.CounterValue, float64(b.dropped.Load()))
+}
