@@ -50,6 +50,7 @@ type electionRunner struct {
 	log     *slog.Logger
 	node    *election.Node // owned by run
 	tick    time.Duration
+	fresh   time.Duration // load older than this: member unreachable
 	stall   time.Duration // a gap between ticks longer than this is a stall
 	hold    time.Duration // after a stall, refuse to act this long
 	dataDir string
@@ -94,6 +95,19 @@ type actResult struct {
 	err    error
 }
 
+// reachableAge is how old a member's load may be before the election stops
+// counting it as reachable: well above the dissemination's p99 age for the
+// profile (about 0.3 s local, 1.4 s lan at N=30, 7 s at N=1,000).
+func reachableAge(profile string) time.Duration {
+	switch profile {
+	case mesh.ProfileLocal:
+		return 3 * time.Second
+	case mesh.ProfileWAN:
+		return 45 * time.Second
+	}
+	return 15 * time.Second
+}
+
 // electionTiming returns the tick length for a mesh profile, and the stall
 // threshold and hold after one. The tick is short next to the profile's
 // failure detection, so that failover costs a few ticks after detection
@@ -123,7 +137,7 @@ func (a *Agent) startElection(ctx context.Context) error {
 	tick, stall, hold := electionTiming(a.cfg.Profile)
 	r := &electionRunner{
 		a: a, log: a.log.With("component", "election-adapter"),
-		tick: tick, stall: stall, hold: hold, dataDir: a.cfg.DataDir,
+		tick: tick, stall: stall, hold: hold, dataDir: a.cfg.DataDir, fresh: reachableAge(a.cfg.Profile),
 		inbox:  make(chan election.Message, 1024),
 		reqs:   make(chan struct{}, 1),
 		acts:   make(chan chan actResult),
@@ -318,8 +332,16 @@ func (r *electionRunner) syncMembers() {
 			continue // a stock serf agent in the pool: not a candidate
 		}
 		prio, _ := strconv.Atoi(m.Tags[TagPriority])
+		// Reachable, not just alive: serf keeps the far side of a partition
+		// "alive" until suspicion runs out, which on a two-node side takes
+		// 35-45 s (no one else can confirm the failure), and the quorum
+		// guard would count them all that time. Load entries stop arriving
+		// from across a partition at once, so a member whose load has gone
+		// stale no longer counts. A member with no load yet (just joined)
+		// counts as alive.
+		reachable := m.Load == nil || m.LoadAge < r.fresh
 		list = append(list, election.Member{Name: m.Name, Priority: prio,
-			Alive: m.Status == mesh.StatusAlive, Left: m.Status == mesh.StatusLeft})
+			Alive: m.Status == mesh.StatusAlive && reachable, Left: m.Status == mesh.StatusLeft})
 	}
 	if slices.Equal(list, r.members) {
 		return
