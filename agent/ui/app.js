@@ -181,12 +181,27 @@
     }
     return out;
   }
+  // The fields of GET /v1/scale/status worth a line, in order; anything
+  // else the status carries is shown flattened when none of these is there.
+  const scaleFields = [
+    ['provider', (s) => s.provider + (s.resource ? ' · ' + s.resource : '') + (s.dry_run ? ' (dry run)' : '')],
+    ['policy', (s) => s.mode === 'thresholds' ? 'thresholds on ' + s.metric : `${s.metric} target ${s.target}`],
+    ['value', (s) => s.value_valid === false ? 'no figures' : `${(+s.value).toFixed(1)} over ${s.members} members`],
+    ['instances', (s) => `${s.current}${s.current_source ? ' (' + s.current_source + ')' : ''} → desired ${s.desired}, bounds ${s.min}–${s.max || '∞'}`],
+    ['last evaluation', (s) => (s.action || '') + (s.reasons && s.reasons.length ? ': ' + s.reasons.join('; ') : '')],
+    ['coordinator', (s) => s.coordinator ? `${s.coordinator} (term ${s.term})${s.acting ? ', acting here' : ''}` : 'none'],
+    ['decisions', (s) => Object.entries(s.decisions || {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'none yet'],
+    ['error', (s) => s.error || ''],
+  ];
   function renderScale() {
-    const on = state.scale.available && state.scale.status;
+    const st = state.scale.status;
+    const on = state.scale.available && st && st.enabled !== false;
     $('scale').hidden = !on;
     $('legend-scale').hidden = !on;
     if (!on) return;
-    const rows = flatten(state.scale.status, '', [], 0).slice(0, 24);
+    const rows = 'provider' in st
+      ? scaleFields.map(([k, f]) => { try { return [k, f(st)]; } catch (_) { return [k, '']; } }).filter(([, v]) => v !== '' && v != null)
+      : flatten(st, '', [], 0).slice(0, 24);
     const recs = scaleRecords();
     const last = recs[recs.length - 1];
     let html = '<dl>' + rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v === null ? '–' : v)}</dd>`).join('') + '</dl>';
@@ -226,7 +241,7 @@
     }
     g.fillText('now', L + pw - 20, h - 5);
     const tgt = scaleTarget();
-    if (state.scale.available && tgt && /cpu|mem/.test(tgt.metric) && tgt.target <= 100) {
+    if (state.scale.available && state.scale.status && state.scale.status.enabled !== false && tgt && /cpu|mem/.test(tgt.metric) && tgt.target <= 100) {
       g.fillStyle = 'rgba(255,179,71,.10)';
       const hi = tgt.target * (1 + tgt.tol), lo = tgt.target * (1 - tgt.tol);
       g.fillRect(L, y(hi), pw, y(lo) - y(hi));
