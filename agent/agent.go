@@ -43,6 +43,7 @@ type Agent struct {
 	// Components wired in their own files.
 	elect *electionRunner // election_adapter.go
 	proxy *proxyRunner    // loadshare_adapter.go
+	scale *scaleRunner    // scale_adapter.go
 	dash  *dashboard      // dashboard.go, events_stream.go
 }
 
@@ -158,6 +159,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err := a.startProxy(runCtx); err != nil {
 		return err
 	}
+	if err := a.startScale(runCtx); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -247,6 +251,7 @@ func (a *Agent) shutdown() {
 		_ = a.http.Shutdown(ctx)
 		cancel()
 	}
+	a.stopScale()
 	a.stopProxy()
 	a.stopElection()
 	if a.mesh != nil {

@@ -39,6 +39,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/keys/{op}", a.handleKeys)
 	a.registerElectionRoutes(mux, reg)
 	a.registerPickRoutes(mux, reg)
+	a.registerScaleRoutes(mux, reg)
 	a.registerDashboardRoutes(mux, reg)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

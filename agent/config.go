@@ -101,6 +101,10 @@ type Config struct {
 	ProxyListen   string `json:"proxy_listen"`
 	ProxyService  string `json:"proxy_service"`
 	ProxyStrategy string `json:"proxy_strategy"`
+	// Scale is autoscaling: the provider and the policy (scale_adapter.go).
+	Scale ScaleConfig `json:"scale"`
+	// EnableDebug serves test hooks such as POST /v1/debug/load.
+	EnableDebug bool `json:"enable_debug"`
 }
 
 // DefaultConfig returns the defaults for a production agent.
@@ -117,6 +121,7 @@ func DefaultConfig() Config {
 		SampleInterval: Duration(time.Second),
 		HalfLife:       Duration(5 * time.Second),
 		LogLevel:       "info",
+		Scale:          DefaultScaleConfig(),
 	}
 }
 
@@ -239,6 +244,9 @@ func (c *Config) Validate() error {
 		}
 	} else if c.ProxyService != "" {
 		return fmt.Errorf("%w: proxy-service %q is set but proxy-listen is not: set proxy-listen (e.g. 127.0.0.1:8080) to run the proxy", ErrConfig, c.ProxyService)
+	}
+	if err := c.Scale.validate(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ func env(name string) []string { return []string{"SHOAL_" + name} }
 
 func agentFlags() []cli.Flag {
 	d := agent.DefaultConfig()
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "config", EnvVars: env("CONFIG"), Usage: "JSON config file (flags and SHOAL_* variables override it)"},
 		&cli.StringFlag{Name: "node", EnvVars: env("NODE"), Value: d.NodeName, Usage: "node name, unique in the mesh"},
 		&cli.StringFlag{Name: "bind", EnvVars: env("BIND"), Value: d.Bind, Usage: "gossip address (UDP and TCP), ip:port"},
@@ -46,7 +46,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "proxy-listen", EnvVars: env("PROXY_LISTEN"), Usage: "run the forwarding proxy on this ip:port (needs --proxy-service)"},
 		&cli.StringFlag{Name: "proxy-service", EnvVars: env("PROXY_SERVICE"), Usage: "the proxy forwards to members tagged service=NAME with a port tag"},
 		&cli.StringFlag{Name: "proxy-strategy", EnvVars: env("PROXY_STRATEGY"), Usage: "the proxy's picker: p2c (default), weighted-random, swrr, local-first, round-robin, random, least-loaded"},
-	}
+	}, scaleFlags()...) // scale_cmd.go
 }
 
 // agentConfig builds the Config: defaults, then the file, then whatever
@@ -148,6 +148,9 @@ func agentConfig(c *cli.Context) (agent.Config, error) {
 	}
 	if set("proxy-strategy") {
 		cfg.ProxyStrategy = c.String("proxy-strategy")
+	}
+	if err := applyScaleFlags(c, &cfg); err != nil { // scale_cmd.go
+		return cfg, err
 	}
 	return cfg, cfg.Validate()
 }

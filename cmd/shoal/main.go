@@ -76,6 +76,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			loadCommand(),
 			topCommand(),
 			pickCommand(),
+			scaleCommand(),
 			joinCommand(),
 			leaveCommand(),
 			forceLeaveCommand(),
