@@ -36,7 +36,7 @@ func scaleFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "scale-threshold", EnvVars: env("SCALE_THRESHOLDS"), Usage: "thresholds mode rule, e.g. 'above 75% for 30s -> +1' (repeatable; replaces the HPA rule)"},
 		&cli.BoolFlag{Name: "scale-dry-run", EnvVars: env("SCALE_DRY_RUN"), Usage: "evaluate and record decisions, call no provider"},
 		&cli.DurationFlag{Name: "scale-interval", EnvVars: env("SCALE_INTERVAL"), Value: time.Duration(d.Interval), Usage: "how often the policy is evaluated"},
-		&cli.BoolFlag{Name: "enable-debug", EnvVars: env("ENABLE_DEBUG"), Usage: "serve test hooks (POST /v1/debug/load sets a synthetic load)"},
+		&cli.BoolFlag{Name: "enable-debug", EnvVars: env("ENABLE_DEBUG"), Usage: "serve test hooks (POST /v1/debug/load sets a synthetic load) and Go's profiler at /debug/pprof/"},
 	}
 }
 
