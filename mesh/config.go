@@ -45,8 +45,11 @@ type Config struct {
 	// and 0 mean the bound address and port.
 	AdvertiseAddr string
 	AdvertisePort int
-	// Profile is lan, wan or local.
+	// Profile is lan, wan, local or p2p (memberlist over libp2p; the node
+	// name is then the peer ID of the key kept in DataDir).
 	Profile string
+	// P2P configures the p2p profile.
+	P2P P2PConfig
 	// Tags are static key=value facts about this node, gossiped with its
 	// membership (role, priority, service, capacity ...).
 	Tags map[string]string
@@ -132,11 +135,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: node name %q: use 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrConfig, c.NodeName)
 	}
 	switch c.Profile {
-	case ProfileLAN, ProfileWAN, ProfileLocal:
-	case ProfileP2P:
-		return fmt.Errorf("%w: profile %q is not available in this build", ErrConfig, c.Profile)
+	case ProfileLAN, ProfileWAN, ProfileLocal, ProfileP2P:
 	default:
-		return fmt.Errorf("%w: profile %q: use lan, wan or local", ErrConfig, c.Profile)
+		return fmt.Errorf("%w: profile %q: use lan, wan, local or p2p", ErrConfig, c.Profile)
 	}
 	if net.ParseIP(c.BindAddr) == nil {
 		return fmt.Errorf("%w: bind address %q is not an IP address", ErrConfig, c.BindAddr)

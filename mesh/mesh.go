@@ -59,7 +59,7 @@ type Mesh struct {
 	log    *slog.Logger
 	serf   *serf.Serf
 	ml     *memberlist.Config
-	trans  *transport
+	trans  memberlist.NodeAwareTransport
 	sealer *Sealer
 	stats  Stats
 
@@ -92,6 +92,15 @@ type memberState struct {
 // not join anyone: call Join (or rely on the snapshot to rejoin).
 func New(cfg Config) (*Mesh, error) {
 	cfg.withDefaults()
+	var p2pIdent any
+	if cfg.Profile == ProfileP2P {
+		// The node name is the peer ID of the persisted key.
+		id, err := p2pIdentity(&cfg, cfg.Logger.With("component", "mesh"))
+		if err != nil {
+			return nil, err
+		}
+		p2pIdent = id
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -125,6 +134,24 @@ func New(cfg Config) (*Mesh, error) {
 		sc.ReconnectTimeout = 30 * time.Second
 		sc.BroadcastTimeout = time.Second
 		sc.LeavePropagateDelay = 200 * time.Millisecond
+	case ProfileP2P:
+		mc = memberlist.DefaultLANConfig()
+		if cfg.P2P.FastTimings {
+			mc = memberlist.DefaultLocalConfig()
+			mc.ProbeInterval = 200 * time.Millisecond
+			mc.ProbeTimeout = 100 * time.Millisecond
+			mc.GossipInterval = 50 * time.Millisecond
+			mc.SuspicionMult = 2
+			mc.PushPullInterval = 5 * time.Second
+			mc.TCPTimeout = 500 * time.Millisecond
+			sc.ReapInterval = time.Second
+			sc.ReconnectInterval = time.Second
+			sc.BroadcastTimeout = time.Second
+			sc.LeavePropagateDelay = 200 * time.Millisecond
+		} else {
+			// Streams cross relays and NATs: give them WAN's time.
+			mc.TCPTimeout = 10 * time.Second
+		}
 	default:
 		mc = memberlist.DefaultLANConfig()
 	}
@@ -194,13 +221,28 @@ func New(cfg Config) (*Mesh, error) {
 		return mc.Keyring.GetPrimaryKey(), mc.Keyring.GetKeys()
 	}}
 
-	tr, err := newTransport(cfg.BindAddr, cfg.BindPort, &m.stats, m.log, m.handlePacket)
-	if err != nil {
-		return nil, fmt.Errorf("gossip port %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
+	if cfg.Profile == ProfileP2P {
+		keysNow := func() [][]byte {
+			if mc.Keyring == nil {
+				return nil
+			}
+			return mc.Keyring.GetKeys()
+		}
+		tr, err := newP2PTransport(cfg, p2pIdent, &m.stats, m.log, m.handlePacket, keysNow)
+		if err != nil {
+			return nil, err
+		}
+		m.trans = tr
+		mc.Transport = tr
+	} else {
+		tr, err := newTransport(cfg.BindAddr, cfg.BindPort, &m.stats, m.log, m.handlePacket)
+		if err != nil {
+			return nil, fmt.Errorf("gossip port %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
+		}
+		m.trans = tr
+		mc.Transport = tr
+		mc.BindPort = tr.Port()
 	}
-	m.trans = tr
-	mc.Transport = tr
-	mc.BindPort = tr.Port()
 
 	s, err := serf.Create(sc)
 	if err != nil {
@@ -213,6 +255,14 @@ func New(cfg Config) (*Mesh, error) {
 		m.updateMemberLocked(mem)
 	}
 	m.mu.Unlock()
+	if x, ok := m.trans.(p2pExtras); ok {
+		// Bootstrap and mDNS peers, once connected, are joined through.
+		x.setOnPeer(func(addr string) {
+			if _, err := s.Join([]string{addr}, true); err != nil {
+				m.log.Warn("p2p: join through peer failed", "addr", addr, "err", err)
+			}
+		})
+	}
 	m.wg.Add(2)
 	go m.eventLoop()
 	go m.gossipLoop()
@@ -275,7 +325,17 @@ func (m *Mesh) Join(addrs []string) (int, error) {
 	if len(addrs) == 0 {
 		return 0, nil
 	}
+	var rerr error
+	if x, ok := m.trans.(p2pExtras); ok {
+		addrs, rerr = x.resolveJoin(addrs)
+		if len(addrs) == 0 {
+			return 0, rerr
+		}
+	}
 	n, err := m.serf.Join(addrs, true)
+	if err == nil {
+		err = rerr
+	}
 	if n > 0 {
 		return n, nil
 	}

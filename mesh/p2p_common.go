@@ -1,0 +1,68 @@
+package mesh
+
+import (
+	"sync/atomic"
+)
+
+// P2PConfig configures the p2p profile (libp2p). It is ignored by the other
+// profiles, which never start a libp2p host.
+type P2PConfig struct {
+	// Bootstrap lists peers to connect to and join at start, as multiaddrs
+	// with a peer ID (/ip4/198.18.0.1/udp/7946/quic-v1/p2p/12D3Koo…). They
+	// are retried with backoff while unreachable.
+	Bootstrap []string
+	// Relay makes this node a circuit relay (v2) for nodes behind NAT, with
+	// limits sized for gossip (no 2-minute or 128 KiB cut-off).
+	Relay bool
+	// MDNS announces and looks for mesh peers on the local network.
+	MDNS bool
+	// MaxPeers sizes the resource and connection manager limits
+	// (default 512).
+	MaxPeers int
+	// AllowPeers, when not empty, admits only these peer IDs (in addition
+	// to the mesh key check).
+	AllowPeers []string
+	// FastTimings uses the local profile's memberlist timings (tests).
+	FastTimings bool
+}
+
+// P2PStats counts what the p2p transport refused or dropped.
+type P2PStats struct {
+	// AuthRefused counts streams from peers that could not prove they hold
+	// the mesh key; GaterRefused counts connections the gater turned away.
+	AuthRefused, GaterRefused atomic.Uint64
+	// QueueDrops counts packets dropped because a peer's send queue was
+	// full; DialFailures counts failed attempts to reach a peer.
+	QueueDrops, DialFailures atomic.Uint64
+	// BootstrapFailures counts failed attempts to reach a bootstrap peer.
+	BootstrapFailures atomic.Uint64
+}
+
+// p2pExtras is what a p2p transport adds to memberlist's interface.
+type p2pExtras interface {
+	resolveJoin(addrs []string) ([]string, error)
+	fullAddrs() []string
+	counters() *P2PStats
+	setOnPeer(func(memberlistAddr string))
+}
+
+// P2PAddrs returns this node's multiaddrs with its peer ID, to be given to
+// others as join or bootstrap addresses; nil on the other profiles.
+func (m *Mesh) P2PAddrs() []string {
+	if x, ok := m.trans.(p2pExtras); ok {
+		return x.fullAddrs()
+	}
+	return nil
+}
+
+// P2PStats returns the p2p transport's counters; nil on the other profiles.
+func (m *Mesh) P2PStats() *P2PStats {
+	if x, ok := m.trans.(p2pExtras); ok {
+		return x.counters()
+	}
+	return nil
+}
+
+// ErrNoLibp2p is returned for the p2p profile by a binary built with
+// -tags nolibp2p.
+const errNoLibp2pText = "this build has no libp2p (built with -tags nolibp2p); use --profile lan"
