@@ -565,6 +565,11 @@ func (a *Agent) registerElectionRoutes(mux *http.ServeMux, reg *prometheus.Regis
 		r.Request()
 		writeJSON(w, http.StatusOK, r.leaderView())
 	})
+	// The action log is a test hook (each call appends to actions.jsonl):
+	// served only with --enable-debug or on the local profile.
+	if !a.cfg.EnableDebug && a.cfg.Profile != mesh.ProfileLocal {
+		return
+	}
 	mux.HandleFunc("POST /v1/leader/act", func(w http.ResponseWriter, req *http.Request) {
 		act, err := r.Act(req.Context())
 		switch {

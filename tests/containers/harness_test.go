@@ -284,6 +284,7 @@ func (c *cluster) run(n *node) {
 		"-e", "SHOAL_ENCRYPT=" + c.key,
 		"-e", "SHOAL_API_TOKEN=" + c.token,
 		"-e", "SHOAL_LABEL=container-test",
+		"-e", "SHOAL_ENABLE_DEBUG=true", // POST /v1/leader/act, the action log the test replays
 		"-e", "SHOAL_PRIORITY=" + strconv.Itoa(n.priority),
 		// A node restarted after a graceful leave rejoins its snapshot's
 		// members too (the first node has no join list).
