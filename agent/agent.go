@@ -143,6 +143,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		RejoinAfterLeave: cfg.RejoinAfterLeave,
 		Keys:             keys,
 		Label:            cfg.Label,
+		P2P:              mesh.P2PConfig{Bootstrap: cfg.P2PBootstrap, Relay: cfg.Relay, MDNS: cfg.MDNS},
 		Load:             mon.Latest,
 		OnEvent:          a.onMeshEvent,
 		OnElection:       a.onElectionMessage,
@@ -152,6 +153,11 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.mesh = m
+	if cfg.Profile == mesh.ProfileP2P && m.LocalName() != a.cfg.NodeName {
+		// On p2p the node name is the peer ID.
+		a.log.Info("p2p: node name is the peer ID", "peer_id", m.LocalName(), "addrs", m.P2PAddrs())
+		a.cfg.NodeName = m.LocalName()
+	}
 
 	if err := a.startElection(runCtx); err != nil {
 		return err

@@ -52,8 +52,17 @@ type Config struct {
 	Bind string `json:"bind"`
 	// Advertise is the address other members dial, host:port; default: Bind.
 	Advertise string `json:"advertise"`
-	// Profile is lan, wan or local (fast timings for tests and dev meshes).
+	// Profile is lan, wan or local (fast timings for tests and dev meshes),
+	// or p2p (memberlist over libp2p; the node name becomes the peer ID of
+	// the key kept in DataDir).
 	Profile string `json:"profile"`
+	// P2PBootstrap lists peers (multiaddrs with /p2p/<id>) the p2p profile
+	// keeps connected and joins through, retried with backoff.
+	P2PBootstrap []string `json:"p2p_bootstrap"`
+	// Relay makes this p2p node a circuit relay for nodes behind NAT.
+	Relay bool `json:"relay"`
+	// MDNS finds p2p peers on the local network.
+	MDNS bool `json:"mdns"`
 	// Tags are static facts gossiped with membership (key=value).
 	Tags map[string]string `json:"tags"`
 	// Priority ranks this node in coordinator elections (higher wins).
@@ -189,11 +198,17 @@ func (c *Config) Validate() error {
 		}
 	}
 	switch c.Profile {
-	case mesh.ProfileLAN, mesh.ProfileWAN, mesh.ProfileLocal:
-	case mesh.ProfileP2P:
-		return fmt.Errorf("%w: profile %q is not built yet; use lan, wan or local", ErrConfig, c.Profile)
+	case mesh.ProfileLAN, mesh.ProfileWAN, mesh.ProfileLocal, mesh.ProfileP2P:
 	default:
-		return fmt.Errorf("%w: profile %q: use lan, wan or local", ErrConfig, c.Profile)
+		return fmt.Errorf("%w: profile %q: use lan, wan, local or p2p", ErrConfig, c.Profile)
+	}
+	if c.Profile != mesh.ProfileP2P && (len(c.P2PBootstrap) > 0 || c.Relay || c.MDNS) {
+		return fmt.Errorf("%w: --p2p-bootstrap, --relay and --mdns need --profile p2p", ErrConfig)
+	}
+	for _, b := range c.P2PBootstrap {
+		if !strings.HasPrefix(b, "/") || !strings.Contains(b, "/p2p/") {
+			return fmt.Errorf("%w: p2p bootstrap peer %q: use a multiaddr with a peer ID, e.g. /ip4/198.18.0.1/udp/7946/quic-v1/p2p/12D3KooW…", ErrConfig, b)
+		}
 	}
 	for k, v := range c.Tags {
 		if _, _, err := ParseTag(k + "=" + v); err != nil {

@@ -22,7 +22,10 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "node", EnvVars: env("NODE"), Value: d.NodeName, Usage: "node name, unique in the mesh"},
 		&cli.StringFlag{Name: "bind", EnvVars: env("BIND"), Value: d.Bind, Usage: "gossip address (UDP and TCP), ip:port"},
 		&cli.StringFlag{Name: "advertise", EnvVars: env("ADVERTISE"), Usage: "address other members dial, ip:port"},
-		&cli.StringFlag{Name: "profile", EnvVars: env("PROFILE"), Value: d.Profile, Usage: "timings: lan, wan or local"},
+		&cli.StringFlag{Name: "profile", EnvVars: env("PROFILE"), Value: d.Profile, Usage: "lan, wan, local (timings) or p2p (libp2p: QUIC/TCP, NAT traversal; the node name is the peer ID)"},
+		&cli.StringSliceFlag{Name: "p2p-bootstrap", EnvVars: env("P2P_BOOTSTRAP"), Usage: "p2p: bootstrap peer multiaddr /ip4/…/udp/…/quic-v1/p2p/<id> (repeatable)"},
+		&cli.BoolFlag{Name: "relay", EnvVars: env("RELAY"), Usage: "p2p: serve as a circuit relay for nodes behind NAT (needs a public address)"},
+		&cli.BoolFlag{Name: "mdns", EnvVars: env("MDNS"), Usage: "p2p: find peers on the local network with mDNS"},
 		&cli.StringSliceFlag{Name: "tag", EnvVars: env("TAGS"), Usage: "key=value tag (repeatable)"},
 		&cli.IntFlag{Name: "priority", EnvVars: env("PRIORITY"), Usage: "rank in coordinator elections (higher wins)"},
 		&cli.BoolFlag{Name: "preempt", EnvVars: env("PREEMPT"), Usage: "take over from a lower-ranked coordinator already in place"},
@@ -70,6 +73,15 @@ func agentConfig(c *cli.Context) (agent.Config, error) {
 	}
 	if set("profile") {
 		cfg.Profile = c.String("profile")
+	}
+	if set("p2p-bootstrap") {
+		cfg.P2PBootstrap = c.StringSlice("p2p-bootstrap")
+	}
+	if set("relay") {
+		cfg.Relay = c.Bool("relay")
+	}
+	if set("mdns") {
+		cfg.MDNS = c.Bool("mdns")
 	}
 	if set("tag") {
 		if cfg.Tags == nil {
