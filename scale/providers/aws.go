@@ -1,3 +1,5 @@
+//go:build !noaws
+
 package providers
 
 import (
@@ -20,6 +22,8 @@ import (
 
 // AWSName is the AWS Auto Scaling provider's name.
 const AWSName = "aws"
+
+func init() { scale.RegisterProvider(AWSName, NewAWS) }
 
 // Tags the AWS provider keeps on the group.
 const (

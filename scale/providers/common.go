@@ -30,7 +30,6 @@ func init() {
 	scale.RegisterProvider(DryRunName, NewDryRun)
 	scale.RegisterProvider(WebhookName, NewWebhook)
 	scale.RegisterProvider(ExecName, NewExec)
-	scale.RegisterProvider(AWSName, NewAWS)
 }
 
 // openFence opens the provider's fence file.
