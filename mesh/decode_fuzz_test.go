@@ -195,13 +195,13 @@ func TestGarbageAtTheGossipPortIsDroppedAndCounted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "garbage counted", func() error {
+	waitFor(t, 30*time.Second, "garbage counted", func() error {
 		if d := a.m.Stats().Dropped.Load(); d < 3 {
 			return errors.New("dropped counter below 3")
 		}
 		return nil
 	})
-	waitFor(t, 5*time.Second, "mesh still works", func() error {
+	waitFor(t, 30*time.Second, "mesh still works", func() error {
 		for _, m := range a.m.Members() {
 			if m.Status != StatusAlive || m.Load == nil {
 				return errors.New(m.Name + " not alive with load")

@@ -102,11 +102,11 @@ func TestFiveNodesGossipLoad(t *testing.T) {
 		}
 		return nil
 	}
-	waitFor(t, 10*time.Second, "every node sees every load", everyoneSeesLoad)
+	waitFor(t, 30*time.Second, "every node sees every load", everyoneSeesLoad)
 
 	// A change in load reaches everyone.
 	nodes[2].cpu.Store(77)
-	waitFor(t, 5*time.Second, "load change spreads", func() error {
+	waitFor(t, 30*time.Second, "load change spreads", func() error {
 		for _, n := range nodes {
 			for _, mem := range n.m.Members() {
 				if mem.Name == "n3" && (mem.Load == nil || mem.Load.CPUPercent != 77) {
@@ -123,7 +123,7 @@ func TestFiveNodesGossipLoad(t *testing.T) {
 	}
 	nodes[4].m.Shutdown()
 	nodes[3].m.Shutdown()
-	waitFor(t, 10*time.Second, "leave and failure seen", func() error {
+	waitFor(t, 30*time.Second, "leave and failure seen", func() error {
 		for _, n := range nodes[:3] {
 			if s := statusOf(n.m, "n5"); s != StatusLeft {
 				return fmt.Errorf("%s sees n5 %s", n.m.LocalName(), s)
@@ -138,7 +138,7 @@ func TestFiveNodesGossipLoad(t *testing.T) {
 	// n4 restarts from its snapshot, without a join list, and is seen alive with load.
 	_, port4 := nodes[3].m.LocalAddr()
 	n4 := startNodePort(t, 4, port4, nodes[3].dir, [][]byte{key}, "test")
-	waitFor(t, 15*time.Second, "restarted node rejoins from its snapshot", func() error {
+	waitFor(t, 30*time.Second, "restarted node rejoins from its snapshot", func() error {
 		for _, n := range append(nodes[:3], n4) {
 			if s := statusOf(n.m, "n4"); s != StatusAlive {
 				return fmt.Errorf("%s sees n4 %s", n.m.LocalName(), s)

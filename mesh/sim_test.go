@@ -62,7 +62,7 @@ func TestSimMatchesTheRealMeshAtSmallN(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "all see all loads", func() error {
+	waitFor(t, 30*time.Second, "all see all loads", func() error {
 		for _, n := range nodes {
 			for _, m := range n.m.Members() {
 				if m.Load == nil {
