@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/shoalmesh/shoal/internal/poll"
+
 	"context"
 	"fmt"
 	"io"
@@ -19,15 +21,7 @@ import (
 // outcome).
 func pollFor(t *testing.T, d time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(25 * time.Millisecond) // poll interval
-	}
-	t.Fatalf("%s: not within %v: %v", what, d, err)
+	poll.Until(t, d, what, cond)
 }
 
 // startElectionMesh starts n agents on 127.0.0.<ip0+i> (local profile),

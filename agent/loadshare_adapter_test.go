@@ -221,19 +221,6 @@ func freePort(t *testing.T, ip string) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func poll(t *testing.T, d time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
-	t.Fatalf("%s: not within %v: %v", what, d, err)
-}
-
 // startTestAgent starts an in-process agent on ip (local profile).
 func startTestAgent(t *testing.T, name, ip, join string, tags map[string]string, edit func(*Config)) *Agent {
 	t.Helper()
@@ -314,7 +301,7 @@ func TestPickAndProxyInProcess(t *testing.T) {
 	startTestAgent(t, "w3", "127.0.0.63", join, map[string]string{"service": "web", "port": strconv.Itoa(p3), "region": "us"}, nil)
 	api := "http://" + a1.HTTPAddr()
 
-	poll(t, 15*time.Second, "three web members eligible", func() error {
+	pollFor(t, 15*time.Second, "three web members eligible", func() error {
 		var got []client.Picked
 		if code, body := getJSON(t, api+"/v1/pick?service=web&n=3", &got); code != 200 || len(got) != 3 {
 			return fmt.Errorf("%d %s", code, body)
@@ -423,7 +410,7 @@ func TestProxyNoLiveBackend(t *testing.T) {
 		return resp.StatusCode, string(b), time.Since(start)
 	}
 	// Before the member's own load is in the View, nothing is eligible: 503.
-	poll(t, 10*time.Second, "ghost member eligible", func() error {
+	pollFor(t, 10*time.Second, "ghost member eligible", func() error {
 		if code, body, _ := get(); code != 502 {
 			return fmt.Errorf("%d %s", code, body)
 		}

@@ -1,6 +1,8 @@
 package mesh
 
 import (
+	"github.com/shoalmesh/shoal/internal/poll"
+
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -12,15 +14,7 @@ import (
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval, not a wait for an outcome
-	}
-	t.Fatalf("%s: not within %v: %v", what, d, err)
+	poll.Until(t, d, what, cond)
 }
 
 type testNode struct {

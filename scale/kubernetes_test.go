@@ -3,6 +3,8 @@
 package scale
 
 import (
+	"github.com/shoalmesh/shoal/internal/poll"
+
 	"context"
 	"errors"
 	"fmt"
@@ -549,17 +551,7 @@ func TestKubernetesForbidden(t *testing.T) {
 
 func kubeEventually(t *testing.T, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after 20s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, "kubernetes condition", f)
 }
 
 // Configuration errors need no cluster.

@@ -59,4 +59,3 @@ func TestConfigFileUnknownFieldNamed(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-

@@ -1,6 +1,8 @@
 package main
 
 import (
+	pollpkg "github.com/shoalmesh/shoal/internal/poll"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -94,15 +96,7 @@ func cliJSON[T any](httpAddr string, args ...string) (T, error) {
 
 func poll(t *testing.T, d time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
-	t.Fatalf("%s: not within %v: %v", what, d, err)
+	pollpkg.Until(t, d, what, cond)
 }
 
 func TestThreeProcessesSeeEachOtherAndAKill(t *testing.T) {

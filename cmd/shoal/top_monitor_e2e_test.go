@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,7 +134,20 @@ func TestMonitorStreamsEventsAndDebugLog(t *testing.T) {
 		}
 		close(entries)
 	}()
-	time.Sleep(300 * time.Millisecond) // let the monitor connect before the join (the stream has no history)
+	// The stream has no history: wait until the agent counts the monitor as
+	// a listener before the join.
+	poll(t, 10*time.Second, "monitor connected", func() error {
+		resp, err := http.Get("http://" + a.http + "/metrics")
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), "\nshoal_monitor_listeners 1\n") {
+			return fmt.Errorf("no monitor listener yet")
+		}
+		return nil
+	})
 	startAgent(t, "mon-2", "127.0.0.197", a.gossip)
 	var sawJoin, sawDebug bool
 	deadline := time.After(15 * time.Second)

@@ -3,6 +3,8 @@
 package browser
 
 import (
+	pollpkg "github.com/shoalmesh/shoal/internal/poll"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -211,15 +213,7 @@ func startAgent(t *testing.T, name, ip, join string) *proc {
 
 func poll(t *testing.T, d time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
-	t.Fatalf("%s: not within %v: %v", what, d, err)
+	pollpkg.Until(t, d, what, cond)
 }
 
 // detectionTime bounds how long the local profile takes to declare a killed

@@ -3,6 +3,8 @@
 package containers
 
 import (
+	pollpkg "github.com/shoalmesh/shoal/internal/poll"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -64,18 +66,7 @@ func mustDocker(t testing.TB, args ...string) string {
 // long that took. Never a sleep for an outcome: only the poll period.
 func poll(t testing.TB, timeout time.Duration, what string, f func() error) time.Duration {
 	t.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	var err error
-	for {
-		if err = f(); err == nil {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond) // poll period
-	}
+	return pollpkg.Every(t, timeout, 200*time.Millisecond, what, f)
 }
 
 // repoRoot is the module root, two levels up from this package.
