@@ -46,6 +46,30 @@ func wantJSON(c *cli.Context) (bool, error) {
 	}
 }
 
+// queryAction is the shape of a query command: no arguments, one call to
+// the agent, then JSON (--format json) or the table that show prints.
+func queryAction[T any](fetch func(*client.Client, context.Context) (T, error), show func(*cli.Context, T) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := noArgs(c); err != nil {
+			return err
+		}
+		asJSON, err := wantJSON(c)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := ctxOf(c)
+		defer cancel()
+		v, err := fetch(apiClient(c), ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(c.App.Writer, v)
+		}
+		return show(c, v)
+	}
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -86,23 +86,7 @@ func infoCommand() *cli.Command {
 		Name:  "info",
 		Usage: "describe the local agent",
 		Flags: clientFlags(true),
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			asJSON, err := wantJSON(c)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctxOf(c)
-			defer cancel()
-			in, err := apiClient(c).Info(ctx)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(c.App.Writer, in)
-			}
+		Action: queryAction((*client.Client).Info, func(c *cli.Context, in client.Info) error {
 			tw := table(c.App.Writer)
 			row(tw, "node", in.Node)
 			row(tw, "version", in.Version)
@@ -121,7 +105,7 @@ func infoCommand() *cli.Command {
 			row(tw, "members", fmt.Sprintf("alive %d, failed %d, left %d", in.Members["alive"], in.Members["failed"], in.Members["left"]))
 			row(tw, "gossip traffic", fmt.Sprintf("in %d B, out %d B, dropped %d packets", in.Traffic.BytesIn, in.Traffic.BytesOut, in.Traffic.Dropped))
 			return tw.Flush()
-		},
+		}),
 	}
 }
 
@@ -130,23 +114,7 @@ func loadCommand() *cli.Command {
 		Name:  "load",
 		Usage: "the mesh's load, busiest first, with the aggregate",
 		Flags: clientFlags(true),
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			asJSON, err := wantJSON(c)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctxOf(c)
-			defer cancel()
-			rep, err := apiClient(c).Load(ctx)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(c.App.Writer, rep)
-			}
+		Action: queryAction((*client.Client).Load, func(c *cli.Context, rep client.LoadReport) error {
 			tw := table(c.App.Writer)
 			row(tw, "NAME", "STATUS", "CPU", "MEM", "CORES", "LOAD1", "NET IN", "NET OUT", "AGE")
 			for _, m := range rep.Members {
@@ -163,6 +131,6 @@ func loadCommand() *cli.Command {
 			row(tw, fmt.Sprintf("aggregate over %d", ag.Members), "", fmt.Sprintf("%.1f%%", ag.CPUMean), fmt.Sprintf("%.1f%%", ag.MemMean),
 				fmt.Sprintf("%.2f", ag.Cores), "", fmtRate(ag.NetRxBps), fmtRate(ag.NetTxBps), fmtAge(ag.MaxAgeSecs))
 			return tw.Flush()
-		},
+		}),
 	}
 }

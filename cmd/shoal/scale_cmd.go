@@ -101,28 +101,10 @@ func scaleCommand() *cli.Command {
 		Usage: "autoscaling: the policy's view and the decision history",
 		Subcommands: []*cli.Command{
 			{
-				Name:  "status",
-				Usage: "the last evaluation: metric, current and desired count, coordinator, last decision",
-				Flags: clientFlags(true),
-				Action: func(c *cli.Context) error {
-					if err := noArgs(c); err != nil {
-						return err
-					}
-					asJSON, err := wantJSON(c)
-					if err != nil {
-						return err
-					}
-					ctx, cancel := ctxOf(c)
-					defer cancel()
-					st, err := apiClient(c).ScaleStatus(ctx)
-					if err != nil {
-						return err
-					}
-					if asJSON {
-						return printJSON(c.App.Writer, st)
-					}
-					return printScaleStatus(c, st)
-				},
+				Name:   "status",
+				Usage:  "the last evaluation: metric, current and desired count, coordinator, last decision",
+				Flags:  clientFlags(true),
+				Action: queryAction((*client.Client).ScaleStatus, printScaleStatus),
 			},
 			{
 				Name:  "history",
