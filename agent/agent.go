@@ -143,11 +143,12 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		RejoinAfterLeave: cfg.RejoinAfterLeave,
 		Keys:             keys,
 		Label:            cfg.Label,
-		P2P:              mesh.P2PConfig{Bootstrap: cfg.P2PBootstrap, Relay: cfg.Relay, MDNS: cfg.MDNS},
-		Load:             mon.Latest,
-		OnEvent:          a.onMeshEvent,
-		OnElection:       a.onElectionMessage,
-		Logger:           a.log,
+		P2P: mesh.P2PConfig{Bootstrap: cfg.P2PBootstrap, Relay: cfg.Relay, MDNS: cfg.MDNS,
+			AllowPeers: cfg.P2PAllowPeers, MaxPeers: cfg.P2PMaxPeers, PublicNets: cfg.P2PPublicNets},
+		Load:       mon.Latest,
+		OnEvent:    a.onMeshEvent,
+		OnElection: a.onElectionMessage,
+		Logger:     a.log,
 	})
 	if err != nil {
 		return err

@@ -27,6 +27,9 @@ import (
 func (a *Agent) Handler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCollector(a))
+	if a.mesh != nil && a.mesh.P2PStats() != nil {
+		reg.MustRegister(newP2PCollector(a)) // prom.go
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", a.handleHealth)
 	mux.HandleFunc("GET /v1/info", a.handleInfo)
@@ -155,6 +158,11 @@ func (a *Agent) handleMembers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.markCoordinator(out) // election_adapter.go
+	for i := range out {
+		if !out[i].Self {
+			out[i].P2PConn = a.mesh.PeerConn(out[i].Name)
+		}
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -194,6 +202,13 @@ func (a *Agent) handleInfo(w http.ResponseWriter, r *http.Request) {
 		Gossip: fmt.Sprintf("%s:%d", addr, port), HTTP: a.HTTPAddr(),
 		UptimeSeconds: time.Since(a.started).Seconds(), Tags: tags,
 		Encrypted: a.mesh.Serf().EncryptionEnabled(), Members: counts, Traffic: a.gossipStats(),
+	}
+	if ps := a.mesh.P2PStats(); ps != nil {
+		info.P2P = &client.P2PInfo{Addrs: a.mesh.P2PAddrs(),
+			RefusedKey: ps.AuthRefused.Load(), RefusedGater: ps.GaterRefused.Load(),
+			QueueDrops: ps.QueueDrops.Load(), DialFailures: ps.DialFailures.Load(), BootstrapFailures: ps.BootstrapFailures.Load(),
+			PacketsDirect: ps.PacketsDirect.Load(), PacketsRelayed: ps.PacketsRelayed.Load(),
+			HolePunches: ps.HolePunches.Load(), HolePunchesDirect: ps.HolePunchesDirect.Load(), Upgrades: ps.Upgrades.Load()}
 	}
 	if l, ok := a.monitor.Latest(); ok {
 		info.Load = toClientLoad(&l)

@@ -63,6 +63,14 @@ type Config struct {
 	Relay bool `json:"relay"`
 	// MDNS finds p2p peers on the local network.
 	MDNS bool `json:"mdns"`
+	// P2PAllowPeers, when set, admits only these peer IDs on p2p.
+	P2PAllowPeers []string `json:"p2p_allow_peers"`
+	// P2PMaxPeers sizes libp2p's resource and connection limits (0: 512).
+	P2PMaxPeers int `json:"p2p_max_peers"`
+	// P2PPublicNets lists CIDR ranges libp2p should treat as public for hole
+	// punching: the outside of the NATs when it is a private WAN, CGNAT
+	// (100.64.0.0/10) or a test network.
+	P2PPublicNets []string `json:"p2p_public_nets"`
 	// Tags are static facts gossiped with membership (key=value).
 	Tags map[string]string `json:"tags"`
 	// Priority ranks this node in coordinator elections (higher wins).
@@ -202,8 +210,21 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("%w: profile %q: use lan, wan, local or p2p", ErrConfig, c.Profile)
 	}
-	if c.Profile != mesh.ProfileP2P && (len(c.P2PBootstrap) > 0 || c.Relay || c.MDNS) {
-		return fmt.Errorf("%w: --p2p-bootstrap, --relay and --mdns need --profile p2p", ErrConfig)
+	if c.Profile != mesh.ProfileP2P && (len(c.P2PBootstrap) > 0 || c.Relay || c.MDNS || len(c.P2PAllowPeers) > 0 || c.P2PMaxPeers != 0 || len(c.P2PPublicNets) > 0) {
+		return fmt.Errorf("%w: --p2p-bootstrap, --relay, --mdns and the other --p2p-* settings need --profile p2p", ErrConfig)
+	}
+	if c.P2PMaxPeers < 0 || c.P2PMaxPeers > 100000 {
+		return fmt.Errorf("%w: p2p max peers %d: use 1 to 100000 (0: 512)", ErrConfig, c.P2PMaxPeers)
+	}
+	for _, id := range c.P2PAllowPeers {
+		if !strings.HasPrefix(id, "12D3KooW") && !strings.HasPrefix(id, "Qm") {
+			return fmt.Errorf("%w: allowed peer %q is not a peer ID (12D3KooW…; 'shoal info' prints a node's)", ErrConfig, id)
+		}
+	}
+	for _, n := range c.P2PPublicNets {
+		if _, _, err := net.ParseCIDR(n); err != nil {
+			return fmt.Errorf("%w: p2p public net %q is not a CIDR range such as 100.64.0.0/10", ErrConfig, n)
+		}
 	}
 	for _, b := range c.P2PBootstrap {
 		if !strings.HasPrefix(b, "/") || !strings.Contains(b, "/p2p/") {

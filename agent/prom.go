@@ -141,3 +141,67 @@ func (c *operatorCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.monPublished, prometheus.CounterValue, float64(b.published.Load()))
 	ch <- prometheus.MustNewConstMetric(c.monDropped, prometheus.CounterValue, float64(b.dropped.Load()))
 }
+
+// p2pCollector has the p2p transport's counters and how members are
+// reached; registered only on the p2p profile.
+type p2pCollector struct {
+	a                                 *Agent
+	refused, drops, dialFail, bootErr *prometheus.Desc
+	packets, punches, upgrades, peers *prometheus.Desc
+}
+
+func newP2PCollector(a *Agent) *p2pCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("shoal_p2p_"+name, help, labels, nil)
+	}
+	return &p2pCollector{
+		a:        a,
+		refused:  d("refused_total", "Peers refused: reason=key (could not prove the mesh key), gater (refused lately or not on the allow-list).", "reason"),
+		drops:    d("queue_drops_total", "Packets dropped because a peer's send queue was full."),
+		dialFail: d("dial_failures_total", "Failed attempts to open a stream to a peer."),
+		bootErr:  d("bootstrap_failures_total", "Failed attempts to reach a bootstrap peer (retried with backoff)."),
+		packets:  d("packets_sent_total", "Packets written, by connection: direct or relayed (through a circuit relay).", "conn"),
+		punches:  d("hole_punches_total", "Hole-punch attempts finished, by result: direct or failed.", "result"),
+		upgrades: d("upgrades_total", "Packet streams moved from a relayed connection to a direct one."),
+		peers:    d("members", "Alive members by how this node reaches them: direct, relayed or none.", "conn"),
+	}
+}
+
+func (c *p2pCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.refused, c.drops, c.dialFail, c.bootErr, c.packets, c.punches, c.upgrades, c.peers} {
+		ch <- d
+	}
+}
+
+func (c *p2pCollector) Collect(ch chan<- prometheus.Metric) {
+	ps := c.a.mesh.P2PStats()
+	if ps == nil {
+		return
+	}
+	ctr := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	ctr(c.refused, ps.AuthRefused.Load(), "key")
+	ctr(c.refused, ps.GaterRefused.Load(), "gater")
+	ctr(c.drops, ps.QueueDrops.Load())
+	ctr(c.dialFail, ps.DialFailures.Load())
+	ctr(c.bootErr, ps.BootstrapFailures.Load())
+	ctr(c.packets, ps.PacketsDirect.Load(), mesh.ConnDirect)
+	ctr(c.packets, ps.PacketsRelayed.Load(), mesh.ConnRelayed)
+	punches, direct := ps.HolePunches.Load(), ps.HolePunchesDirect.Load()
+	ctr(c.punches, direct, "direct")
+	ctr(c.punches, punches-min(direct, punches), "failed")
+	ctr(c.upgrades, ps.Upgrades.Load())
+	conns := map[string]int{mesh.ConnDirect: 0, mesh.ConnRelayed: 0, mesh.ConnNone: 0}
+	for _, m := range c.a.mesh.Members() {
+		if m.Self || m.Status != mesh.StatusAlive {
+			continue
+		}
+		if k := c.a.mesh.PeerConn(m.Name); k != "" {
+			conns[k]++
+		}
+	}
+	for k, n := range conns {
+		ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(n), k)
+	}
+}

@@ -26,6 +26,9 @@ type Member struct {
 	Load *Load `json:"load"`
 	// LoadAgeSeconds is how long ago the member published Load; -1 if none.
 	LoadAgeSeconds float64 `json:"load_age_seconds"`
+	// P2PConn tells, on the p2p profile, how the agent reaches the member:
+	// direct, relayed (through a circuit relay) or none.
+	P2PConn string `json:"p2p_conn,omitempty"`
 	// Coordinator is true on the member the agent names as coordinator.
 	Coordinator bool `json:"coordinator"`
 }
@@ -57,6 +60,33 @@ type Info struct {
 	Encrypted     bool              `json:"encrypted"`
 	Members       map[string]int    `json:"members"`
 	Traffic       GossipStats       `json:"gossip"`
+	// P2P is the p2p transport's view; nil on the other profiles.
+	P2P *P2PInfo `json:"p2p,omitempty"`
+}
+
+// P2PInfo is what the p2p profile adds to Info: addresses and counters.
+type P2PInfo struct {
+	// Addrs are the node's multiaddrs with its peer ID: what others give
+	// as --join or --p2p-bootstrap.
+	Addrs []string `json:"addrs"`
+	// RefusedKey counts peers that could not prove the mesh key;
+	// RefusedGater connections turned away (refused lately, not allowed).
+	RefusedKey   uint64 `json:"refused_key"`
+	RefusedGater uint64 `json:"refused_gater"`
+	// QueueDrops counts packets dropped on a full send queue.
+	QueueDrops        uint64 `json:"queue_drops"`
+	DialFailures      uint64 `json:"dial_failures"`
+	BootstrapFailures uint64 `json:"bootstrap_failures"`
+	// PacketsDirect and PacketsRelayed count packets sent on direct and on
+	// relayed connections.
+	PacketsDirect  uint64 `json:"packets_direct"`
+	PacketsRelayed uint64 `json:"packets_relayed"`
+	// HolePunches counts finished hole-punch attempts, HolePunchesDirect
+	// those that gave a direct connection; Upgrades counts packet streams
+	// moved off a relay.
+	HolePunches       uint64 `json:"hole_punches"`
+	HolePunchesDirect uint64 `json:"hole_punches_direct"`
+	Upgrades          uint64 `json:"upgrades"`
 }
 
 // Health is the agent's liveness answer.

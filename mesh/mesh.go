@@ -206,6 +206,11 @@ func New(cfg Config) (*Mesh, error) {
 			sc.KeyringFile = kf
 		}
 	}
+	if cfg.Profile == ProfileP2P && len(keys) == 0 && len(cfg.P2P.AllowPeers) == 0 {
+		// Without key material every libp2p peer that speaks Shoal would be
+		// admitted: across NATs and relays, anyone on the Internet.
+		return nil, fmt.Errorf("%w: profile p2p admits only peers that hold the mesh key or are on an allow-list: set a gossip key (--encrypt, see 'shoal keygen'; or --keyring-file) or --p2p-allow-peer", ErrConfig)
+	}
 	if len(keys) > 0 {
 		kr, err := memberlist.NewKeyring(keys, keys[0])
 		if err != nil {

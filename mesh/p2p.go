@@ -34,7 +34,10 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	relayclient "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	relayproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -147,11 +150,13 @@ type p2pTransport struct {
 	closed   atomic.Bool
 	mdns     mdns.Service
 	relays   []peer.AddrInfo
+	isRelay  bool
 	onPeer   atomic.Pointer[func(string)]
 
 	mu      sync.Mutex
 	queues  map[peer.ID]*peerQueue
 	blocked map[peer.ID]time.Time // refused peers, until
+	hinted  map[peer.ID]time.Time // when hint last added addresses
 }
 
 var (
@@ -161,6 +166,9 @@ var (
 
 type peerQueue struct {
 	ch chan []byte
+	// upgrade is set when a direct connection to the peer appears: the
+	// sender then moves its stream off the relayed connection.
+	upgrade atomic.Bool
 }
 
 // p2pAddr is the net.Addr memberlist and Shoal's handler see for a peer.
@@ -204,6 +212,7 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 		ctx: ctx, cancel: cancel,
 		queues:  map[peer.ID]*peerQueue{},
 		blocked: map[peer.ID]time.Time{},
+		hinted:  map[peer.ID]time.Time{},
 		advPort: port,
 	}
 	if len(cfg.P2P.AllowPeers) > 0 {
@@ -242,6 +251,11 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 		boot = append(boot, *ai)
 	}
 	t.relays = boot
+	t.isRelay = cfg.P2P.Relay
+	if err := treatAsPublic(cfg.P2P.PublicNets); err != nil {
+		cancel()
+		return nil, err
+	}
 
 	// Explicit limits, sized from the mesh: a member needs a connection or
 	// two and a handful of streams; the rest is head-room for relays,
@@ -286,7 +300,7 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 		libp2p.UserAgent("shoal"),
 		libp2p.DisableMetrics(),
 		libp2p.EnableRelay(),
-		libp2p.EnableHolePunching(),
+		libp2p.EnableHolePunching(holepunch.WithMetricsTracer(punchCounter{t})),
 	}
 	if cfg.P2P.Relay {
 		// libp2p's defaults cut a relayed connection after 2 minutes or
@@ -308,6 +322,7 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 	t.h = h
 	h.SetStreamHandler(p2pPacketProto, t.handlePacketStream)
 	h.SetStreamHandler(p2pStreamProto, t.handleStream)
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: t.connected})
 	for _, ai := range boot {
 		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
 		h.ConnManager().Protect(ai.ID, p2pProtectTag)
@@ -435,6 +450,7 @@ func (t *p2pTransport) bootstrapLoop(ai peer.AddrInfo) {
 	wait := 500 * time.Millisecond
 	attempt := 0
 	pending := false // connected, not yet joined through
+	var resvUntil, resvTried time.Time
 	for {
 		if t.h.Network().Connectedness(ai.ID) != network.Connected {
 			attempt++
@@ -463,6 +479,9 @@ func (t *p2pTransport) bootstrapLoop(ai peer.AddrInfo) {
 		if pending && t.peerFound(ai) {
 			pending = false
 		}
+		if !t.isRelay && time.Until(resvUntil) < 2*time.Minute && time.Since(resvTried) > 20*time.Second {
+			resvUntil, resvTried = t.reserve(ai, resvTried)
+		}
 		next := 5 * time.Second
 		if pending {
 			next = 50 * time.Millisecond
@@ -473,6 +492,31 @@ func (t *p2pTransport) bootstrapLoop(ai peer.AddrInfo) {
 		case <-time.After(next):
 		}
 	}
+}
+
+// reserve holds a slot at a bootstrap peer that serves as a relay, so peers
+// that cannot reach this node directly (it may be behind NAT; libp2p's
+// reachability check needs several peers to tell) reach it through the
+// relay, and hole punch from there. It returns the reservation's expiry and
+// when it was tried; a peer that is no relay is asked again only rarely.
+func (t *p2pTransport) reserve(ai peer.AddrInfo, last time.Time) (until, tried time.Time) {
+	now := time.Now()
+	ok, err := t.h.Peerstore().SupportsProtocols(ai.ID, relayproto.ProtoIDv2Hop)
+	if err != nil || len(ok) == 0 {
+		if protos, _ := t.h.Peerstore().GetProtocols(ai.ID); len(protos) > 0 {
+			return time.Time{}, now.Add(10 * time.Minute) // identified, not a relay
+		}
+		return time.Time{}, last // not identified yet
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, 10*time.Second)
+	defer cancel()
+	r, err := relayclient.Reserve(ctx, t.h, ai)
+	if err != nil {
+		t.log.Warn("p2p: relay reservation failed, retrying", "relay", ai.ID.String(), "err", err)
+		return time.Time{}, now
+	}
+	t.log.Info("p2p: reserved a slot at relay", "relay", ai.ID.String(), "expires", r.Expiration.Format(time.RFC3339))
+	return r.Expiration, now
 }
 
 type mdnsNotifee struct{ t *p2pTransport }
@@ -652,16 +696,31 @@ func (t *p2pTransport) peerOf(a memberlist.Address) (peer.ID, error) {
 }
 
 // hint adds the advertised ip:port (QUIC and TCP) and circuits through the
-// bootstrap peers as addresses to try for a peer learned through gossip.
+// bootstrap peers as addresses to try for a peer learned through gossip: the
+// advertised address is a private one when the peer is behind NAT, and then
+// only the circuit reaches it (and hole punching goes on from there). At
+// most once a minute per peer.
 func (t *p2pTransport) hint(id peer.ID, ipport string) {
-	if id == t.self || t.h.Network().Connectedness(id) == network.Connected {
+	if id == t.self {
 		return
 	}
-	if len(t.h.Peerstore().Addrs(id)) > 0 {
+	t.mu.Lock()
+	last, ok := t.hinted[id]
+	t.mu.Unlock()
+	if ok && time.Since(last) < time.Minute {
 		return
 	}
+	if t.h.Network().Connectedness(id) == network.Connected {
+		return
+	}
+	t.mu.Lock()
+	if len(t.hinted) > 4096 {
+		clear(t.hinted)
+	}
+	t.hinted[id] = time.Now()
+	t.mu.Unlock()
 	var addrs []ma.Multiaddr
-	if host, port, err := net.SplitHostPort(ipport); err == nil {
+	if host, port, err := net.SplitHostPort(ipport); err == nil && len(t.h.Peerstore().Addrs(id)) == 0 {
 		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
 			fam := "ip4"
 			if ip.To4() == nil {
@@ -745,6 +804,7 @@ func (t *p2pTransport) sender(id peer.ID, q *peerQueue) {
 		}
 	}()
 	var failedAt time.Time
+	relayed := false
 	idle := time.NewTimer(5 * time.Minute)
 	defer idle.Stop()
 	for {
@@ -766,6 +826,12 @@ func (t *p2pTransport) sender(id peer.ID, q *peerQueue) {
 		case frame = <-q.ch:
 		}
 		idle.Reset(5 * time.Minute)
+		if s != nil && q.upgrade.Swap(false) && relayed {
+			// A direct connection appeared: move off the relay.
+			_ = s.Close()
+			s = nil
+			t.pstats.Upgrades.Add(1)
+		}
 		if s == nil {
 			// After a failed dial, drop for a moment rather than queue up
 			// behind a peer that cannot be reached.
@@ -781,12 +847,18 @@ func (t *p2pTransport) sender(id peer.ID, q *peerQueue) {
 				t.log.Debug("p2p: open packet stream", "peer", id.String(), "err", err)
 				continue
 			}
+			q.upgrade.Store(false)
+			relayed = relayedConn(s.Conn())
 		}
 		_ = s.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		if _, err := s.Write(frame); err != nil {
 			t.stats.SendErrors.Add(1)
 			_ = s.Reset()
 			s = nil
+		} else if relayed {
+			t.pstats.PacketsRelayed.Add(1)
+		} else {
+			t.pstats.PacketsDirect.Add(1)
 		}
 	}
 }
@@ -876,4 +948,123 @@ func (g *p2pGater) InterceptSecured(_ network.Direction, id peer.ID, _ network.C
 }
 func (g *p2pGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
 	return true, 0
+}
+
+// connected marks the peer's packet queue for an upgrade when a direct
+// connection appears (after a hole punch, say): the long-lived packet stream
+// opened over the relay would otherwise carry the gossip there for good.
+func (t *p2pTransport) connected(_ network.Network, c network.Conn) {
+	if c.Stat().Limited || isCircuit(c.RemoteMultiaddr()) {
+		return
+	}
+	t.mu.Lock()
+	q := t.queues[c.RemotePeer()]
+	t.mu.Unlock()
+	if q != nil {
+		q.upgrade.Store(true)
+	}
+}
+
+func isCircuit(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
+func relayedConn(c network.Conn) bool {
+	return c.Stat().Limited || isCircuit(c.RemoteMultiaddr())
+}
+
+// peerConn reports how this node is connected to the named member: direct
+// when any connection is not through a relay.
+func (t *p2pTransport) peerConn(name string) string {
+	id, err := peer.Decode(name)
+	if err != nil {
+		return ""
+	}
+	if id == t.self {
+		return ""
+	}
+	kind := ConnNone
+	for _, c := range t.h.Network().ConnsToPeer(id) {
+		if !relayedConn(c) {
+			return ConnDirect
+		}
+		kind = ConnRelayed
+	}
+	return kind
+}
+
+// punchCounter counts libp2p's hole-punch outcomes.
+type punchCounter struct{ t *p2pTransport }
+
+func (p punchCounter) HolePunchFinished(side string, attempt int, theirs, ours []ma.Multiaddr, direct network.ConnMultiaddrs) {
+	p.t.pstats.HolePunches.Add(1)
+	if direct != nil {
+		p.t.pstats.HolePunchesDirect.Add(1)
+		p.t.log.Info("p2p: hole punched, direct connection", "side", side, "attempt", attempt, "remote", direct.RemoteMultiaddr().String())
+	} else {
+		p.t.log.Debug("p2p: hole punch failed; traffic stays on the relay", "side", side, "attempt", attempt, "their_addrs", fmt.Sprint(theirs))
+	}
+}
+
+func (p punchCounter) DirectDialFinished(bool) {}
+
+var publicNetsMu sync.Mutex
+
+// treatAsPublic removes the given ranges from go-multiaddr's private and
+// unroutable lists, so libp2p's hole punching and address logic treat
+// addresses in them as public. See P2PConfig.PublicNets.
+func treatAsPublic(cidrs []string) error {
+	var nets []*net.IPNet
+	for _, c := range cidrs {
+		_, n, err := net.ParseCIDR(strings.TrimSpace(c))
+		if err != nil {
+			return fmt.Errorf("%w: p2p public net %q is not a CIDR range such as 100.64.0.0/10", ErrConfig, c)
+		}
+		nets = append(nets, n)
+	}
+	if len(nets) == 0 {
+		return nil
+	}
+	publicNetsMu.Lock()
+	defer publicNetsMu.Unlock()
+	for _, n := range nets {
+		manet.Private4 = carveNet(manet.Private4, n)
+		manet.Unroutable4 = carveNet(manet.Unroutable4, n)
+		manet.Private6 = carveNet(manet.Private6, n)
+		manet.Unroutable6 = carveNet(manet.Unroutable6, n)
+	}
+	return nil
+}
+
+// carveNet returns list without the addresses of pub: entries inside pub are
+// dropped; an entry holding pub is split into the halves around it.
+func carveNet(list []*net.IPNet, pub *net.IPNet) []*net.IPNet {
+	pubOnes, pubBits := pub.Mask.Size()
+	out := make([]*net.IPNet, 0, len(list)+8)
+	for _, e := range list {
+		ones, bits := e.Mask.Size()
+		if bits != pubBits || !(e.Contains(pub.IP) || pub.Contains(e.IP)) {
+			out = append(out, e)
+			continue
+		}
+		if pubOnes <= ones { // e lies inside pub
+			continue
+		}
+		cur := &net.IPNet{IP: e.IP.Mask(e.Mask), Mask: e.Mask}
+		for o := ones; o < pubOnes; o++ {
+			mask := net.CIDRMask(o+1, bits)
+			lo := &net.IPNet{IP: cur.IP.Mask(mask), Mask: mask}
+			hiIP := make(net.IP, len(lo.IP))
+			copy(hiIP, lo.IP)
+			hiIP[o/8] |= 0x80 >> (o % 8)
+			hi := &net.IPNet{IP: hiIP, Mask: mask}
+			if lo.Contains(pub.IP) {
+				out, cur = append(out, hi), lo
+			} else {
+				out, cur = append(out, lo), hi
+			}
+		}
+	}
+	return out
 }

@@ -22,6 +22,13 @@ type P2PConfig struct {
 	// AllowPeers, when not empty, admits only these peer IDs (in addition
 	// to the mesh key check).
 	AllowPeers []string
+	// PublicNets lists address ranges (CIDR) to treat as public for NAT
+	// traversal although they are private or reserved: the outside of the
+	// NATs when it is a private WAN, carrier-grade NAT (100.64.0.0/10) or a
+	// test network (198.18.0.0/15). libp2p hole punches only from addresses
+	// it believes public. Process-wide: it changes how every libp2p host in
+	// this process classifies those addresses.
+	PublicNets []string
 	// FastTimings uses the local profile's memberlist timings (tests).
 	FastTimings bool
 }
@@ -36,7 +43,21 @@ type P2PStats struct {
 	QueueDrops, DialFailures atomic.Uint64
 	// BootstrapFailures counts failed attempts to reach a bootstrap peer.
 	BootstrapFailures atomic.Uint64
+	// PacketsDirect and PacketsRelayed count packets written on direct
+	// connections and on relayed (circuit) connections.
+	PacketsDirect, PacketsRelayed atomic.Uint64
+	// HolePunches counts hole-punch attempts finished, HolePunchesDirect
+	// those that left a direct connection; Upgrades counts packet streams
+	// moved from a relayed connection to a direct one.
+	HolePunches, HolePunchesDirect, Upgrades atomic.Uint64
 }
+
+// Connection kinds reported by PeerConn.
+const (
+	ConnDirect  = "direct"
+	ConnRelayed = "relayed"
+	ConnNone    = "none"
+)
 
 // p2pExtras is what a p2p transport adds to memberlist's interface.
 type p2pExtras interface {
@@ -44,6 +65,7 @@ type p2pExtras interface {
 	fullAddrs() []string
 	counters() *P2PStats
 	setOnPeer(func(memberlistAddr string))
+	peerConn(name string) string
 }
 
 // P2PAddrs returns this node's multiaddrs with its peer ID, to be given to
@@ -61,6 +83,15 @@ func (m *Mesh) P2PStats() *P2PStats {
 		return x.counters()
 	}
 	return nil
+}
+
+// PeerConn tells how this node reaches a member on the p2p profile: direct,
+// relayed (through a circuit relay) or none; "" on the other profiles.
+func (m *Mesh) PeerConn(name string) string {
+	if x, ok := m.trans.(p2pExtras); ok {
+		return x.peerConn(name)
+	}
+	return ""
 }
 
 // ErrNoLibp2p is returned for the p2p profile by a binary built with

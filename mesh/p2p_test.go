@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -247,4 +248,54 @@ func TestP2PBootstrapJoins(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestP2PWithoutKeyMaterialIsRefusedAtStart(t *testing.T) {
+	_, err := tryStartP2P(1, t.TempDir(), nil, P2PConfig{})
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "--encrypt") {
+		t.Fatalf("p2p with no key and no allow-list: err = %v; want a config error naming --encrypt", err)
+	}
+	// An allow-list alone is enough: the peers prove their IDs.
+	n, err := tryStartP2P(1, t.TempDir(), nil, P2PConfig{AllowPeers: []string{"12D3KooWEtBJS6tTnfDkqRbXJFVvbR62dfnV4T5aEXm7NmXjxSDK"}})
+	if err != nil {
+		t.Fatalf("p2p with an allow-list: %v", err)
+	}
+	n.m.Shutdown()
+	if _, err := tryStartP2P(2, t.TempDir(), testKey(1), P2PConfig{PublicNets: []string{"198.18.0.0/33"}}); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "198.18.0.0/33") {
+		t.Fatalf("bad public net: err = %v; want a config error naming it", err)
+	}
+}
+
+func TestCarveNet(t *testing.T) {
+	parse := func(s string) *net.IPNet {
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	in := func(list []*net.IPNet, ip string) bool {
+		for _, n := range list {
+			if n.Contains(net.ParseIP(ip)) {
+				return true
+			}
+		}
+		return false
+	}
+	list := []*net.IPNet{parse("10.0.0.0/8"), parse("198.18.0.0/15"), parse("fc00::/7")}
+	got := carveNet(list, parse("198.18.0.0/24"))
+	for ip, want := range map[string]bool{
+		"198.18.0.1": false, "198.18.0.255": false, // carved out
+		"198.18.1.2": true, "198.18.128.0": true, "198.19.255.255": true, // rest of the /15 kept
+		"10.1.2.3": true, "fd00::1": true, "198.17.255.255": false,
+	} {
+		if in(got, ip) != want {
+			t.Errorf("after carving 198.18.0.0/24: %s listed = %v, want %v (list %v)", ip, !want, want, got)
+		}
+	}
+	// A range holding a whole entry drops it.
+	got = carveNet(list, parse("10.0.0.0/7"))
+	if in(got, "10.1.2.3") || !in(got, "198.18.0.1") {
+		t.Errorf("carving 10.0.0.0/7: %v", got)
+	}
 }

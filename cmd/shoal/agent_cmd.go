@@ -26,6 +26,9 @@ func agentFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "p2p-bootstrap", EnvVars: env("P2P_BOOTSTRAP"), Usage: "p2p: bootstrap peer multiaddr /ip4/…/udp/…/quic-v1/p2p/<id> (repeatable)"},
 		&cli.BoolFlag{Name: "relay", EnvVars: env("RELAY"), Usage: "p2p: serve as a circuit relay for nodes behind NAT (needs a public address)"},
 		&cli.BoolFlag{Name: "mdns", EnvVars: env("MDNS"), Usage: "p2p: find peers on the local network with mDNS"},
+		&cli.StringSliceFlag{Name: "p2p-allow-peer", EnvVars: env("P2P_ALLOW_PEERS"), Usage: "p2p: admit only these peer IDs (repeatable; in addition to the mesh key)"},
+		&cli.IntFlag{Name: "p2p-max-peers", EnvVars: env("P2P_MAX_PEERS"), Usage: "p2p: size libp2p's connection and resource limits for this many peers (default 512)"},
+		&cli.StringSliceFlag{Name: "p2p-public-net", EnvVars: env("P2P_PUBLIC_NETS"), Usage: "p2p: CIDR range to treat as public for hole punching (the outside of your NATs when it is a private WAN or CGNAT; repeatable)"},
 		&cli.StringSliceFlag{Name: "tag", EnvVars: env("TAGS"), Usage: "key=value tag (repeatable)"},
 		&cli.IntFlag{Name: "priority", EnvVars: env("PRIORITY"), Usage: "rank in coordinator elections (higher wins)"},
 		&cli.BoolFlag{Name: "preempt", EnvVars: env("PREEMPT"), Usage: "take over from a lower-ranked coordinator already in place"},
@@ -82,6 +85,15 @@ func agentConfig(c *cli.Context) (agent.Config, error) {
 	}
 	if set("mdns") {
 		cfg.MDNS = c.Bool("mdns")
+	}
+	if set("p2p-allow-peer") {
+		cfg.P2PAllowPeers = c.StringSlice("p2p-allow-peer")
+	}
+	if set("p2p-max-peers") {
+		cfg.P2PMaxPeers = c.Int("p2p-max-peers")
+	}
+	if set("p2p-public-net") {
+		cfg.P2PPublicNets = c.StringSlice("p2p-public-net")
 	}
 	if set("tag") {
 		if cfg.Tags == nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -58,7 +59,14 @@ func membersCommand() *cli.Command {
 				return printJSON(c.App.Writer, ms)
 			}
 			tw := table(c.App.Writer)
-			row(tw, "NAME", "ADDRESS", "STATUS", "CPU", "MEM", "NET IN", "NET OUT", "AGE", "TAGS")
+			// On the p2p profile a CONN column says how each member is
+			// reached: direct, relayed or none.
+			p2p := slices.ContainsFunc(ms, func(m client.Member) bool { return m.P2PConn != "" })
+			head := []any{"NAME", "ADDRESS", "STATUS", "CPU", "MEM", "NET IN", "NET OUT", "AGE", "TAGS"}
+			if p2p {
+				head = slices.Insert(head, 3, "CONN")
+			}
+			row(tw, head...)
 			for _, m := range ms {
 				name := m.Name
 				if m.Self {
@@ -71,10 +79,18 @@ func membersCommand() *cli.Command {
 				if m.Load != nil {
 					rx, tx = fmtRate(m.Load.NetRxBps), fmtRate(m.Load.NetTxBps)
 				}
-				row(tw, name, fmt.Sprintf("%s:%d", m.Addr, m.Port), m.Status,
+				cells := []any{name, fmt.Sprintf("%s:%d", m.Addr, m.Port), m.Status,
 					fmtPct(m.Load, func(l *client.Load) float64 { return l.CPUPercent }),
 					fmtPct(m.Load, func(l *client.Load) float64 { return l.MemPercent }),
-					rx, tx, fmtAge(m.LoadAgeSeconds), fmtTags(m.Tags))
+					rx, tx, fmtAge(m.LoadAgeSeconds), fmtTags(m.Tags)}
+				if p2p {
+					conn := m.P2PConn
+					if m.Self {
+						conn = "self"
+					}
+					cells = slices.Insert(cells, 3, any(conn))
+				}
+				row(tw, cells...)
 			}
 			return tw.Flush()
 		},
@@ -104,6 +120,13 @@ func infoCommand() *cli.Command {
 			}
 			row(tw, "members", fmt.Sprintf("alive %d, failed %d, left %d", in.Members["alive"], in.Members["failed"], in.Members["left"]))
 			row(tw, "gossip traffic", fmt.Sprintf("in %d B, out %d B, dropped %d packets", in.Traffic.BytesIn, in.Traffic.BytesOut, in.Traffic.Dropped))
+			if p := in.P2P; p != nil {
+				for _, a := range p.Addrs {
+					row(tw, "p2p address", a)
+				}
+				row(tw, "p2p packets", fmt.Sprintf("direct %d, relayed %d (hole punches %d, direct %d; upgrades %d)", p.PacketsDirect, p.PacketsRelayed, p.HolePunches, p.HolePunchesDirect, p.Upgrades))
+				row(tw, "p2p refused", fmt.Sprintf("wrong key %d, gater %d; dial failures %d, bootstrap failures %d, queue drops %d", p.RefusedKey, p.RefusedGater, p.DialFailures, p.BootstrapFailures, p.QueueDrops))
+			}
 			return tw.Flush()
 		}),
 	}
