@@ -42,6 +42,8 @@ type impl interface {
 	Net() string
 	// command returns the argv that starts agent a, joined to join ("" for the seed).
 	command(a *agentProc, join string) []string
+	// joinAddr is what others give to join through agent a (after connect).
+	joinAddr(a *agentProc) string
 	// connect waits until the agent answers and keeps the connection in a.
 	connect(ctx context.Context, a *agentProc) error
 	// members asks the agent for its member list.
@@ -57,6 +59,8 @@ type agentProc struct {
 	PID   int
 	Log   string
 	Dir   string
+	// P2PAddr is the agent's QUIC multiaddr with its peer ID (p2p profile).
+	P2PAddr string
 
 	cmd     *exec.Cmd
 	started time.Time
@@ -232,20 +236,47 @@ func connectLoop(ctx context.Context, a *agentProc, poll time.Duration, try func
 type shoalImpl struct {
 	bin, net string
 	poll     time.Duration
+	// name prefixes the agents' names ("" means "shoal"); profile is the
+	// --profile ("" means lan); key, when set, is given as --encrypt.
+	name, profile, key string
 }
 
-func (s *shoalImpl) Name() string { return "shoal" }
-func (s *shoalImpl) Net() string  { return s.net }
+func (s *shoalImpl) Name() string {
+	if s.name == "" {
+		return "shoal"
+	}
+	return s.name
+}
+
+func (s *shoalImpl) Net() string { return s.net }
+
+func (s *shoalImpl) prof() string {
+	if s.profile == "" {
+		return "lan"
+	}
+	return s.profile
+}
 
 func (s *shoalImpl) httpAddr(a *agentProc) string { return fmt.Sprintf("%s:%d", a.IP, shoalHTTPPort) }
 
 func (s *shoalImpl) command(a *agentProc, join string) []string {
-	argv := []string{s.bin, "agent", "--node", a.Name, "--bind", a.gossipAddr(), "--profile", "lan",
+	argv := []string{s.bin, "agent", "--node", a.Name, "--bind", a.gossipAddr(), "--profile", s.prof(),
 		"--http-addr", s.httpAddr(a), "--data-dir", filepath.Join(a.Dir, "data"), "--log-level", "warn"}
+	if s.key != "" {
+		argv = append(argv, "--encrypt", s.key)
+	}
 	if join != "" {
 		argv = append(argv, "--join", join)
 	}
 	return argv
+}
+
+// joinAddr is the gossip address, or on p2p the multiaddr read at connect.
+func (s *shoalImpl) joinAddr(a *agentProc) string {
+	if s.prof() == "p2p" {
+		return a.P2PAddr
+	}
+	return a.gossipAddr()
 }
 
 func (s *shoalImpl) connect(ctx context.Context, a *agentProc) error {
@@ -256,12 +287,37 @@ func (s *shoalImpl) connect(ctx context.Context, a *agentProc) error {
 		_, err := c.Health(rctx)
 		return err
 	})
+	if err == nil && s.prof() == "p2p" {
+		// On p2p others join with the multiaddr `shoal info` reports.
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		in, ierr := c.Info(rctx)
+		cancel()
+		switch {
+		case ierr != nil:
+			err = fmt.Errorf("%s: info: %w", a.Name, ierr)
+		case in.P2P == nil || len(in.P2P.Addrs) == 0:
+			err = fmt.Errorf("%s: info reports no p2p addresses", a.Name)
+		default:
+			a.P2PAddr = pickP2PAddr(in.P2P.Addrs)
+		}
+	}
 	if err == nil {
 		a.mu.Lock()
 		a.shoal = c
 		a.mu.Unlock()
 	}
 	return err
+}
+
+// pickP2PAddr prefers the QUIC multiaddr (libp2p's first choice) and falls
+// back to the first one.
+func pickP2PAddr(addrs []string) string {
+	for _, ad := range addrs {
+		if strings.Contains(ad, "/quic-v1/") {
+			return ad
+		}
+	}
+	return addrs[0]
 }
 
 func (s *shoalImpl) members(ctx context.Context, a *agentProc) ([]member, error) {
@@ -272,6 +328,11 @@ func (s *shoalImpl) members(ctx context.Context, a *agentProc) ([]member, error)
 	out := make([]member, len(ms))
 	for i, m := range ms {
 		out[i] = member{Name: m.Name, Status: m.Status}
+		if alias := m.Tags["alias"]; alias != "" && s.prof() == "p2p" {
+			// On p2p the member name is the peer ID; the name given
+			// with --node is kept as the alias tag.
+			out[i].Name = alias
+		}
 	}
 	return out, nil
 }
@@ -311,6 +372,8 @@ func (s *serfImpl) Name() string { return "serf" }
 func (s *serfImpl) Net() string  { return s.net }
 
 func (s *serfImpl) rpcAddr(a *agentProc) string { return fmt.Sprintf("%s:%d", a.IP, serfRPCPort) }
+
+func (s *serfImpl) joinAddr(a *agentProc) string { return a.gossipAddr() }
 
 func (s *serfImpl) command(a *agentProc, join string) []string {
 	argv := []string{s.bin, "agent", "-node", a.Name, "-bind", a.gossipAddr(), "-rpc-addr", s.rpcAddr(a), "-log-level", "warn"}

@@ -8,7 +8,15 @@
 // both the same way: resident memory and idle CPU from /proc, gossip bytes
 // from iptables accounting on lo, the time until every member sees a new
 // member, and the time until every member marks a kill -9'ed member failed.
-// For Shoal it also samples the age of the gossiped load. See docs/benchmarks.md.
+// For Shoal it also samples the age of the gossiped load.
+//
+//	go run ./cmd/shoal-scenario p2p -n 10
+//
+// The p2p scenario starts N agents with --profile lan and N with --profile
+// p2p (same binary, same gossip key) side by side and measures both the same
+// way: resident memory (with its anonymous and file-backed parts, PSS and the
+// Go runtime's own figures), idle CPU, gossip bytes, join time and failure
+// detection. See docs/benchmarks.md.
 package main
 
 import (
@@ -29,13 +37,16 @@ func main() {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, `usage: shoal-scenario mesh [flags]
+	fmt.Fprintf(w, `usage: shoal-scenario mesh|p2p [flags]
 
 scenarios:
   mesh   N Shoal agents and N stock serf agents side by side: memory, idle CPU,
          convergence, failure detection, gossip bytes; load age for Shoal
+  p2p    N Shoal agents on --profile lan and N on --profile p2p side by side:
+         memory (RSS, its parts, Go heap), idle CPU, gossip bytes, join time,
+         failure detection
 
-run 'shoal-scenario mesh -h' for the flags
+run 'shoal-scenario mesh -h' or 'shoal-scenario p2p -h' for the flags
 `)
 }
 
@@ -47,7 +58,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	if args[0] != "mesh" {
+	switch args[0] {
+	case "mesh":
+	case "p2p":
+		return runP2PCmd(args, stdout, stderr)
+	default:
 		fmt.Fprintf(stderr, "shoal-scenario: unknown scenario %q\n", args[0])
 		usage(stderr)
 		return 2
@@ -88,6 +103,54 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	res, err := RunMesh(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "shoal-scenario: %v\n", err)
+		return 1
+	}
+	fmt.Fprint(stdout, res.Table())
+	if cfg.Out != "" {
+		if err := res.WriteFile(cfg.Out); err != nil {
+			fmt.Fprintf(stderr, "shoal-scenario: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "wrote %s\n", cfg.Out)
+	}
+	return 0
+}
+
+func runP2PCmd(args []string, stdout, stderr io.Writer) int {
+	cfg := DefaultP2PConfig()
+	fs := flag.NewFlagSet("p2p", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&cfg.N, "n", cfg.N, "agents per profile")
+	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "pause after both meshes converged, before the idle window")
+	fs.DurationVar(&cfg.Idle, "idle", cfg.Idle, "idle window for CPU and gossip bytes; memory is read at its end")
+	fs.IntVar(&cfg.Trials, "trials", cfg.Trials, "join and kill -9 trials per profile (alternating lan, p2p)")
+	fs.DurationVar(&cfg.Poll, "poll", cfg.Poll, "interval between polls of one member's member list")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on every wait (start, convergence, join, failure detection)")
+	fs.StringVar(&cfg.ShoalNet, "lan-net", cfg.ShoalNet, "first three octets of the lan agents' addresses")
+	fs.StringVar(&cfg.P2PNet, "p2p-net", cfg.P2PNet, "first three octets of the p2p agents' addresses")
+	fs.StringVar(&cfg.ShoalBin, "shoal-bin", "", "use this shoal binary instead of building ./cmd/shoal")
+	fs.StringVar(&cfg.ShoalRev, "shoal-rev", "", "build shoal as committed at this git revision (e.g. HEAD) instead of from the working tree")
+	fs.BoolVar(&cfg.NoIptables, "no-iptables", false, "do not count gossip bytes with iptables")
+	fs.StringVar(&cfg.Out, "out", "", "also write the results here: *.json as JSON, anything else as a Markdown section")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "shoal-scenario p2p: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	cfg.Command = "go run ./cmd/shoal-scenario " + strings.Join(args, " ")
+	cfg.Log = func(format string, a ...any) {
+		fmt.Fprintf(stderr, "%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, a...))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	res, err := RunP2P(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "shoal-scenario: %v\n", err)
 		return 1

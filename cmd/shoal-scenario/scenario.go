@@ -29,6 +29,9 @@ type Config struct {
 	Timeout    time.Duration
 	ShoalNet   string
 	SerfNet    string
+	// P2PNet is the p2p agents' network in the p2p scenario (ShoalNet is
+	// then the lan agents').
+	P2PNet     string
 	ShoalBin   string
 	ShoalRev   string
 	SerfBin    string
@@ -244,31 +247,17 @@ func RunMesh(ctx context.Context, cfg Config) (res *Result, err error) {
 	shoal := &shoalImpl{bin: shoalBin, net: cfg.ShoalNet, poll: cfg.Poll}
 	serf := &serfImpl{bin: serfBin, net: cfg.SerfNet, poll: cfg.Poll}
 
-	// Start both meshes and wait until each has converged.
+	// Start both meshes, one after the other, each waited for until it has
+	// converged (so that one mesh's start-up does not count against the
+	// other's convergence).
 	var meshes [2][]*agentProc
 	for i, im := range []impl{shoal, serf} {
-		t0 := time.Now()
-		agents, err := startMesh(ctx, ps, im, cfg)
-		if err != nil {
-			return res, err
-		}
-		meshes[i] = agents
-		logf("%s: %d agents started in %.1fs", im.Name(), cfg.N, time.Since(t0).Seconds())
-	}
-	for i, im := range []impl{shoal, serf} {
 		ir := []*ImplResult{res.Shoal, res.Serf}[i]
-		names := make([]string, len(meshes[i]))
-		for j, a := range meshes[i] {
-			names[j] = a.Name
-		}
-		t0 := meshes[i][0].started
-		_, err := waitAll(ctx, im, meshes[i], cfg, time.Now(), func(ms []member) bool { return allAlive(ms, names) },
-			fmt.Sprintf("%s: every agent lists all %d alive", im.Name(), cfg.N))
+		agents, secs, err := startConverged(ctx, ps, im, cfg)
 		if err != nil {
 			return res, err
 		}
-		ir.StartToConvergedS = time.Since(t0).Seconds()
-		logf("%s: converged, %.1fs after the seed started", im.Name(), ir.StartToConvergedS)
+		meshes[i], ir.StartToConvergedS = agents, secs
 	}
 
 	if err := sleepCtx(ctx, cfg.Settle); err != nil {
@@ -348,6 +337,30 @@ func statusOf(ms []member, name string) string {
 	return "absent"
 }
 
+// startConverged starts a mesh of cfg.N agents of im and waits until every
+// agent lists all of them alive. It returns the agents and the time from
+// starting the seed until the last agent did.
+func startConverged(ctx context.Context, ps *procSet, im impl, cfg Config) ([]*agentProc, float64, error) {
+	agents, err := startMesh(ctx, ps, im, cfg)
+	if err != nil {
+		return nil, 0, err
+	}
+	cfg.Log("%s: %d agents started in %.1fs", im.Name(), cfg.N, time.Since(agents[0].started).Seconds())
+	names := make([]string, len(agents))
+	for j, a := range agents {
+		names[j] = a.Name
+	}
+	t0 := agents[0].started
+	times, err := waitAll(ctx, im, agents, cfg, t0, func(ms []member) bool { return allAlive(ms, names) },
+		fmt.Sprintf("%s: every agent lists all %d alive", im.Name(), cfg.N))
+	if err != nil {
+		return nil, 0, err
+	}
+	_, last := minMax(times)
+	cfg.Log("%s: converged, %.1fs after the seed started", im.Name(), last)
+	return agents, last, nil
+}
+
 // startMesh starts the seed, waits until it answers, then starts the others
 // joined to it and waits until each answers.
 func startMesh(ctx context.Context, ps *procSet, im impl, cfg Config) ([]*agentProc, error) {
@@ -362,7 +375,7 @@ func startMesh(ctx context.Context, ps *procSet, im impl, cfg Config) ([]*agentP
 	}
 	agents := []*agentProc{seed}
 	for i := 2; i <= cfg.N; i++ {
-		a, err := ps.start(im, i, seed.gossipAddr())
+		a, err := ps.start(im, i, im.joinAddr(seed))
 		if err != nil {
 			return nil, err
 		}
@@ -477,7 +490,7 @@ func alive(agents []*agentProc) []*agentProc {
 // lists it alive.
 func joinTrial(ctx context.Context, ps *procSet, im impl, agents []*agentProc, cfg Config, idx int) (Trial, []*agentProc, error) {
 	seed := agents[0]
-	a, err := ps.start(im, idx, seed.gossipAddr())
+	a, err := ps.start(im, idx, im.joinAddr(seed))
 	if err != nil {
 		return Trial{}, agents, err
 	}

@@ -155,3 +155,86 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("default config: %v", err)
 	}
 }
+
+// TestP2PScenarioSmoke runs the p2p scenario with three agents per profile
+// (real processes; about 25 s). Only with SHOAL_SCENARIO=1:
+//
+//	SHOAL_SCENARIO=1 go test -run TestP2PScenarioSmoke -v ./cmd/shoal-scenario
+func TestP2PScenarioSmoke(t *testing.T) {
+	if os.Getenv("SHOAL_SCENARIO") != "1" {
+		t.Skip("set SHOAL_SCENARIO=1 to run the p2p scenario with real agent processes")
+	}
+	cfg := DefaultP2PConfig()
+	cfg.N, cfg.Idle, cfg.Settle, cfg.Trials, cfg.Timeout = 3, 2*time.Second, time.Second, 1, 60*time.Second
+	cfg.ShoalNet, cfg.P2PNet = "127.0.42", "127.0.43"
+	cfg.Command = "SHOAL_SCENARIO=1 go test -run TestP2PScenarioSmoke ./cmd/shoal-scenario"
+	cfg.Log = t.Logf
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	res, err := RunP2P(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + res.Table())
+	for _, pr := range []*ProfileResult{res.Lan, res.P2P} {
+		if len(pr.RSSBytes) != cfg.N || maxOf(pr.RSSBytes) <= 1e6 || len(pr.HeapInuse) != cfg.N || !(median(pr.HeapInuse) > 0) {
+			t.Errorf("%s: RSS %v heap %v", pr.Profile, pr.RSSBytes, pr.HeapInuse)
+		}
+		if len(pr.Joins) != 1 || pr.Joins[0].Observers != cfg.N+1 || len(pr.Detections) != 1 || pr.Detections[0].Observers != cfg.N {
+			t.Errorf("%s: joins %+v detections %+v", pr.Profile, pr.Joins, pr.Detections)
+		}
+	}
+	md := filepath.Join(t.TempDir(), "p2p.md")
+	if err := res.WriteFile(md); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(md); !strings.Contains(string(b), "| metric | lan | p2p | p2p − lan | p2p/lan |") {
+		t.Errorf("markdown output lacks the table:\n%s", b)
+	}
+	if err := res.WriteFile(filepath.Join(t.TempDir(), "p2p.json")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProcFields(t *testing.T) {
+	st := "Name:\tshoal\nVmHWM:\t   22000 kB\nVmRSS:\t   20480 kB\nRssAnon:\t    8192 kB\nRssFile:\t   12288 kB\nThreads:\t9\nCpus_allowed_list:\t0-1\n"
+	f := procFields([]byte(st))
+	if f["VmRSS"] != 20480*1024 || f["RssAnon"] != 8192*1024 || f["RssFile"] != 12288*1024 || f["Threads"] != 9 {
+		t.Fatalf("got %v", f)
+	}
+	if _, ok := f["Name"]; ok {
+		t.Fatalf("parsed a name as a number: %v", f)
+	}
+	roll := "55a0c0000000-7ffd0d5f7000 ---p 00000000 00:00 0    [rollup]\nRss:  54000 kB\nPss:  17000 kB\n"
+	if g := procFields([]byte(roll)); g["Pss"] != 17000*1024 {
+		t.Fatalf("smaps_rollup: %v", g)
+	}
+}
+
+func TestParseGoMem(t *testing.T) {
+	m := "# HELP go_goroutines x\n# TYPE go_goroutines gauge\ngo_goroutines 71\ngo_memstats_heap_inuse_bytes 7.159808e+06\ngo_gc_duration_seconds{quantile=\"0\"} 1e-05\nshoal_members 3\n"
+	g := parseGoMem([]byte(m))
+	if g["go_goroutines"] != 71 || g["go_memstats_heap_inuse_bytes"] != 7159808 || len(g) != 2 {
+		t.Fatalf("got %v", g)
+	}
+}
+
+func TestP2PConfigCheck(t *testing.T) {
+	for _, mod := range []func(*Config){
+		func(c *Config) { c.N = 1 },
+		func(c *Config) { c.Trials = c.N },
+		func(c *Config) { c.P2PNet = c.ShoalNet },
+		func(c *Config) { c.P2PNet = "10.0.0" },
+		func(c *Config) { c.Idle = 0 },
+	} {
+		c := DefaultP2PConfig()
+		mod(&c)
+		if err := c.checkP2P(); err == nil {
+			t.Errorf("accepted %+v", c)
+		}
+	}
+	c := DefaultP2PConfig()
+	if err := c.checkP2P(); err != nil {
+		t.Errorf("default config: %v", err)
+	}
+}
