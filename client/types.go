@@ -87,6 +87,17 @@ type P2PInfo struct {
 	HolePunches       uint64 `json:"hole_punches"`
 	HolePunchesDirect uint64 `json:"hole_punches_direct"`
 	Upgrades          uint64 `json:"upgrades"`
+	// Relays are the slots this node holds at relays.
+	Relays []RelaySlot `json:"relays"`
+}
+
+// RelaySlot is a reservation at a relay: until when, and how long and how
+// many bytes one relayed connection may carry there (0: no limit).
+type RelaySlot struct {
+	Relay               string  `json:"relay"`
+	Expires             string  `json:"expires"`
+	CircuitLimitSeconds float64 `json:"circuit_limit_seconds"`
+	CircuitLimitBytes   uint64  `json:"circuit_limit_bytes"`
 }
 
 // Health is the agent's liveness answer.

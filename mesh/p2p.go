@@ -157,6 +157,7 @@ type p2pTransport struct {
 	queues  map[peer.ID]*peerQueue
 	blocked map[peer.ID]time.Time // refused peers, until
 	hinted  map[peer.ID]time.Time // when hint last added addresses
+	resv    map[peer.ID]Reservation
 }
 
 var (
@@ -213,6 +214,7 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 		queues:  map[peer.ID]*peerQueue{},
 		blocked: map[peer.ID]time.Time{},
 		hinted:  map[peer.ID]time.Time{},
+		resv:    map[peer.ID]Reservation{},
 		advPort: port,
 	}
 	if len(cfg.P2P.AllowPeers) > 0 {
@@ -515,8 +517,32 @@ func (t *p2pTransport) reserve(ai peer.AddrInfo, last time.Time) (until, tried t
 		t.log.Warn("p2p: relay reservation failed, retrying", "relay", ai.ID.String(), "err", err)
 		return time.Time{}, now
 	}
-	t.log.Info("p2p: reserved a slot at relay", "relay", ai.ID.String(), "expires", r.Expiration.Format(time.RFC3339))
+	t.log.Info("p2p: reserved a slot at relay", "relay", ai.ID.String(), "expires", r.Expiration.Format(time.RFC3339),
+		"circuit_limit", r.LimitDuration.String(), "circuit_bytes", r.LimitData)
+	if (r.LimitDuration > 0 && r.LimitDuration < time.Hour) || (r.LimitData > 0 && r.LimitData < 64<<20) {
+		// A stock libp2p relay: fine for a hole-punch handshake, but it cuts
+		// gossip that has to stay relayed (symmetric NAT) every few minutes.
+		t.log.Warn("p2p: this relay cuts relayed connections early; peers that cannot hole punch will reconnect through it again and again (run Shoal's --relay there)",
+			"relay", ai.ID.String(), "after", r.LimitDuration.String(), "or_bytes", r.LimitData)
+	}
+	t.mu.Lock()
+	t.resv[ai.ID] = Reservation{Relay: ai.ID.String(), Expires: r.Expiration, CircuitLimit: r.LimitDuration, CircuitBytes: r.LimitData}
+	t.mu.Unlock()
 	return r.Expiration, now
+}
+
+func (t *p2pTransport) reservations() []Reservation {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Reservation, 0, len(t.resv))
+	for id, r := range t.resv {
+		if time.Now().After(r.Expires) {
+			delete(t.resv, id)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 type mdnsNotifee struct{ t *p2pTransport }

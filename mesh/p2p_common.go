@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"sync/atomic"
+	"time"
 )
 
 // P2PConfig configures the p2p profile (libp2p). It is ignored by the other
@@ -66,6 +67,27 @@ type p2pExtras interface {
 	counters() *P2PStats
 	setOnPeer(func(memberlistAddr string))
 	peerConn(name string) string
+	reservations() []Reservation
+}
+
+// Reservation is a slot this node holds at a relay (p2p profile): peers
+// that cannot reach it directly come through there.
+type Reservation struct {
+	Relay   string
+	Expires time.Time
+	// CircuitLimit and CircuitBytes are how long and how many bytes the
+	// relay lets one relayed connection carry (0: no limit).
+	CircuitLimit time.Duration
+	CircuitBytes uint64
+}
+
+// Reservations lists the relay slots this node holds; nil on the other
+// profiles.
+func (m *Mesh) Reservations() []Reservation {
+	if x, ok := m.trans.(p2pExtras); ok {
+		return x.reservations()
+	}
+	return nil
 }
 
 // P2PAddrs returns this node's multiaddrs with its peer ID, to be given to

@@ -124,6 +124,13 @@ func infoCommand() *cli.Command {
 				for _, a := range p.Addrs {
 					row(tw, "p2p address", a)
 				}
+				for _, r := range p.Relays {
+					limit := "no circuit limit"
+					if r.CircuitLimitSeconds > 0 || r.CircuitLimitBytes > 0 {
+						limit = fmt.Sprintf("circuits cut after %.0fs or %d bytes", r.CircuitLimitSeconds, r.CircuitLimitBytes)
+					}
+					row(tw, "p2p relay slot", fmt.Sprintf("%s until %s, %s", r.Relay, r.Expires, limit))
+				}
 				row(tw, "p2p packets", fmt.Sprintf("direct %d, relayed %d (hole punches %d, direct %d; upgrades %d)", p.PacketsDirect, p.PacketsRelayed, p.HolePunches, p.HolePunchesDirect, p.Upgrades))
 				row(tw, "p2p refused", fmt.Sprintf("wrong key %d, gater %d; dial failures %d, bootstrap failures %d, queue drops %d", p.RefusedKey, p.RefusedGater, p.DialFailures, p.BootstrapFailures, p.QueueDrops))
 			}

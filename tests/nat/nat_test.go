@@ -351,7 +351,7 @@ func natMesh(t *testing.T, symmetric bool) (l *lab, h1, h2 *agentProc, id1, id2 
 	l = newLab(t)
 	l.natTopology(symmetric)
 	relay := l.start("relay", "relay", "--bind", "198.18.0.10:7946", "--relay", "--p2p-public-net", "198.18.0.0/24")
-	raddr, _ := relay.quicAddr(t)
+	raddr, rid := relay.quicAddr(t)
 	begin := time.Now()
 	common := []string{"--p2p-bootstrap", raddr, "--p2p-public-net", "198.18.0.0/24"}
 	h1 = l.start("h1", "h1", append([]string{"--bind", "198.18.1.2:7946"}, common...)...)
@@ -366,6 +366,27 @@ func natMesh(t *testing.T, symmetric bool) (l *lab, h1, h2 *agentProc, id1, id2 
 		return err
 	})
 	t.Logf("joined through the relay: both see each other's load %.1fs after start", time.Since(begin).Seconds())
+	// Both hold a slot at the relay, with limits sized for gossip: libp2p's
+	// defaults (2 minutes or 128 KiB per relayed connection) would cut the
+	// gossip of peers that stay relayed.
+	for _, h := range []*agentProc{h1, h2} {
+		poll.Until(t, 30*time.Second, h.name+" holds a slot at the relay", func() error {
+			in, err := h.info()
+			if err != nil {
+				return err
+			}
+			for _, r := range in.P2P.Relays {
+				if r.Relay != rid {
+					continue
+				}
+				if (r.CircuitLimitSeconds > 0 && r.CircuitLimitSeconds < 3600) || (r.CircuitLimitBytes > 0 && r.CircuitLimitBytes < 1<<30) {
+					t.Fatalf("%s: the relay cuts circuits after %.0fs or %d bytes; want limits sized for gossip", h.name, r.CircuitLimitSeconds, r.CircuitLimitBytes)
+				}
+				return nil
+			}
+			return fmt.Errorf("no slot at %s in %+v", rid, in.P2P.Relays)
+		})
+	}
 	return l, h1, h2, id1, id2
 }
 
