@@ -299,3 +299,27 @@ func TestCarveNet(t *testing.T) {
 		t.Errorf("carving 10.0.0.0/7: %v", got)
 	}
 }
+
+func TestP2PAllowListAdmitsOnlyListedPeers(t *testing.T) {
+	b := startP2P(t, 2, t.TempDir(), testKey(1), P2PConfig{})
+	c := startP2P(t, 3, t.TempDir(), testKey(1), P2PConfig{}) // right key, not listed
+	a := startP2P(t, 1, t.TempDir(), testKey(1), P2PConfig{AllowPeers: []string{b.m.LocalName()}})
+	if _, err := b.m.Join(a.m.P2PAddrs()); err != nil {
+		t.Fatalf("listed peer: %v", err)
+	}
+	if n, err := c.m.Join(a.m.P2PAddrs()); err == nil && n > 0 {
+		t.Fatalf("a peer not on the allow-list joined (%d)", n)
+	}
+	waitFor(t, 10*time.Second, "listed peer alive, unlisted refused", func() error {
+		if s := statusOf(a.m, b.m.LocalName()); s != StatusAlive {
+			return fmt.Errorf("a sees the listed peer %q", s)
+		}
+		if a.m.P2PStats().GaterRefused.Load() == 0 {
+			return errors.New("no gater refusal counted")
+		}
+		return nil
+	})
+	if s := statusOf(a.m, c.m.LocalName()); s != "absent" {
+		t.Fatalf("the unlisted peer is a member at a (%s)", s)
+	}
+}
