@@ -38,7 +38,8 @@ type Agent struct {
 	leaveReq chan struct{}
 
 	// Options for tests and the dev mesh.
-	reader metrics.Reader
+	reader  metrics.Reader
+	p2pFast bool
 
 	// Components wired in their own files.
 	elect *electionRunner // election_adapter.go
@@ -52,6 +53,10 @@ type Option func(*Agent)
 
 // WithReader samples load through r instead of the host (tests, dev).
 func WithReader(r metrics.Reader) Option { return func(a *Agent) { a.reader = r } }
+
+// WithP2PFastTimings runs memberlist with the local profile's fast timings
+// on the p2p profile (the dev mesh, tests); other profiles ignore it.
+func WithP2PFastTimings() Option { return func(a *Agent) { a.p2pFast = true } }
 
 // WithLogger sets the logger (default: a text logger on stderr at cfg.LogLevel).
 func WithLogger(l *slog.Logger) Option { return func(a *Agent) { a.log = l } }
@@ -144,7 +149,8 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		Keys:             keys,
 		Label:            cfg.Label,
 		P2P: mesh.P2PConfig{Bootstrap: cfg.P2PBootstrap, Relay: cfg.Relay, MDNS: cfg.MDNS,
-			AllowPeers: cfg.P2PAllowPeers, MaxPeers: cfg.P2PMaxPeers, PublicNets: cfg.P2PPublicNets},
+			AllowPeers: cfg.P2PAllowPeers, MaxPeers: cfg.P2PMaxPeers, PublicNets: cfg.P2PPublicNets,
+			FastTimings: a.p2pFast},
 		Load:       mon.Latest,
 		OnEvent:    a.onMeshEvent,
 		OnElection: a.onElectionMessage,

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoalmesh/shoal/client"
+)
+
+// freePortRun finds n consecutive free TCP ports on 127.0.0.1 and returns
+// the first (dev numbers its agents' API ports up from --http-port).
+func freePortRun(t *testing.T, n int) int {
+	t.Helper()
+	for range 50 {
+		first := freePort(t, "127.0.0.1")
+		var ls []net.Listener
+		ok := true
+		for p := first; p < first+n; p++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				ok = false
+				break
+			}
+			ls = append(ls, l)
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if ok {
+			return first
+		}
+	}
+	t.Fatalf("no %d consecutive free ports", n)
+	return 0
+}
+
+// TestDevMesh runs `shoal dev --nodes 3` on the default profile and on p2p
+// and polls every agent's member list until all three are alive; on p2p the
+// member names are peer IDs, the dev names their alias tags, and gossip is
+// encrypted with the key dev made. Ctrl-C (SIGINT) then stops the mesh.
+func TestDevMesh(t *testing.T) {
+	for _, c := range []struct{ profile, ip string }{{"", "127.0.0.201"}, {"p2p", "127.0.0.205"}} {
+		name := c.profile
+		if name == "" {
+			name = "default"
+		}
+		t.Run(name, func(t *testing.T) {
+			port := freePortRun(t, 3)
+			args := []string{"dev", "--nodes", "3", "--bind-ip", c.ip, "--http-port", fmt.Sprint(port), "--log-level", "warn"}
+			if c.profile != "" {
+				args = append(args, "--profile", c.profile)
+			}
+			cmd := exec.Command(shoalBin, args...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			t.Cleanup(func() {
+				_ = cmd.Process.Kill()
+				<-done
+			})
+			var addrs []string
+			for i := range 3 {
+				addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port+i))
+			}
+			start := time.Now()
+			var last []client.Member
+			poll(t, 20*time.Second, "every dev agent lists three alive", func() error {
+				select {
+				case err := <-done:
+					done <- err
+					return fmt.Errorf("shoal dev exited: %v\n%s", err, stderr.String())
+				default:
+				}
+				for _, a := range addrs {
+					ms, err := cliJSON[[]client.Member](a, "members")
+					if err != nil {
+						return err
+					}
+					alive := 0
+					for _, m := range ms {
+						if m.Status == "alive" {
+							alive++
+						}
+					}
+					if alive != 3 {
+						return fmt.Errorf("%s lists %d alive of %d", a, alive, len(ms))
+					}
+					last = ms
+				}
+				return nil
+			})
+			t.Logf("three alive everywhere %.2fs after start", time.Since(start).Seconds())
+
+			aliases := map[string]bool{}
+			for _, m := range last {
+				if c.profile == "p2p" {
+					if !strings.HasPrefix(m.Name, "12D3KooW") {
+						t.Errorf("p2p member name %q is not a peer ID", m.Name)
+					}
+					aliases[m.Tags["alias"]] = true
+				} else {
+					aliases[m.Name] = true
+				}
+			}
+			for i := 1; i <= 3; i++ {
+				if !aliases[fmt.Sprintf("dev-%d", i)] {
+					t.Errorf("dev-%d missing from %+v", i, last)
+				}
+			}
+			in, err := cliJSON[client.Info](addrs[0], "info")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.profile == "p2p" {
+				if in.Profile != "p2p" || !in.Encrypted || in.P2P == nil || len(in.P2P.Addrs) == 0 {
+					t.Errorf("first agent's info: profile %q, encrypted %v, p2p %+v", in.Profile, in.Encrypted, in.P2P)
+				}
+				if !strings.Contains(stdout.String(), "gossip key ") {
+					t.Errorf("dev did not print the gossip key:\n%s", stdout.String())
+				}
+			} else if in.Profile != "local" {
+				t.Errorf("default dev profile %q, want local", in.Profile)
+			}
+
+			if err := cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				done <- err
+				if err != nil {
+					t.Fatalf("shoal dev after SIGINT: %v\n%s", err, stderr.String())
+				}
+			case <-time.After(15 * time.Second):
+				_ = cmd.Process.Signal(syscall.SIGQUIT)
+				t.Fatalf("shoal dev still running 15s after SIGINT")
+			}
+		})
+	}
+}
+
+func TestDevRefusesBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"dev", "--profile", "lan"},
+		{"dev", "--bind-ip", "10.0.0.1"},
+		{"dev", "--bind-ip", "127.0.0.250", "--nodes", "10"},
+	} {
+		code, _, stderr := runCLI(t, args...)
+		if code != 2 || !strings.Contains(stderr, "shoal: ") {
+			t.Errorf("shoal %s: exit %d, stderr %q; want exit 2 and one clear line", strings.Join(args, " "), code, stderr)
+		}
+	}
+}
