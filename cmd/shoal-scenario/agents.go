@@ -434,6 +434,28 @@ func buildShoal(ctx context.Context, root string, logf func(string, ...any)) (st
 	return out, nil
 }
 
+// shoalBinary returns the shoal binary a run uses and how to describe it:
+// the prebuilt bin, or built at rev (committed tree), or from the working
+// tree.
+func shoalBinary(ctx context.Context, root, bin, rev string, logf func(string, ...any)) (path, desc string, err error) {
+	switch {
+	case bin != "" && rev != "":
+		return "", "", errors.New("-shoal-bin and -shoal-rev exclude each other")
+	case bin != "":
+		return bin, " (prebuilt binary " + bin + ")", nil
+	case rev != "":
+		path, hash, err := buildShoalRev(ctx, root, rev, logf)
+		if err != nil {
+			return "", "", err
+		}
+		return path, " @ " + hash + " (committed tree)", nil
+	}
+	if path, err = buildShoal(ctx, root, logf); err != nil {
+		return "", "", err
+	}
+	return path, gitRev(root), nil
+}
+
 // buildShoalRev builds ./cmd/shoal as committed at rev (git archive into a
 // scratch directory under .cache, so the working tree is not involved), or
 // reuses the binary built earlier for the same commit.

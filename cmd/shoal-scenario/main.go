@@ -85,6 +85,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.ShoalRev, "shoal-rev", "", "build shoal as committed at this git revision (e.g. HEAD) instead of from the working tree")
 	fs.StringVar(&cfg.SerfBin, "serf-bin", "", "use this serf binary instead of building it from the module proxy")
 	fs.BoolVar(&cfg.NoIptables, "no-iptables", false, "do not use iptables accounting (fall back to Shoal's own counters; serf: n/a)")
+	return runScenario(fs, args, stdout, stderr, &cfg.Command, &cfg.Log, func(ctx context.Context) (report, error) {
+		return RunMesh(ctx, cfg)
+	}, &cfg.Out)
+}
+
+// report is what a scenario run returns.
+type report interface {
+	Table() string
+	WriteFile(path string) error
+}
+
+// runScenario parses the flags, runs the scenario under a context that
+// SIGINT/SIGTERM/SIGHUP cancel, prints its table and writes *out if set.
+func runScenario(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, command *string, logf *func(string, ...any), runIt func(context.Context) (report, error), out *string) int {
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -92,28 +106,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "shoal-scenario mesh: unexpected arguments %q\n", fs.Args())
+		fmt.Fprintf(stderr, "shoal-scenario %s: unexpected arguments %q\n", fs.Name(), fs.Args())
 		return 2
 	}
-	cfg.Command = "go run ./cmd/shoal-scenario " + strings.Join(args, " ")
-	cfg.Log = func(format string, a ...any) {
+	*command = "go run ./cmd/shoal-scenario " + strings.Join(args, " ")
+	*logf = func(format string, a ...any) {
 		fmt.Fprintf(stderr, "%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, a...))
 	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	res, err := RunMesh(ctx, cfg)
+	res, err := runIt(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "shoal-scenario: %v\n", err)
 		return 1
 	}
 	fmt.Fprint(stdout, res.Table())
-	if cfg.Out != "" {
-		if err := res.WriteFile(cfg.Out); err != nil {
+	if *out != "" {
+		if err := res.WriteFile(*out); err != nil {
 			fmt.Fprintf(stderr, "shoal-scenario: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stderr, "wrote %s\n", cfg.Out)
+		fmt.Fprintf(stderr, "wrote %s\n", *out)
 	}
 	return 0
 }
@@ -134,34 +147,7 @@ func runP2PCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.ShoalRev, "shoal-rev", "", "build shoal as committed at this git revision (e.g. HEAD) instead of from the working tree")
 	fs.BoolVar(&cfg.NoIptables, "no-iptables", false, "do not count gossip bytes with iptables")
 	fs.StringVar(&cfg.Out, "out", "", "also write the results here: *.json as JSON, anything else as a Markdown section")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "shoal-scenario p2p: unexpected arguments %q\n", fs.Args())
-		return 2
-	}
-	cfg.Command = "go run ./cmd/shoal-scenario " + strings.Join(args, " ")
-	cfg.Log = func(format string, a ...any) {
-		fmt.Fprintf(stderr, "%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, a...))
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	res, err := RunP2P(ctx, cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "shoal-scenario: %v\n", err)
-		return 1
-	}
-	fmt.Fprint(stdout, res.Table())
-	if cfg.Out != "" {
-		if err := res.WriteFile(cfg.Out); err != nil {
-			fmt.Fprintf(stderr, "shoal-scenario: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stderr, "wrote %s\n", cfg.Out)
-	}
-	return 0
+	return runScenario(fs, args, stdout, stderr, &cfg.Command, &cfg.Log, func(ctx context.Context) (report, error) {
+		return RunP2P(ctx, cfg)
+	}, &cfg.Out)
 }

@@ -114,23 +114,9 @@ func RunP2P(ctx context.Context, cfg Config) (res *P2PResult, err error) {
 	if err != nil {
 		return nil, err
 	}
-	bin, rev := cfg.ShoalBin, ""
-	switch {
-	case bin != "" && cfg.ShoalRev != "":
-		return nil, errors.New("-shoal-bin and -shoal-rev exclude each other")
-	case bin != "":
-		rev = " (prebuilt binary " + bin + ")"
-	case cfg.ShoalRev != "":
-		var hash string
-		if bin, hash, err = buildShoalRev(ctx, root, cfg.ShoalRev, logf); err != nil {
-			return nil, err
-		}
-		rev = " @ " + hash + " (committed tree)"
-	default:
-		if bin, err = buildShoal(ctx, root, logf); err != nil {
-			return nil, err
-		}
-		rev = gitRev(root)
+	bin, rev, err := shoalBinary(ctx, root, cfg.ShoalBin, cfg.ShoalRev, logf)
+	if err != nil {
+		return nil, err
 	}
 	res.Binary, res.Version = bin, binVersion(bin, "version")+rev
 	out, err := exec.CommandContext(ctx, bin, "keygen").Output()

@@ -177,23 +177,9 @@ func RunMesh(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 
 	// Binaries.
-	shoalBin, shoalRev := cfg.ShoalBin, ""
-	switch {
-	case shoalBin != "" && cfg.ShoalRev != "":
-		return nil, errors.New("-shoal-bin and -shoal-rev exclude each other")
-	case shoalBin != "":
-		shoalRev = " (prebuilt binary " + shoalBin + ")"
-	case cfg.ShoalRev != "":
-		var hash string
-		if shoalBin, hash, err = buildShoalRev(ctx, root, cfg.ShoalRev, logf); err != nil {
-			return nil, err
-		}
-		shoalRev = " @ " + hash + " (committed tree)"
-	default:
-		if shoalBin, err = buildShoal(ctx, root, logf); err != nil {
-			return nil, err
-		}
-		shoalRev = gitRev(root)
+	shoalBin, shoalRev, err := shoalBinary(ctx, root, cfg.ShoalBin, cfg.ShoalRev, logf)
+	if err != nil {
+		return nil, err
 	}
 	serfVer, err := serfVersion(ctx, root)
 	if err != nil {
