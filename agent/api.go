@@ -208,7 +208,7 @@ func (a *Agent) handleInfo(w http.ResponseWriter, r *http.Request) {
 			RefusedKey: ps.AuthRefused.Load(), RefusedGater: ps.GaterRefused.Load(),
 			QueueDrops: ps.QueueDrops.Load(), DialFailures: ps.DialFailures.Load(), BootstrapFailures: ps.BootstrapFailures.Load(),
 			PacketsDirect: ps.PacketsDirect.Load(), PacketsRelayed: ps.PacketsRelayed.Load(),
-			HolePunches: ps.HolePunches.Load(), HolePunchesDirect: ps.HolePunchesDirect.Load(), Upgrades: ps.Upgrades.Load(), Relays: []client.RelaySlot{}}
+			HolePunches: ps.HolePunches.Load(), HolePunchesDirect: ps.HolePunchesDirect.Load(), Upgrades: ps.Upgrades.Load(), PunchRetries: ps.PunchRetries.Load(), Relays: []client.RelaySlot{}}
 		for _, r := range a.mesh.Reservations() {
 			info.P2P.Relays = append(info.P2P.Relays, client.RelaySlot{Relay: r.Relay, Expires: r.Expires.UTC().Format(time.RFC3339),
 				CircuitLimitSeconds: r.CircuitLimit.Seconds(), CircuitLimitBytes: r.CircuitBytes})

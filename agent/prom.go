@@ -148,6 +148,7 @@ type p2pCollector struct {
 	a                                 *Agent
 	refused, drops, dialFail, bootErr *prometheus.Desc
 	packets, punches, upgrades, peers *prometheus.Desc
+	retries                           *prometheus.Desc
 }
 
 func newP2PCollector(a *Agent) *p2pCollector {
@@ -164,11 +165,12 @@ func newP2PCollector(a *Agent) *p2pCollector {
 		punches:  d("hole_punches_total", "Hole-punch attempts finished, by result: direct or failed.", "result"),
 		upgrades: d("upgrades_total", "Packet streams moved from a relayed connection to a direct one."),
 		peers:    d("members", "Alive members by how this node reaches them: direct, relayed or none.", "conn"),
+		retries:  d("punch_retries_total", "Relayed connections closed so that a new one starts another hole punch."),
 	}
 }
 
 func (c *p2pCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.refused, c.drops, c.dialFail, c.bootErr, c.packets, c.punches, c.upgrades, c.peers} {
+	for _, d := range []*prometheus.Desc{c.refused, c.drops, c.dialFail, c.bootErr, c.packets, c.punches, c.upgrades, c.peers, c.retries} {
 		ch <- d
 	}
 }
@@ -192,6 +194,7 @@ func (c *p2pCollector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.punches, direct, "direct")
 	ctr(c.punches, punches-min(direct, punches), "failed")
 	ctr(c.upgrades, ps.Upgrades.Load())
+	ctr(c.retries, ps.PunchRetries.Load())
 	conns := map[string]int{mesh.ConnDirect: 0, mesh.ConnRelayed: 0, mesh.ConnNone: 0}
 	for _, m := range c.a.mesh.Members() {
 		if m.Self || m.Status != mesh.StatusAlive {

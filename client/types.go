@@ -87,6 +87,9 @@ type P2PInfo struct {
 	HolePunches       uint64 `json:"hole_punches"`
 	HolePunchesDirect uint64 `json:"hole_punches_direct"`
 	Upgrades          uint64 `json:"upgrades"`
+	// PunchRetries counts relayed connections closed to start another
+	// hole punch (peers still relayed after the first one).
+	PunchRetries uint64 `json:"punch_retries"`
 	// Relays are the slots this node holds at relays.
 	Relays []RelaySlot `json:"relays"`
 }

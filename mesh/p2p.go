@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -325,6 +326,10 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 	h.SetStreamHandler(p2pPacketProto, t.handlePacketStream)
 	h.SetStreamHandler(p2pStreamProto, t.handleStream)
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: t.connected})
+	if !cfg.P2P.Relay {
+		t.wg.Add(1)
+		go t.punchLoop()
+	}
 	for _, ai := range boot {
 		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
 		h.ConnManager().Protect(ai.ID, p2pProtectTag)
@@ -1018,6 +1023,81 @@ func (t *p2pTransport) peerConn(name string) string {
 		kind = ConnRelayed
 	}
 	return kind
+}
+
+// punchLoop gives peers that are reached only through a relay another hole
+// punch now and then. libp2p punches once, when an inbound relayed
+// connection opens, and only if its hole-punch service is ready by then: it
+// waits for an observed public address first, polling with a backoff, so a
+// busy node can let that moment pass and stay relayed for good. Closing the
+// relayed connection makes the next packet open a new one, and the peer's
+// side punches again. Per peer the retries back off from 30 s to 30 min
+// (symmetric NATs never punch; each retry costs a moment of reconnecting).
+func (t *p2pTransport) punchLoop() {
+	defer t.wg.Done()
+	type retry struct {
+		next time.Time
+		wait time.Duration
+	}
+	retries := map[peer.ID]*retry{}
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		t.mu.Lock()
+		peers := make([]peer.ID, 0, len(t.queues))
+		for id := range t.queues {
+			peers = append(peers, id)
+		}
+		t.mu.Unlock()
+		now := time.Now()
+		live := make(map[peer.ID]bool, len(peers))
+		for _, id := range peers {
+			live[id] = true
+			conns := t.h.Network().ConnsToPeer(id)
+			relayedOnly, oldest := len(conns) > 0, now
+			for _, c := range conns {
+				if !relayedConn(c) {
+					relayedOnly = false
+					break
+				}
+				if o := c.Stat().Opened; o.Before(oldest) {
+					oldest = o
+				}
+			}
+			r := retries[id]
+			if !relayedOnly {
+				delete(retries, id)
+				continue
+			}
+			if r == nil {
+				r = &retry{next: now.Add(jitter(30 * time.Second)), wait: 30 * time.Second}
+				retries[id] = r
+			}
+			if now.Before(r.next) || now.Sub(oldest) < 20*time.Second {
+				continue
+			}
+			r.wait = min(2*r.wait, 30*time.Minute)
+			r.next = now.Add(jitter(r.wait))
+			t.pstats.PunchRetries.Add(1)
+			t.log.Debug("p2p: peer still relayed; reconnecting for another hole punch", "peer", id.String(), "next_in", r.wait)
+			_ = t.h.Network().ClosePeer(id)
+		}
+		for id := range retries {
+			if !live[id] {
+				delete(retries, id)
+			}
+		}
+	}
+}
+
+// jitter spreads d by up to ±20%, so two peers do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	return d - d/5 + time.Duration(mrand.Int64N(int64(2*d/5)+1))
 }
 
 // punchCounter counts libp2p's hole-punch outcomes.

@@ -51,6 +51,9 @@ type P2PStats struct {
 	// those that left a direct connection; Upgrades counts packet streams
 	// moved from a relayed connection to a direct one.
 	HolePunches, HolePunchesDirect, Upgrades atomic.Uint64
+	// PunchRetries counts relayed connections closed so that a new one
+	// starts another hole punch (see p2pTransport.punchLoop).
+	PunchRetries atomic.Uint64
 }
 
 // Connection kinds reported by PeerConn.

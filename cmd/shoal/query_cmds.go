@@ -131,7 +131,7 @@ func infoCommand() *cli.Command {
 					}
 					row(tw, "p2p relay slot", fmt.Sprintf("%s until %s, %s", r.Relay, r.Expires, limit))
 				}
-				row(tw, "p2p packets", fmt.Sprintf("direct %d, relayed %d (hole punches %d, direct %d; upgrades %d)", p.PacketsDirect, p.PacketsRelayed, p.HolePunches, p.HolePunchesDirect, p.Upgrades))
+				row(tw, "p2p packets", fmt.Sprintf("direct %d, relayed %d (hole punches %d, direct %d, retries %d; upgrades %d)", p.PacketsDirect, p.PacketsRelayed, p.HolePunches, p.HolePunchesDirect, p.PunchRetries, p.Upgrades))
 				row(tw, "p2p refused", fmt.Sprintf("wrong key %d, gater %d; dial failures %d, bootstrap failures %d, queue drops %d", p.RefusedKey, p.RefusedGater, p.DialFailures, p.BootstrapFailures, p.QueueDrops))
 			}
 			return tw.Flush()

@@ -455,7 +455,12 @@ func TestConeNATHolePunchedToDirect(t *testing.T) {
 			return err
 		}
 		if m.P2PConn != "direct" {
-			return fmt.Errorf("h1 reaches h2 %q", m.P2PConn)
+			in1, _ := h1.info()
+			p := in1.P2P
+			if p == nil {
+				p = &client.P2PInfo{}
+			}
+			return fmt.Errorf("h1 reaches h2 %q (h1: hole punches %d, direct %d, retries %d)", m.P2PConn, p.HolePunches, p.HolePunchesDirect, p.PunchRetries)
 		}
 		return nil
 	})
@@ -512,7 +517,7 @@ func TestSymmetricNATStaysRelayed(t *testing.T) {
 			return err
 		}
 		if in1.P2P.HolePunches+in2.P2P.HolePunches == 0 {
-			return errors.New("no hole punch finished yet")
+			return fmt.Errorf("no hole punch finished yet (h1 reaches h2 %s; retries h1 %d, h2 %d)", connOf(h1, id2), in1.P2P.PunchRetries, in2.P2P.PunchRetries)
 		}
 		if d := in1.P2P.HolePunchesDirect + in2.P2P.HolePunchesDirect; d != 0 {
 			return fmt.Errorf("%d hole punches succeeded through symmetric NATs", d)
@@ -538,6 +543,47 @@ func TestSymmetricNATStaysRelayed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("relayed: 20 packets from h1 through the relay in %.1fs; h2's load still fresh at h1", took.Seconds())
+
+	// A peer still relayed gets another hole punch later: its relayed
+	// connection is closed, a new one opens, and the other side punches
+	// again (libp2p punches once per inbound relayed connection). The
+	// gossip survives the reconnection.
+	took = poll.Until(t, 2*time.Minute, "another hole punch after a retry", func() error {
+		in1, err := h1.info()
+		if err != nil {
+			return err
+		}
+		in2, err := h2.info()
+		if err != nil {
+			return err
+		}
+		if r, p := in1.P2P.PunchRetries+in2.P2P.PunchRetries, in1.P2P.HolePunches+in2.P2P.HolePunches; r == 0 || p < 2 {
+			return fmt.Errorf("retries %d, hole punches %d", r, p)
+		}
+		return nil
+	})
+	poll.Until(t, 30*time.Second, "h2 relayed and fresh at h1 after the retry", func() error {
+		m, err := h1.sees(id2, 5)
+		if err == nil && m.P2PConn != "relayed" {
+			err = fmt.Errorf("h1 reaches h2 %q", m.P2PConn)
+		}
+		return err
+	})
+	t.Logf("retry: a second hole punch %.0fs later (failed again, as it must behind symmetric NATs); gossip still flows", took.Seconds())
+}
+
+// connOf says how a reaches the member id, for messages.
+func connOf(a *agentProc, id string) string {
+	ms, err := a.members()
+	if err != nil {
+		return err.Error()
+	}
+	for _, m := range ms {
+		if m.Name == id {
+			return fmt.Sprintf("%q (%s, load age %.1fs)", m.P2PConn, m.Status, m.LoadAgeSeconds)
+		}
+	}
+	return "absent"
 }
 
 func TestMDNSOnOneLAN(t *testing.T) {
