@@ -59,7 +59,7 @@ func TestPickAndProxyProcesses(t *testing.T) {
 	a := startAgent(t, "web-1", "127.0.0.71", "", "--tag", "service=web", "--tag", "port="+strconv.Itoa(b1.port), "--tag", "region=eu",
 		"--proxy-listen", proxyWeb, "--proxy-service", "web", "--proxy-strategy", "p2c")
 	startAgent(t, "web-2", "127.0.0.72", a.gossip, "--tag", "service=web", "--tag", "port="+strconv.Itoa(b2.port), "--tag", "region=us")
-	startAgent(t, "ghost-1", "127.0.0.73", a.gossip, "--tag", "service=ghost", "--tag", "port="+strconv.Itoa(ghostPort),
+	g := startAgent(t, "ghost-1", "127.0.0.73", a.gossip, "--tag", "service=ghost", "--tag", "port="+strconv.Itoa(ghostPort),
 		"--proxy-listen", proxyGhost, "--proxy-service", "ghost")
 
 	poll(t, 15*time.Second, "both web members pickable", func() error {
@@ -157,7 +157,15 @@ func TestPickAndProxyProcesses(t *testing.T) {
 	}
 
 	// The ghost proxy: its one member refuses connections. 502 naming it,
-	// then 503 while it cools off; neither waits.
+	// then 503 while it cools off; neither waits. First, ghost-1 must hold
+	// its own load (its first sample), or it has no eligible member yet.
+	poll(t, 15*time.Second, "ghost-1 can pick itself", func() error {
+		ps, err := cliJSON[[]client.Picked](g.http, "pick", "--service", "ghost")
+		if err == nil && len(ps) != 1 {
+			err = fmt.Errorf("picked %+v", ps)
+		}
+		return err
+	})
 	for i, want := range []struct {
 		code  int
 		words string
