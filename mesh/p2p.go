@@ -153,6 +153,8 @@ type p2pTransport struct {
 	relays   []peer.AddrInfo
 	isRelay  bool
 	onPeer   atomic.Pointer[func(string)]
+	decoded  sync.Map // string -> peer.ID ("" when not one)
+	decodedN atomic.Int64
 
 	mu      sync.Mutex
 	queues  map[peer.ID]*peerQueue
@@ -715,15 +717,34 @@ func (t *p2pTransport) StreamCh() <-chan net.Conn           { return t.streamCh 
 // ID), else by the address itself when it is a peer ID (a reply to From).
 func (t *p2pTransport) peerOf(a memberlist.Address) (peer.ID, error) {
 	if a.Name != "" {
-		if id, err := peer.Decode(a.Name); err == nil {
+		if id, ok := t.decode(a.Name); ok {
 			t.hint(id, a.Addr)
 			return id, nil
 		}
 	}
-	if id, err := peer.Decode(a.Addr); err == nil {
+	if id, ok := t.decode(a.Addr); ok {
 		return id, nil
 	}
 	return "", fmt.Errorf("p2p: no peer ID for address %q (node %q)", a.Addr, a.Name)
+}
+
+// decode parses a peer ID, remembering the answer: every packet names its
+// peer, and base58 decoding showed in idle CPU profiles.
+func (t *p2pTransport) decode(s string) (peer.ID, bool) {
+	if v, ok := t.decoded.Load(s); ok {
+		id, _ := v.(peer.ID)
+		return id, id != ""
+	}
+	id, err := peer.Decode(s)
+	if err != nil {
+		id = ""
+	}
+	if t.decodedN.Add(1) > 8192 { // bounded: names of members come and go
+		t.decoded.Clear()
+		t.decodedN.Store(0)
+	}
+	t.decoded.Store(s, id)
+	return id, id != ""
 }
 
 // hint adds the advertised ip:port (QUIC and TCP) and circuits through the
@@ -1008,8 +1029,8 @@ func relayedConn(c network.Conn) bool {
 // peerConn reports how this node is connected to the named member: direct
 // when any connection is not through a relay.
 func (t *p2pTransport) peerConn(name string) string {
-	id, err := peer.Decode(name)
-	if err != nil {
+	id, ok := t.decode(name)
+	if !ok {
 		return ""
 	}
 	if id == t.self {
