@@ -297,9 +297,24 @@ func TestPickAndProxyInProcess(t *testing.T) {
 		c.ProxyService = "web"
 	})
 	join := a1.cfg.Bind
-	startTestAgent(t, "w2", "127.0.0.62", join, map[string]string{"service": "web", "port": strconv.Itoa(p2), "region": "us"}, nil)
-	startTestAgent(t, "w3", "127.0.0.63", join, map[string]string{"service": "web", "port": strconv.Itoa(p3), "region": "us"}, nil)
+	a2 := startTestAgent(t, "w2", "127.0.0.62", join, map[string]string{"service": "web", "port": strconv.Itoa(p2), "region": "us"}, nil)
+	a3 := startTestAgent(t, "w3", "127.0.0.63", join, map[string]string{"service": "web", "port": strconv.Itoa(p3), "region": "us"}, nil)
 	api := "http://" + a1.HTTPAddr()
+	// One host's load read by three agents at different moments differs by
+	// chance, and p2c then sends every request to the less loaded one: give
+	// them the same load, so that the proxy check below can ask for both.
+	same := metrics.Load{CPUPercent: 20, MemPercent: 30, Cores: 2}
+	for _, a := range []*Agent{a1, a2, a3} {
+		a.Monitor().Override(&same)
+	}
+	pollFor(t, 15*time.Second, "w1 holds the same load for w1 and w2", func() error {
+		for _, m := range a1.mesh.Members() {
+			if (m.Name == "w1" || m.Name == "w2") && (m.Load == nil || m.Load.CPUPercent != same.CPUPercent) {
+				return fmt.Errorf("%s load %+v", m.Name, m.Load)
+			}
+		}
+		return nil
+	})
 
 	pollFor(t, 15*time.Second, "three web members eligible", func() error {
 		var got []client.Picked
