@@ -161,6 +161,7 @@ type p2pTransport struct {
 	blocked map[peer.ID]time.Time // refused peers, until
 	hinted  map[peer.ID]time.Time // when hint last added addresses
 	resv    map[peer.ID]Reservation
+	lost    map[peer.ID]bool // a connection to a relay closed: reserve again
 }
 
 var (
@@ -218,6 +219,7 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 		blocked: map[peer.ID]time.Time{},
 		hinted:  map[peer.ID]time.Time{},
 		resv:    map[peer.ID]Reservation{},
+		lost:    map[peer.ID]bool{},
 		advPort: port,
 	}
 	if len(cfg.P2P.AllowPeers) > 0 {
@@ -327,7 +329,7 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 	t.h = h
 	h.SetStreamHandler(p2pPacketProto, t.handlePacketStream)
 	h.SetStreamHandler(p2pStreamProto, t.handleStream)
-	h.Network().Notify(&network.NotifyBundle{ConnectedF: t.connected})
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: t.connected, DisconnectedF: t.disconnected})
 	if !cfg.P2P.Relay {
 		t.wg.Add(1)
 		go t.punchLoop()
@@ -484,6 +486,19 @@ func (t *p2pTransport) bootstrapLoop(ai peer.AddrInfo) {
 			wait = 500 * time.Millisecond
 			attempt = 0
 			pending = true
+		}
+		t.mu.Lock()
+		lost := t.lost[ai.ID]
+		delete(t.lost, ai.ID)
+		if lost {
+			delete(t.resv, ai.ID)
+		}
+		t.mu.Unlock()
+		if lost {
+			// A relay that restarted forgot our slot (and the connection
+			// may already be back, through a packet): reserve again now
+			// rather than when the old slot would have expired.
+			resvUntil, resvTried = time.Time{}, time.Time{}
 		}
 		if pending && t.peerFound(ai) {
 			pending = false
@@ -1015,6 +1030,16 @@ func (t *p2pTransport) connected(_ network.Network, c network.Conn) {
 	if q != nil {
 		q.upgrade.Store(true)
 	}
+}
+
+// disconnected notes a closed connection to a relay we hold a slot at.
+func (t *p2pTransport) disconnected(_ network.Network, c network.Conn) {
+	id := c.RemotePeer()
+	t.mu.Lock()
+	if _, ok := t.resv[id]; ok {
+		t.lost[id] = true
+	}
+	t.mu.Unlock()
 }
 
 func isCircuit(a ma.Multiaddr) bool {

@@ -226,6 +226,8 @@ func (l *lab) teardown() {
 type agentProc struct {
 	l        *lab
 	name, ns string
+	dir      string
+	args     []string
 	cmd      *exec.Cmd
 	log      string
 	http     string
@@ -234,27 +236,38 @@ type agentProc struct {
 
 func (l *lab) start(name, ns string, args ...string) *agentProc {
 	l.t.Helper()
-	dir := l.t.TempDir()
-	a := &agentProc{l: l, name: name, ns: l.ns(ns), log: filepath.Join(dir, "agent.log"), http: "127.0.0.1:7950", done: make(chan struct{})}
+	a := &agentProc{l: l, name: name, ns: l.ns(ns), dir: l.t.TempDir(), args: args, http: "127.0.0.1:7950"}
 	for i, s := range args {
 		if s == "--http-addr" && i+1 < len(args) {
 			a.http = args[i+1]
 		}
 	}
-	f, err := os.Create(a.log)
+	a.run()
+	l.agents = append(l.agents, a)
+	return a
+}
+
+// run starts the agent process (again, after stop: same data directory,
+// so the same peer ID); its log is appended to.
+func (a *agentProc) run() {
+	t := a.l.t
+	t.Helper()
+	a.log = filepath.Join(a.dir, "agent.log")
+	f, err := os.OpenFile(a.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		l.t.Fatal(err)
+		t.Fatal(err)
 	}
-	full := append([]string{"netns", "exec", a.ns, shoalBin, "agent", "--profile", "p2p", "--node", name,
-		"--data-dir", filepath.Join(dir, "data"), "--encrypt", l.key, "--leave-on-terminate=false"}, args...)
+	full := append([]string{"netns", "exec", a.ns, shoalBin, "agent", "--profile", "p2p", "--node", a.name,
+		"--data-dir", filepath.Join(a.dir, "data"), "--encrypt", a.l.key, "--leave-on-terminate=false"}, a.args...)
 	a.cmd = exec.Command("ip", full...)
 	a.cmd.Stdout, a.cmd.Stderr = f, f
 	if err := a.cmd.Start(); err != nil {
-		l.t.Fatal(err)
+		t.Fatal(err)
 	}
-	go func() { _ = a.cmd.Wait(); f.Close(); close(a.done) }()
-	l.agents = append(l.agents, a)
-	return a
+	done := make(chan struct{})
+	a.done = done
+	cmd := a.cmd
+	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
 }
 
 func (a *agentProc) stop() {
@@ -347,10 +360,10 @@ func (a *agentProc) sees(peer string, maxAge float64) (client.Member, error) {
 
 // natMesh starts the relay and the two agents behind NAT and waits until
 // each sees the other's load; it returns them and their peer IDs.
-func natMesh(t *testing.T, symmetric bool) (l *lab, h1, h2 *agentProc, id1, id2 string) {
+func natMesh(t *testing.T, symmetric bool) (l *lab, relay, h1, h2 *agentProc, id1, id2 string) {
 	l = newLab(t)
 	l.natTopology(symmetric)
-	relay := l.start("relay", "relay", "--bind", "198.18.0.10:7946", "--relay", "--p2p-public-net", "198.18.0.0/24")
+	relay = l.start("relay", "relay", "--bind", "198.18.0.10:7946", "--relay", "--p2p-public-net", "198.18.0.0/24")
 	raddr, rid := relay.quicAddr(t)
 	begin := time.Now()
 	common := []string{"--p2p-bootstrap", raddr, "--p2p-public-net", "198.18.0.0/24"}
@@ -387,7 +400,7 @@ func natMesh(t *testing.T, symmetric bool) (l *lab, h1, h2 *agentProc, id1, id2 
 			return fmt.Errorf("no slot at %s in %+v", rid, in.P2P.Relays)
 		})
 	}
-	return l, h1, h2, id1, id2
+	return l, relay, h1, h2, id1, id2
 }
 
 // elect asks h1 for a coordinator and waits until h2 names the same one
@@ -446,7 +459,7 @@ func growth(t *testing.T, what string, by uint64, f func() (uint64, error)) time
 
 func TestConeNATHolePunchedToDirect(t *testing.T) {
 	needNetns(t)
-	l, h1, h2, _, id2 := natMesh(t, false)
+	l, _, h1, h2, _, id2 := natMesh(t, false)
 	elect(t, h1, h2)
 
 	took := poll.Until(t, 60*time.Second, "h1 reaches h2 directly (hole punched)", func() error {
@@ -504,7 +517,7 @@ func TestConeNATHolePunchedToDirect(t *testing.T) {
 
 func TestSymmetricNATStaysRelayed(t *testing.T) {
 	needNetns(t)
-	_, h1, h2, _, id2 := natMesh(t, true)
+	_, relay, h1, h2, _, id2 := natMesh(t, true)
 	elect(t, h1, h2)
 
 	poll.Until(t, 60*time.Second, "a hole punch tried and failed", func() error {
@@ -570,6 +583,40 @@ func TestSymmetricNATStaysRelayed(t *testing.T) {
 		return err
 	})
 	t.Logf("retry: a second hole punch %.0fs later (failed again, as it must behind symmetric NATs); gossip still flows", took.Seconds())
+
+	// The relay restarts (same identity): both hosts reserve again at once,
+	// and the relayed gossip between them resumes.
+	slots := func(h *agentProc) string {
+		in, err := h.info()
+		if err != nil || len(in.P2P.Relays) == 0 {
+			return ""
+		}
+		return in.P2P.Relays[0].Expires
+	}
+	before1, before2 := slots(h1), slots(h2)
+	relay.stop()
+	relay.run()
+	begin := time.Now()
+	poll.Until(t, time.Minute, "both hosts hold a new slot at the restarted relay", func() error {
+		if s := slots(h1); s == "" || s == before1 {
+			return fmt.Errorf("h1's slot %q (before %q)", s, before1)
+		}
+		if s := slots(h2); s == "" || s == before2 {
+			return fmt.Errorf("h2's slot %q (before %q)", s, before2)
+		}
+		return nil
+	})
+	growth(t, "h1 sends through the restarted relay", 20, func() (uint64, error) {
+		in, err := h1.info()
+		if err != nil {
+			return 0, err
+		}
+		return in.P2P.PacketsRelayed, nil
+	})
+	if _, err := h1.sees(id2, 5); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("relay restarted: new slots and relayed gossip again %.1fs later", time.Since(begin).Seconds())
 }
 
 // connOf says how a reaches the member id, for messages.
