@@ -606,6 +606,7 @@ func TestSymmetricNATStaysRelayed(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("relay restarted: both hold new slots %.1fs later", time.Since(begin).Seconds())
 	growth(t, "h1 sends through the restarted relay", 20, func() (uint64, error) {
 		in, err := h1.info()
 		if err != nil {
@@ -616,7 +617,7 @@ func TestSymmetricNATStaysRelayed(t *testing.T) {
 	if _, err := h1.sees(id2, 5); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("relay restarted: new slots and relayed gossip again %.1fs later", time.Since(begin).Seconds())
+	t.Logf("relay restarted: relayed gossip between the hosts again %.1fs later", time.Since(begin).Seconds())
 }
 
 // connOf says how a reaches the member id, for messages.
