@@ -800,17 +800,23 @@ func (t *p2pTransport) hint(id peer.ID, ipport string) {
 			}
 		}
 	}
+	t.h.Peerstore().AddAddrs(id, append(addrs, t.circuits(id)...), 10*time.Minute)
+}
+
+// circuits are the addresses of a peer through each relay (bootstrap peer).
+func (t *p2pTransport) circuits(id peer.ID) []ma.Multiaddr {
+	var out []ma.Multiaddr
 	for _, r := range t.relays {
 		if r.ID == id {
 			continue
 		}
 		for _, ra := range r.Addrs {
 			if m, err := ma.NewMultiaddr(ra.String() + "/p2p/" + r.ID.String() + "/p2p-circuit"); err == nil {
-				addrs = append(addrs, m)
+				out = append(out, m)
 			}
 		}
 	}
-	t.h.Peerstore().AddAddrs(id, addrs, 10*time.Minute)
+	return out
 }
 
 func (t *p2pTransport) WriteTo(b []byte, addr string) (time.Time, error) {
@@ -940,6 +946,15 @@ func (t *p2pTransport) open(id peer.ID, proto protocol.ID, timeout time.Duration
 	// Relayed connections are fine for gossip (the relay's limits are
 	// sized for it): allow them; hole punching upgrades where it can.
 	ctx = network.WithAllowLimitedConn(ctx, "shoal gossip")
+	if t.h.Network().Connectedness(id) != network.Connected {
+		// The circuits hint added may have expired or been replaced by what
+		// identify said (a peer behind NAT lists only addresses nobody can
+		// dial): offer them again, or a peer that lost its relayed
+		// connection (a relay restart) is dialled at dead addresses only.
+		if c := t.circuits(id); len(c) > 0 {
+			t.h.Peerstore().AddAddrs(id, c, 10*time.Minute)
+		}
+	}
 	s, err := t.h.NewStream(ctx, id, proto)
 	if err != nil {
 		t.pstats.DialFailures.Add(1)

@@ -110,6 +110,7 @@ func run(name string, args ...string) (string, error) {
 type lab struct {
 	t      *testing.T
 	prefix string
+	dir    string
 	spaces []string
 	agents []*agentProc
 	key    string
@@ -117,7 +118,10 @@ type lab struct {
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	l := &lab{t: t, prefix: "sn" + randHex(2) + "-"}
+	// The directory is made before teardown is registered, so it is removed
+	// after teardown (cleanups run last first): agents stop and their logs
+	// are read while their files are still there.
+	l := &lab{t: t, prefix: "sn" + randHex(2) + "-", dir: t.TempDir()}
 	t.Cleanup(l.teardown)
 	key, err := run(shoalBin, "keygen")
 	if err != nil {
@@ -236,7 +240,11 @@ type agentProc struct {
 
 func (l *lab) start(name, ns string, args ...string) *agentProc {
 	l.t.Helper()
-	a := &agentProc{l: l, name: name, ns: l.ns(ns), dir: l.t.TempDir(), args: args, http: "127.0.0.1:7950"}
+	dir, err := os.MkdirTemp(l.dir, name+"-")
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	a := &agentProc{l: l, name: name, ns: l.ns(ns), dir: dir, args: args, http: "127.0.0.1:7950"}
 	for i, s := range args {
 		if s == "--http-addr" && i+1 < len(args) {
 			a.http = args[i+1]
