@@ -153,6 +153,8 @@ type p2pTransport struct {
 	relays   []peer.AddrInfo
 	isRelay  bool
 	onPeer   atomic.Pointer[func(string)]
+	hookSet  chan struct{} // closed once onPeer is set
+	hookOnce sync.Once
 	decoded  sync.Map // string -> peer.ID ("" when not one)
 	decodedN atomic.Int64
 
@@ -218,6 +220,7 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 		queues:  map[peer.ID]*peerQueue{},
 		blocked: map[peer.ID]time.Time{},
 		hinted:  map[peer.ID]time.Time{},
+		hookSet: make(chan struct{}),
 		resv:    map[peer.ID]Reservation{},
 		lost:    map[peer.ID]bool{},
 		advPort: port,
@@ -439,7 +442,10 @@ func (t *p2pTransport) fullAddrs() []string {
 
 func (t *p2pTransport) counters() *P2PStats { return &t.pstats }
 
-func (t *p2pTransport) setOnPeer(f func(string)) { t.onPeer.Store(&f) }
+func (t *p2pTransport) setOnPeer(f func(string)) {
+	t.onPeer.Store(&f)
+	t.hookOnce.Do(func() { close(t.hookSet) })
+}
 
 // peerFound joins through a newly connected peer; false while the mesh has
 // not set its join hook yet.
@@ -582,8 +588,10 @@ func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 			t.log.Debug("p2p: mDNS peer unreachable", "peer", ai.ID.String(), "err", err)
 			return
 		}
-		for !t.peerFound(ai) && t.ctx.Err() == nil {
-			time.Sleep(50 * time.Millisecond)
+		select { // the mesh sets its join hook right after start
+		case <-t.hookSet:
+			t.peerFound(ai)
+		case <-t.ctx.Done():
 		}
 	}()
 }
