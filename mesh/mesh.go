@@ -132,8 +132,11 @@ func New(cfg Config) (*Mesh, error) {
 		sc.ReconnectInterval = time.Second
 		sc.TombstoneTimeout = 30 * time.Second
 		sc.ReconnectTimeout = 30 * time.Second
-		sc.BroadcastTimeout = time.Second
-		sc.LeavePropagateDelay = 200 * time.Millisecond
+		// A leave waits until its message is out (or this long), then lets
+		// it spread; shorter cut it off on a loaded machine, and the others
+		// took the leaving node for failed.
+		sc.BroadcastTimeout = 3 * time.Second
+		sc.LeavePropagateDelay = 500 * time.Millisecond
 	case ProfileP2P:
 		mc = memberlist.DefaultLANConfig()
 		if cfg.P2P.FastTimings {
