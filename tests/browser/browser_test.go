@@ -299,9 +299,9 @@ func TestDashboardFiveAgents(t *testing.T) {
 	}
 
 	// A phone: narrow viewport, no horizontal scrolling of the page.
+	renders := eval[float64](t, ctx, `window.__shoal.renders`)
 	run(t, ctx, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
-	waitJS(t, ctx, 5*time.Second, "re-render", `window.__shoal.renders > 0`)
-	time.Sleep(600 * time.Millisecond) // one poll at the new size, for the screenshot only
+	waitJS(t, ctx, 5*time.Second, "a render at the new size", fmt.Sprintf(`window.__shoal.renders > %d`, int(renders)))
 	if w := eval[float64](t, ctx, `document.documentElement.scrollWidth - window.innerWidth`); w > 1 {
 		t.Errorf("page is %vpx wider than a phone's viewport", w)
 	}
@@ -366,6 +366,6 @@ func TestDashboardThousandMembers(t *testing.T) {
 		t.Errorf("an update took %.0f ms to render; want well under the 1 s poll interval", r)
 	}
 	eval[bool](t, ctx, `(() => { const f = document.getElementById('filter'); f.value = ''; return f.dispatchEvent(new Event('input')); })()`)
-	time.Sleep(300 * time.Millisecond) // debounce + one render, for the screenshot only
+	waitJS(t, ctx, 5*time.Second, "filter cleared: a full page again", `document.querySelectorAll('#rows tr[data-name]').length === 50`)
 	screenshot(t, ctx, "dashboard-1000.png")
 }
