@@ -601,9 +601,7 @@ type electionCollector struct {
 
 func (c *electionCollector) descs() []*prometheus.Desc {
 	if c.started == nil {
-		d := func(name, help string, labels ...string) *prometheus.Desc {
-			return prometheus.NewDesc("shoal_election_"+name, help, labels, nil)
-		}
+		d := descMaker("shoal_election_")
 		c.started = d("started_total", "Elections this node started.")
 		c.won = d("won_total", "Claims that made this node coordinator.")
 		c.term = d("term", "Term of the coordinator this node names (0: none).")

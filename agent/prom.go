@@ -6,6 +6,13 @@ import (
 	"github.com/shoalmesh/shoal/mesh"
 )
 
+// descMaker returns a constructor of metric descriptions named prefix+name.
+func descMaker(prefix string) func(name, help string, labels ...string) *prometheus.Desc {
+	return func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prefix+name, help, labels, nil)
+	}
+}
+
 // collector reads the mesh and the monitor at scrape time: no goroutine,
 // no copies of state between scrapes.
 type collector struct {
@@ -17,9 +24,7 @@ type collector struct {
 }
 
 func newCollector(a *Agent) *collector {
-	d := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc("shoal_"+name, help, labels, nil)
-	}
+	d := descMaker("shoal_")
 	return &collector{
 		a:         a,
 		members:   d("members", "Members this agent knows, by status.", "status"),
@@ -152,9 +157,7 @@ type p2pCollector struct {
 }
 
 func newP2PCollector(a *Agent) *p2pCollector {
-	d := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc("shoal_p2p_"+name, help, labels, nil)
-	}
+	d := descMaker("shoal_p2p_")
 	return &p2pCollector{
 		a:        a,
 		refused:  d("refused_total", "Peers refused: reason=key (could not prove the mesh key), gater (refused lately or not on the allow-list).", "reason"),

@@ -638,9 +638,7 @@ type scaleCollector struct {
 
 func (c *scaleCollector) descs() []*prometheus.Desc {
 	if c.desired == nil {
-		d := func(name, help string, labels ...string) *prometheus.Desc {
-			return prometheus.NewDesc("shoal_scale_"+name, help, labels, nil)
-		}
+		d := descMaker("shoal_scale_")
 		c.desired = d("desired", "Instance count the policy asks for (last evaluation).")
 		c.current = d("current", "Instance count the policy started from (provider, last action or mesh).")
 		c.value = d("metric_value", "Aggregate value of the watched metric.", "metric")

@@ -121,15 +121,7 @@ func New(cfg Config) (*Mesh, error) {
 	case ProfileWAN:
 		mc = memberlist.DefaultWANConfig()
 	case ProfileLocal:
-		mc = memberlist.DefaultLocalConfig()
-		mc.ProbeInterval = 200 * time.Millisecond
-		mc.ProbeTimeout = 100 * time.Millisecond
-		mc.GossipInterval = 50 * time.Millisecond
-		mc.SuspicionMult = 2
-		mc.PushPullInterval = 5 * time.Second
-		mc.TCPTimeout = 500 * time.Millisecond
-		sc.ReapInterval = time.Second
-		sc.ReconnectInterval = time.Second
+		mc = fastTimings(sc)
 		sc.TombstoneTimeout = 30 * time.Second
 		sc.ReconnectTimeout = 30 * time.Second
 		// A leave waits until its message is out (or this long), then lets
@@ -140,15 +132,7 @@ func New(cfg Config) (*Mesh, error) {
 	case ProfileP2P:
 		mc = memberlist.DefaultLANConfig()
 		if cfg.P2P.FastTimings {
-			mc = memberlist.DefaultLocalConfig()
-			mc.ProbeInterval = 200 * time.Millisecond
-			mc.ProbeTimeout = 100 * time.Millisecond
-			mc.GossipInterval = 50 * time.Millisecond
-			mc.SuspicionMult = 2
-			mc.PushPullInterval = 5 * time.Second
-			mc.TCPTimeout = 500 * time.Millisecond
-			sc.ReapInterval = time.Second
-			sc.ReconnectInterval = time.Second
+			mc = fastTimings(sc)
 			sc.BroadcastTimeout = time.Second
 			sc.LeavePropagateDelay = 200 * time.Millisecond
 		} else {
@@ -275,6 +259,21 @@ func New(cfg Config) (*Mesh, error) {
 	go m.eventLoop()
 	go m.gossipLoop()
 	return m, nil
+}
+
+// fastTimings is the local profile's memberlist config (tests, dev meshes),
+// and sets serf's reap and reconnect intervals to match.
+func fastTimings(sc *serf.Config) *memberlist.Config {
+	mc := memberlist.DefaultLocalConfig()
+	mc.ProbeInterval = 200 * time.Millisecond
+	mc.ProbeTimeout = 100 * time.Millisecond
+	mc.GossipInterval = 50 * time.Millisecond
+	mc.SuspicionMult = 2
+	mc.PushPullInterval = 5 * time.Second
+	mc.TCPTimeout = 500 * time.Millisecond
+	sc.ReapInterval = time.Second
+	sc.ReconnectInterval = time.Second
+	return mc
 }
 
 func newTableFor(cfg Config) *Table {
