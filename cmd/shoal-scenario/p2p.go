@@ -43,13 +43,8 @@ func (c *Config) checkP2P() error {
 	if c.Idle <= 0 || c.Settle < 0 || c.Poll <= 0 || c.Timeout <= 0 {
 		return errors.New("-idle, -poll and -timeout must be positive, -settle not negative")
 	}
-	for _, n := range []string{c.ShoalNet, c.P2PNet} {
-		if p := strings.Split(n, "."); len(p) != 3 || p[0] != "127" {
-			return fmt.Errorf("network %q: want three octets of 127.0.0.0/8, like 127.0.40", n)
-		}
-	}
-	if c.ShoalNet == c.P2PNet {
-		return errors.New("-lan-net and -p2p-net must differ")
+	if err := checkNets("-lan-net", c.ShoalNet, "-p2p-net", c.P2PNet); err != nil {
+		return err
 	}
 	if c.Log == nil {
 		c.Log = func(string, ...any) {}

@@ -64,17 +64,25 @@ func (c *Config) check() error {
 	if c.Idle <= 0 || c.LoadWindow <= 0 || c.LoadRounds < 1 || c.Poll <= 0 || c.Timeout <= 0 {
 		return errors.New("-idle, -load-window, -poll and -timeout must be positive, -load-rounds at least 1")
 	}
-	for _, n := range []string{c.ShoalNet, c.SerfNet} {
-		p := strings.Split(n, ".")
-		if len(p) != 3 || p[0] != "127" {
-			return fmt.Errorf("network %q: want three octets of 127.0.0.0/8, like 127.0.10", n)
-		}
-	}
-	if c.ShoalNet == c.SerfNet {
-		return errors.New("-shoal-net and -serf-net must differ")
+	if err := checkNets("-shoal-net", c.ShoalNet, "-serf-net", c.SerfNet); err != nil {
+		return err
 	}
 	if c.Log == nil {
 		c.Log = func(string, ...any) {}
+	}
+	return nil
+}
+
+// checkNets checks the two /24s the agents of a run live in: three octets
+// of 127.0.0.0/8 each, not the same.
+func checkNets(flagA, a, flagB, b string) error {
+	for _, n := range []string{a, b} {
+		if p := strings.Split(n, "."); len(p) != 3 || p[0] != "127" {
+			return fmt.Errorf("network %q: want three octets of 127.0.0.0/8, like 127.0.10", n)
+		}
+	}
+	if a == b {
+		return fmt.Errorf("%s and %s must differ", flagA, flagB)
 	}
 	return nil
 }
