@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -20,7 +22,7 @@ func joinCommand() *cli.Command {
 			if c.Args().Len() == 0 {
 				return usagef("join needs at least one address")
 			}
-			ctx, cancel := ctxOf(c)
+			ctx, cancel := context.WithTimeout(c.Context, clientTimeout(c, 30*time.Second))
 			defer cancel()
 			n, err := apiClient(c).Join(ctx, c.Args().Slice())
 			if err != nil {
@@ -41,7 +43,7 @@ func leaveCommand() *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			ctx, cancel := ctxOf(c)
+			ctx, cancel := context.WithTimeout(c.Context, clientTimeout(c, 30*time.Second))
 			defer cancel()
 			if err := apiClient(c).Leave(ctx); err != nil {
 				return err

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -186,7 +189,11 @@ func agentCommand() *cli.Command {
 		Flags: agentFlags(),
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
-				return usagef("agent takes no arguments, got %q", c.Args().First())
+				a := c.Args().First()
+				if a == "true" || a == "false" {
+					return usagef("agent takes no arguments, got %q: a boolean flag takes its value after '=', as in --leave-on-terminate=%s", a, a)
+				}
+				return usagef("agent takes no arguments, got %q", a)
 			}
 			cfg, err := agentConfig(c)
 			if err != nil {
@@ -227,10 +234,70 @@ func agentCommand() *cli.Command {
 func versionCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "version",
-		Usage: "print the version",
+		Usage: "print the version, the commit, the Go version and the build tags",
+		Flags: []cli.Flag{&cli.StringFlag{Name: "format", Value: "table", Usage: "output format: table or json"}},
 		Action: func(c *cli.Context) error {
-			fmt.Fprintf(c.App.Writer, "shoal %s\n", agent.Version)
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			asJSON, err := wantJSON(c)
+			if err != nil {
+				return err
+			}
+			v := readBuild()
+			if asJSON {
+				return printJSON(c.App.Writer, v)
+			}
+			tags := strings.Join(v.Tags, ",")
+			if tags == "" {
+				tags = "(none)"
+			}
+			fmt.Fprintf(c.App.Writer, "shoal %s\ncommit %s\ngo %s\ntags %s\n", v.Version, v.Commit, v.Go, tags)
 			return nil
 		},
 	}
+}
+
+// commit may be set with -ldflags "-X main.commit=$(git rev-parse HEAD)"
+// where the toolchain's VCS stamping is off (GOFLAGS=-buildvcs=false).
+var commit string
+
+// buildVersion is what 'shoal version' says about this binary.
+type buildVersion struct {
+	Version string   `json:"version"`
+	Commit  string   `json:"commit"` // with "+dirty" when built from a modified tree
+	Go      string   `json:"go"`
+	Tags    []string `json:"tags"`
+}
+
+// readBuild reads the commit and build tags that the Go toolchain stamps
+// into every binary built inside the repository.
+func readBuild() buildVersion {
+	v := buildVersion{Version: agent.Version, Commit: "unknown", Go: runtime.Version(), Tags: []string{}}
+	if commit != "" {
+		v.Commit = commit
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	dirty := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			v.Commit = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		case "-tags":
+			for _, t := range strings.Split(s.Value, ",") {
+				if t = strings.TrimSpace(t); t != "" {
+					v.Tags = append(v.Tags, t)
+				}
+			}
+		}
+	}
+	if dirty && v.Commit != "unknown" {
+		v.Commit += "+dirty"
+	}
+	return v
 }

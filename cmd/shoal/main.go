@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -30,17 +32,45 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	msg := strings.TrimSpace(err.Error())
-	if i := strings.IndexByte(msg, '\n'); i >= 0 {
-		msg = msg[:i]
-	}
-	fmt.Fprintf(stderr, "shoal: %s\n", msg)
+	fmt.Fprintf(stderr, "shoal: %s\n", oneLine(err.Error(), maxErrorLen))
 	var ue usageError
 	if errors.As(err, &ue) || isCLIUsage(err) {
 		return 2
 	}
 	return 1
 }
+
+// maxErrorLen bounds what one error prints: a cause chain fits, a 10 KB
+// value echoed back does not.
+const maxErrorLen = 600
+
+// oneLine folds a multi-line error (hashicorp/go-multierror's "1 error
+// occurred:\n\t* cause" and the like) into one readable line that keeps every
+// cause, and cuts it to max bytes, saying how much was cut.
+func oneLine(msg string, max int) string {
+	var parts []string
+	for _, ln := range strings.Split(msg, "\n") {
+		ln = strings.TrimSpace(ln)
+		ln = strings.TrimSpace(strings.TrimPrefix(ln, "* "))
+		if ln == "" {
+			continue
+		}
+		parts = append(parts, ln)
+	}
+	out := strings.Join(parts, " ")
+	// multierror's header says how many causes follow; the causes say it better.
+	out = multiHeader.ReplaceAllString(out, "")
+	if len(out) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(out[cut]) {
+			cut--
+		}
+		out = fmt.Sprintf("%s... (%d more bytes)", out[:cut], len(out)-cut)
+	}
+	return out
+}
+
+var multiHeader = regexp.MustCompile(`\b\d+ errors? occurred:\s*`)
 
 // isCLIUsage recognises urfave/cli's own usage errors (unknown flag or
 // command, missing value).

@@ -19,6 +19,14 @@ func clientFlags(withFormat bool) []cli.Flag {
 	fs := []cli.Flag{
 		&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:7950", EnvVars: []string{"SHOAL_HTTP_ADDR"}, Usage: "the agent's API address"},
 		&cli.StringFlag{Name: "token", EnvVars: []string{"SHOAL_API_TOKEN"}, Usage: "the agent's API token"},
+		&cli.DurationFlag{Name: "timeout", Value: defaultClientTimeout, EnvVars: []string{"SHOAL_CLIENT_TIMEOUT"},
+			Usage: "give up on an agent that has not answered after this long (join and leave get at least 30s)",
+			Action: func(_ *cli.Context, d time.Duration) error {
+				if d <= 0 {
+					return usagef("--timeout %v: use a positive duration such as 5s", d)
+				}
+				return nil
+			}},
 	}
 	if withFormat {
 		fs = append(fs, &cli.StringFlag{Name: "format", Value: "table", Usage: "output format: table or json"})
@@ -30,8 +38,27 @@ func apiClient(c *cli.Context) *client.Client {
 	return client.New(c.String("http-addr"), c.String("token"))
 }
 
+// defaultClientTimeout is how long a client command waits for an agent: an
+// agent on this host that has not answered in 5 s is stuck, not slow.
+const defaultClientTimeout = 5 * time.Second
+
+// ctxOf bounds one request to the agent by --timeout.
 func ctxOf(c *cli.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.Context, 30*time.Second)
+	return context.WithTimeout(c.Context, clientTimeout(c, 0))
+}
+
+// clientTimeout is --timeout, at least floor: join and leave wait on the
+// mesh (a join tries each address in turn; a leave waits for its message
+// to spread), so they keep a longer floor unless --timeout is longer still.
+func clientTimeout(c *cli.Context, floor time.Duration) time.Duration {
+	d := c.Duration("timeout")
+	if d <= 0 {
+		d = defaultClientTimeout
+	}
+	if d < floor {
+		d = floor
+	}
+	return d
 }
 
 // format checks --format and reports whether JSON was asked for.
