@@ -250,19 +250,20 @@
       g.setLineDash([]);
       g.fillStyle = col('--warn'); g.fillText(`target ${tgt.target} (${tgt.metric})`, L + 4, y(hi) - 3);
     }
-    const line = (key, color, alpha, width) => {
-      g.strokeStyle = color; g.globalAlpha = alpha; g.lineWidth = width; g.beginPath();
+    const line = (key, color, alpha, width, dash) => {
+      g.strokeStyle = color; g.globalAlpha = alpha; g.lineWidth = width; g.setLineDash(dash || []); g.beginPath();
       let started = false;
       for (const s of samples) {
         if (!s.with_load) { started = false; continue; }
         const px = x(s.t), py = y(s[key]);
         if (started) g.lineTo(px, py); else { g.moveTo(px, py); started = true; }
       }
-      g.stroke(); g.globalAlpha = 1; g.lineWidth = 1;
+      g.stroke(); g.globalAlpha = 1; g.lineWidth = 1; g.setLineDash([]);
     };
-    line('cpu_max', col('--cpu'), .35, 1);
     line('mem_mean', col('--mem'), 1, 1.5);
     line('cpu_mean', col('--cpu'), 1, 2);
+    // The max is drawn last and dashed, so it stays visible where it equals the mean.
+    line('cpu_max', col('--cpu'), .9, 1.5, [4, 3]);
     if (state.scale.available) {
       for (const r of scaleRecords()) {
         const t = r.time.getTime();

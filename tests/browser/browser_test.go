@@ -255,6 +255,11 @@ func TestDashboardFiveAgents(t *testing.T) {
 	run(t, ctx, "open the page", chromedp.Navigate(url), chromedp.WaitReady(chromedp.ID("rows")))
 	// The page loads without the token, and asks for it.
 	waitJS(t, ctx, 10*time.Second, "token form shown", `!document.getElementById('token-form').hidden`)
+	// Nothing to page through before the token: the pager must not look usable.
+	if !eval[bool](t, ctx, `document.getElementById('prev').disabled && document.getElementById('next').disabled`) {
+		t.Errorf("prev/next enabled on the token page, with no members to page through")
+	}
+	checkPlaceholderFits(t, ctx, "desktop")
 	run(t, ctx, "enter the token",
 		chromedp.SendKeys(chromedp.ID("token"), token),
 		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)))
@@ -305,7 +310,24 @@ func TestDashboardFiveAgents(t *testing.T) {
 	if w := eval[float64](t, ctx, `document.documentElement.scrollWidth - window.innerWidth`); w > 1 {
 		t.Errorf("page is %vpx wider than a phone's viewport", w)
 	}
+	checkPlaceholderFits(t, ctx, "phone")
 	screenshot(t, ctx, "dashboard-phone.png")
+}
+
+// checkPlaceholderFits fails when the member filter's placeholder is wider
+// than the box that shows it (the user reads "filter: name, address, tag, sta").
+func checkPlaceholderFits(t *testing.T, ctx context.Context, where string) {
+	t.Helper()
+	over := eval[float64](t, ctx, `(() => {
+		const f = document.getElementById('filter'), cs = getComputedStyle(f);
+		const g = document.createElement('canvas').getContext('2d');
+		g.font = cs.font;
+		const room = f.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+		return g.measureText(f.placeholder).width - room;
+	})()`)
+	if over > 0 {
+		t.Errorf("%s: the filter's placeholder is %.0fpx wider than its box", where, over)
+	}
 }
 
 func TestDashboardThousandMembers(t *testing.T) {
