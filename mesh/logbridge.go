@@ -29,6 +29,12 @@ func (b *logBridge) Write(p []byte) (int, error) {
 			break
 		}
 	}
+	// serf logs every member event at info ("serf: EventMemberJoin: n2
+	// 10.0.0.2"); mesh logs the same event once more with structured
+	// attributes, so serf's copy goes to debug: one info line per event.
+	if level == slog.LevelInfo && strings.HasPrefix(msg, "serf: EventMember") {
+		level = slog.LevelDebug
+	}
 	b.l.Log(context.Background(), level, msg)
 	return len(p), nil
 }
