@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -346,7 +347,46 @@ func (m *Mesh) Join(addrs []string) (int, error) {
 	if n > 0 {
 		return n, nil
 	}
-	return n, err
+	return n, explainJoin(err)
+}
+
+// ErrWrongKey is wrapped by a join error whose cause is that the members
+// asked and this node do not share a gossip key.
+var ErrWrongKey = errors.New("gossip keys differ")
+
+// explainJoin adds what a person can do to memberlist's words for a key
+// mismatch, which say only what the receiving code could not do.
+func explainJoin(err error) error {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "no installed keys could decrypt"):
+		return fmt.Errorf("the mesh at %s did not accept our gossip key: %w (check --encrypt, or the keyring in --data-dir, against a member's 'shoal keys list'): %v",
+			joinTarget(s), ErrWrongKey, err)
+	case strings.Contains(s, "remote state is encrypted and encryption is not configured"):
+		return fmt.Errorf("the mesh at %s uses a gossip key and we have none: %w (start with --encrypt KEY): %v", joinTarget(s), ErrWrongKey, err)
+	case strings.Contains(s, "encryption is configured but remote state is not encrypted"):
+		return fmt.Errorf("the mesh at %s gossips without a key and we have one: %w (drop --encrypt, or install the key there first): %v", joinTarget(s), ErrWrongKey, err)
+	}
+	return err
+}
+
+// joinTarget picks the address out of memberlist's "Failed to join ADDR: ..."
+// (case varies by version), or says "the address given".
+func joinTarget(s string) string {
+	ls := strings.ToLower(s)
+	const p = "failed to join "
+	i := strings.Index(ls, p)
+	if i < 0 {
+		return "the address given"
+	}
+	rest := s[i+len(p):]
+	if k := strings.Index(rest, ": "); k > 0 {
+		return rest[:k]
+	}
+	return rest
 }
 
 // RetryOptions bounds JoinRetry.

@@ -235,6 +235,17 @@ func TestKeygenMakesAKeyTheAgentTakes(t *testing.T) {
 	}
 	key := strings.TrimSpace(out)
 	a := startAgent(t, "k1", "127.0.0.41", "", "--encrypt", key)
+	// A joiner holding another key is told so, on one line, and exits 1.
+	_, otherKey, _ := runCLI(t, "keygen")
+	code, _, stderr := runCLI(t, "agent", "--node", "k-wrong", "--bind", "127.0.0.43:0", "--profile", "local",
+		"--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--encrypt", strings.TrimSpace(otherKey), "--join", a.gossip)
+	last := strings.TrimSpace(stderr)
+	if i := strings.LastIndexByte(last, '\n'); i >= 0 {
+		last = last[i+1:]
+	}
+	if want := "the mesh at " + a.gossip + " did not accept our gossip key"; code != 1 || !strings.Contains(last, want) {
+		t.Errorf("wrong-key join: exit %d, last line %q; want exit 1 and %q", code, last, want)
+	}
 	b := startAgent(t, "k2", "127.0.0.42", a.gossip, "--encrypt", key)
 	poll(t, 10*time.Second, "encrypted pair sees each other's load", func() error {
 		ms, err := cliJSON[[]client.Member](b.http, "members")
