@@ -161,6 +161,8 @@ func New(cfg Config) (*Mesh, error) {
 	mc.AdvertisePort = cfg.AdvertisePort
 	mc.Label = cfg.Label
 	mc.Logger = stdlog
+	guard := &nameGuard{name: cfg.NodeName}
+	mc.Merge = guard
 	sc.MemberlistConfig = mc
 	sc.NodeName = cfg.NodeName
 	sc.Logger = stdlog
@@ -243,6 +245,10 @@ func New(cfg Config) (*Mesh, error) {
 		return nil, fmt.Errorf("start serf: %w", err)
 	}
 	m.serf = s
+	if ln := s.Memberlist().LocalNode(); ln != nil {
+		self := net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
+		guard.self.Store(&self)
+	}
 	m.mu.Lock()
 	for _, mem := range s.Members() {
 		m.updateMemberLocked(mem)
@@ -347,6 +353,9 @@ func (m *Mesh) Join(addrs []string) (int, error) {
 	if n > 0 {
 		return n, nil
 	}
+	if isNameInUse(err) {
+		return n, nameInUse(err)
+	}
 	return n, explainJoin(err)
 }
 
@@ -419,6 +428,10 @@ func (m *Mesh) JoinRetry(ctx context.Context, addrs []string, o RetryOptions) (i
 			return n, nil
 		}
 		last = err
+		if errors.Is(err, ErrNameInUse) {
+			// Waiting will not free the name; say so now.
+			return 0, err
+		}
 		if o.Attempts != 0 && attempt == o.Attempts {
 			break
 		}
