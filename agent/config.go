@@ -1,15 +1,18 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shoalmesh/shoal/loadshare"
 	"github.com/shoalmesh/shoal/mesh"
@@ -165,12 +168,67 @@ func (c *Config) LoadFile(path string) error {
 		return fmt.Errorf("config file: %w", err)
 	}
 	defer f.Close()
-	dec := json.NewDecoder(f)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	if err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
+	if len(b) > maxConfigFile {
+		return fmt.Errorf("%w: config file %s is over %d bytes", ErrConfig, path, maxConfigFile)
+	}
+	return c.decodeFile(path, b)
+}
+
+// maxConfigFile bounds the config file read into memory.
+const maxConfigFile = 1 << 20
+
+// decodeFile decodes one JSON object into c. Errors say where (line and
+// column) and unknown keys and anything after the object are refused.
+func (c *Config) decodeFile(path string, b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			// Offset is just past the byte that broke the syntax.
+			return fmt.Errorf("%w: config file %s:%s: %v", ErrConfig, path, lineCol(b, se.Offset-1), err)
+		case errors.As(err, &te):
+			return fmt.Errorf("%w: config file %s:%s: %q wants %v, got a JSON %s", ErrConfig, path, lineCol(b, te.Offset), te.Field, te.Type, te.Value)
+		case errors.Is(err, io.EOF):
+			return fmt.Errorf("%w: config file %s is empty: want a JSON object", ErrConfig, path)
+		}
+		// Unknown fields and our own decoders' errors carry no offset;
+		// InputOffset is where the decoder stopped, just past the value.
+		return fmt.Errorf("%w: config file %s:%s: %v", ErrConfig, path, lineCol(b, dec.InputOffset()), err)
+	}
+	end := dec.InputOffset()
+	for end < int64(len(b)) && strings.ContainsRune(" \t\r\n", rune(b[end])) {
+		end++
+	}
+	if end < int64(len(b)) {
+		return fmt.Errorf("%w: config file %s:%s: data after the config object", ErrConfig, path, lineCol(b, end))
+	}
 	return nil
+}
+
+// lineCol turns a byte offset into "line:column" (both from 1).
+func lineCol(b []byte, off int64) string {
+	if off > int64(len(b)) {
+		off = int64(len(b))
+	}
+	if off < 0 {
+		off = 0
+	}
+	line, col := 1, 1
+	for _, ch := range b[:off] {
+		if ch == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return fmt.Sprintf("%d:%d", line, col)
 }
 
 // ParseTag parses one key=value tag.
@@ -178,10 +236,10 @@ func ParseTag(s string) (string, string, error) {
 	k, v, ok := strings.Cut(s, "=")
 	k = strings.TrimSpace(k)
 	if !ok || k == "" {
-		return "", "", fmt.Errorf("%w: tag %q: want key=value", ErrConfig, s)
+		return "", "", fmt.Errorf("%w: tag %q: want key=value", ErrConfig, clip(s))
 	}
 	if len(k) > 64 || len(v) > 128 {
-		return "", "", fmt.Errorf("%w: tag %q: key at most 64 bytes, value at most 128", ErrConfig, s)
+		return "", "", fmt.Errorf("%w: tag %q: key at most 64 bytes, value at most 128", ErrConfig, clip(s))
 	}
 	if k == mesh.TagShoal || k == TagPriority {
 		return "", "", fmt.Errorf("%w: tag %q: key %q is reserved", ErrConfig, s, k)
@@ -250,7 +308,7 @@ func (c *Config) Validate() error {
 	if c.RetryInterval < Duration(10*time.Millisecond) {
 		return fmt.Errorf("%w: retry-interval %v below 10ms", ErrConfig, time.Duration(c.RetryInterval))
 	}
-	host, _, err := splitHostPort("http-addr", c.HTTPAddr)
+	host, _, err := splitListenAddr("http-addr", c.HTTPAddr)
 	if err != nil {
 		return err
 	}
@@ -272,7 +330,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: proxy-strategy %q is unknown; valid strategies are %s", ErrConfig, c.ProxyStrategy, strings.Join(loadshare.Strategies(), ", "))
 	}
 	if c.ProxyListen != "" {
-		if _, _, err := splitHostPort("proxy-listen", c.ProxyListen); err != nil {
+		if _, _, err := splitListenAddr("proxy-listen", c.ProxyListen); err != nil {
 			return err
 		}
 		if c.ProxyService == "" {
@@ -287,22 +345,60 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// splitHostPort reads a gossip address: memberlist binds and advertises IP
+// addresses only.
 func splitHostPort(what, s string) (string, int, error) {
+	host, p, err := splitAddr(what, s)
+	if err == nil && host != "" && net.ParseIP(host) == nil {
+		return "", 0, fmt.Errorf("%w: %s %q: host must be an IP address (gossip binds and advertises IPs; %q is a name)", ErrConfig, what, clip(s), clip(host))
+	}
+	return host, p, err
+}
+
+// splitListenAddr reads an HTTP listen address (API, proxy): an IP or a
+// host name such as localhost, which net.Listen resolves.
+func splitListenAddr(what, s string) (string, int, error) {
+	return splitAddr(what, s)
+}
+
+func splitAddr(what, s string) (string, int, error) {
 	host, ps, err := net.SplitHostPort(s)
 	if err != nil {
-		return "", 0, fmt.Errorf("%w: %s %q: want host:port (%v)", ErrConfig, what, s, err)
-	}
-	if host != "" && net.ParseIP(host) == nil {
-		return "", 0, fmt.Errorf("%w: %s %q: host must be an IP address", ErrConfig, what, s)
+		why := err.Error()
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			why = ae.Err // without the address, which may be huge
+		}
+		return "", 0, fmt.Errorf("%w: %s %q: want host:port (%s)", ErrConfig, what, clip(s), why)
 	}
 	p, err := strconv.Atoi(ps)
 	if err != nil || p < 0 || p > 65535 {
-		return "", 0, fmt.Errorf("%w: %s %q: port must be 0–65535", ErrConfig, what, s)
+		return "", 0, fmt.Errorf("%w: %s %q: port must be 0–65535", ErrConfig, what, clip(s))
 	}
 	return host, p, nil
 }
 
+// isLoopback reports whether host (an IP or "localhost") names this host
+// only. Any other name counts as reachable from the network.
 func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// maxEcho bounds a value quoted back in an error message.
+const maxEcho = 64
+
+// clip cuts a value for an error message, saying how much was left out.
+func clip(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	cut := maxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(%d bytes)", s[:cut], len(s))
 }

@@ -42,6 +42,7 @@ func TestRunPrintsOneLineAndUsageExitCodes(t *testing.T) {
 		{[]string{"shoal", "members", "--timeout", "0s"}, 2, "--timeout 0s"},
 		{[]string{"shoal", "members", "--timeout", "soon"}, 2, "soon"},
 		{[]string{"shoal", "version", "extra"}, 2, "extra"},
+		{[]string{"shoal", "agent", "--retry-interval", "5"}, 2, "a duration with a unit"},
 		{[]string{"shoal", "version", "--format", "yaml"}, 2, "yaml"},
 	}
 	for _, tc := range cases {

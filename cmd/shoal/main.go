@@ -32,7 +32,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "shoal: %s\n", oneLine(err.Error(), maxErrorLen))
+	msg := err.Error()
+	if strings.Contains(msg, "invalid value") && strings.HasSuffix(msg, "parse error") {
+		// urfave/cli's words for "--retry-interval 5" and "--retry-max x".
+		msg += " (want a whole number, or a duration with a unit: 500ms, 5s, 1m)"
+	}
+	fmt.Fprintf(stderr, "shoal: %s\n", oneLine(msg, maxErrorLen))
 	var ue usageError
 	if errors.As(err, &ue) || isCLIUsage(err) {
 		return 2

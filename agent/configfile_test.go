@@ -1,0 +1,68 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestConfigFileErrorsSayWhere(t *testing.T) {
+	cases := []struct {
+		name, body, want string
+	}{
+		{"syntax", "{\n  \"node_name\": \"a\",\n  \"bind\" \"127.0.0.1:7946\"\n}", ":3:10: "},
+		{"type", "{\n  \"node_name\": 5\n}", `:2:17: "node_name" wants string, got a JSON number`},
+		{"unknown key", "{\n  \"node_name\": \"a\",\n  \"node_nmae\": \"b\"\n}", `node_nmae`},
+		{"trailing object", `{"node_name": "a"} {"node_name": "b"}`, ":1:20: data after the config object"},
+		{"trailing garbage", "{\"node_name\": \"a\"}\nx", ":2:1"},
+		{"empty", "", "is empty"},
+		{"bad duration", "{\"retry_interval\": \"5\"}", `"5"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "shoal.json")
+			if err := os.WriteFile(f, []byte(tc.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c := DefaultConfig()
+			err := c.LoadFile(f)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "shoal.json") {
+				t.Fatalf("LoadFile(%q) = %v; want the file name and %q", tc.body, err, tc.want)
+			}
+		})
+	}
+	ok := filepath.Join(t.TempDir(), "ok.json")
+	os.WriteFile(ok, []byte("{\"node_name\": \"a\"}\n\n"), 0o600)
+	c := DefaultConfig()
+	if err := c.LoadFile(ok); err != nil || c.NodeName != "a" {
+		t.Fatalf("a valid file with trailing newlines: %v (node %q)", err, c.NodeName)
+	}
+}
+
+func TestListenAddressesTakeLocalhostGossipDoesNot(t *testing.T) {
+	c := DefaultConfig()
+	c.HTTPAddr = "localhost:7950"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("http-addr localhost:7950 refused: %v", err)
+	}
+	c.Bind = "localhost:7946"
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "IP address") {
+		t.Fatalf("bind localhost:7946: %v; want the IP-only reason", err)
+	}
+	c = DefaultConfig()
+	c.HTTPAddr = "example.internal:7950"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "API token") {
+		t.Fatalf("a non-loopback name without a token: %v", err)
+	}
+}
+
+func TestHugeValuesAreCutInErrors(t *testing.T) {
+	c := DefaultConfig()
+	c.Bind = strings.Repeat("9", 10_000)
+	err := c.Validate()
+	if err == nil || len(err.Error()) > 300 || !strings.Contains(err.Error(), "(10000 bytes)") {
+		t.Fatalf("error for a 10 KB bind (%d bytes): %.200v", len(err.Error()), err)
+	}
+}
