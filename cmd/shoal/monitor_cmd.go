@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -59,7 +61,10 @@ func monitorCommand() *cli.Command {
 				req.Header.Set("Authorization", "Bearer "+tok)
 			}
 			req.Header.Set("Accept", "text/event-stream")
-			resp, err := http.DefaultClient.Do(req)
+			// --timeout bounds the answer's headers; the stream itself runs
+			// until Ctrl-C, watched by the agent's keep-alives below.
+			hc := &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: clientTimeout(c, 0)}}
+			resp, err := hc.Do(req)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -75,11 +80,23 @@ func monitorCommand() *cli.Command {
 				}
 				return fmt.Errorf("agent answered %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
 			}
-			err = readSSE(resp.Body, func(event, data string) error {
+			// The agent sends a keep-alive every 15 s: two missed mean it
+			// is stuck or the path is gone.
+			var stalled atomic.Bool
+			silent := time.AfterFunc(monitorSilence, func() { stalled.Store(true); resp.Body.Close() })
+			defer silent.Stop()
+			err = readSSEComments(resp.Body, func(event, data string) error {
+				silent.Reset(monitorSilence)
 				return printMonitorEntry(c.App.Writer, c.App.ErrWriter, event, data, asJSON)
+			}, func(comment string) {
+				silent.Reset(monitorSilence)
+				printMonitorComment(c.App.ErrWriter, comment, time.Now())
 			})
 			if ctx.Err() != nil {
 				return nil // Ctrl-C
+			}
+			if stalled.Load() {
+				return fmt.Errorf("no keep-alive from the agent at %s for %v: the stream is stalled", base, monitorSilence)
 			}
 			if err == nil {
 				err = errStreamEnded
@@ -89,8 +106,30 @@ func monitorCommand() *cli.Command {
 	}
 }
 
+// monitorSilence is how long monitor waits for any line from the agent
+// (it sends a keep-alive comment every 15 s) before calling it stalled.
+var monitorSilence = 40 * time.Second
+
+// printMonitorComment shows the stream's header ("shoal monitor of NODE,
+// level L") and keep-alives on stderr, so an idle mesh does not look like a
+// dead stream and stdout keeps only entries.
+func printMonitorComment(ew io.Writer, comment string, now time.Time) {
+	switch {
+	case strings.HasPrefix(comment, "shoal monitor of"):
+		fmt.Fprintf(ew, "%s; Ctrl-C stops\n", comment)
+	case comment == "keep-alive":
+		fmt.Fprintf(ew, "%s connected, nothing new\n", now.Format("15:04:05"))
+	}
+}
+
 // readSSE calls fn for every Server-Sent Event in r until r ends.
 func readSSE(r io.Reader, fn func(event, data string) error) error {
+	return readSSEComments(r, fn, nil)
+}
+
+// readSSEComments is readSSE that also hands comment lines (": text") to
+// onComment when it is not nil.
+func readSSEComments(r io.Reader, fn func(event, data string) error, onComment func(string)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	var event string
@@ -106,6 +145,9 @@ func readSSE(r io.Reader, fn func(event, data string) error) error {
 			}
 			event, data = "", nil
 		case strings.HasPrefix(line, ":"):
+			if onComment != nil {
+				onComment(strings.TrimSpace(line[1:]))
+			}
 		case strings.HasPrefix(line, "event:"):
 			event = strings.TrimSpace(line[len("event:"):])
 		case strings.HasPrefix(line, "data:"):
