@@ -35,7 +35,7 @@ import (
 	"github.com/shoalmesh/shoal/mesh"
 	"github.com/shoalmesh/shoal/metrics"
 	"github.com/shoalmesh/shoal/scale"
-	_ "github.com/shoalmesh/shoal/scale/providers" // dry-run, webhook, exec, aws
+	_ "github.com/shoalmesh/shoal/scale/providers" // dry-run, webhook, exec, aws, kubernetes
 )
 
 // TagScale carries the coordinator's last scale action to every member:

@@ -1,27 +1,18 @@
 package election
 
 import (
-	"go/build"
-	"strings"
 	"testing"
+
+	"github.com/shoalmesh/shoal/internal/deptest"
 )
 
-// TestImportsStdlibOnly keeps the package free of anything but the standard
-// library (DESIGN.md: election knows nothing of serf, libp2p or the rest).
-func TestImportsStdlibOnly(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, imports := range [][]string{pkg.Imports, pkg.TestImports} {
-		for _, path := range imports {
-			p, err := build.Import(path, ".", build.FindOnly)
-			if err != nil {
-				t.Fatalf("import %q: %v", path, err)
-			}
-			if !p.Goroot || strings.Contains(strings.SplitN(path, "/", 2)[0], ".") {
-				t.Errorf("election imports %q, which is not in the standard library", path)
-			}
-		}
-	}
+// TestDeps keeps the election a pure state machine (DESIGN.md: it knows
+// nothing of serf, libp2p or the rest): the standard library and package
+// fence only, checked on what the package links, not on its files.
+func TestDeps(t *testing.T) {
+	deptest.DepChecker{
+		Pkg:     ".",
+		StdOnly: true,
+		Allow:   []string{deptest.Module + "/fence"},
+	}.Check(t)
 }

@@ -42,7 +42,10 @@
 //	if !ok { return }                        // not (or no longer) the coordinator
 //	provider.Scale(ctx, desired, lease)      // the action carries the lease
 //
-// and on the provider's side, one Fence per resource:
+// and on the provider's side, one Fence per resource (Lease, Fence and the
+// fencing errors live in package fence, which imports only the standard
+// library, so that a provider need not import the election; the names here
+// are aliases):
 //
 //	if err := fence.AdmitLease(lease); err != nil { // errors.Is(err, ErrStaleTerm)
 //		return err                                  // a deposed coordinator

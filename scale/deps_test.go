@@ -1,36 +1,29 @@
 package scale
 
 import (
-	"go/parser"
-	"go/token"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/shoalmesh/shoal/internal/deptest"
 )
 
-// policyFiles are the files that make the policy, its history, fence and
-// provider registry, and the simulation: they import only the standard
-// library and Shoal's election (itself stdlib-only), so the policy runs in
-// tests and simulations on a fake clock (DESIGN.md). Provider code with
-// SDKs (client-go, aws-sdk-go-v2) lives in other files or scale/providers.
-var policyFiles = []string{"doc.go", "policy.go", "metric.go", "history.go", "fence.go", "provider.go", "sim.go"}
-
-func TestPolicyImportsStdlibOnly(t *testing.T) {
-	fset := token.NewFileSet()
-	for _, name := range policyFiles {
-		f, err := parser.ParseFile(fset, filepath.Join(".", name), nil, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, im := range f.Imports {
-			path, _ := strconv.Unquote(im.Path.Value)
-			if path == "github.com/shoalmesh/shoal/election" {
-				continue
-			}
-			if strings.Contains(strings.SplitN(path, "/", 2)[0], ".") {
-				t.Errorf("%s imports %q, which is not in the standard library", name, path)
-			}
-		}
-	}
+// TestDeps: the policy, history, persistent fence, provider registry and
+// simulation link only the standard library and package fence, so that the
+// policy runs in tests, simulations and cmd/shoal-scalebench on a fake
+// clock without an SDK (DESIGN.md). Providers with SDKs live in
+// scale/providers, and package scale does not import the election.
+func TestDeps(t *testing.T) {
+	deptest.DepChecker{
+		Pkg:     ".",
+		StdOnly: true,
+		Allow:   []string{deptest.Module + "/fence"},
+		BadDeps: map[string]string{
+			"k8s.io":                          "the Kubernetes provider lives in scale/providers",
+			"sigs.k8s.io":                     "the Kubernetes provider lives in scale/providers",
+			"github.com/aws":                  "the AWS provider lives in scale/providers",
+			"github.com/hashicorp/serf":       "the policy knows no mesh",
+			"github.com/hashicorp/memberlist": "the policy knows no mesh",
+			"github.com/libp2p":               "the policy knows no mesh",
+			deptest.Module + "/election":      "Lease and Fence come from package fence; the policy needs none of the election's machinery",
+		},
+	}.Check(t)
 }

@@ -33,10 +33,12 @@
 // # Providers
 //
 // Provider is the interface to what gets scaled (Current, Scale with the
-// coordinator's election.Lease). Providers register by name with
+// coordinator's fence.Lease). Providers register by name with
 // RegisterProvider and are built by NewProvider from a ProviderConfig; the
-// dry-run, webhook, exec and AWS ones live in scale/providers. Every
-// provider fences: FileFence admits a lease with election.Fence.AdmitLease
+// dry-run, webhook, exec, AWS and Kubernetes ones live in scale/providers,
+// which holds the SDKs: this package links only the standard library and
+// package fence (deps_test.go). Every
+// provider fences: FileFence admits a lease with fence.Fence.AdmitLease
 // and persists it before acting.
 //
 // # History

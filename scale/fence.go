@@ -9,22 +9,22 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/fence"
 )
 
 // FenceState is what a FileFence keeps: the highest lease admitted and the
 // last action applied under it, plus a provider's own state (a dry-run
 // provider's simulated count, say).
 type FenceState struct {
-	Lease election.Lease `json:"lease"`
-	Last  *Applied       `json:"last,omitempty"`
+	Lease fence.Lease `json:"lease"`
+	Last  *Applied    `json:"last,omitempty"`
 	// Count is the provider's idea of the instance count after Last
 	// (0 with Known false: unknown).
 	Count int  `json:"count"`
 	Known bool `json:"known"`
 }
 
-// FileFence is a persistent election.Fence: a JSON file, rewritten
+// FileFence is a persistent fence.Fence: a JSON file, rewritten
 // atomically (write, fsync, rename) and guarded by an flock, so that
 // several processes sharing the file (two agents on one host, or agents on
 // a shared volume) are fenced against each other. With an empty path it
@@ -69,13 +69,13 @@ func (f *FileFence) Read() (FenceState, error) {
 	return f.readLocked()
 }
 
-// Do admits lease against the state (election.Fence.AdmitLease), persists
+// Do admits lease against the state (fence.Fence.AdmitLease), persists
 // the admitted lease before acting, then runs act with the state, which
 // act may change (Last, Count), and persists it again. While act runs, the
 // file stays locked: a second process waits, then is fenced by the new
-// lease. The returned error wraps election.ErrStaleTerm when the lease was
+// lease. The returned error wraps fence.ErrStaleTerm when the lease was
 // refused, and is act's error otherwise.
-func (f *FileFence) Do(lease election.Lease, act func(st *FenceState) error) error {
+func (f *FileFence) Do(lease fence.Lease, act func(st *FenceState) error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var st FenceState
@@ -91,11 +91,11 @@ func (f *FileFence) Do(lease election.Lease, act func(st *FenceState) error) err
 			return err
 		}
 	}
-	fence := election.NewFence(st.Lease)
-	if err := fence.AdmitLease(lease); err != nil {
+	fc := fence.New(st.Lease)
+	if err := fc.AdmitLease(lease); err != nil {
 		return err
 	}
-	st.Lease = fence.Last()
+	st.Lease = fc.Last()
 	if err := f.writeLocked(st); err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/fence"
 )
 
 // HistoryFile is the history's file name in the agent's data directory.
@@ -35,13 +35,13 @@ const (
 // Record is one entry of the history: a decision, the lease it was taken
 // under, and what came of it.
 type Record struct {
-	Time     time.Time      `json:"time"`
-	Node     string         `json:"node"`
-	Provider string         `json:"provider"`
-	Outcome  string         `json:"outcome"`
-	Error    string         `json:"error,omitempty"`
-	Lease    election.Lease `json:"lease"`
-	Decision Decision       `json:"decision"`
+	Time     time.Time   `json:"time"`
+	Node     string      `json:"node"`
+	Provider string      `json:"provider"`
+	Outcome  string      `json:"outcome"`
+	Error    string      `json:"error,omitempty"`
+	Lease    fence.Lease `json:"lease"`
+	Decision Decision    `json:"decision"`
 }
 
 // Action returns the action the record stands for, and false for outcomes

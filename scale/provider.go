@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/fence"
 )
 
 // Provider errors.
@@ -32,8 +32,8 @@ var (
 // Concurrency: implementations must be safe for concurrent use; the agent
 // calls them from its scale goroutine, and the API may call Current.
 //
-// Fencing: Scale must refuse (with an error wrapping election.ErrStaleTerm)
-// a lease lower than the last one it acted on, by election.Fence.AdmitLease
+// Fencing: Scale must refuse (with an error wrapping fence.ErrStaleTerm)
+// a lease lower than the last one it acted on, by fence.Fence.AdmitLease
 // over a fence it persists (FileFence, or state kept on the resource).
 type Provider interface {
 	// Name is the name the provider is registered under.
@@ -42,7 +42,7 @@ type Provider interface {
 	Current(ctx context.Context) (int, error)
 	// Scale sets the instance count to desired under lease; d is the
 	// decision behind it, for the record.
-	Scale(ctx context.Context, desired int, lease election.Lease, d Decision) error
+	Scale(ctx context.Context, desired int, lease fence.Lease, d Decision) error
 }
 
 // LastActionReader is implemented by providers that keep the last action
@@ -55,10 +55,10 @@ type LastActionReader interface {
 
 // Applied is an action a provider carried out, with its lease.
 type Applied struct {
-	Time  time.Time      `json:"time"`
-	From  int            `json:"from"`
-	To    int            `json:"to"`
-	Lease election.Lease `json:"lease"`
+	Time  time.Time   `json:"time"`
+	From  int         `json:"from"`
+	To    int         `json:"to"`
+	Lease fence.Lease `json:"lease"`
 }
 
 // ProviderConfig is what a provider factory gets.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/shoalmesh/shoal/agent"
 	"github.com/shoalmesh/shoal/client"
-	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/fence"
 )
 
 // TestElectionProcessesKillStopAndFence runs five agent processes on
@@ -199,8 +199,8 @@ func TestElectionProcessesKillStopAndFence(t *testing.T) {
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
 	holderOf := map[uint64]string{}
-	fence := election.NewFence(election.Lease{})
-	var last election.Lease
+	fc := fence.New(fence.Lease{})
+	var last fence.Lease
 	admitted, refused := 0, 0
 	perHolder := map[string]int{}
 	for _, a := range all {
@@ -208,9 +208,9 @@ func TestElectionProcessesKillStopAndFence(t *testing.T) {
 			t.Errorf("term %d acted under by %s and %s", a.Term, h, a.Holder)
 		}
 		holderOf[a.Term] = a.Holder
-		lease := election.Lease{Holder: a.Holder, Priority: a.Priority, Term: a.Term}
-		if err := fence.AdmitLease(lease); err != nil {
-			if !errors.Is(err, election.ErrStaleTerm) {
+		lease := fence.Lease{Holder: a.Holder, Priority: a.Priority, Term: a.Term}
+		if err := fc.AdmitLease(lease); err != nil {
+			if !errors.Is(err, fence.ErrStaleTerm) {
 				t.Errorf("fence: %v", err)
 			}
 			refused++

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 
-	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/fence"
 	"github.com/shoalmesh/shoal/scale"
 )
 
@@ -137,22 +137,22 @@ func groupTag(g types.AutoScalingGroup, key string) (string, bool) {
 }
 
 // FormatLeaseTag and ParseLeaseTag encode a lease as "TERM/PRIORITY/HOLDER".
-func FormatLeaseTag(l election.Lease) string {
+func FormatLeaseTag(l fence.Lease) string {
 	return fmt.Sprintf("%d/%d/%s", l.Term, l.Priority, l.Holder)
 }
 
 // ParseLeaseTag reads FormatLeaseTag's output.
-func ParseLeaseTag(s string) (election.Lease, error) {
+func ParseLeaseTag(s string) (fence.Lease, error) {
 	parts := strings.SplitN(s, "/", 3)
 	if len(parts) != 3 {
-		return election.Lease{}, fmt.Errorf("lease tag %q: want TERM/PRIORITY/HOLDER", s)
+		return fence.Lease{}, fmt.Errorf("lease tag %q: want TERM/PRIORITY/HOLDER", s)
 	}
 	term, err1 := strconv.ParseUint(parts[0], 10, 64)
 	prio, err2 := strconv.Atoi(parts[1])
 	if err1 != nil || err2 != nil {
-		return election.Lease{}, fmt.Errorf("lease tag %q: want TERM/PRIORITY/HOLDER", s)
+		return fence.Lease{}, fmt.Errorf("lease tag %q: want TERM/PRIORITY/HOLDER", s)
 	}
-	return election.Lease{Term: term, Priority: prio, Holder: parts[2]}, nil
+	return fence.Lease{Term: term, Priority: prio, Holder: parts[2]}, nil
 }
 
 // Current returns the group's desired capacity.
@@ -166,7 +166,7 @@ func (p *AWS) Current(ctx context.Context) (int, error) {
 
 // Scale fences the lease against the local fence and the group's term tag,
 // writes the tag, then sets the desired capacity within the group's bounds.
-func (p *AWS) Scale(ctx context.Context, desired int, lease election.Lease, d scale.Decision) error {
+func (p *AWS) Scale(ctx context.Context, desired int, lease fence.Lease, d scale.Decision) error {
 	return p.fence.Do(lease, func(st *scale.FenceState) error {
 		g, err := p.describe(ctx)
 		if err != nil {
@@ -176,7 +176,7 @@ func (p *AWS) Scale(ctx context.Context, desired int, lease election.Lease, d sc
 			remote, err := ParseLeaseTag(s)
 			if err != nil {
 				p.log.Warn("ignoring a malformed term tag on the group", "group", p.group, "tag", s)
-			} else if err := election.NewFence(remote).AdmitLease(lease); err != nil {
+			} else if err := fence.New(remote).AdmitLease(lease); err != nil {
 				return fmt.Errorf("aws: group %q carries term tag %q: %w", p.group, s, err)
 			}
 		}

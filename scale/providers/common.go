@@ -1,12 +1,17 @@
-// Package providers holds Shoal's scaling providers other than Kubernetes:
-// dry-run, webhook, exec and AWS Auto Scaling. Each registers itself with
-// scale.RegisterProvider in init; import the package for its side effect:
+// Package providers holds Shoal's scaling providers: dry-run, webhook, exec,
+// AWS Auto Scaling (not built with -tags noaws) and Kubernetes (not built
+// with -tags nok8s). Each registers itself with scale.RegisterProvider in
+// init; import the package for its side effect:
 //
 //	import _ "github.com/shoalmesh/shoal/scale/providers"
 //
 // Every provider fences: it refuses a lease lower than the last it acted on
-// (election.Fence.AdmitLease over a persisted scale.FileFence, plus, for
-// AWS, the term kept in a tag on the group).
+// (fence.Fence.AdmitLease over a persisted scale.FileFence, or, for AWS
+// and Kubernetes, over the term kept on the group or object as well).
+//
+// The SDKs (aws-sdk-go-v2, client-go) live here and nowhere in package
+// scale, whose policy links only the standard library and Shoal's pure
+// packages (deps_test.go pins both).
 package providers
 
 import (

@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/fence"
 	"github.com/shoalmesh/shoal/scale"
 )
 
@@ -62,7 +62,7 @@ func (p *DryRun) Current(ctx context.Context) (int, error) {
 }
 
 // Scale fences the lease, logs the decision and sets the simulated count.
-func (p *DryRun) Scale(ctx context.Context, desired int, lease election.Lease, d scale.Decision) error {
+func (p *DryRun) Scale(ctx context.Context, desired int, lease fence.Lease, d scale.Decision) error {
 	return p.fence.Do(lease, func(st *scale.FenceState) error {
 		from := d.Current
 		if st.Known {

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/fence"
 	"github.com/shoalmesh/shoal/scale"
 )
 
@@ -95,7 +95,7 @@ func (p *Exec) Current(ctx context.Context) (int, error) {
 }
 
 // Scale fences the lease and runs the command.
-func (p *Exec) Scale(ctx context.Context, desired int, lease election.Lease, d scale.Decision) error {
+func (p *Exec) Scale(ctx context.Context, desired int, lease fence.Lease, d scale.Decision) error {
 	return p.fence.Do(lease, func(st *scale.FenceState) error {
 		js, _ := json.Marshal(d)
 		at := actionTime(d)

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/fence"
 	"github.com/shoalmesh/shoal/scale"
 )
 
@@ -57,10 +57,10 @@ func TestFencingTwoCoordinators(t *testing.T) {
 	for _, name := range []string{DryRunName, ExecName} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			fence := filepath.Join(dir, "shared-fence.json")
+			fenceFile := filepath.Join(dir, "shared-fence.json")
 			cfg := func(node string) scale.ProviderConfig {
 				c := scale.ProviderConfig{Name: name, Node: node, StateDir: filepath.Join(dir, node),
-					Options: map[string]string{OptFenceFile: fence}}
+					Options: map[string]string{OptFenceFile: fenceFile}}
 				if name == ExecName {
 					c.Resource = "echo \"$SHOAL_SCALE_TERM $SHOAL_SCALE_HOLDER $SHOAL_SCALE_DESIRED\" >> " + filepath.Join(dir, "calls")
 				}
@@ -68,8 +68,8 @@ func TestFencingTwoCoordinators(t *testing.T) {
 			}
 			old := newProvider(t, cfg("el-2"))
 			cur := newProvider(t, cfg("el-3"))
-			deposed := election.Lease{Holder: "el-2", Priority: 2, Term: 3}
-			acting := election.Lease{Holder: "el-3", Priority: 3, Term: 4}
+			deposed := fence.Lease{Holder: "el-2", Priority: 2, Term: 3}
+			acting := fence.Lease{Holder: "el-3", Priority: 3, Term: 4}
 			ctx := context.Background()
 			if err := old.Scale(ctx, 4, deposed, decision(3, 4)); err != nil {
 				t.Fatalf("term 3 before anyone higher: %v", err)
@@ -78,16 +78,16 @@ func TestFencingTwoCoordinators(t *testing.T) {
 				t.Fatalf("term 4: %v", err)
 			}
 			err := old.Scale(ctx, 3, deposed, decision(5, 3))
-			if !errors.Is(err, election.ErrStaleTerm) {
+			if !errors.Is(err, fence.ErrStaleTerm) {
 				t.Fatalf("deposed term 3 after term 4: %v, want ErrStaleTerm", err)
 			}
 			// Same number, lower-ranked holder: refused too.
-			if err := old.Scale(ctx, 3, election.Lease{Holder: "el-1", Priority: 1, Term: 4}, decision(5, 3)); !errors.Is(err, election.ErrTermConflict) {
+			if err := old.Scale(ctx, 3, fence.Lease{Holder: "el-1", Priority: 1, Term: 4}, decision(5, 3)); !errors.Is(err, fence.ErrTermConflict) {
 				t.Fatalf("same term, lower holder: %v", err)
 			}
 			// A restarted provider remembers.
 			again := newProvider(t, cfg("el-2"))
-			if err := again.Scale(ctx, 3, deposed, decision(5, 3)); !errors.Is(err, election.ErrStaleTerm) {
+			if err := again.Scale(ctx, 3, deposed, decision(5, 3)); !errors.Is(err, fence.ErrStaleTerm) {
 				t.Fatalf("after restart: %v", err)
 			}
 			if n, err := again.Current(ctx); err != nil || n != 5 {
@@ -121,7 +121,7 @@ func TestFenceConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func(term uint64) {
 			defer wg.Done()
-			_ = f.Do(election.Lease{Holder: "n", Term: term}, func(st *scale.FenceState) error {
+			_ = f.Do(fence.Lease{Holder: "n", Term: term}, func(st *scale.FenceState) error {
 				mu.Lock()
 				order = append(order, term)
 				mu.Unlock()
@@ -175,7 +175,7 @@ func TestWebhook(t *testing.T) {
 	if _, err := p.Current(ctx); !errors.Is(err, scale.ErrCountUnknown) {
 		t.Fatalf("current before any action: %v", err)
 	}
-	lease := election.Lease{Holder: "el-3", Priority: 3, Term: 7}
+	lease := fence.Lease{Holder: "el-3", Priority: 3, Term: 7}
 	if err := p.Scale(ctx, 4, lease, decision(3, 4)); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestWebhook(t *testing.T) {
 	}
 	// A lower term: refused locally, without a call.
 	before := calls.Load()
-	if err := p.Scale(ctx, 2, election.Lease{Holder: "el-2", Priority: 2, Term: 6}, decision(4, 2)); !errors.Is(err, election.ErrStaleTerm) {
+	if err := p.Scale(ctx, 2, fence.Lease{Holder: "el-2", Priority: 2, Term: 6}, decision(4, 2)); !errors.Is(err, fence.ErrStaleTerm) {
 		t.Fatalf("lower term: %v", err)
 	}
 	if calls.Load() != before {
@@ -202,13 +202,13 @@ func TestWebhook(t *testing.T) {
 	// receiver's 409 comes back as ErrStaleTerm.
 	other := newProvider(t, scale.ProviderConfig{Name: WebhookName, Resource: srv.URL, Node: "el-2",
 		Options: map[string]string{"secret": secret, "backoff": "10ms"}})
-	if err := other.Scale(ctx, 2, election.Lease{Holder: "el-2", Priority: 2, Term: 6}, decision(4, 2)); !errors.Is(err, election.ErrStaleTerm) {
+	if err := other.Scale(ctx, 2, fence.Lease{Holder: "el-2", Priority: 2, Term: 6}, decision(4, 2)); !errors.Is(err, fence.ErrStaleTerm) {
 		t.Fatalf("receiver's 409: %v", err)
 	}
 	// A wrong secret: 401, not retried, named.
 	bad := newProvider(t, scale.ProviderConfig{Name: WebhookName, Resource: srv.URL, Options: map[string]string{"secret": "wrong", "backoff": "10ms"}})
 	before = calls.Load()
-	err := bad.Scale(ctx, 5, election.Lease{Holder: "el-3", Priority: 3, Term: 8}, decision(4, 5))
+	err := bad.Scale(ctx, 5, fence.Lease{Holder: "el-3", Priority: 3, Term: 8}, decision(4, 5))
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("wrong secret: %v", err)
 	}
@@ -240,7 +240,7 @@ func TestExec(t *testing.T) {
 	if n, err := p.Current(ctx); err != nil || n != 3 {
 		t.Fatalf("current_command: %d %v", n, err)
 	}
-	if err := p.Scale(ctx, 4, election.Lease{Holder: "el-3", Priority: 3, Term: 9}, decision(3, 4)); err != nil {
+	if err := p.Scale(ctx, 4, fence.Lease{Holder: "el-3", Priority: 3, Term: 9}, decision(3, 4)); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(out)
@@ -257,13 +257,13 @@ func TestExec(t *testing.T) {
 	}
 	// A failing command: the error carries stderr.
 	fail := newProvider(t, scale.ProviderConfig{Name: ExecName, Resource: "echo no capacity left >&2; exit 3"})
-	if err := fail.Scale(ctx, 4, election.Lease{Term: 1}, decision(3, 4)); err == nil || !strings.Contains(err.Error(), "no capacity left") {
+	if err := fail.Scale(ctx, 4, fence.Lease{Term: 1}, decision(3, 4)); err == nil || !strings.Contains(err.Error(), "no capacity left") {
 		t.Fatalf("failing command: %v", err)
 	}
 	// A command that hangs is killed at the timeout, with its children.
 	slow := newProvider(t, scale.ProviderConfig{Name: ExecName, Resource: "sleep 30 & sleep 30", Options: map[string]string{"timeout": "200ms"}})
 	start := time.Now()
-	err = slow.Scale(ctx, 4, election.Lease{Term: 1}, decision(3, 4))
+	err = slow.Scale(ctx, 4, fence.Lease{Term: 1}, decision(3, 4))
 	if err == nil || !strings.Contains(err.Error(), "timeout") || time.Since(start) > 10*time.Second {
 		t.Fatalf("timeout: %v after %v", err, time.Since(start))
 	}
@@ -368,7 +368,7 @@ func TestAWS(t *testing.T) {
 	if n, err := p.Current(ctx); err != nil || n != 3 {
 		t.Fatalf("current %d %v", n, err)
 	}
-	lease := election.Lease{Holder: "el-3", Priority: 3, Term: 4}
+	lease := fence.Lease{Holder: "el-3", Priority: 3, Term: 4}
 	// Asking for 9 sets 5: the group's max.
 	if err := p.Scale(ctx, 9, lease, decision(3, 9)); err != nil {
 		t.Fatal(err)
@@ -400,8 +400,8 @@ func TestAWS(t *testing.T) {
 	f.mu.Lock()
 	n := len(f.requests)
 	f.mu.Unlock()
-	err = other.Scale(ctx, 2, election.Lease{Holder: "el-2", Priority: 2, Term: 3}, decision(5, 2))
-	if !errors.Is(err, election.ErrStaleTerm) || !strings.Contains(err.Error(), `term tag "4/3/el-3"`) {
+	err = other.Scale(ctx, 2, fence.Lease{Holder: "el-2", Priority: 2, Term: 3}, decision(5, 2))
+	if !errors.Is(err, fence.ErrStaleTerm) || !strings.Contains(err.Error(), `term tag "4/3/el-3"`) {
 		t.Fatalf("lower term against the group's tag: %v", err)
 	}
 	f.mu.Lock()
@@ -412,7 +412,7 @@ func TestAWS(t *testing.T) {
 	}
 	f.mu.Unlock()
 	// A higher term from the other node goes through.
-	if err := other.Scale(ctx, 2, election.Lease{Holder: "el-2", Priority: 2, Term: 5}, decision(5, 2)); err != nil {
+	if err := other.Scale(ctx, 2, fence.Lease{Holder: "el-2", Priority: 2, Term: 5}, decision(5, 2)); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := p.Current(ctx); n != 2 {

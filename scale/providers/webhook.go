@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/fence"
 	"github.com/shoalmesh/shoal/scale"
 )
 
@@ -56,7 +56,7 @@ type WebhookPayload struct {
 // Webhook POSTs each decision as JSON to a URL (the resource), signed with
 // HMAC-SHA256, retrying on network errors and 5xx answers with doubling
 // backoff. A 409 answer means the receiver fenced the term (the error wraps
-// election.ErrStaleTerm); other 4xx answers are not retried. Options:
+// fence.ErrStaleTerm); other 4xx answers are not retried. Options:
 // secret (required), retries (default 3), backoff (first wait, 200ms),
 // timeout (per attempt, 10s), current_url (GET answering {"current": N},
 // for Current), fence_file.
@@ -189,7 +189,7 @@ func (p *Webhook) askCurrent(ctx context.Context) (int, error) {
 }
 
 // Scale fences the lease and POSTs the decision.
-func (p *Webhook) Scale(ctx context.Context, desired int, lease election.Lease, d scale.Decision) error {
+func (p *Webhook) Scale(ctx context.Context, desired int, lease fence.Lease, d scale.Decision) error {
 	return p.fence.Do(lease, func(st *scale.FenceState) error {
 		pl := WebhookPayload{Node: p.node, Holder: lease.Holder, Priority: lease.Priority, Term: lease.Term,
 			Current: d.Current, Desired: desired, Action: d.Action, Reason: d.Reason(), Time: actionTime(d), Decision: d}
@@ -210,7 +210,7 @@ func (p *Webhook) Scale(ctx context.Context, desired int, lease election.Lease, 
 // errPermanent marks an answer not worth retrying.
 type errPermanent struct{ error }
 
-func (p *Webhook) post(ctx context.Context, body []byte, lease election.Lease, delivery string) error {
+func (p *Webhook) post(ctx context.Context, body []byte, lease fence.Lease, delivery string) error {
 	wait := p.backoff
 	var last error
 	for attempt := 0; attempt <= p.retries; attempt++ {
@@ -238,7 +238,7 @@ func (p *Webhook) post(ctx context.Context, body []byte, lease election.Lease, d
 	return fmt.Errorf("webhook %s: %d attempts failed, last: %w", p.url, p.retries+1, last)
 }
 
-func (p *Webhook) postOnce(ctx context.Context, body []byte, lease election.Lease, delivery string) error {
+func (p *Webhook) postOnce(ctx context.Context, body []byte, lease fence.Lease, delivery string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {
 		return errPermanent{err}
@@ -260,7 +260,7 @@ func (p *Webhook) postOnce(ctx context.Context, body []byte, lease election.Leas
 	case resp.StatusCode/100 == 2:
 		return nil
 	case resp.StatusCode == http.StatusConflict:
-		return errPermanent{fmt.Errorf("%w: the webhook receiver refused term %d from %q: %s", election.ErrStaleTerm, lease.Term, lease.Holder, msg)}
+		return errPermanent{fmt.Errorf("%w: the webhook receiver refused term %d from %q: %s", fence.ErrStaleTerm, lease.Term, lease.Holder, msg)}
 	case resp.StatusCode/100 == 4:
 		return errPermanent{fmt.Errorf("webhook %s answered %s: %s", p.url, resp.Status, msg)}
 	}

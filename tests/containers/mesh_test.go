@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/shoalmesh/shoal/client"
-	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/fence"
 )
 
 const (
@@ -405,8 +405,8 @@ func (c *cluster) checkActions(t *testing.T, from, to time.Time, tm *timings) {
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
 	holderOf := map[uint64]string{}
-	fence := election.NewFence(election.Lease{})
-	var last election.Lease
+	fc := fence.New(fence.Lease{})
+	var last fence.Lease
 	var lastAt time.Time
 	admitted := 0
 	per := map[string]int{}
@@ -415,9 +415,9 @@ func (c *cluster) checkActions(t *testing.T, from, to time.Time, tm *timings) {
 			t.Errorf("term %d acted under by %s and %s", a.Term, h, a.Holder)
 		}
 		holderOf[a.Term] = a.Holder
-		lease := election.Lease{Holder: a.Holder, Priority: a.Priority, Term: a.Term}
-		if err := fence.AdmitLease(lease); err != nil {
-			if !errors.Is(err, election.ErrStaleTerm) {
+		lease := fence.Lease{Holder: a.Holder, Priority: a.Priority, Term: a.Term}
+		if err := fc.AdmitLease(lease); err != nil {
+			if !errors.Is(err, fence.ErrStaleTerm) {
 				t.Errorf("fence: %v", err)
 			}
 			tm.refused++

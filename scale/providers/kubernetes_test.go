@@ -1,6 +1,6 @@
 //go:build !nok8s
 
-package scale
+package providers
 
 import (
 	"github.com/shoalmesh/shoal/internal/poll"
@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -33,8 +32,9 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/fence"
 	"github.com/shoalmesh/shoal/internal/k8stest"
+	"github.com/shoalmesh/shoal/scale"
 )
 
 // These tests run against a real kube-apiserver and etcd (internal/k8stest,
@@ -106,7 +106,7 @@ func kubeReplicas(t *testing.T, cs kubernetes.Interface, ns, name string) int {
 
 func kubeProvider(t *testing.T, kubeconfig, resource string) *Kubernetes {
 	t.Helper()
-	p, err := NewProvider(ProviderConfig{
+	p, err := scale.NewProvider(scale.ProviderConfig{
 		Name: "kubernetes", Resource: resource, Node: "test-node",
 		Options: map[string]string{"kubeconfig": kubeconfig, "timeout": "20s"},
 	})
@@ -116,12 +116,12 @@ func kubeProvider(t *testing.T, kubeconfig, resource string) *Kubernetes {
 	return p.(*Kubernetes)
 }
 
-func decision(current, desired int) Decision {
-	action := ActionUp
+func kubeDecision(current, desired int) scale.Decision {
+	action := scale.ActionUp
 	if desired < current {
-		action = ActionDown
+		action = scale.ActionDown
 	}
-	return Decision{Current: current, Desired: desired, Action: action, Reasons: []string{fmt.Sprintf("test: %d -> %d", current, desired)}}
+	return scale.Decision{Current: current, Desired: desired, Action: action, Reasons: []string{fmt.Sprintf("test: %d -> %d", current, desired)}}
 }
 
 func TestKubernetesProvider(t *testing.T) {
@@ -136,7 +136,7 @@ func TestKubernetesProvider(t *testing.T) {
 		if err := p.Check(ctx); err != nil {
 			t.Fatalf("Check: %v", err)
 		}
-		lease := election.Lease{Holder: "node-a", Priority: 1, Term: 3}
+		lease := fence.Lease{Holder: "node-a", Priority: 1, Term: 3}
 		steps := []int{1, 3, 7, 2, 0, 4}
 		for i := 1; i < len(steps); i++ {
 			cur, err := p.Current(ctx)
@@ -146,7 +146,7 @@ func TestKubernetesProvider(t *testing.T) {
 			if cur != steps[i-1] {
 				t.Fatalf("Current = %d, want %d", cur, steps[i-1])
 			}
-			if err := p.Scale(ctx, steps[i], lease, decision(cur, steps[i])); err != nil {
+			if err := p.Scale(ctx, steps[i], lease, kubeDecision(cur, steps[i])); err != nil {
 				t.Fatalf("Scale %d -> %d: %v", cur, steps[i], err)
 			}
 			if got := kubeReplicas(t, cs, ns, "web"); got != steps[i] {
@@ -170,7 +170,7 @@ func TestKubernetesProvider(t *testing.T) {
 		}
 		// A no-op under the same lease writes nothing.
 		rv := d.ResourceVersion
-		if err := p.Scale(ctx, 4, lease, decision(4, 4)); err != nil {
+		if err := p.Scale(ctx, 4, lease, kubeDecision(4, 4)); err != nil {
 			t.Fatal(err)
 		}
 		if d2, _ := cs.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{}); d2.ResourceVersion != rv {
@@ -196,7 +196,7 @@ func TestKubernetesProvider(t *testing.T) {
 		if err := p.Check(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := p.Scale(ctx, 5, election.Lease{Holder: "n", Term: 1}, decision(2, 5)); err != nil {
+		if err := p.Scale(ctx, 5, fence.Lease{Holder: "n", Term: 1}, kubeDecision(2, 5)); err != nil {
 			t.Fatal(err)
 		}
 		s, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "db", metav1.GetOptions{})
@@ -212,14 +212,14 @@ func TestKubernetesProvider(t *testing.T) {
 		kubeDeployment(t, cs, ns, "fenced", 2)
 		res := ns + "/deployment/fenced"
 		newer := kubeProvider(t, c.AdminKubeconfig, res)
-		if err := newer.Scale(ctx, 3, election.Lease{Holder: "node-b", Priority: 1, Term: 5}, decision(2, 3)); err != nil {
+		if err := newer.Scale(ctx, 3, fence.Lease{Holder: "node-b", Priority: 1, Term: 5}, kubeDecision(2, 3)); err != nil {
 			t.Fatal(err)
 		}
 		// A deposed coordinator in another process: it has never seen term
 		// 5 itself; the annotation on the object fences it.
 		deposed := kubeProvider(t, c.AdminKubeconfig, res)
-		err := deposed.Scale(ctx, 6, election.Lease{Holder: "node-a", Priority: 1, Term: 4}, decision(3, 6))
-		if !errors.Is(err, election.ErrStaleTerm) {
+		err := deposed.Scale(ctx, 6, fence.Lease{Holder: "node-a", Priority: 1, Term: 4}, kubeDecision(3, 6))
+		if !errors.Is(err, fence.ErrStaleTerm) {
 			t.Fatalf("term 4 after term 5: err = %v, want ErrStaleTerm", err)
 		}
 		if !strings.Contains(err.Error(), "Deployment "+res[:len(ns)]+"/fenced") {
@@ -227,8 +227,8 @@ func TestKubernetesProvider(t *testing.T) {
 		}
 		t.Logf("refused as expected: %v", err)
 		// Same term number, lower-ranked holder: a conflict, refused too.
-		err = deposed.Scale(ctx, 6, election.Lease{Holder: "node-a", Priority: 0, Term: 5}, decision(3, 6))
-		if !errors.Is(err, election.ErrTermConflict) {
+		err = deposed.Scale(ctx, 6, fence.Lease{Holder: "node-a", Priority: 0, Term: 5}, kubeDecision(3, 6))
+		if !errors.Is(err, fence.ErrTermConflict) {
 			t.Fatalf("same term, lower rank: err = %v, want ErrTermConflict", err)
 		}
 		if got := kubeReplicas(t, cs, ns, "fenced"); got != 3 {
@@ -241,11 +241,11 @@ func TestKubernetesProvider(t *testing.T) {
 		if _, err := cs.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := newer.Scale(ctx, 1, election.Lease{Holder: "node-a", Term: 4}, decision(3, 1)); !errors.Is(err, election.ErrStaleTerm) {
+		if err := newer.Scale(ctx, 1, fence.Lease{Holder: "node-a", Term: 4}, kubeDecision(3, 1)); !errors.Is(err, fence.ErrStaleTerm) {
 			t.Fatalf("in-memory fence: err = %v, want ErrStaleTerm", err)
 		}
 		// A higher term goes through and is recorded.
-		if err := deposed.Scale(ctx, 1, election.Lease{Holder: "node-a", Term: 6}, decision(3, 1)); err != nil {
+		if err := deposed.Scale(ctx, 1, fence.Lease{Holder: "node-a", Term: 6}, kubeDecision(3, 1)); err != nil {
 			t.Fatal(err)
 		}
 		if got := kubeReplicas(t, cs, ns, "fenced"); got != 1 {
@@ -261,17 +261,17 @@ func TestKubernetesProvider(t *testing.T) {
 		// one wins, the other re-reads and is told to decide again.
 		kubeDeployment(t, cs, ns, "race", 2)
 		res := ns + "/deployment/race"
-		lease := election.Lease{Holder: "node-a", Term: 7}
+		lease := fence.Lease{Holder: "node-a", Term: 7}
 		p1, p2 := kubeProvider(t, c.AdminKubeconfig, res), kubeProvider(t, c.AdminKubeconfig, res)
 		c1, _ := p1.Current(ctx)
 		c2, _ := p2.Current(ctx)
 		if c1 != 2 || c2 != 2 {
 			t.Fatalf("Current = %d, %d", c1, c2)
 		}
-		if err := p1.Scale(ctx, 4, lease, decision(c1, 4)); err != nil {
+		if err := p1.Scale(ctx, 4, lease, kubeDecision(c1, 4)); err != nil {
 			t.Fatal(err)
 		}
-		err := p2.Scale(ctx, 3, lease, decision(c2, 3))
+		err := p2.Scale(ctx, 3, lease, kubeDecision(c2, 3))
 		if !errors.Is(err, ErrScaleConflict) {
 			t.Fatalf("second writer from the same old count: err = %v, want ErrScaleConflict", err)
 		}
@@ -281,7 +281,7 @@ func TestKubernetesProvider(t *testing.T) {
 		}
 		// The loser re-reads and decides again.
 		c2, _ = p2.Current(ctx)
-		if err := p2.Scale(ctx, c2+1, lease, decision(c2, c2+1)); err != nil {
+		if err := p2.Scale(ctx, c2+1, lease, kubeDecision(c2, c2+1)); err != nil {
 			t.Fatal(err)
 		}
 		if got := kubeReplicas(t, cs, ns, "race"); got != 5 {
@@ -299,14 +299,14 @@ func TestKubernetesProvider(t *testing.T) {
 		for i := range ps {
 			ps[i] = kubeProvider(t, c.AdminKubeconfig, res)
 		}
-		lease := election.Lease{Holder: "node-a", Term: 1}
+		lease := fence.Lease{Holder: "node-a", Term: 1}
 		errs := make([]error, n)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for i := range ps {
 			wg.Go(func() {
 				<-start
-				errs[i] = ps[i].Scale(ctx, 2+i, lease, decision(1, 2+i))
+				errs[i] = ps[i].Scale(ctx, 2+i, lease, kubeDecision(1, 2+i))
 			})
 		}
 		close(start)
@@ -343,7 +343,7 @@ func TestKubernetesProvider(t *testing.T) {
 			p := kubeProvider(t, c.AdminKubeconfig, res)
 			p.cfg.ConflictRetries = 50
 			wg.Go(func() {
-				errs[i] = p.ScaleFunc(ctx, election.Lease{Holder: "node-a", Term: 1}, "incr",
+				errs[i] = p.ScaleFunc(ctx, fence.Lease{Holder: "node-a", Term: 1}, "incr",
 					func(cur int) (int, error) { return cur + 1, nil })
 			})
 		}
@@ -365,7 +365,7 @@ func TestKubernetesProvider(t *testing.T) {
 		kubeDeployment(t, cs, ns, "hooked", 2)
 		res := ns + "/deployment/hooked"
 		p := kubeProvider(t, c.AdminKubeconfig, res)
-		lease := election.Lease{Holder: "node-a", Term: 1}
+		lease := fence.Lease{Holder: "node-a", Term: 1}
 		touch := func() { // an unrelated change: a label
 			d, err := cs.AppsV1().Deployments(ns).Get(ctx, "hooked", metav1.GetOptions{})
 			if err != nil {
@@ -389,7 +389,7 @@ func TestKubernetesProvider(t *testing.T) {
 				}
 			}
 			cur := kubeReplicas(t, cs, ns, "hooked")
-			if err := p.Scale(ctx, cur+1, lease, decision(cur, cur+1)); err != nil {
+			if err := p.Scale(ctx, cur+1, lease, kubeDecision(cur, cur+1)); err != nil {
 				t.Fatalf("%s: an unrelated change in between should be retried: %v", stage, err)
 			}
 			if calls[stage] != 2 {
@@ -417,7 +417,7 @@ func TestKubernetesProvider(t *testing.T) {
 			}
 		}
 		cur := kubeReplicas(t, cs, ns, "hooked")
-		err := p.Scale(ctx, cur+1, lease, decision(cur, cur+1))
+		err := p.Scale(ctx, cur+1, lease, kubeDecision(cur, cur+1))
 		if !errors.Is(err, ErrScaleConflict) {
 			t.Fatalf("err = %v, want ErrScaleConflict", err)
 		}
@@ -437,7 +437,7 @@ func TestKubernetesProvider(t *testing.T) {
 		if err := p.Check(ctx); err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("Check: err = %v", err)
 		}
-		err = p.Scale(ctx, 3, election.Lease{Holder: "a", Term: 1}, decision(1, 3))
+		err = p.Scale(ctx, 3, fence.Lease{Holder: "a", Term: 1}, kubeDecision(1, 3))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("Scale: err = %v", err)
 		}
@@ -459,7 +459,7 @@ func TestKubernetesProvider(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := kubeProvider(t, c.AdminKubeconfig, ns+"/deployment/garbled")
-		err := p.Scale(ctx, 2, election.Lease{Holder: "a", Term: 100}, decision(1, 2))
+		err := p.Scale(ctx, 2, fence.Lease{Holder: "a", Term: 100}, kubeDecision(1, 2))
 		if err == nil || !strings.Contains(err.Error(), `shoal.io/term="seven"`) {
 			t.Fatalf("err = %v, want a refusal naming the annotation", err)
 		}
@@ -515,7 +515,7 @@ func TestKubernetesForbidden(t *testing.T) {
 		rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale"}, Verbs: []string{"get", "update"}},
 	)
 	obj := "Deployment " + ns + "/web"
-	lease := election.Lease{Holder: "node-a", Term: 1}
+	lease := fence.Lease{Holder: "node-a", Term: 1}
 
 	// RBAC takes a moment to see new bindings: poll.
 	limited := kubeProvider(t, c.Kubeconfig("limited"), ns+"/deployment/web")
@@ -525,7 +525,7 @@ func TestKubernetesForbidden(t *testing.T) {
 		t.Fatalf("Check: err = %v, want a refusal naming %s and update on deployments/scale", err, obj)
 	}
 	t.Logf("Check: %v", err)
-	err = limited.Scale(ctx, 3, lease, decision(1, 3))
+	err = limited.Scale(ctx, 3, lease, kubeDecision(1, 3))
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "forbidden to update the scale of "+obj) {
 		t.Fatalf("Scale: err = %v, want forbidden naming %s", err, obj)
 	}
@@ -542,7 +542,7 @@ func TestKubernetesForbidden(t *testing.T) {
 	// The documented Role is enough.
 	scaler := kubeProvider(t, c.Kubeconfig("scaler"), ns+"/deployment/web")
 	kubeEventually(t, func() error { return scaler.Check(ctx) })
-	if err := scaler.Scale(ctx, 3, lease, decision(1, 3)); err != nil {
+	if err := scaler.Scale(ctx, 3, lease, kubeDecision(1, 3)); err != nil {
 		t.Fatal(err)
 	}
 	if got := kubeReplicas(t, cs, ns, "web"); got != 3 {
@@ -553,30 +553,6 @@ func TestKubernetesForbidden(t *testing.T) {
 func kubeEventually(t *testing.T, f func() error) {
 	t.Helper()
 	poll.Until(t, 20*time.Second, "kubernetes condition", f)
-}
-
-// The provider talks to the apiserver through the dynamic client: the typed
-// clientset (k8s.io/client-go/kubernetes) registers every API group in init
-// and cost each agent ~13 MB of RSS; k8s.io/api/core/v1 (pulled in by
-// autoscaling/v1) is ~3 MB of binary. Neither may come back into the
-// package's own (non-test) imports. Tests may use the typed clientset.
-func TestKubernetesProviderAvoidsTypedClientset(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go command on PATH")
-	}
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps: %v\n%s", err, out)
-	}
-	deps := strings.Fields(string(out))
-	if !strings.Contains(string(out), "k8s.io/client-go/rest") {
-		t.Fatalf("k8s.io/client-go/rest is not among the package's dependencies; built with -tags nok8s? %d deps", len(deps))
-	}
-	for _, d := range deps {
-		if d == "k8s.io/client-go/kubernetes" || strings.HasPrefix(d, "k8s.io/client-go/kubernetes/") || d == "k8s.io/api/core/v1" {
-			t.Errorf("package scale depends on %s", d)
-		}
-	}
 }
 
 // Configuration errors need no cluster.
@@ -604,9 +580,9 @@ func TestKubernetesConfigErrors(t *testing.T) {
 		{"bad timeout", "default/deployment/web", map[string]string{"timeout": "soon"}, `timeout "soon"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := NewProvider(ProviderConfig{Name: "kubernetes", Resource: c.resource, Options: c.opts})
-			if !errors.Is(err, ErrProviderConfig) || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("err = %v, want ErrProviderConfig mentioning %q", err, c.want)
+			_, err := scale.NewProvider(scale.ProviderConfig{Name: "kubernetes", Resource: c.resource, Options: c.opts})
+			if !errors.Is(err, scale.ErrProviderConfig) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want scale.ErrProviderConfig mentioning %q", err, c.want)
 			}
 		})
 	}
@@ -769,7 +745,7 @@ func TestKubernetesDeployRBACForReal(t *testing.T) {
 			"deploy/kubernetes/rbac.yaml must also grant get, patch on deployments and statefulsets (apps): "+
 			"the provider keeps its fencing term in annotations on the object (shoal.io/term)", who, err)
 	}
-	if err := p.Scale(ctx, 2, election.Lease{Holder: "node-a", Term: 1}, decision(1, 2)); err != nil {
+	if err := p.Scale(ctx, 2, fence.Lease{Holder: "node-a", Term: 1}, kubeDecision(1, 2)); err != nil {
 		t.Fatalf("as %s with deploy/kubernetes' RBAC: %v", who, err)
 	}
 	if got := kubeReplicas(t, a.cs, ns, "web"); got != 2 {

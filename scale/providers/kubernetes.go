@@ -1,6 +1,6 @@
 //go:build !nok8s
 
-package scale
+package providers
 
 import (
 	"context"
@@ -26,7 +26,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/fence"
+	"github.com/shoalmesh/shoal/scale"
 )
 
 // The Kubernetes provider ("kubernetes") scales a Deployment or StatefulSet
@@ -37,7 +38,7 @@ import (
 //	apps: deployments/scale (or statefulsets/scale): get, update
 //
 // Fencing and optimistic concurrency: each Scale reads the object, admits
-// the lease against the one recorded in its annotations (election.Fence
+// the lease against the one recorded in its annotations (fence.Fence
 // AdmitLease over KubernetesAnnotationTerm, ...Holder, ...Priority), then
 //
 //  1. if the lease is newer than the recorded one, patches the annotations
@@ -52,7 +53,7 @@ import (
 // call therefore either finds the newer lease in the annotations (refused,
 // ErrStaleTerm) or loses the race on the resourceVersion. And two writers
 // that computed a change from the same old count cannot both apply it: the
-// Decision carries the count it was computed from (Decision.Current), and
+// scale.Decision carries the count it was computed from (scale.Decision.Current), and
 // after a re-read that finds another count the provider returns
 // ErrScaleConflict instead of applying a stale change; the caller decides
 // again from the new count (or passes a re-decide function to ScaleFunc).
@@ -67,7 +68,7 @@ import (
 // accessed as JSON; k8s.io/api/autoscaling/v1 is not used because it pulls
 // in k8s.io/api/core/v1 (~3 MB of binary). Errors are the apiserver's
 // Status as with any client-go client (apierrors.IsNotFound and friends
-// work). Keep it that way: scale's tests fail if the typed clientset or
+// work). Keep it that way: TestDeps (deps_test.go) fails if the typed clientset or
 // core/v1 comes back into this package's imports.
 
 // Annotations the Kubernetes provider keeps on the Deployment/StatefulSet.
@@ -75,7 +76,7 @@ const (
 	KubernetesAnnotationTerm     = "shoal.io/term"
 	KubernetesAnnotationHolder   = "shoal.io/holder"
 	KubernetesAnnotationPriority = "shoal.io/priority"
-	// KubernetesAnnotationLast is the last action: JSON of Applied plus the
+	// KubernetesAnnotationLast is the last action: JSON of scale.Applied plus the
 	// reason.
 	KubernetesAnnotationLast = "shoal.io/last-action"
 )
@@ -124,7 +125,7 @@ type Kubernetes struct {
 	// fence is the last lease this provider acted on, next to the one on
 	// the object: the object's annotations can be edited by hand, this
 	// cannot go backwards while the process lives.
-	fence *election.Fence
+	fence *fence.Fence
 	mu    sync.Mutex // one Scale at a time from this process
 	// testHook, when set, is called with "before-patch" and
 	// "before-update-scale" (tests interleave other writers there).
@@ -132,18 +133,18 @@ type Kubernetes struct {
 }
 
 var (
-	_ Provider         = (*Kubernetes)(nil)
-	_ LastActionReader = (*Kubernetes)(nil)
+	_ scale.Provider         = (*Kubernetes)(nil)
+	_ scale.LastActionReader = (*Kubernetes)(nil)
 )
 
 func init() {
-	RegisterProvider("kubernetes", newKubernetesProvider)
+	scale.RegisterProvider("kubernetes", newKubernetesProvider)
 }
 
 // newKubernetesProvider is the registry's factory. Resource is
 // "[namespace/]kind/name" (e.g. "shoal/deployment/web"); options:
 // kubeconfig, context, timeout, conflict-retries.
-func newKubernetesProvider(pc ProviderConfig) (Provider, error) {
+func newKubernetesProvider(pc scale.ProviderConfig) (scale.Provider, error) {
 	if err := pc.CheckOptions("kubeconfig", "context", "timeout", "conflict-retries"); err != nil {
 		return nil, err
 	}
@@ -161,19 +162,19 @@ func newKubernetesProvider(pc ProviderConfig) (Provider, error) {
 		cfg.Namespace, cfg.Kind, cfg.Name = parts[0], parts[1], parts[2]
 	default:
 		return nil, fmt.Errorf("%w: provider kubernetes: resource %q: want [namespace/]deployment/NAME or [namespace/]statefulset/NAME",
-			ErrProviderConfig, pc.Resource)
+			scale.ErrProviderConfig, pc.Resource)
 	}
 	if v := pc.Opt("timeout", ""); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("%w: provider kubernetes: timeout %q: want a positive duration such as 10s", ErrProviderConfig, v)
+			return nil, fmt.Errorf("%w: provider kubernetes: timeout %q: want a positive duration such as 10s", scale.ErrProviderConfig, v)
 		}
 		cfg.Timeout = d
 	}
 	if v := pc.Opt("conflict-retries", ""); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return nil, fmt.Errorf("%w: provider kubernetes: conflict-retries %q: want a count >= 0", ErrProviderConfig, v)
+			return nil, fmt.Errorf("%w: provider kubernetes: conflict-retries %q: want a count >= 0", scale.ErrProviderConfig, v)
 		}
 		cfg.ConflictRetries = n
 	}
@@ -188,7 +189,7 @@ func NewKubernetes(cfg KubernetesConfig) (*Kubernetes, error) {
 		return nil, err
 	}
 	if cfg.Name == "" {
-		return nil, fmt.Errorf("%w: provider kubernetes: no %s name given", ErrProviderConfig, kind)
+		return nil, fmt.Errorf("%w: provider kubernetes: no %s name given", scale.ErrProviderConfig, kind)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
@@ -227,14 +228,14 @@ func NewKubernetes(cfg KubernetesConfig) (*Kubernetes, error) {
 	}
 	cs, err := dynamic.NewForConfig(restCfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: provider kubernetes: client for %s: %v", ErrProviderConfig, restCfg.Host, err)
+		return nil, fmt.Errorf("%w: provider kubernetes: client for %s: %v", scale.ErrProviderConfig, restCfg.Host, err)
 	}
 	k := &Kubernetes{
 		cfg:    cfg,
 		kind:   kind,
 		client: cs,
 		log:    cfg.Logger.With("component", "scale.kubernetes", "object", kind+" "+ns+"/"+cfg.Name),
-		fence:  election.NewFence(election.Lease{}),
+		fence:  fence.New(fence.Lease{}),
 	}
 	gvr := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: strings.ToLower(kind) + "s"}
 	k.obj = kubeObject{cs.Resource(gvr).Namespace(ns)}
@@ -248,7 +249,7 @@ func kubeKind(s string) (string, error) {
 	case "statefulset", "statefulsets", "sts":
 		return "StatefulSet", nil
 	}
-	return "", fmt.Errorf("%w: provider kubernetes: kind %q: want Deployment or StatefulSet", ErrProviderConfig, s)
+	return "", fmt.Errorf("%w: provider kubernetes: kind %q: want Deployment or StatefulSet", scale.ErrProviderConfig, s)
 }
 
 const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -260,7 +261,7 @@ func kubeRESTConfig(path, context string) (*rest.Config, string, error) {
 		c, err := rest.InClusterConfig()
 		if err != nil {
 			return nil, "", fmt.Errorf("%w: provider kubernetes: no kubeconfig given and not in a cluster (%v); pass kubeconfig=PATH",
-				ErrProviderConfig, err)
+				scale.ErrProviderConfig, err)
 		}
 		ns := ""
 		if b, err := os.ReadFile(inClusterNamespaceFile); err == nil {
@@ -269,23 +270,23 @@ func kubeRESTConfig(path, context string) (*rest.Config, string, error) {
 		return c, ns, nil
 	}
 	if _, err := os.Stat(path); err != nil {
-		return nil, "", fmt.Errorf("%w: provider kubernetes: kubeconfig %q: %v", ErrProviderConfig, path, err)
+		return nil, "", fmt.Errorf("%w: provider kubernetes: kubeconfig %q: %v", scale.ErrProviderConfig, path, err)
 	}
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
 		&clientcmd.ClientConfigLoadingRules{ExplicitPath: path},
 		&clientcmd.ConfigOverrides{CurrentContext: context})
 	c, err := cc.ClientConfig()
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: provider kubernetes: kubeconfig %q: %v", ErrProviderConfig, path, err)
+		return nil, "", fmt.Errorf("%w: provider kubernetes: kubeconfig %q: %v", scale.ErrProviderConfig, path, err)
 	}
 	ns, _, err := cc.Namespace()
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: provider kubernetes: kubeconfig %q: namespace: %v", ErrProviderConfig, path, err)
+		return nil, "", fmt.Errorf("%w: provider kubernetes: kubeconfig %q: namespace: %v", scale.ErrProviderConfig, path, err)
 	}
 	return c, ns, nil
 }
 
-// Name implements Provider.
+// Name implements scale.Provider.
 func (k *Kubernetes) Name() string { return "kubernetes" }
 
 // Object names the scaled object: "Deployment default/web".
@@ -361,11 +362,11 @@ func (k *Kubernetes) reviewAccess(ctx context.Context, attrs *authorizationv1.Re
 // Scale implements Provider: it sets the replicas to desired under lease.
 // d.Current is taken as the count the decision was computed from: if the
 // object holds another count, nothing is written and the error wraps
-// ErrScaleConflict (decide again). A zero Decision (Action "") skips that
+// ErrScaleConflict (decide again). A zero scale.Decision (Action "") skips that
 // check. A lease lower than the one on the object, or than the last one
 // this provider acted on, is refused with an error wrapping
-// election.ErrStaleTerm.
-func (k *Kubernetes) Scale(ctx context.Context, desired int, lease election.Lease, d Decision) error {
+// fence.ErrStaleTerm.
+func (k *Kubernetes) Scale(ctx context.Context, desired int, lease fence.Lease, d scale.Decision) error {
 	basis, haveBasis := d.Current, d.Action != ""
 	return k.ScaleFunc(ctx, lease, d.Reason(), func(current int) (int, error) {
 		if haveBasis && current != basis {
@@ -380,7 +381,7 @@ func (k *Kubernetes) Scale(ctx context.Context, desired int, lease election.Leas
 // called with the count read from the object, before the first attempt and
 // again after every conflict, and returns the count to set (or an error,
 // returned as is). reason is kept in the last-action annotation.
-func (k *Kubernetes) ScaleFunc(ctx context.Context, lease election.Lease, reason string, decide func(current int) (int, error)) error {
+func (k *Kubernetes) ScaleFunc(ctx context.Context, lease fence.Lease, reason string, decide func(current int) (int, error)) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.fence.AdmitLease(lease); err != nil {
@@ -409,7 +410,7 @@ func (k *Kubernetes) ScaleFunc(ctx context.Context, lease election.Lease, reason
 
 // scaleOnce is one read-decide-write round. A returned error for which
 // apierrors.IsConflict holds means: re-read and try again.
-func (k *Kubernetes) scaleOnce(ctx context.Context, lease election.Lease, reason string, decide func(int) (int, error)) error {
+func (k *Kubernetes) scaleOnce(ctx context.Context, lease fence.Lease, reason string, decide func(int) (int, error)) error {
 	meta, replicas, err := k.obj.get(ctx, k.cfg.Name)
 	if err != nil {
 		return k.wrap("get", err)
@@ -418,7 +419,7 @@ func (k *Kubernetes) scaleOnce(ctx context.Context, lease election.Lease, reason
 	if err != nil {
 		return fmt.Errorf("scale: kubernetes: %s: %w", k.Object(), err)
 	}
-	if err := election.NewFence(onObject).AdmitLease(lease); err != nil {
+	if err := fence.New(onObject).AdmitLease(lease); err != nil {
 		return fmt.Errorf("scale: kubernetes: %s: refused (annotation %s=%d): %w", k.Object(), KubernetesAnnotationTerm, onObject.Term, err)
 	}
 	desired, err := decide(replicas)
@@ -474,7 +475,7 @@ func (k *Kubernetes) scaleOnce(ctx context.Context, lease election.Lease, reason
 	// scale has happened either way, so this step's failure is logged,
 	// not returned.
 	last, err := json.Marshal(kubeLastAction{
-		Applied: Applied{Time: time.Now().UTC().Truncate(time.Millisecond), From: replicas, To: desired, Lease: lease},
+		Applied: scale.Applied{Time: time.Now().UTC().Truncate(time.Millisecond), From: replicas, To: desired, Lease: lease},
 		Node:    k.cfg.Node,
 		Reason:  truncateReason(reason, 512),
 	})
@@ -496,27 +497,27 @@ func (k *Kubernetes) scaleOnce(ctx context.Context, lease election.Lease, reason
 
 // LastAction implements LastActionReader: the last action recorded on the
 // object's annotations.
-func (k *Kubernetes) LastAction(ctx context.Context) (Applied, bool, error) {
+func (k *Kubernetes) LastAction(ctx context.Context) (scale.Applied, bool, error) {
 	meta, _, err := k.obj.get(ctx, k.cfg.Name)
 	if err != nil {
-		return Applied{}, false, k.wrap("get", err)
+		return scale.Applied{}, false, k.wrap("get", err)
 	}
 	v, ok := meta.Annotations[KubernetesAnnotationLast]
 	if !ok {
-		return Applied{}, false, nil
+		return scale.Applied{}, false, nil
 	}
 	var last kubeLastAction
 	if err := json.Unmarshal([]byte(v), &last); err != nil {
-		return Applied{}, false, fmt.Errorf("scale: kubernetes: %s: annotation %s is not valid JSON: %v", k.Object(), KubernetesAnnotationLast, err)
+		return scale.Applied{}, false, fmt.Errorf("scale: kubernetes: %s: annotation %s is not valid JSON: %v", k.Object(), KubernetesAnnotationLast, err)
 	}
 	return last.Applied, true, nil
 }
 
 // Lease returns the lease recorded on the object (zero if none).
-func (k *Kubernetes) Lease(ctx context.Context) (election.Lease, error) {
+func (k *Kubernetes) Lease(ctx context.Context) (fence.Lease, error) {
 	meta, _, err := k.obj.get(ctx, k.cfg.Name)
 	if err != nil {
-		return election.Lease{}, k.wrap("get", err)
+		return fence.Lease{}, k.wrap("get", err)
 	}
 	l, err := leaseFromAnnotations(meta.Annotations)
 	if err != nil {
@@ -526,13 +527,13 @@ func (k *Kubernetes) Lease(ctx context.Context) (election.Lease, error) {
 }
 
 type kubeLastAction struct {
-	Applied
+	scale.Applied
 	Node   string `json:"node,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
 
-func leaseFromAnnotations(a map[string]string) (election.Lease, error) {
-	var l election.Lease
+func leaseFromAnnotations(a map[string]string) (fence.Lease, error) {
+	var l fence.Lease
 	if v, ok := a[KubernetesAnnotationTerm]; ok {
 		t, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
