@@ -30,7 +30,7 @@ func agentFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "relay", EnvVars: env("RELAY"), Usage: "p2p: serve as a circuit relay for nodes behind NAT (needs a public address)"},
 		&cli.BoolFlag{Name: "mdns", EnvVars: env("MDNS"), Usage: "p2p: find peers on the local network with mDNS"},
 		&cli.StringSliceFlag{Name: "p2p-allow-peer", EnvVars: env("P2P_ALLOW_PEERS"), Usage: "p2p: admit only these peer IDs (repeatable; in addition to the mesh key)"},
-		&cli.IntFlag{Name: "p2p-max-peers", EnvVars: env("P2P_MAX_PEERS"), Usage: "p2p: size libp2p's connection and resource limits for this many peers (default 512)"},
+		&cli.IntFlag{Name: "p2p-max-peers", EnvVars: env("P2P_MAX_PEERS"), Usage: "p2p: size libp2p's connection and resource limits for this many peers (0: 512)"},
 		&cli.StringSliceFlag{Name: "p2p-public-net", EnvVars: env("P2P_PUBLIC_NETS"), Usage: "p2p: CIDR range to treat as public for hole punching (the outside of your NATs when it is a private WAN or CGNAT; repeatable)"},
 		&cli.StringSliceFlag{Name: "tag", EnvVars: env("TAGS"), Usage: "key=value tag (repeatable)"},
 		&cli.IntFlag{Name: "priority", EnvVars: env("PRIORITY"), Usage: "rank in coordinator elections (higher wins)"},
@@ -184,9 +184,10 @@ func agentConfig(c *cli.Context) (agent.Config, error) {
 
 func agentCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "agent",
-		Usage: "run the Shoal agent on this host",
-		Flags: agentFlags(),
+		Name:               "agent",
+		Usage:              "run the Shoal agent on this host",
+		Flags:              categorize(agentFlags()),
+		CustomHelpTemplate: agentHelpTemplate,
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
 				a := c.Args().First()
