@@ -165,7 +165,7 @@ func sanitizeName(h string) string {
 func (c *Config) LoadFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("config file: %w", err)
+		return fmt.Errorf("%w: config file: %w", ErrConfig, err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))

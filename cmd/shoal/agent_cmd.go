@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -197,6 +198,9 @@ func agentCommand() *cli.Command {
 				return usagef("agent takes no arguments, got %q", a)
 			}
 			cfg, err := agentConfig(c)
+			if errors.Is(err, agent.ErrConfig) {
+				return usageError{err} // a bad flag, variable or config file value: exit 2
+			}
 			if err != nil {
 				return err
 			}
