@@ -131,11 +131,6 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if cfg.Advertise != "" {
 		ahost, aport, _ = splitHostPort("advertise", cfg.Advertise)
 	}
-	tags := map[string]string{}
-	for k, v := range cfg.Tags {
-		tags[k] = v
-	}
-	tags[TagPriority] = strconv.Itoa(cfg.Priority)
 	m, err := mesh.New(mesh.Config{
 		NodeName:         cfg.NodeName,
 		BindAddr:         bhost,
@@ -143,7 +138,8 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		AdvertiseAddr:    ahost,
 		AdvertisePort:    aport,
 		Profile:          cfg.Profile,
-		Tags:             tags,
+		Tags:             cfg.Tags,
+		Priority:         cfg.Priority,
 		DataDir:          cfg.DataDir,
 		RejoinAfterLeave: cfg.RejoinAfterLeave,
 		Keys:             keys,

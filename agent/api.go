@@ -109,17 +109,17 @@ func toClientLoad(l *metrics.Load) *client.Load {
 		NetRxBps: l.NetRxBps, NetTxBps: l.NetTxBps, Load1: l.Load1, Cores: l.Cores}
 }
 
-func toClientMember(m mesh.Member) client.Member {
+func toClientMember(m mesh.Member, now time.Time) client.Member {
 	cm := client.Member{Name: m.Name, Addr: m.Addr, Port: int(m.Port), Status: m.Status, Tags: m.Tags, Self: m.Self,
 		Load: toClientLoad(m.Load), LoadAgeSeconds: -1}
 	if m.Load != nil {
-		cm.LoadAgeSeconds = m.LoadAge.Seconds()
+		cm.LoadAgeSeconds = m.LoadAge(now).Seconds()
 	}
 	return cm
 }
 
 // filterMembers applies ?status= and ?tag=k=v (repeatable) filters.
-func filterMembers(ms []mesh.Member, status string, tags []string) ([]client.Member, error) {
+func filterMembers(ms []mesh.Member, status string, tags []string, now time.Time) ([]client.Member, error) {
 	want := map[string]string{}
 	for _, t := range tags {
 		k, v, ok := strings.Cut(t, "=")
@@ -145,14 +145,14 @@ func filterMembers(ms []mesh.Member, status string, tags []string) ([]client.Mem
 			}
 		}
 		if ok {
-			out = append(out, toClientMember(m))
+			out = append(out, toClientMember(m, now))
 		}
 	}
 	return out, nil
 }
 
 func (a *Agent) handleMembers(w http.ResponseWriter, r *http.Request) {
-	out, err := filterMembers(a.mesh.Members(), r.URL.Query().Get("status"), r.URL.Query()["tag"])
+	out, err := filterMembers(a.mesh.View().Members(), r.URL.Query().Get("status"), r.URL.Query()["tag"], time.Now())
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
 		return
@@ -167,7 +167,7 @@ func (a *Agent) handleMembers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleHealth(w http.ResponseWriter, r *http.Request) {
-	ms := a.mesh.Members()
+	ms := a.mesh.View().Members()
 	alive := 0
 	for _, m := range ms {
 		if m.Status == mesh.StatusAlive {
@@ -191,7 +191,7 @@ func (a *Agent) handleInfo(w http.ResponseWriter, r *http.Request) {
 	addr, port := a.mesh.LocalAddr()
 	counts := map[string]int{}
 	var tags map[string]string
-	for _, m := range a.mesh.Members() {
+	for _, m := range a.mesh.View().Members() {
 		counts[m.Status]++
 		if m.Self {
 			tags = m.Tags
@@ -220,8 +220,9 @@ func (a *Agent) handleInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info)
 }
 
-// Aggregate computes the mesh's aggregate load over alive members with load.
-func Aggregate(ms []mesh.Member) client.Aggregate {
+// Aggregate computes the mesh's aggregate load over alive members with
+// load, ages taken at now.
+func Aggregate(ms []mesh.Member, now time.Time) client.Aggregate {
 	var ag client.Aggregate
 	for _, m := range ms {
 		if m.Status != mesh.StatusAlive || m.Load == nil {
@@ -235,7 +236,7 @@ func Aggregate(ms []mesh.Member) client.Aggregate {
 		ag.NetRxBps += m.Load.NetRxBps
 		ag.NetTxBps += m.Load.NetTxBps
 		ag.Cores += m.Load.Cores
-		ag.MaxAgeSecs = max(ag.MaxAgeSecs, m.LoadAge.Seconds())
+		ag.MaxAgeSecs = max(ag.MaxAgeSecs, m.LoadAge(now).Seconds())
 	}
 	if ag.Members > 0 {
 		ag.CPUMean /= float64(ag.Members)
@@ -245,8 +246,9 @@ func Aggregate(ms []mesh.Member) client.Aggregate {
 }
 
 func (a *Agent) handleLoad(w http.ResponseWriter, r *http.Request) {
-	ms := a.mesh.Members()
-	out, _ := filterMembers(ms, "", nil)
+	now := time.Now()
+	ms := a.mesh.View().Members()
+	out, _ := filterMembers(ms, "", nil, now)
 	sort.SliceStable(out, func(i, j int) bool {
 		li, lj := out[i].Load, out[j].Load
 		if (li == nil) != (lj == nil) {
@@ -254,7 +256,7 @@ func (a *Agent) handleLoad(w http.ResponseWriter, r *http.Request) {
 		}
 		return li != nil && li.CPUPercent > lj.CPUPercent
 	})
-	writeJSON(w, http.StatusOK, client.LoadReport{Members: out, Aggregate: Aggregate(ms)})
+	writeJSON(w, http.StatusOK, client.LoadReport{Members: out, Aggregate: Aggregate(ms, now)})
 }
 
 func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
@@ -298,13 +300,7 @@ func (a *Agent) handleForceLeave(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	found := false
-	for _, m := range a.mesh.Members() {
-		if m.Name == req.Node {
-			found = true
-		}
-	}
-	if !found {
+	if _, found := a.mesh.View().Member(req.Node); !found {
 		writeErr(w, http.StatusNotFound, fmt.Errorf("no member named %q", req.Node))
 		return
 	}

@@ -241,14 +241,11 @@ func ParseTag(s string) (string, string, error) {
 	if len(k) > 64 || len(v) > 128 {
 		return "", "", fmt.Errorf("%w: tag %q: key at most 64 bytes, value at most 128", ErrConfig, clip(s))
 	}
-	if k == mesh.TagShoal || k == TagPriority {
-		return "", "", fmt.Errorf("%w: tag %q: key %q is reserved", ErrConfig, s, k)
+	if err := mesh.CheckUserTag(k); err != nil {
+		return "", "", fmt.Errorf("%w: tag %q: %v", ErrConfig, s, err)
 	}
 	return k, v, nil
 }
-
-// TagPriority carries Config.Priority in the node's tags.
-const TagPriority = "priority"
 
 // Validate checks every field, naming the first bad value.
 func (c *Config) Validate() error {

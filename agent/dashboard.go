@@ -164,11 +164,12 @@ func (a *Agent) registerDashboardRoutes(mux *http.ServeMux, reg *prometheus.Regi
 	}
 }
 
-// viewMembers is the mesh's members plus the synthetic ones (test hook).
+// viewMembers is the View's members plus the synthetic ones (test hook).
+// The View's slice is shared: append to a copy.
 func (a *Agent) viewMembers(now time.Time) []mesh.Member {
-	ms := a.mesh.Members()
+	ms := a.mesh.View().Members()
 	if n := a.dashState().synthetic; n > 0 {
-		ms = append(ms, syntheticMembers(n, now)...)
+		ms = append(append([]mesh.Member(nil), ms...), syntheticMembers(n, now)...)
 	}
 	return ms
 }
@@ -187,6 +188,7 @@ func syntheticMembers(n int, now time.Time) []mesh.Member {
 			Status: mesh.StatusAlive,
 			Tags:   map[string]string{"role": []string{"web", "db", "cache", "batch"}[i%4], "zone": "z" + strconv.Itoa(i%3)},
 		}
+		m.Shoal = mesh.ParseTags(m.Tags)
 		switch {
 		case i%97 == 13:
 			m.Status = mesh.StatusFailed
@@ -195,26 +197,26 @@ func syntheticMembers(n int, now time.Time) []mesh.Member {
 			continue // no load yet
 		}
 		cpu := 50 + 45*math.Sin(t/7+f*0.37)
-		m.Load = &metrics.Load{CPUPercent: cpu, MemPercent: 30 + 25*math.Sin(t/11+f*0.11) + 20,
+		l := metrics.Load{CPUPercent: cpu, MemPercent: 30 + 25*math.Sin(t/11+f*0.11) + 20,
 			NetRxBps: 1e5 * (1 + math.Sin(t/5+f)), NetTxBps: 5e4 * (1 + math.Cos(t/5+f)),
 			Load1: cpu / 25, Cores: float64(int(2) << (i % 3))}
-		m.LoadAge = time.Duration((i%20)*100) * time.Millisecond
+		age := time.Duration((i%20)*100) * time.Millisecond
 		if m.Status == mesh.StatusFailed {
-			m.LoadAge = 30*time.Second + time.Duration(i)*time.Millisecond
+			age = 30*time.Second + time.Duration(i)*time.Millisecond
 		}
-		out[i] = m
+		out[i] = m.WithLoad(l, now.Add(-age))
 	}
 	return out
 }
 
-func toDashMember(m mesh.Member, coord string) DashMember {
+func toDashMember(m mesh.Member, coord string, now time.Time) DashMember {
 	dm := DashMember{Name: m.Name, Addr: m.Addr, Status: m.Status, Self: m.Self, Coordinator: coord != "" && m.Name == coord,
 		Tags: m.Tags, Age: -1}
-	c, _ := Candidate(m)
+	c, _ := Candidate(m, now)
 	if l := m.Load; l != nil {
 		dm.HasLoad = true
 		dm.CPU, dm.Mem, dm.NetRx, dm.NetTx, dm.Cores, dm.Load1 = l.CPUPercent, l.MemPercent, l.NetRxBps, l.NetTxBps, l.Cores, l.Load1
-		dm.Age = m.LoadAge.Seconds()
+		dm.Age = m.LoadAge(now).Seconds()
 		dm.Load = loadshare.Load(c)
 	}
 	if m.Status == mesh.StatusAlive {
@@ -240,14 +242,14 @@ func (a *Agent) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	ms := a.viewMembers(now)
 	rep := DashboardReport{Node: a.cfg.NodeName, Version: Version, Time: now.UTC().Format(time.RFC3339Nano),
-		Members: make([]DashMember, len(ms)), Counts: map[string]int{}, Aggregate: Aggregate(ms), Leader: a.leader(),
+		Members: make([]DashMember, len(ms)), Counts: map[string]int{}, Aggregate: Aggregate(ms, now), Leader: a.leader(),
 		Synthetic: a.dashState().synthetic}
 	coord := ""
 	if rep.Leader != nil {
 		coord = rep.Leader.Coordinator
 	}
 	for i, m := range ms {
-		rep.Members[i] = toDashMember(m, coord)
+		rep.Members[i] = toDashMember(m, coord, now)
 		rep.Counts[m.Status]++
 	}
 	writeJSON(w, http.StatusOK, rep)
@@ -287,7 +289,7 @@ func (a *Agent) sampleHistory() {
 
 func (a *Agent) historySample(now time.Time) HistorySample {
 	ms := a.viewMembers(now)
-	ag := Aggregate(ms)
+	ag := Aggregate(ms, now)
 	s := HistorySample{Time: now.UnixMilli(), CPUMean: ag.CPUMean, CPUMax: ag.CPUMax, MemMean: ag.MemMean, MemMax: ag.MemMax,
 		NetRxBps: ag.NetRxBps, NetTxBps: ag.NetTxBps, WithLoad: ag.Members}
 	for _, m := range ms {

@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -320,18 +319,19 @@ func (r *electionRunner) run() {
 	}
 }
 
-// syncMembers feeds the mesh's view to the Node when it changed.
+// syncMembers feeds the mesh's View to the Node when it changed.
 func (r *electionRunner) syncMembers() {
-	ms := r.a.mesh.Members()
+	now := time.Now()
+	ms := r.a.mesh.View().Members()
 	list := make([]election.Member, 0, len(ms))
 	for _, m := range ms {
 		if m.Self {
 			continue
 		}
-		if _, ok := m.Tags[mesh.TagShoal]; !ok {
+		if !m.Shoal.Agent {
 			continue // a stock serf agent in the pool: not a candidate
 		}
-		prio, _ := strconv.Atoi(m.Tags[TagPriority])
+		prio := m.Shoal.Priority
 		// Reachable, not just alive: serf keeps the far side of a partition
 		// "alive" until suspicion runs out, which on a two-node side takes
 		// 35-45 s (no one else can confirm the failure), and the quorum
@@ -339,7 +339,7 @@ func (r *electionRunner) syncMembers() {
 		// from across a partition at once, so a member whose load has gone
 		// stale no longer counts. A member with no load yet (just joined)
 		// counts as alive.
-		reachable := m.Load == nil || m.LoadAge < r.fresh
+		reachable := m.Load == nil || m.LoadAge(now) < r.fresh
 		list = append(list, election.Member{Name: m.Name, Priority: prio,
 			Alive: m.Status == mesh.StatusAlive && reachable, Left: m.Status == mesh.StatusLeft})
 	}

@@ -67,7 +67,7 @@ func startElectionMesh(t *testing.T, n, ip0 int, opts ...func(*Config)) []*Agent
 	pollFor(t, 15*time.Second, "every agent sees every agent alive", func() error {
 		for _, a := range agents {
 			alive := 0
-			for _, m := range a.Mesh().Members() {
+			for _, m := range a.Mesh().View().Members() {
 				if m.Status == "alive" {
 					alive++
 				}

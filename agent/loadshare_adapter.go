@@ -39,18 +39,6 @@ import (
 	"github.com/shoalmesh/shoal/mesh"
 )
 
-// Tags the load-sharing adapter reads.
-const (
-	// TagService names the service a member offers (service=web).
-	TagService = "service"
-	// TagPort is the port the member's service listens on, on the member's
-	// gossip address.
-	TagPort = "port"
-	// TagCapacity is the member's relative capacity (a positive number);
-	// without it the member's cores count.
-	TagCapacity = "capacity"
-)
-
 // MaxPickN bounds /v1/pick's n.
 const MaxPickN = 100
 
@@ -58,10 +46,11 @@ const MaxPickN = 100
 // than any MaxAge, so it is never picked.
 const noLoadAge = time.Duration(math.MaxInt64)
 
-// Candidate turns one member into a load-sharing candidate. Addr is the
-// member's address joined with its "port" tag; portOK is false (and Addr the
-// bare host) when the tag is missing or not a port number.
-func Candidate(m mesh.Member) (c loadshare.Candidate, portOK bool) {
+// Candidate turns one member into a load-sharing candidate, its load's age
+// taken at now. Addr is the member's address joined with its "port" tag;
+// portOK is false (and Addr the bare host) when the tag is missing or not a
+// port number.
+func Candidate(m mesh.Member, now time.Time) (c loadshare.Candidate, portOK bool) {
 	c = loadshare.Candidate{
 		Name:  m.Name,
 		Addr:  m.Addr,
@@ -70,13 +59,11 @@ func Candidate(m mesh.Member) (c loadshare.Candidate, portOK bool) {
 		Local: m.Self,
 		Age:   noLoadAge,
 	}
-	if p, err := strconv.Atoi(m.Tags[TagPort]); err == nil && p > 0 && p <= 65535 {
+	if p := m.Shoal.Port; p != 0 {
 		c.Addr = net.JoinHostPort(m.Addr, strconv.Itoa(p))
 		portOK = true
 	}
-	if v, err := strconv.ParseFloat(m.Tags[TagCapacity], 64); err == nil && v > 0 && !math.IsInf(v, 0) {
-		c.Capacity = v
-	}
+	c.Capacity = m.Shoal.Capacity
 	if l := m.Load; l != nil {
 		c.CPUPercent = l.CPUPercent
 		c.MemPercent = l.MemPercent
@@ -84,7 +71,7 @@ func Candidate(m mesh.Member) (c loadshare.Candidate, portOK bool) {
 		c.LoadAvg = l.Load1
 		c.NetRxBps = l.NetRxBps
 		c.NetTxBps = l.NetTxBps
-		c.Age = m.LoadAge
+		c.Age = m.LoadAge(now)
 	}
 	return c, portOK
 }
@@ -94,13 +81,13 @@ func Candidate(m mesh.Member) (c loadshare.Candidate, portOK bool) {
 // returned, addressed at that port; with none, every member is returned.
 // Members that are not alive or whose load is missing or too old are kept
 // (the pickers skip them), so that callers can tell why nothing is eligible.
-func Candidates(ms []mesh.Member, service string) []loadshare.Candidate {
+func Candidates(ms []mesh.Member, service string, now time.Time) []loadshare.Candidate {
 	out := make([]loadshare.Candidate, 0, len(ms))
 	for _, m := range ms {
-		if service != "" && m.Tags[TagService] != service {
+		if service != "" && m.Shoal.Service != service {
 			continue
 		}
-		c, portOK := Candidate(m)
+		c, portOK := Candidate(m, now)
 		if service != "" && !portOK {
 			continue
 		}
@@ -120,19 +107,19 @@ func (e *pickError) Error() string { return e.err.Error() }
 // pickCandidates returns the eligible candidates for a pick, or a pickError
 // saying why there are none: 404 when no member offers the service at all,
 // 503 when some do but none is eligible now.
-func pickCandidates(ms []mesh.Member, service string, tags map[string]string) ([]loadshare.Candidate, error) {
+func pickCandidates(ms []mesh.Member, service string, tags map[string]string, now time.Time) ([]loadshare.Candidate, error) {
 	var offering, notAlive, noPort, noLoad, stale, tagMiss int
 	var cands []loadshare.Candidate
 	services := map[string]bool{}
 	for _, m := range ms {
-		if s := m.Tags[TagService]; s != "" {
+		if s := m.Shoal.Service; s != "" {
 			services[s] = true
 		}
-		if service != "" && m.Tags[TagService] != service {
+		if service != "" && m.Shoal.Service != service {
 			continue
 		}
 		offering++
-		c, portOK := Candidate(m)
+		c, portOK := Candidate(m, now)
 		match := true
 		for k, v := range tags {
 			if m.Tags[k] != v {
@@ -167,7 +154,7 @@ func pickCandidates(ms []mesh.Member, service string, tags map[string]string) ([
 		if len(names) > 0 {
 			offered = strings.Join(names, ", ")
 		}
-		return nil, &pickError{http.StatusNotFound, fmt.Errorf("unknown service %q: no member has the tag %s=%s (services offered: %s)", service, TagService, service, offered)}
+		return nil, &pickError{http.StatusNotFound, fmt.Errorf("unknown service %q: no member has the tag %s=%s (services offered: %s)", service, mesh.TagService, service, offered)}
 	}
 	what := "members"
 	if service != "" {
@@ -180,7 +167,7 @@ func pickCandidates(ms []mesh.Member, service string, tags map[string]string) ([
 	}{
 		{tagMiss, "do not match the tag filter " + fmtTagFilter(tags)},
 		{notAlive, "are not alive"},
-		{noPort, "have no numeric " + TagPort + " tag"},
+		{noPort, "have no numeric " + mesh.TagPort + " tag"},
 		{noLoad, "have not sent their load yet"},
 		{stale, fmt.Sprintf("have load information older than %v", loadshare.DefaultMaxAge)},
 	} {
@@ -258,7 +245,7 @@ func (a *Agent) handlePick(pks *pickers, w http.ResponseWriter, r *http.Request)
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("strategy %q is unknown; valid strategies are %s", strategy, strings.Join(loadshare.Strategies(), ", ")))
 		return
 	}
-	cands, err := pickCandidates(a.mesh.Members(), service, tags)
+	cands, err := pickCandidates(a.mesh.View().Members(), service, tags, time.Now())
 	if err != nil {
 		var pe *pickError
 		if errors.As(err, &pe) {
@@ -312,27 +299,40 @@ type proxyRunner struct {
 	snap     atomic.Pointer[candSnapshot]
 }
 
+// candSnapshot is the service's candidates from one View, and the members
+// they came from (for their load's age, which moves without a new View).
 type candSnapshot struct {
-	at    time.Time
+	view  *mesh.View
 	cands []loadshare.Candidate
+	mems  []mesh.Member
 }
 
-// snapshotTTL is how long the proxy reuses one reading of the View.
-const snapshotTTL = 100 * time.Millisecond
-
 // members returns the service's candidates with this proxy's requests in
-// flight added to their run queue.
+// flight added to their run queue. They are made again only when the View
+// changes; the ages are taken now.
 func (pr *proxyRunner) members() []loadshare.Candidate {
 	now := time.Now()
+	v := pr.mesh.View()
 	s := pr.snap.Load()
-	if s == nil || now.Sub(s.at) > snapshotTTL {
-		s = &candSnapshot{at: now, cands: Candidates(pr.mesh.Members(), pr.service)}
+	if s == nil || s.view != v {
+		s = &candSnapshot{view: v}
+		for _, m := range v.Members() {
+			if m.Shoal.Service != pr.service && pr.service != "" {
+				continue
+			}
+			if c, portOK := Candidate(m, now); portOK || pr.service == "" {
+				s.cands, s.mems = append(s.cands, c), append(s.mems, m)
+			}
+		}
 		pr.snap.Store(s)
 	}
 	out := make([]loadshare.Candidate, len(s.cands))
 	copy(out, s.cands)
-	if pr.useCount {
-		for i := range out {
+	for i := range out {
+		if s.mems[i].Load != nil {
+			out[i].Age = s.mems[i].LoadAge(now)
+		}
+		if pr.useCount {
 			out[i].LoadAvg += float64(pr.flight.get(out[i].Addr))
 		}
 	}

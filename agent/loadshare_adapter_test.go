@@ -22,10 +22,13 @@ import (
 )
 
 func TestCandidateFromMember(t *testing.T) {
-	load := &metrics.Load{CPUPercent: 40, MemPercent: 20, NetRxBps: 100, NetTxBps: 200, Load1: 1.5, Cores: 4}
+	load := metrics.Load{CPUPercent: 40, MemPercent: 20, NetRxBps: 100, NetTxBps: 200, Load1: 1.5, Cores: 4}
+	now := time.Now()
 	m := mesh.Member{Name: "w1", Addr: "10.0.0.5", Port: 7946, Status: mesh.StatusAlive, Self: true,
-		Tags: map[string]string{"service": "web", "port": "8080", "capacity": "2.5"}, Load: load, LoadAge: 1500 * time.Millisecond}
-	c, portOK := Candidate(m)
+		Tags: map[string]string{"service": "web", "port": "8080", "capacity": "2.5"}}
+	m.Shoal = mesh.ParseTags(m.Tags)
+	m = m.WithLoad(load, now.Add(-1500*time.Millisecond))
+	c, portOK := Candidate(m, now)
 	want := loadshare.Candidate{Name: "w1", Addr: "10.0.0.5:8080", Tags: m.Tags, Alive: true, Local: true,
 		CPUPercent: 40, MemPercent: 20, Cores: 4, Capacity: 2.5, LoadAvg: 1.5, NetRxBps: 100, NetTxBps: 200, Age: 1500 * time.Millisecond}
 	if !portOK || fmt.Sprint(c) != fmt.Sprint(want) {
@@ -50,7 +53,7 @@ func TestCandidateFromMember(t *testing.T) {
 		{"no load yet: never eligible", func(m *mesh.Member) { m.Load = nil }, func(c loadshare.Candidate, _ bool) error {
 			return expect(c.Cores == 0 && c.Age > loadshare.DefaultMaxAge, "Cores %v Age %v", c.Cores, c.Age)
 		}, false},
-		{"stale load", func(m *mesh.Member) { m.LoadAge = time.Hour }, func(c loadshare.Candidate, _ bool) error {
+		{"stale load", func(m *mesh.Member) { *m = m.WithLoad(*m.Load, now.Add(-time.Hour)) }, func(c loadshare.Candidate, _ bool) error {
 			return expect(c.Age == time.Hour, "Age %v", c.Age)
 		}, false},
 		{"non-numeric capacity: cores count", func(m *mesh.Member) { m.Tags = with(m.Tags, "capacity", "big") }, func(c loadshare.Candidate, _ bool) error {
@@ -80,7 +83,8 @@ func TestCandidateFromMember(t *testing.T) {
 			mm := m
 			mm.Tags = with(m.Tags, "", "")
 			tc.edit(&mm)
-			c, ok := Candidate(mm)
+			mm.Shoal = mesh.ParseTags(mm.Tags)
+			c, ok := Candidate(mm, now)
 			if err := tc.check(c, ok); err != nil {
 				t.Error(err)
 			}
@@ -115,12 +119,17 @@ func with(tags map[string]string, k, v string) map[string]string {
 }
 
 func TestCandidatesByService(t *testing.T) {
-	l := &metrics.Load{Cores: 2}
+	now := time.Now()
+	l := metrics.Load{Cores: 2}
 	ms := []mesh.Member{
-		{Name: "a", Addr: "127.0.0.1", Status: mesh.StatusAlive, Tags: map[string]string{"service": "web", "port": "81"}, Load: l},
-		{Name: "b", Addr: "127.0.0.2", Status: mesh.StatusAlive, Tags: map[string]string{"service": "web"}, Load: l},
-		{Name: "c", Addr: "127.0.0.3", Status: mesh.StatusFailed, Tags: map[string]string{"service": "web", "port": "83"}, Load: l},
-		{Name: "d", Addr: "127.0.0.4", Status: mesh.StatusAlive, Tags: map[string]string{"service": "db", "port": "84"}, Load: l},
+		{Name: "a", Addr: "127.0.0.1", Status: mesh.StatusAlive, Tags: map[string]string{"service": "web", "port": "81"}},
+		{Name: "b", Addr: "127.0.0.2", Status: mesh.StatusAlive, Tags: map[string]string{"service": "web"}},
+		{Name: "c", Addr: "127.0.0.3", Status: mesh.StatusFailed, Tags: map[string]string{"service": "web", "port": "83"}},
+		{Name: "d", Addr: "127.0.0.4", Status: mesh.StatusAlive, Tags: map[string]string{"service": "db", "port": "84"}},
+	}
+	for i := range ms {
+		ms[i].Shoal = mesh.ParseTags(ms[i].Tags)
+		ms[i] = ms[i].WithLoad(l, now)
 	}
 	names := func(cs []loadshare.Candidate) string {
 		var s []string
@@ -129,10 +138,10 @@ func TestCandidatesByService(t *testing.T) {
 		}
 		return strings.Join(s, " ")
 	}
-	if got := names(Candidates(ms, "web")); got != "a@127.0.0.1:81 c@127.0.0.3:83" {
+	if got := names(Candidates(ms, "web", now)); got != "a@127.0.0.1:81 c@127.0.0.3:83" {
 		t.Errorf("web: %s", got)
 	}
-	if got := names(Candidates(ms, "")); got != "a@127.0.0.1:81 b@127.0.0.2 c@127.0.0.3:83 d@127.0.0.4:84" {
+	if got := names(Candidates(ms, "", now)); got != "a@127.0.0.1:81 b@127.0.0.2 c@127.0.0.3:83 d@127.0.0.4:84" {
 		t.Errorf("all: %s", got)
 	}
 
@@ -147,7 +156,7 @@ func TestCandidatesByService(t *testing.T) {
 		{"web", map[string]string{"region": "eu"}, 503, []string{"3 do not match the tag filter region=eu"}},
 		{"db", map[string]string{"region": "eu"}, 503, []string{"none of the 1 members offering service \"db\""}},
 	} {
-		_, err := pickCandidates(ms, tc.service, tc.tags)
+		_, err := pickCandidates(ms, tc.service, tc.tags, now)
 		var pe *pickError
 		if !errors.As(err, &pe) || pe.code != tc.code {
 			t.Errorf("%s %v: err %v, want status %d", tc.service, tc.tags, err, tc.code)
@@ -160,7 +169,7 @@ func TestCandidatesByService(t *testing.T) {
 		}
 	}
 	ms[0].Status = mesh.StatusFailed
-	_, err := pickCandidates(ms, "web", nil)
+	_, err := pickCandidates(ms, "web", nil, now)
 	if err == nil || !strings.Contains(err.Error(), "2 are not alive; 1 have no numeric port tag") {
 		t.Errorf("web with a and c failed: %v", err)
 	}
@@ -308,7 +317,7 @@ func TestPickAndProxyInProcess(t *testing.T) {
 		a.Monitor().Override(&same)
 	}
 	pollFor(t, 15*time.Second, "w1 holds the same load for w1 and w2", func() error {
-		for _, m := range a1.mesh.Members() {
+		for _, m := range a1.mesh.View().Members() {
 			if (m.Name == "w1" || m.Name == "w2") && (m.Load == nil || m.Load.CPUPercent != same.CPUPercent) {
 				return fmt.Errorf("%s load %+v", m.Name, m.Load)
 			}

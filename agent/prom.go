@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoalmesh/shoal/mesh"
@@ -67,14 +69,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	counts := map[string]int{mesh.StatusAlive: 0, mesh.StatusLeaving: 0, mesh.StatusLeft: 0, mesh.StatusFailed: 0}
-	for _, m := range a.mesh.Members() {
+	now := time.Now()
+	for _, m := range a.mesh.View().Members() {
 		counts[m.Status]++
 		if m.Load != nil && m.Status == mesh.StatusAlive {
 			g(c.cpu, m.Load.CPUPercent, m.Name)
 			g(c.mem, m.Load.MemPercent, m.Name)
 			g(c.netRx, m.Load.NetRxBps, m.Name)
 			g(c.netTx, m.Load.NetTxBps, m.Name)
-			g(c.age, m.LoadAge.Seconds(), m.Name)
+			g(c.age, m.LoadAge(now).Seconds(), m.Name)
 		}
 	}
 	for s, n := range counts {
@@ -128,9 +131,10 @@ func (c *operatorCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *operatorCollector) Collect(ch chan<- prometheus.Metric) {
 	a := c.a
 	if a.mesh != nil {
-		for _, m := range a.mesh.Members() {
+		now := time.Now()
+		for _, m := range a.mesh.View().Members() {
 			if m.Load != nil && !m.Self {
-				ch <- prometheus.MustNewConstMetric(c.lastHeard, prometheus.GaugeValue, m.LoadAge.Seconds(), m.Name)
+				ch <- prometheus.MustNewConstMetric(c.lastHeard, prometheus.GaugeValue, m.LoadAge(now).Seconds(), m.Name)
 			}
 		}
 	}
@@ -199,7 +203,7 @@ func (c *p2pCollector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.upgrades, ps.Upgrades.Load())
 	ctr(c.retries, ps.PunchRetries.Load())
 	conns := map[string]int{mesh.ConnDirect: 0, mesh.ConnRelayed: 0, mesh.ConnNone: 0}
-	for _, m := range c.a.mesh.Members() {
+	for _, m := range c.a.mesh.View().Members() {
 		if m.Self || m.Status != mesh.StatusAlive {
 			continue
 		}

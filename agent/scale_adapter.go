@@ -8,7 +8,7 @@ package agent
 // filled. Only the node that holds an acting lease calls the provider, with
 // that lease; a node whose policy wants a change while no coordinator is
 // known asks for an election. After every action the coordinator puts the
-// action in a member tag (TagScale), so every node records it and a new
+// action in its mesh.TagScale tag, so every node records it and a new
 // coordinator neither repeats nor reverses it inside the cooldown; on
 // takeover the new coordinator also reads the provider's own record of the
 // last action (scale.LastActionReader) and its history.
@@ -24,7 +24,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -37,10 +36,6 @@ import (
 	"github.com/shoalmesh/shoal/scale"
 	_ "github.com/shoalmesh/shoal/scale/providers" // dry-run, webhook, exec, aws, kubernetes
 )
-
-// TagScale carries the coordinator's last scale action to every member:
-// "TERM/PRIORITY/UNIXNANO/FROM/TO".
-const TagScale = "scale"
 
 // ScaleConfig is the scale section of Config: which provider, and the
 // policy. Provider "" turns scaling off.
@@ -289,7 +284,7 @@ func (r *scaleRunner) run() {
 // step is one evaluation.
 func (r *scaleRunner) step(ctx context.Context) {
 	now := r.clock.Now()
-	ms := r.a.mesh.Members()
+	ms := r.a.mesh.View().Members()
 	loads, alive := memberLoads(ms)
 	value, valid, _ := scale.Aggregate(r.cfg.Metric, loads)
 	r.observe(ms)
@@ -432,16 +427,12 @@ func (r *scaleRunner) observe(ms []mesh.Member) {
 		if m.Self {
 			continue
 		}
-		v, ok := m.Tags[TagScale]
-		if !ok {
+		if !m.Shoal.ScaleOK {
 			continue
 		}
-		lease, act, err := parseScaleTag(v)
-		if err != nil {
-			continue
-		}
-		lease.Holder = m.Name
-		r.learn(act, lease, "mesh")
+		st := m.Shoal.Scale
+		lease := election.Lease{Holder: m.Name, Term: st.Term, Priority: st.Priority}
+		r.learn(scale.Action{Time: st.Time, From: st.From, To: st.To}, lease, "mesh")
 	}
 }
 
@@ -476,40 +467,13 @@ func (r *scaleRunner) record(rec scale.Record) {
 	r.mu.Unlock()
 }
 
-// announce puts the action in this node's tags.
+// announce puts the action in this node's mesh.TagScale, through the
+// mesh (the one owner of the node's tags).
 func (r *scaleRunner) announce(lease election.Lease, act scale.Action) {
-	var tags map[string]string
-	for _, m := range r.a.mesh.Members() {
-		if m.Self {
-			tags = map[string]string{}
-			for k, v := range m.Tags {
-				tags[k] = v
-			}
-		}
-	}
-	if tags == nil {
-		return
-	}
-	tags[TagScale] = fmt.Sprintf("%d/%d/%d/%d/%d", lease.Term, lease.Priority, act.Time.UnixNano(), act.From, act.To)
-	if err := r.a.mesh.SetTags(tags); err != nil {
+	st := mesh.ScaleTag{Term: lease.Term, Priority: lease.Priority, Time: act.Time, From: act.From, To: act.To}
+	if err := r.a.mesh.AnnounceScale(st); err != nil {
 		r.log.Warn("announcing the scale action", "err", err)
 	}
-}
-
-func parseScaleTag(s string) (election.Lease, scale.Action, error) {
-	p := strings.Split(s, "/")
-	if len(p) != 5 {
-		return election.Lease{}, scale.Action{}, fmt.Errorf("scale tag %q", s)
-	}
-	term, e1 := strconv.ParseUint(p[0], 10, 64)
-	prio, e2 := strconv.Atoi(p[1])
-	ns, e3 := strconv.ParseInt(p[2], 10, 64)
-	from, e4 := strconv.Atoi(p[3])
-	to, e5 := strconv.Atoi(p[4])
-	if err := errors.Join(e1, e2, e3, e4, e5); err != nil {
-		return election.Lease{}, scale.Action{}, fmt.Errorf("scale tag %q: %w", s, err)
-	}
-	return election.Lease{Term: term, Priority: prio}, scale.Action{Time: time.Unix(0, ns), From: from, To: to}, nil
 }
 
 // memberLoads collects the alive Shoal members' load, and counts the alive
@@ -521,23 +485,16 @@ func memberLoads(ms []mesh.Member) ([]scale.MemberLoad, int) {
 		if m.Status != mesh.StatusAlive {
 			continue
 		}
-		if _, ok := m.Tags[mesh.TagShoal]; !ok {
+		if !m.Shoal.Agent {
 			continue
 		}
 		alive++
 		if m.Load == nil {
 			continue
 		}
-		ml := scale.MemberLoad{Name: m.Name, CPU: m.Load.CPUPercent, Mem: m.Load.MemPercent, Net: m.Load.NetRxBps + m.Load.NetTxBps}
-		for k, v := range m.Tags {
-			if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(f) {
-				if ml.Named == nil {
-					ml.Named = map[string]float64{}
-				}
-				ml.Named[k] = f
-			}
-		}
-		out = append(out, ml)
+		// Named is the View's parsed map, shared: the policy only reads it.
+		out = append(out, scale.MemberLoad{Name: m.Name, CPU: m.Load.CPUPercent, Mem: m.Load.MemPercent,
+			Net: m.Load.NetRxBps + m.Load.NetTxBps, Named: m.Shoal.Numeric})
 	}
 	return out, alive
 }

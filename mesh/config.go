@@ -24,11 +24,6 @@ const (
 	ProfileP2P   = "p2p"
 )
 
-// TagShoal marks a member as a Shoal agent (its value is the node state major
-// version). Members without it (a stock serf agent) are listed but are not
-// sent load packets.
-const TagShoal = "shoal"
-
 // ErrConfig is wrapped by every configuration error.
 var ErrConfig = errors.New("invalid mesh configuration")
 
@@ -51,8 +46,11 @@ type Config struct {
 	// P2P configures the p2p profile.
 	P2P P2PConfig
 	// Tags are static key=value facts about this node, gossiped with its
-	// membership (role, priority, service, capacity ...).
+	// membership (role, service, port, capacity ...). The reserved keys
+	// (see ReservedTags) are refused: the mesh sets those itself.
 	Tags map[string]string
+	// Priority is this node's election priority, gossiped in TagPriority.
+	Priority int
 	// DataDir holds the membership snapshot (rejoin after restart) and the
 	// persisted keyring. Empty: nothing is kept.
 	DataDir string
@@ -150,6 +148,11 @@ func (c *Config) validate() error {
 	}
 	if c.AdvertisePort < 0 || c.AdvertisePort > 65535 {
 		return fmt.Errorf("%w: advertise port %d out of range 0–65535", ErrConfig, c.AdvertisePort)
+	}
+	for k := range c.Tags {
+		if err := CheckUserTag(k); err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
 	}
 	for i, k := range c.Keys {
 		if l := len(k); l != 16 && l != 24 && l != 32 {

@@ -202,7 +202,7 @@ func TestGarbageAtTheGossipPortIsDroppedAndCounted(t *testing.T) {
 		return nil
 	})
 	waitFor(t, 30*time.Second, "mesh still works", func() error {
-		for _, m := range a.m.Members() {
+		for _, m := range a.m.View().Members() {
 			if m.Status != StatusAlive || m.Load == nil {
 				return errors.New(m.Name + " not alive with load")
 			}

@@ -1,20 +1,22 @@
 package mesh
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -22,28 +24,6 @@ import (
 
 	"github.com/shoalmesh/shoal/metrics"
 )
-
-// Member statuses as shown to people and in the API.
-const (
-	StatusAlive   = "alive"
-	StatusLeaving = "leaving"
-	StatusLeft    = "left"
-	StatusFailed  = "failed"
-)
-
-// Member is one member as this node sees it.
-type Member struct {
-	Name   string            `json:"name"`
-	Addr   string            `json:"addr"`
-	Port   uint16            `json:"port"`
-	Status string            `json:"status"`
-	Tags   map[string]string `json:"tags"`
-	Self   bool              `json:"self"`
-	// Load is the member's last known load; nil when none has arrived.
-	Load *metrics.Load `json:"load,omitempty"`
-	// LoadAge is how long ago the member published that load.
-	LoadAge time.Duration `json:"-"`
-}
 
 // Event is a membership change.
 type Event struct {
@@ -69,6 +49,15 @@ type Mesh struct {
 	members map[string]*memberState // serf's view, kept from its events
 	ids     map[uint32]string       // NameID -> name of known members
 	collide map[uint32]bool         // IDs shared by two known members
+	heard   map[string]*heard       // decoded load per member, beside table
+	evSeq   uint64                  // membership events applied (see reconcile)
+
+	// ownTags are this node's tags; tagMu serialises changes to them (the
+	// one owner of the node's tags: see AnnounceScale).
+	tagMu   sync.Mutex
+	ownTags map[string]string
+
+	view atomic.Pointer[View]
 
 	events chan serf.Event
 	stop   chan struct{}
@@ -87,6 +76,7 @@ type memberState struct {
 	addr   memberlist.Address
 	status serf.MemberStatus
 	shoal  bool
+	mem    Member // as Views show it, without its load
 }
 
 // New creates the node, binds its gossip port and starts gossiping. It does
@@ -112,6 +102,7 @@ func New(cfg Config) (*Mesh, error) {
 		members: map[string]*memberState{},
 		ids:     map[uint32]string{},
 		collide: map[uint32]bool{},
+		heard:   map[string]*heard{},
 		events:  make(chan serf.Event, 1024),
 		stop:    make(chan struct{}),
 		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
@@ -173,7 +164,9 @@ func New(cfg Config) (*Mesh, error) {
 		tags[k] = v
 	}
 	tags[TagShoal] = strconv.Itoa(StateVersion >> 4)
-	sc.Tags = tags
+	tags[TagPriority] = strconv.Itoa(cfg.Priority)
+	m.ownTags = tags
+	sc.Tags = maps.Clone(tags)
 
 	keys := cfg.Keys
 	if cfg.DataDir != "" {
@@ -253,6 +246,7 @@ func New(cfg Config) (*Mesh, error) {
 	for _, mem := range s.Members() {
 		m.updateMemberLocked(mem)
 	}
+	m.publishLocked(time.Now())
 	m.mu.Unlock()
 	if x, ok := m.trans.(p2pExtras); ok {
 		// Bootstrap and mDNS peers, once connected, are joined through.
@@ -407,6 +401,9 @@ type RetryOptions struct {
 	Initial, Max time.Duration
 }
 
+// ErrClosed is returned by Wait once the mesh has shut down.
+var ErrClosed = errors.New("mesh: shut down")
+
 // ErrJoin is wrapped when no join address could be reached.
 var ErrJoin = errors.New("could not join the mesh")
 
@@ -461,14 +458,36 @@ func (m *Mesh) ForceLeave(name string, prune bool) error {
 	return m.serf.RemoveFailedNode(name)
 }
 
-// SetTags replaces this node's tags (the shoal tag is kept).
-func (m *Mesh) SetTags(tags map[string]string) error {
-	t := map[string]string{}
-	for k, v := range tags {
-		t[k] = v
+// AnnounceScale puts a scale action in this node's TagScale, for every
+// member to read. The node's tags have one owner, the mesh: changes are
+// serialised here, so no caller reads, edits and writes them back.
+func (m *Mesh) AnnounceScale(st ScaleTag) error {
+	return m.setOwnTag(TagScale, st.String())
+}
+
+func (m *Mesh) setOwnTag(key, value string) error {
+	m.tagMu.Lock()
+	defer m.tagMu.Unlock()
+	if m.ownTags[key] == value {
+		return nil
 	}
-	t[TagShoal] = strconv.Itoa(StateVersion >> 4)
-	return m.serf.SetTags(t)
+	tags := maps.Clone(m.ownTags)
+	tags[key] = value
+	if err := m.serf.SetTags(maps.Clone(tags)); err != nil {
+		return fmt.Errorf("set tag %s: %w", key, err)
+	}
+	m.ownTags = tags
+	// serf reports our own update as an event too; publish now so that a
+	// caller reads its tag in the next View whatever the event's timing.
+	lm := m.serf.LocalMember() // before m.mu: see reconcile on lock order
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ms, ok := m.members[m.cfg.NodeName]; ok {
+		if m.setMemberLocked(ms, lm) {
+			m.publishLocked(time.Now())
+		}
+	}
+	return nil
 }
 
 // Shutdown stops the node without leaving: peers will see it fail. Safe to
@@ -481,35 +500,6 @@ func (m *Mesh) Shutdown() error {
 		m.wg.Wait()
 	})
 	return err
-}
-
-// Members returns every member serf knows, sorted by name, with its load.
-func (m *Mesh) Members() []Member {
-	now := time.Now()
-	sm := m.serf.Members()
-	out := make([]Member, 0, len(sm))
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, s := range sm {
-		mem := Member{
-			Name:   s.Name,
-			Addr:   s.Addr.String(),
-			Port:   s.Port,
-			Status: statusString(s.Status),
-			Tags:   s.Tags,
-			Self:   s.Name == m.cfg.NodeName,
-		}
-		if st, origin, ok := m.table.Get(s.Name); ok {
-			if l, err := DecodeState(st); err == nil {
-				l.Taken = origin
-				mem.Load = &l
-				mem.LoadAge = max(now.Sub(origin), 0)
-			}
-		}
-		out = append(out, mem)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
 }
 
 func statusString(s serf.MemberStatus) string {
@@ -526,7 +516,9 @@ func statusString(s serf.MemberStatus) string {
 	return "unknown"
 }
 
-func (m *Mesh) updateMemberLocked(s serf.Member) {
+// updateMemberLocked takes serf's word on a member; it reports whether
+// anything a View shows changed.
+func (m *Mesh) updateMemberLocked(s serf.Member) bool {
 	ms, ok := m.members[s.Name]
 	if !ok {
 		ms = &memberState{}
@@ -538,44 +530,122 @@ func (m *Mesh) updateMemberLocked(s serf.Member) {
 		}
 		m.ids[id] = s.Name
 	}
+	return m.setMemberLocked(ms, s) || !ok
+}
+
+func (m *Mesh) setMemberLocked(ms *memberState, s serf.Member) bool {
 	ms.addr = memberlist.Address{Addr: net.JoinHostPort(s.Addr.String(), strconv.Itoa(int(s.Port))), Name: s.Name}
 	ms.status = s.Status
 	_, ms.shoal = s.Tags[TagShoal]
+	old := ms.mem
+	mem := Member{Name: s.Name, Addr: s.Addr.String(), Port: s.Port, Status: statusString(s.Status),
+		Self: s.Name == m.cfg.NodeName, Tags: old.Tags, Shoal: old.Shoal}
+	tagsChanged := old.Name == "" || !maps.Equal(old.Tags, s.Tags)
+	if tagsChanged {
+		// Parsed once per change; cloned, since the View shares it.
+		mem.Tags = maps.Clone(s.Tags)
+		if mem.Tags == nil {
+			mem.Tags = map[string]string{}
+		}
+		mem.Shoal = ParseTags(mem.Tags)
+	}
+	ms.mem = mem
+	return tagsChanged || old.Addr != mem.Addr || old.Port != mem.Port || old.Status != mem.Status
 }
 
 func (m *Mesh) eventLoop() {
 	defer m.wg.Done()
+	var batch []serf.MemberEvent
 	for {
 		select {
 		case <-m.stop:
 			return
 		case ev := <-m.events:
-			me, ok := ev.(serf.MemberEvent)
-			if !ok {
+			// Take every event already queued, then publish one View.
+			batch = batch[:0]
+			if me, ok := ev.(serf.MemberEvent); ok {
+				batch = append(batch, me)
+			}
+		drain:
+			for len(batch) < 256 {
+				select {
+				case ev := <-m.events:
+					if me, ok := ev.(serf.MemberEvent); ok {
+						batch = append(batch, me)
+					}
+				default:
+					break drain
+				}
+			}
+			if len(batch) == 0 {
 				continue
 			}
 			now := time.Now()
 			m.mu.Lock()
-			for _, mem := range me.Members {
-				switch me.Type {
-				case serf.EventMemberReap:
-					delete(m.members, mem.Name)
-					m.table.Remove(mem.Name)
-					m.rebuildIDsLocked()
-				case serf.EventMemberLeave, serf.EventMemberFailed:
-					m.updateMemberLocked(mem)
-				default:
-					m.updateMemberLocked(mem)
+			changed := false
+			for _, me := range batch {
+				m.evSeq++
+				for _, mem := range me.Members {
+					if me.Type == serf.EventMemberReap {
+						delete(m.members, mem.Name)
+						delete(m.heard, mem.Name)
+						m.table.Remove(mem.Name)
+						m.rebuildIDsLocked()
+						changed = true
+						continue
+					}
+					if m.updateMemberLocked(mem) {
+						changed = true
+					}
 				}
 			}
+			if changed {
+				m.publishLocked(now)
+			}
 			m.mu.Unlock()
-			for _, mem := range me.Members {
-				m.log.Info(me.Type.String(), "member", mem.Name, "addr", mem.Addr.String())
-				if m.cfg.OnEvent != nil {
-					m.cfg.OnEvent(Event{Type: me.Type.String(), Member: mem.Name, Addr: mem.Addr.String(), Time: now})
+			for _, me := range batch {
+				for _, mem := range me.Members {
+					m.log.Info(me.Type.String(), "member", mem.Name, "addr", mem.Addr.String())
+					if m.cfg.OnEvent != nil {
+						m.cfg.OnEvent(Event{Type: me.Type.String(), Member: mem.Name, Addr: mem.Addr.String(), Time: now})
+					}
 				}
 			}
 		}
+	}
+}
+
+// reconcileEvery is how many gossip rounds pass between reconciliations.
+const reconcileEvery = 10
+
+// reconcile compares serf's member list with the members the View shows and
+// publishes a new View if they differ. Events carry almost every change;
+// a member's leave intent (status leaving) comes without one. It runs on
+// the gossip goroutine: serf sends events while holding its member lock, so
+// the event goroutine must never wait for that lock, and serf is never
+// called with m.mu held. A round that raced with an event is skipped (its
+// copy may be older than what the event applied).
+func (m *Mesh) reconcile(now time.Time) {
+	m.mu.Lock()
+	seq := m.evSeq
+	m.mu.Unlock()
+	sm := m.serf.Members()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if seq != m.evSeq {
+		return
+	}
+	changed := false
+	for _, s := range sm {
+		if _, ok := m.members[s.Name]; !ok {
+			continue // its join event is on the way
+		}
+		if m.updateMemberLocked(s) {
+			changed = true
+		}
+	}
+	if changed {
+		m.publishLocked(now)
 	}
 }
 
@@ -590,6 +660,9 @@ func (m *Mesh) gossipLoop() {
 			return
 		case now := <-t.C:
 			buf = m.gossipOnce(now, buf[:0])
+			if m.round%reconcileEvery == 0 {
+				m.reconcile(now)
+			}
 		}
 	}
 }
@@ -601,11 +674,23 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 		if l, ok := m.cfg.Load(); ok {
 			// Publish a new state only when the load moved past a bucket
 			// (see Moved); otherwise re-confirm the last one.
-			if !m.published || Moved(m.pubLoad, l) {
+			fresh := !m.published || Moved(m.pubLoad, l)
+			if fresh {
 				m.pubLoad, m.pubState, m.published = l, EncodeState(nil, l), true
 			}
 			m.mu.Lock()
 			m.table.SetSelf(m.pubState, now)
+			if h := m.heard[m.cfg.NodeName]; fresh || h == nil {
+				// Decoded, not copied: the View shows this node's load as
+				// the others receive it.
+				m.stats.LoadDecodes.Add(1)
+				if dl, err := DecodeState(m.pubState); err == nil {
+					m.heard[m.cfg.NodeName] = newHeard(dl, now)
+					m.publishLocked(now)
+				}
+			} else {
+				h.at.Store(now.UnixNano())
+			}
 			m.mu.Unlock()
 		}
 	}
@@ -685,19 +770,43 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 		}
 		now := time.Now()
 		m.mu.Lock()
+		changed := false
 		for _, e := range entries {
 			name, ok := m.ids[e.ID]
-			if !ok || m.collide[e.ID] || !m.aliveLocked(name) {
+			if !ok || m.collide[e.ID] || !m.aliveLocked(name) || name == m.cfg.NodeName {
 				continue
 			}
 			e.Name = name
-			if e.Full {
-				if _, err := DecodeState(e.State); err != nil {
+			cur, curOrigin, held := m.table.Get(name)
+			if held && !now.Add(-e.Age).After(curOrigin) {
+				continue // not fresher than what the table holds: Merge refuses it
+			}
+			// A state is decoded once, when it is new here; a copy of a
+			// state already held (forwarded, or resent in full) only
+			// confirms it.
+			var dl metrics.Load
+			fresh := e.Full && (!held || !bytes.Equal(cur, e.State))
+			if fresh {
+				m.stats.LoadDecodes.Add(1)
+				var err error
+				if dl, err = DecodeState(e.State); err != nil {
 					m.stats.Dropped.Add(1)
 					continue
 				}
 			}
-			m.table.Merge(e, now)
+			if !m.table.Merge(e, now) {
+				continue
+			}
+			_, origin, _ := m.table.Get(name)
+			if h := m.heard[name]; !fresh && h != nil {
+				h.at.Store(origin.UnixNano())
+			} else if fresh {
+				m.heard[name] = newHeard(dl, origin)
+				changed = true
+			}
+		}
+		if changed {
+			m.publishLocked(now)
 		}
 		m.mu.Unlock()
 	case KindElection:

@@ -57,7 +57,7 @@ func addrOf(m *Mesh) string {
 }
 
 func statusOf(m *Mesh, name string) string {
-	for _, mem := range m.Members() {
+	for _, mem := range m.View().Members() {
 		if mem.Name == name {
 			return mem.Status
 		}
@@ -81,7 +81,7 @@ func TestFiveNodesGossipLoad(t *testing.T) {
 	}
 	everyoneSeesLoad := func() error {
 		for _, n := range nodes {
-			ms := n.m.Members()
+			ms := n.m.View().Members()
 			if len(ms) != len(nodes) {
 				return fmt.Errorf("%s sees %d members", n.m.LocalName(), len(ms))
 			}
@@ -102,7 +102,7 @@ func TestFiveNodesGossipLoad(t *testing.T) {
 	nodes[2].cpu.Store(77)
 	waitFor(t, 30*time.Second, "load change spreads", func() error {
 		for _, n := range nodes {
-			for _, mem := range n.m.Members() {
+			for _, mem := range n.m.View().Members() {
 				if mem.Name == "n3" && (mem.Load == nil || mem.Load.CPUPercent != 77) {
 					return fmt.Errorf("%s sees n3 at %v", n.m.LocalName(), mem.Load)
 				}
@@ -138,7 +138,7 @@ func TestFiveNodesGossipLoad(t *testing.T) {
 				return fmt.Errorf("%s sees n4 %s", n.m.LocalName(), s)
 			}
 		}
-		for _, mem := range n4.m.Members() {
+		for _, mem := range n4.m.View().Members() {
 			if mem.Status == StatusAlive && mem.Load == nil {
 				return fmt.Errorf("n4 has no load for %s", mem.Name)
 			}
@@ -158,7 +158,7 @@ func TestMeshesWithDifferentLabelsDoNotMix(t *testing.T) {
 	if n, err := b.m.Join([]string{addrOf(a.m)}); err == nil && n > 0 {
 		t.Fatalf("join across labels reached %d nodes", n)
 	}
-	if got := len(a.m.Members()); got != 1 {
+	if got := len(a.m.View().Members()); got != 1 {
 		t.Fatalf("blue mesh has %d members after a green join attempt", got)
 	}
 }

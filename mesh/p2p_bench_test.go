@@ -53,13 +53,13 @@ func TestP2PFiguresBesideLAN(t *testing.T) {
 		}
 		waitFor(t, 20*time.Second, prof+" converge", func() error {
 			for _, m := range ms {
-				for _, mem := range m.Members() {
+				for _, mem := range m.View().Members() {
 					if mem.Load == nil {
 						return fmt.Errorf("no load for %s", mem.Name)
 					}
 				}
-				if len(m.Members()) != n {
-					return fmt.Errorf("%d members", len(m.Members()))
+				if len(m.View().Members()) != n {
+					return fmt.Errorf("%d members", len(m.View().Members()))
 				}
 			}
 			return nil

@@ -95,7 +95,7 @@ func TestP2PFiveNodesGossipLoad(t *testing.T) {
 	}
 	waitFor(t, 15*time.Second, "every node sees every load", func() error {
 		for _, n := range nodes {
-			ms := n.m.Members()
+			ms := n.m.View().Members()
 			if len(ms) != len(nodes) {
 				return fmt.Errorf("%s sees %d members", n.m.LocalName(), len(ms))
 			}
@@ -117,7 +117,7 @@ func TestP2PFiveNodesGossipLoad(t *testing.T) {
 	name3 := nodes[2].m.LocalName()
 	waitFor(t, 5*time.Second, "load change spreads", func() error {
 		for _, n := range nodes {
-			for _, mem := range n.m.Members() {
+			for _, mem := range n.m.View().Members() {
 				if mem.Name == name3 && (mem.Load == nil || mem.Load.CPUPercent != 77) {
 					return fmt.Errorf("%s sees n3 at %v", n.m.LocalName(), mem.Load)
 				}
@@ -197,7 +197,7 @@ func TestP2PWrongKeyIsRefusedAndCounted(t *testing.T) {
 		}
 		return nil
 	})
-	for _, mem := range a.m.Members() {
+	for _, mem := range a.m.View().Members() {
 		if mem.Name == evil.m.LocalName() {
 			t.Fatalf("the peer with the wrong key is a member: %+v", mem)
 		}

@@ -64,7 +64,7 @@ func TestSimMatchesTheRealMeshAtSmallN(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "all see all loads", func() error {
 		for _, n := range nodes {
-			for _, m := range n.m.Members() {
+			for _, m := range n.m.View().Members() {
 				if m.Load == nil {
 					return errNoLoad
 				}
@@ -75,8 +75,8 @@ func TestSimMatchesTheRealMeshAtSmallN(t *testing.T) {
 	var worst time.Duration
 	for round := 0; round < 20; round++ {
 		for _, n := range nodes {
-			for _, m := range n.m.Members() {
-				worst = max(worst, m.LoadAge)
+			for _, m := range n.m.View().Members() {
+				worst = max(worst, m.LoadAge(time.Now()))
 			}
 		}
 		time.Sleep(50 * time.Millisecond) // sampling interval of the measurement

@@ -58,6 +58,10 @@ type Stats struct {
 	Dropped atomic.Uint64
 	// SendErrors counts packets the transport failed to send.
 	SendErrors atomic.Uint64
+	// ViewBuilds counts the Views published; LoadDecodes the node states
+	// decoded (one per new state received or published, however many
+	// consumers read it); ViewReads the calls of Mesh.View.
+	ViewBuilds, LoadDecodes, ViewReads atomic.Uint64
 }
 
 const udpRecvBuf = 2 << 20
