@@ -32,7 +32,7 @@ type Member struct {
 	Self  bool
 	// Load is the member's last known load, decoded once when the state
 	// arrived (read-only); nil when none has arrived.
-	Load *metrics.Load
+	Load  *metrics.Load
 	heard *heard
 }
 
