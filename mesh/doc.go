@@ -8,8 +8,31 @@
 //		DataDir: "/var/lib/shoal", Keys: keys, Load: monitor.Latest})
 //	...
 //	m.JoinRetry(ctx, []string{"10.0.0.2", "10.0.0.3"}, mesh.RetryOptions{Attempts: 5})
-//	for _, mem := range m.Members() { fmt.Println(mem.Name, mem.Status, mem.Load, mem.LoadAge) }
+//	v := m.View()
+//	for _, mem := range v.Members() { fmt.Println(mem.Name, mem.Status, mem.Load, mem.LoadAge(time.Now())) }
+//	<-v.Changed() // or m.Wait(ctx, v.Version()): a newer View is out
 //	m.Leave(); m.Shutdown()
+//
+// # The View
+//
+// Everything that reads the mesh reads one View: an immutable snapshot of
+// the members sorted by name, their status, Shoal's tags parsed once
+// (Member.Shoal; names and reserved keys in tags.go) and their load decoded
+// once. The mesh publishes a new View, with the next version, when something
+// changes: a batch of membership events, a change of this node's tags, or a
+// new load state accepted into the table (a packet's worth of them at once);
+// once a second it also reconciles with serf, which reports a leave intent
+// without an event. Publishing closes the older View's Changed channel.
+// A copy of a state already held (forwarded, or resent in full) is not
+// decoded again: it confirms it. A confirmation moves the time the load was
+// last confirmed (Member.LoadAt) inside the View already held rather than
+// publishing a new one, so an idle mesh builds and decodes nothing while
+// ages, computed at read time as LoadAge(now), stay honest. Stats counts
+// ViewBuilds, LoadDecodes and ViewReads.
+//
+// The node's own tags have one owner, the mesh: user tags with a reserved
+// key (shoal, priority, scale) are refused, and a coordinator's scale
+// announcement goes through AnnounceScale.
 //
 // # Why load does not ride in serf tags
 //

@@ -62,7 +62,7 @@ type Mesh struct {
 	events chan serf.Event
 	stop   chan struct{}
 	wg     sync.WaitGroup
-	rng    *rand.Rand
+	rng    *rand.Rand // owned by the gossip goroutine
 	closed sync.Once
 
 	// Owned by the gossip goroutine.
@@ -433,7 +433,7 @@ func (m *Mesh) JoinRetry(ctx context.Context, addrs []string, o RetryOptions) (i
 			break
 		}
 		m.log.Warn("join failed, retrying", "addrs", addrs, "attempt", attempt, "retry_in", wait, "err", err)
-		jitter := time.Duration(m.rng.Int64N(int64(wait)/5 + 1))
+		jitter := time.Duration(rand.Int64N(int64(wait)/5 + 1))
 		select {
 		case <-ctx.Done():
 			return 0, fmt.Errorf("%w via %v: %v (last error: %v)", ErrJoin, addrs, ctx.Err(), last)
@@ -828,6 +828,10 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 func (m *Mesh) SendElection(to string, msg []byte) error {
 	m.mu.Lock()
 	ms, ok := m.members[to]
+	var addr memberlist.Address
+	if ok {
+		addr = ms.addr // copied under the lock: events rewrite it
+	}
 	m.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("no member named %q", to)
@@ -836,7 +840,7 @@ func (m *Mesh) SendElection(to string, msg []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = m.trans.WriteToAddress(pkt, ms.addr)
+	_, err = m.trans.WriteToAddress(pkt, addr)
 	return err
 }
 

@@ -40,7 +40,7 @@ const (
 var reservedTags = []string{TagShoal, TagPriority, TagScale}
 
 // ErrReservedTag is wrapped by the error for a user tag with a reserved key.
-var ErrReservedTag = errors.New("reserved tag key")
+var ErrReservedTag = errors.New("reserved")
 
 // ReservedTags returns the keys Shoal sets itself.
 func ReservedTags() []string { return append([]string(nil), reservedTags...) }
@@ -50,7 +50,7 @@ func ReservedTags() []string { return append([]string(nil), reservedTags...) }
 func CheckUserTag(key string) error {
 	for _, r := range reservedTags {
 		if key == r {
-			return fmt.Errorf("%w: tag key %q is reserved: Shoal sets it itself (reserved keys: %s)", ErrReservedTag, key, strings.Join(reservedTags, ", "))
+			return fmt.Errorf("tag key %q is %w: Shoal sets it itself (reserved keys: %s)", key, ErrReservedTag, strings.Join(reservedTags, ", "))
 		}
 	}
 	return nil

@@ -204,6 +204,7 @@ func TestBadInputExitsWithOneClearLine(t *testing.T) {
 		{"malformed key", append(base, "--bind", "127.0.0.31:0", "--encrypt", "not-a-key!"), 2, "not valid base64"},
 		{"short key", append(base, "--bind", "127.0.0.31:0", "--encrypt", "c2hvcnQ="), 2, "5 bytes"},
 		{"bad tag", append(base, "--bind", "127.0.0.31:0", "--tag", "novalue"), 2, `"novalue"`},
+		{"reserved tag", append(base, "--bind", "127.0.0.31:0", "--tag", "scale=1/1/0/1/9"), 2, `key "scale" is reserved`},
 		{"gossip port in use", append(base, "--bind", busyUDP.LocalAddr().String()), 1, busyUDP.LocalAddr().String()},
 		{"api port in use", []string{"agent", "--profile", "local", "--bind", "127.0.0.31:0", "--http-addr", busy.Addr().String()}, 1, busy.Addr().String()},
 		{"unreadable config", append(base, "--config", unreadable), 2, "missing.json"},
