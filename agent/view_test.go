@@ -15,15 +15,15 @@ import (
 )
 
 // meshCounts is one agent's View counters and events at a moment.
-type meshCounts struct{ builds, decodes, reads, events uint64 }
+type meshCounts struct{ builds, decodes, changes, reads, events uint64 }
 
 func countsOf(a *Agent) meshCounts {
 	s := a.Mesh().Stats()
-	return meshCounts{s.ViewBuilds.Load(), s.LoadDecodes.Load(), s.ViewReads.Load(), uint64(len(a.events.list()))}
+	return meshCounts{s.ViewBuilds.Load(), s.LoadDecodes.Load(), s.LoadChanges.Load(), s.ViewReads.Load(), uint64(len(a.events.list()))}
 }
 
 func (c meshCounts) sub(o meshCounts) meshCounts {
-	return meshCounts{c.builds - o.builds, c.decodes - o.decodes, c.reads - o.reads, c.events - o.events}
+	return meshCounts{c.builds - o.builds, c.decodes - o.decodes, c.changes - o.changes, c.reads - o.reads, c.events - o.events}
 }
 
 // TestIdleMeshDecodesOncePerChange runs 30 agents in one process with every
@@ -161,8 +161,13 @@ func TestIdleMeshDecodesOncePerChange(t *testing.T) {
 		if d.decodes != 1 {
 			t.Errorf("%s decoded %d load states for one change", a.cfg.NodeName, d.decodes)
 		}
-		if d.builds < 1 || d.builds > 1+d.events {
-			t.Errorf("%s built %d Views for one load change and %d membership events", a.cfg.NodeName, d.builds, d.events)
+		// On a loaded machine an older copy can look fresher after slow
+		// hops and the table flips back once: a change too, but no decode.
+		if d.builds < 1 || d.builds > d.changes+d.events {
+			t.Errorf("%s built %d Views for %d load changes and %d membership events", a.cfg.NodeName, d.builds, d.changes, d.events)
+		}
+		if d.changes > 1 {
+			t.Logf("%s: the table took %d changes for one (flip-backs)", a.cfg.NodeName, d.changes)
 		}
 	}
 }

@@ -50,6 +50,7 @@ type Mesh struct {
 	ids     map[uint32]string       // NameID -> name of known members
 	collide map[uint32]bool         // IDs shared by two known members
 	heard   map[string]*heard       // decoded load per member, beside table
+	before  map[string]*heard       // the state each member held before its current one
 	evSeq   uint64                  // membership events applied (see reconcile)
 
 	// ownTags are this node's tags; tagMu serialises changes to them (the
@@ -103,6 +104,7 @@ func New(cfg Config) (*Mesh, error) {
 		ids:     map[uint32]string{},
 		collide: map[uint32]bool{},
 		heard:   map[string]*heard{},
+		before:  map[string]*heard{},
 		events:  make(chan serf.Event, 1024),
 		stop:    make(chan struct{}),
 		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
@@ -589,6 +591,7 @@ func (m *Mesh) eventLoop() {
 					if me.Type == serf.EventMemberReap {
 						delete(m.members, mem.Name)
 						delete(m.heard, mem.Name)
+						delete(m.before, mem.Name)
 						m.table.Remove(mem.Name)
 						m.rebuildIDsLocked()
 						changed = true
@@ -685,6 +688,7 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 				// the others receive it.
 				m.stats.LoadDecodes.Add(1)
 				if dl, err := DecodeState(m.pubState); err == nil {
+					m.stats.LoadChanges.Add(1)
 					m.heard[m.cfg.NodeName] = newHeard(dl, now)
 					m.publishLocked(now)
 				}
@@ -784,9 +788,13 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 			// A state is decoded once, when it is new here; a copy of a
 			// state already held (forwarded, or resent in full) only
 			// confirms it.
+			// A state that flips back to the one before (an older copy
+			// that looks fresher after slow hops) is not decoded again.
 			var dl metrics.Load
 			fresh := e.Full && (!held || !bytes.Equal(cur, e.State))
-			if fresh {
+			if b := m.before[name]; fresh && b != nil && bytes.Equal(b.state, e.State) {
+				dl = b.load
+			} else if fresh {
 				m.stats.LoadDecodes.Add(1)
 				var err error
 				if dl, err = DecodeState(e.State); err != nil {
@@ -801,7 +809,13 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 			if h := m.heard[name]; !fresh && h != nil {
 				h.at.Store(origin.UnixNano())
 			} else if fresh {
-				m.heard[name] = newHeard(dl, origin)
+				if old := m.heard[name]; old != nil {
+					m.before[name] = old
+				}
+				h := newHeard(dl, origin)
+				h.state = e.State
+				m.heard[name] = h
+				m.stats.LoadChanges.Add(1)
 				changed = true
 			}
 		}

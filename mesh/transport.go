@@ -60,8 +60,9 @@ type Stats struct {
 	SendErrors atomic.Uint64
 	// ViewBuilds counts the Views published; LoadDecodes the node states
 	// decoded (one per new state received or published, however many
-	// consumers read it); ViewReads the calls of Mesh.View.
-	ViewBuilds, LoadDecodes, ViewReads atomic.Uint64
+	// consumers read it); LoadChanges the load states the table took in
+	// place of another (or first); ViewReads the calls of Mesh.View.
+	ViewBuilds, LoadDecodes, LoadChanges, ViewReads atomic.Uint64
 }
 
 const udpRecvBuf = 2 << 20

@@ -42,8 +42,9 @@ type Member struct {
 // that ages stay honest without rebuilding anything; a new state gets a new
 // heard, so an older View keeps the time its own state was last confirmed.
 type heard struct {
-	load metrics.Load
-	at   atomic.Int64
+	load  metrics.Load
+	state []byte // the encoded state (set by the mesh; nil outside one)
+	at    atomic.Int64
 }
 
 func newHeard(l metrics.Load, at time.Time) *heard {
