@@ -21,7 +21,8 @@
 // once. The mesh publishes a new View, with the next version, when something
 // changes: a batch of membership events, a change of this node's tags, or a
 // new load state accepted into the table (a packet's worth of them at once);
-// once a second it also reconciles with serf, which reports a leave intent
+// every 10 gossip rounds (1 s local, 3 s lan) it also reconciles with serf,
+// which reports a leave intent
 // without an event. Publishing closes the older View's Changed channel.
 // A copy of a state already held (forwarded, or resent in full) is not
 // decoded again: it confirms it. A confirmation moves the time the load was
