@@ -58,6 +58,7 @@ type Agent struct {
 	DataDir  string
 	Log      string
 	Args     []string // after the ones Start sets
+	Token    string   // API token (passed as SHOAL_API_TOKEN, used by Client)
 	AgentEnv []string
 
 	mu   sync.Mutex
@@ -91,6 +92,9 @@ func (a *Agent) Start() error {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), a.AgentEnv...)
+	if a.Token != "" {
+		cmd.Env = append(cmd.Env, "SHOAL_API_TOKEN="+a.Token)
+	}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return err
@@ -164,7 +168,7 @@ func (a *Agent) Kill() {
 }
 
 // Client is a client of the agent's API.
-func (a *Agent) Client() *client.Client { return client.New(a.HTTP, "") }
+func (a *Agent) Client() *client.Client { return client.New(a.HTTP, a.Token) }
 
 // WaitAPI polls the API until it answers, the process exits or d passes.
 func (a *Agent) WaitAPI(d time.Duration) error {

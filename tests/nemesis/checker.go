@@ -242,6 +242,11 @@ func sampleIntervals(samples []Sample, maxGap time.Duration) []Interval {
 			out = append(out, *cur)
 		}
 	}
+	for i := range out {
+		if out[i].To.Before(out[i].From) { // one sample: an instant
+			out[i].To = out[i].From
+		}
+	}
 	return out
 }
 

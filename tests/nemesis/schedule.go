@@ -52,7 +52,7 @@ func (f Fault) String() string {
 // their holds and gaps add up to at least total. gap is the least quiet time
 // after each heal (the liveness bound); one to three seconds are added.
 func Generate(seed uint64, n int, total, gap time.Duration) []Fault {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	r := newRand(seed)
 	dur := func(lo, hi time.Duration) time.Duration {
 		ms := r.Int64N(int64((hi-lo)/time.Millisecond)+1) + int64(lo/time.Millisecond)
 		return time.Duration(ms/100*100) * time.Millisecond // tenths of a second, for a readable schedule
@@ -95,3 +95,5 @@ func FormatSchedule(seed uint64, fs []Fault) string {
 	}
 	return b.String()
 }
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
