@@ -230,6 +230,7 @@ type cluster struct {
 	timeline []string
 	faults   map[Kind]int
 	only     string // check only these properties (a scenario that breaks the others on purpose)
+	replay   string // the command that replays a random run
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	fixed    atomic.Int64 // with options.high: the CPU percent every node reports
@@ -591,7 +592,7 @@ func (c *cluster) leave(n *node) {
 	c.logf("SIGTERM %s: left in %v", n.name, to.Sub(from).Round(time.Millisecond))
 	if err != nil {
 		c.t.Errorf("%s did not exit within 15 s of SIGTERM", n.name)
-		c.kill(n)
+		n.a.Kill()
 	}
 }
 
@@ -704,11 +705,15 @@ func (c *cluster) apply(f Fault) {
 func (c *cluster) finish(label string, seed uint64, schedule []Fault) Report {
 	close(c.stop)
 	c.wg.Wait()
+	// Every agent leaves at once, as in a shutdown of the whole fleet.
+	var wg sync.WaitGroup
 	for _, n := range c.nodes {
 		if n.getState() == "up" {
-			c.leave(n)
+			wg.Add(1)
+			go func() { defer wg.Done(); c.leave(n) }()
 		}
 	}
+	wg.Wait()
 	in := c.input()
 	rep := Check(in)
 	if c.only != "" {
@@ -741,7 +746,7 @@ func (c *cluster) finish(label string, seed uint64, schedule []Fault) Report {
 		}
 		if schedule != nil {
 			b.WriteString(FormatSchedule(seed, schedule))
-			fmt.Fprintf(&b, "replay: scripts/nemesis-test -seed %d -duration %v\n", seed, *flagDuration)
+			fmt.Fprintf(&b, "replay: %s\n", c.replay)
 		}
 		c.t.Error(b.String())
 	}
@@ -956,4 +961,3 @@ func (r *receiver) refusedActions() []Action {
 	defer r.mu.Unlock()
 	return append([]Action(nil), r.refused...)
 }
-
