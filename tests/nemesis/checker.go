@@ -190,8 +190,13 @@ func actingIntervals(recs []ActingRecord) []Interval {
 		for _, r := range byNode[n] { // in the file's order
 			switch {
 			case r.End:
+				// Acting ends at the end record or at the lease's expiry,
+				// whichever is first (a node stopped past its lease writes
+				// the end only on resuming).
 				if cur != nil && cur.Term == r.Term {
-					cur.To = r.At
+					if r.At.Before(cur.To) {
+						cur.To = r.At
+					}
 					flush()
 				}
 			case cur != nil && cur.Term == r.Term && !r.At.After(cur.To):

@@ -87,6 +87,12 @@ func TestCheckEachPropertyCanFail(t *testing.T) {
 		{"a: renewal after expiry is a new interval, n1 killed without end record overlaps n2", func(in *Input) {
 			in.Acting = append(in.Acting, ActingRecord{Node: "n1", Term: 3, At: at(5800), Until: at(7000)})
 		}, "a", "n1 term 3"},
+		{"a: a stale renewal after a resume, past the lease, is acting again", func(in *Input) {
+			// n1 stopped at 1000 (lease to 2500), resumed at 4100: it
+			// renewed under its old term before it noticed n2.
+			in.Acting = append(in.Acting, ActingRecord{Node: "n1", Term: 1, At: at(4100), Until: at(5600)},
+				ActingRecord{Node: "n1", Term: 1, At: at(4490), End: true})
+		}, "a", "n1 term 1 15:00:04.100..15:00:04.490"},
 		{"a from samples when there are no acting logs", func(in *Input) {
 			in.Acting = nil
 			in.Samples = append(in.Samples, sample("n1", 3500, true, 1), sample("n1", 3600, true, 1))
@@ -141,6 +147,17 @@ func TestCheckEachPropertyCanFail(t *testing.T) {
 				t.Errorf("no violation says %q: %v", c.words, r.Violations)
 			}
 		})
+	}
+}
+
+func TestCheckEndAfterExpiryDoesNotExtend(t *testing.T) {
+	in := clean()
+	// n1's end record comes at 4100, after a pause: it acted only until
+	// its lease ran out at 2500, before n2 started at 3000.
+	in.Acting = append(in.Acting, ActingRecord{Node: "n1", Term: 1, At: at(4100), End: true})
+	r := Check(in)
+	if len(r.Violations) != 0 || !r.Intervals[0].To.Equal(at(2500)) {
+		t.Fatalf("%v %v", r.Intervals, r.Violations)
 	}
 }
 
