@@ -272,7 +272,7 @@ func checkOverlap(ivs []Interval) []Violation {
 			if !end.After(s[j].From) {
 				continue
 			}
-			v = append(v, Violation{"a", s[j].From, fmt.Sprintf("%s overlaps %s for %v", s[j], s[i], end.Sub(s[j].From).Round(time.Millisecond))})
+			v = append(v, Violation{"a", s[j].From, fmt.Sprintf("%s overlaps %s for %v", s[j], s[i], end.Sub(s[j].From).Round(time.Microsecond))})
 		}
 	}
 	return v
