@@ -98,6 +98,7 @@ type Input struct {
 	Leaves   []Window
 	Heals    []Heal
 	Cuts     []Cut
+	Initial  int           // the resource's count before the first action (0: unknown)
 	Liveness time.Duration // (c): a coordinator acts within this after a quiet heal
 	Minority time.Duration // (e): a side without quorum stops acting within this
 	MaxGap   time.Duration // samples of one node further apart than this do not join an interval
@@ -143,6 +144,10 @@ func Check(in Input) Report {
 	r.Intervals = Intervals(in)
 	r.Violations = append(r.Violations, checkOverlap(r.Intervals)...)
 	r.Violations = append(r.Violations, CheckChain(in.Actions)...)
+	if in.Initial > 0 && len(in.Actions) > 0 && in.Actions[0].From != in.Initial {
+		a := in.Actions[0]
+		r.Violations = append(r.Violations, Violation{"b", a.At(), fmt.Sprintf("line 1: %s starts from %d, the resource was at %d", a, a.From, in.Initial)})
+	}
 	lv, delays := checkLiveness(in)
 	r.Violations = append(r.Violations, lv...)
 	r.HealDelays = delays

@@ -41,6 +41,7 @@ func clean() Input {
 		Leaves:   []Window{{Node: "n3", From: at(4000), To: at(5000)}},
 		Heals:    []Heal{{At: at(2900), What: "restart of n1", Quiet: true}},
 		Cuts:     []Cut{{Side: []string{"n1"}, At: at(100), Healed: at(900), What: "n1 alone"}},
+		Initial:  5,
 		Liveness: 2 * time.Second,
 		Minority: 2 * time.Second,
 	}
@@ -100,6 +101,9 @@ func TestCheckEachPropertyCanFail(t *testing.T) {
 		{"b: from is not the previous to (a repeated run of actions)", func(in *Input) {
 			in.Actions = append(in.Actions, act("n3", 3, 6, 7, 7000))
 		}, "b", "starts from 6, the resource was at 7"},
+		{"b: the first action does not start from the resource's count", func(in *Input) {
+			in.Initial = 4
+		}, "b", "starts from 5, the resource was at 4"},
 		{"b: the same step twice", func(in *Input) {
 			in.Actions[3] = act("n2", 2, 8, 9, 6000)
 			in.Actions = append(in.Actions, act("n2", 2, 8, 9, 6100))

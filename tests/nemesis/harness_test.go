@@ -205,7 +205,13 @@ type options struct {
 	provider string // exec or webhook
 	metric   string // default cpu
 	load     bool   // run the load injector
-	high     bool   // the load starts high with no phases (see fixLoad)
+	high     bool   // the load is fixed, no phases (see fixLoad)
+	startCPU int    // with high: the first fixed load (0: 90%)
+	// countless: the provider has no authoritative count (exec without
+	// current_command, webhook without current_url), as in defect 1; else
+	// it reads the resource's count, what exactly-once needs when a
+	// coordinator can die between acting and announcing.
+	countless bool
 	seed     uint64 // load phases
 	poll     time.Duration
 	extra    []string
@@ -252,6 +258,9 @@ func newCluster(t *testing.T, opt options) *cluster {
 	}
 	c := &cluster{t: t, dir: t.TempDir(), opt: opt, token: randHex(16), faults: map[Kind]int{}, stop: make(chan struct{})}
 	c.fixed.Store(90)
+	if opt.startCPU > 0 {
+		c.fixed.Store(int64(opt.startCPU))
+	}
 	c.lab = newLab(t)
 	c.shared = filepath.Join(c.dir, "shared.log")
 	if err := os.WriteFile(c.shared, nil, 0o666); err != nil {
@@ -272,10 +281,25 @@ printf '{"holder":"%%s","node":"%%s","term":%%s,"from":%%s,"to":%%s,"at_ns":%%s,
 			t.Fatal(err)
 		}
 		scaleArgs = []string{"--scale-provider", "exec", "--scale-resource", "/bin/sh " + script}
+		if !opt.countless {
+			cur := filepath.Join(c.dir, "current.sh")
+			body := fmt.Sprintf(`#!/bin/sh
+# The resource's count: the last action's "to", or the initial count.
+n=$(tail -n 1 %s | sed -n 's/.*"to":\([0-9]*\).*/\1/p')
+echo "${n:-%d}"
+`, c.shared, opt.nodes)
+			if err := os.WriteFile(cur, []byte(body), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			scaleArgs = append(scaleArgs, "--scale-opt", "current_command=/bin/sh "+cur)
+		}
 	case "webhook":
-		c.recv = newReceiver(t, c.lab.ip(254), c.shared)
+		c.recv = newReceiver(t, c.lab.ip(254), c.shared, opt.nodes)
 		scaleArgs = []string{"--scale-provider", "webhook", "--scale-resource", c.recv.url, "--scale-opt", "secret=" + c.recv.secret,
 			"--scale-opt", "timeout=2s", "--scale-opt", "retries=1"}
+		if !opt.countless {
+			scaleArgs = append(scaleArgs, "--scale-opt", "current_url="+strings.TrimSuffix(c.recv.url, "/scale")+"/current")
+		}
 	default:
 		t.Fatalf("provider %q", opt.provider)
 	}
@@ -755,6 +779,9 @@ func (c *cluster) finish(label string, seed uint64, schedule []Fault) Report {
 
 func (c *cluster) input() Input {
 	in := Input{Actions: c.actions(), Liveness: *flagLiveness, Minority: *flagMinority}
+	if !c.opt.countless {
+		in.Initial = c.opt.nodes
+	}
 	if c.recv != nil {
 		in.Refused = c.recv.refusedActions()
 	}
@@ -900,16 +927,17 @@ type receiver struct {
 	shared  string
 	mu      sync.Mutex
 	maxTerm uint64
+	count   int // the resource's count
 	seen    map[string]bool
 	refused []Action
 }
 
-func newReceiver(t *testing.T, ip, shared string) *receiver {
+func newReceiver(t *testing.T, ip, shared string, initial int) *receiver {
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &receiver{t: t, url: "http://" + ln.Addr().String() + "/scale", secret: randHex(16), shared: shared, seen: map[string]bool{}}
+	r := &receiver{t: t, url: "http://" + ln.Addr().String() + "/scale", secret: randHex(16), shared: shared, seen: map[string]bool{}, count: initial}
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
@@ -917,6 +945,17 @@ func newReceiver(t *testing.T, ip, shared string) *receiver {
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.Method == http.MethodGet && req.URL.Path == "/current" {
+		if !providers.VerifySignature([]byte(r.secret), nil, req.Header.Get(providers.SignatureHeader)) {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		r.mu.Lock()
+		n := r.count
+		r.mu.Unlock()
+		fmt.Fprintf(w, `{"current": %d}`, n)
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, 1<<16))
 	if err != nil || !providers.VerifySignature([]byte(r.secret), body, req.Header.Get(providers.SignatureHeader)) {
 		http.Error(w, "bad signature", http.StatusUnauthorized)
@@ -943,6 +982,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.seen[d] = true
 	}
 	r.maxTerm = p.Term
+	r.count = p.Desired
 	line, _ := json.Marshal(a)
 	f, err := os.OpenFile(r.shared, os.O_WRONLY|os.O_APPEND, 0)
 	if err == nil {

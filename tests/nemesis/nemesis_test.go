@@ -52,21 +52,42 @@ func TestNemesisRandom(t *testing.T) {
 // (its fence remembers its own older count), n4 is killed, n5 acts again:
 // it must continue the chain, not replay from its own old count.
 func TestDefect1RepeatedActions(t *testing.T) {
-	c := newCluster(t, options{nodes: 5, provider: "exec", load: true, high: true})
-	c.logf("schedule: load high; n5 acts; kill -9 n5; n4 acts; restart n5; kill -9 n4; n5 acts; restart n4")
-	co := c.settle()
-	if co.name != "n5" {
-		t.Fatalf("coordinator %v, want n5", co)
+	// The load stays inside the thresholds until the election (the
+	// highest priority wins), then goes high.
+	c := newCluster(t, options{nodes: 5, provider: "exec", load: true, high: true, startCPU: 50, countless: true})
+	c.logf("schedule: elect (n5); load high; n5 acts; kill -9 n5; n4 acts; restart n5; kill -9 n4; n5 acts; restart n4")
+	ctx, cancel := c.ctx(10 * time.Second)
+	_, err := c.nodes[0].a.Client().Elect(ctx)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.waitActions(0, 2, "n5", 20*time.Second)
+	co := c.coordinator(20 * time.Second)
+	if co == nil || co.name != "n5" {
+		t.Fatalf("coordinator %v after an election with all five up, want n5", co)
+	}
+	c.fixLoad(90)
+	if !c.waitActions(0, 2, "n5", 20*time.Second) {
+		t.Fatal("n5 did not act twice")
+	}
+	// Each kill comes after the load has held steady 2 s, so the last
+	// action was announced: without an authoritative count, an action
+	// whose announcement never left its node is the one gap a provider
+	// like this has (docs/scaling.md), and not this defect.
+	c.fixLoad(50)
+	time.Sleep(2 * time.Second) // lets the announcement spread
 	c.kill(c.nodes[4])
+	c.fixLoad(90)
 	before := len(c.actions())
 	if !c.waitActions(before, 3, "n4", 30*time.Second) {
 		t.Error("n4 did not act three times after n5 was killed")
 	}
 	c.restart(c.nodes[4], "")
 	c.waitWhole(20 * time.Second)
+	c.fixLoad(50)
+	time.Sleep(2 * time.Second) // lets the announcement spread
 	c.kill(c.nodes[3])
+	c.fixLoad(90)
 	before = len(c.actions())
 	if !c.waitActions(before, 3, "", 30*time.Second) {
 		t.Error("nobody acted three times after n4 was killed")
@@ -153,7 +174,7 @@ func TestDefect4MinorityActs(t *testing.T) {
 // is recorded as a window; (d) checks it). One round reproduced it about
 // one time in three on 88f66f0.
 func TestDefect5ActionOnShutdown(t *testing.T) {
-	c := newCluster(t, options{nodes: 1, provider: "exec", metric: "tag:nemesis_none"})
+	c := newCluster(t, options{nodes: 1, provider: "exec", metric: "tag:nemesis_none", countless: true})
 	c.logf("schedule: 4 x (one agent with a fresh data dir, metric with no figures; SIGTERM after 2 s)")
 	// A fresh data directory forgets the count, so the chain (b) breaks on
 	// purpose: only (d) is checked.
