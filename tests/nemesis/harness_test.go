@@ -32,7 +32,7 @@ import (
 
 var (
 	flagSeed     = flag.Uint64("nemesis.seed", 0, "schedule seed (0: from the clock; printed)")
-	flagDuration = flag.Duration("nemesis.duration", 100*time.Second, "random run: faults until holds and gaps add up to this (split between the exec and webhook runs)")
+	flagDuration = flag.Duration("nemesis.duration", 60*time.Second, "random run: faults until holds and gaps add up to this (split between the exec and webhook runs)")
 	flagNodes    = flag.Int("nemesis.nodes", 0, "agents in the random run, 5-7 (0: 5 + seed mod 3)")
 	flagProvider = flag.String("nemesis.provider", "both", "random run's provider: exec, webhook or both (half the duration each)")
 	flagLiveness = flag.Duration("nemesis.liveness", 5*time.Second, "(c): a coordinator acts within this after a heal")
@@ -511,6 +511,37 @@ func (c *cluster) coordinator(d time.Duration) *node {
 		}
 		if best != nil || time.Now().After(deadline) {
 			return best
+		}
+		time.Sleep(100 * time.Millisecond) // the poll interval, not a wait for an outcome
+	}
+}
+
+// waitLoads waits until every running node sees every running node's load.
+func (c *cluster) waitLoads(d time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := c.whole()
+		if err == nil {
+			for _, n := range c.nodes {
+				ctx, cancel := c.ctx(time.Second)
+				ms, e := n.a.Client().Members(ctx, client.MemberFilter{Status: "alive"})
+				cancel()
+				for _, m := range ms {
+					if e == nil && m.Load == nil {
+						e = fmt.Errorf("%s has no load from %s", n.name, m.Name)
+					}
+				}
+				if err = e; err != nil {
+					break
+				}
+			}
+		}
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("loads not everywhere within %v: %v", d, err)
 		}
 		time.Sleep(100 * time.Millisecond) // the poll interval, not a wait for an outcome
 	}
