@@ -55,7 +55,7 @@ func TestDefect1RepeatedActions(t *testing.T) {
 	// The load stays inside the thresholds until the election, then goes
 	// high.
 	c := newCluster(t, options{nodes: 5, provider: "exec", load: true, high: true, startCPU: 50, countless: true})
-	c.logf("schedule: elect (A, the highest priority seen); load high; A acts; kill -9 A; B acts; restart A; kill -9 B; the next acts (A when it has the highest priority); restart B")
+	c.logf("schedule: elect (A); load high; A acts; kill -9 A; B acts; restart A with the highest priority; kill -9 B; A acts; restart B")
 	c.waitLoads(20 * time.Second)
 	ctx, cancel := c.ctx(10 * time.Second)
 	_, err := c.nodes[0].a.Client().Elect(ctx)
@@ -87,8 +87,16 @@ func TestDefect1RepeatedActions(t *testing.T) {
 	if b == nil {
 		t.Fatal("no coordinator")
 	}
-	c.restart(a, "")
-	c.waitWhole(20 * time.Second)
+	// A comes back ranked above everyone, so the role goes back to it
+	// when B dies: the path of the defect (its fence holds its own older
+	// count).
+	for i, arg := range a.a.Args {
+		if arg == "--priority" {
+			a.a.Args[i+1] = "100"
+		}
+	}
+	c.restart(a, " ranked 100")
+	c.waitLoads(20 * time.Second)
 	c.fixLoad(50)
 	time.Sleep(2 * time.Second) // lets the announcement spread
 	c.kill(b)
@@ -99,6 +107,9 @@ func TestDefect1RepeatedActions(t *testing.T) {
 	}
 	if acts := c.actions(); len(acts) > before {
 		c.logf("after %s: %s acts (the defect's path is the role back at %s)", b.name, acts[before].Holder, a.name)
+		if acts[before].Holder != a.name {
+			t.Errorf("%s acts after %s, not %s: this run did not take the defect's path", acts[before].Holder, b.name, a.name)
+		}
 	}
 	c.restart(b, "")
 	time.Sleep(*flagLiveness + time.Second) // the schedule's quiet time: liveness is checked in it
