@@ -212,9 +212,9 @@ type options struct {
 	// it reads the resource's count, what exactly-once needs when a
 	// coordinator can die between acting and announcing.
 	countless bool
-	seed     uint64 // load phases
-	poll     time.Duration
-	extra    []string
+	seed      uint64 // load phases
+	poll      time.Duration
+	extra     []string
 }
 
 // cluster is a running mesh with everything it records.
