@@ -146,7 +146,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		Label:            cfg.Label,
 		P2P: mesh.P2PConfig{Bootstrap: cfg.P2PBootstrap, Relay: cfg.Relay, MDNS: cfg.MDNS,
 			AllowPeers: cfg.P2PAllowPeers, MaxPeers: cfg.P2PMaxPeers, PublicNets: cfg.P2PPublicNets,
-			FastTimings: a.p2pFast},
+			FastTimings: a.p2pFast || cfg.P2PFastTimings},
 		Load:       mon.Latest,
 		OnEvent:    a.onMeshEvent,
 		OnElection: a.onElectionMessage,

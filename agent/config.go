@@ -74,6 +74,9 @@ type Config struct {
 	// punching: the outside of the NATs when it is a private WAN, CGNAT
 	// (100.64.0.0/10) or a test network.
 	P2PPublicNets []string `json:"p2p_public_nets"`
+	// P2PFastTimings runs memberlist over libp2p with the local profile's
+	// fast timings: for 'shoal dev' and tests on one host, not for networks.
+	P2PFastTimings bool `json:"p2p_fast_timings"`
 	// Tags are static facts gossiped with membership (key=value).
 	Tags map[string]string `json:"tags"`
 	// Priority ranks this node in coordinator elections (higher wins).

@@ -32,6 +32,7 @@ func agentFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "mdns", EnvVars: env("MDNS"), Usage: "p2p: find peers on the local network with mDNS"},
 		&cli.StringSliceFlag{Name: "p2p-allow-peer", EnvVars: env("P2P_ALLOW_PEERS"), Usage: "p2p: admit only these peer IDs (repeatable; in addition to the mesh key)"},
 		&cli.IntFlag{Name: "p2p-max-peers", EnvVars: env("P2P_MAX_PEERS"), Usage: "p2p: size libp2p's connection and resource limits for this many peers (0: 512)"},
+		&cli.BoolFlag{Name: "p2p-fast-timings", EnvVars: env("P2P_FAST_TIMINGS"), Usage: "p2p: memberlist's fast local timings (shoal dev and tests on one host; not for real networks)"},
 		&cli.StringSliceFlag{Name: "p2p-public-net", EnvVars: env("P2P_PUBLIC_NETS"), Usage: "p2p: CIDR range to treat as public for hole punching (the outside of your NATs when it is a private WAN or CGNAT; repeatable)"},
 		&cli.StringSliceFlag{Name: "tag", EnvVars: env("TAGS"), Usage: "key=value tag (repeatable)"},
 		&cli.IntFlag{Name: "priority", EnvVars: env("PRIORITY"), Usage: "rank in coordinator elections (higher wins)"},
@@ -95,6 +96,9 @@ func agentConfig(c *cli.Context) (agent.Config, error) {
 	}
 	if set("p2p-max-peers") {
 		cfg.P2PMaxPeers = c.Int("p2p-max-peers")
+	}
+	if set("p2p-fast-timings") {
+		cfg.P2PFastTimings = c.Bool("p2p-fast-timings")
 	}
 	if set("p2p-public-net") {
 		cfg.P2PPublicNets = c.StringSlice("p2p-public-net")

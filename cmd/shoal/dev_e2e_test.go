@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,7 +56,10 @@ func TestDevMesh(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			port := freePortRun(t, 3)
-			args := []string{"dev", "--nodes", "3", "--bind-ip", c.ip, "--http-port", fmt.Sprint(port), "--log-level", "warn"}
+			proxy := fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
+			backendPort := freePort(t, c.ip)
+			args := []string{"dev", "--nodes", "3", "--bind-ip", c.ip, "--http-port", fmt.Sprint(port), "--log-level", "warn",
+				"--backend-port", fmt.Sprint(backendPort), "--proxy", proxy}
 			if c.profile != "" {
 				args = append(args, "--profile", c.profile)
 			}
@@ -133,6 +139,41 @@ func TestDevMesh(t *testing.T) {
 				t.Errorf("default dev profile %q, want local", in.Profile)
 			}
 
+			// The README walkthrough: pick a member for service=web, and
+			// reach a backend through dev-1's proxy.
+			picked, err := cliJSON[[]client.Picked](addrs[0], "pick", "--service", "web")
+			if err != nil || len(picked) != 1 || !strings.HasSuffix(picked[0].Addr, fmt.Sprintf(":%d", backendPort)) {
+				t.Errorf("pick --service web: %+v, %v; want one member at its backend port %d", picked, err, backendPort)
+			}
+			poll(t, 10*time.Second, "the proxy reaches a dev backend", func() error {
+				resp, err := http.Get("http://" + proxy + "/")
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 200 || !strings.HasPrefix(string(b), "hello from dev-") {
+					return fmt.Errorf("proxy answered %d %q", resp.StatusCode, b)
+				}
+				return nil
+			})
+
+			if c.profile == "" {
+				// Each agent is its own process: kill -9 dev-3, see it
+				// failed, restart it with the script dev printed, see it back.
+				pid, script := devRow(t, stdout.String(), "dev-3")
+				if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				poll(t, 20*time.Second, "dev-1 sees dev-3 failed", func() error { return memberStatus(addrs[0], "dev-3", "failed") })
+				restart := exec.Command("sh", script)
+				if err := restart.Start(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = restart.Process.Kill(); _ = restart.Wait() })
+				poll(t, 20*time.Second, "dev-3 alive again after its restart script", func() error { return memberStatus(addrs[0], "dev-3", "alive") })
+			}
+
 			if err := cmd.Process.Signal(os.Interrupt); err != nil {
 				t.Fatal(err)
 			}
@@ -161,4 +202,37 @@ func TestDevRefusesBadFlags(t *testing.T) {
 			t.Errorf("shoal %s: exit %d, stderr %q; want exit 2 and one clear line", strings.Join(args, " "), code, stderr)
 		}
 	}
+}
+
+// devRow reads dev's table for an agent's PID and restart script.
+func devRow(t *testing.T, out, name string) (int, string) {
+	t.Helper()
+	for _, ln := range strings.Split(out, "\n") {
+		f := strings.Fields(ln)
+		if len(f) >= 7 && f[0] == name {
+			pid, err := strconv.Atoi(f[1])
+			if err != nil {
+				t.Fatalf("dev row %q: PID %q", ln, f[1])
+			}
+			return pid, f[len(f)-1]
+		}
+	}
+	t.Fatalf("no row for %s in dev's output:\n%s", name, out)
+	return 0, ""
+}
+
+func memberStatus(api, name, want string) error {
+	ms, err := cliJSON[[]client.Member](api, "members")
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.Name == name {
+			if m.Status != want {
+				return fmt.Errorf("%s is %s", name, m.Status)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s not listed", name)
 }
