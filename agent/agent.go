@@ -142,6 +142,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		Priority:         cfg.Priority,
 		DataDir:          cfg.DataDir,
 		RejoinAfterLeave: cfg.RejoinAfterLeave,
+		ReconnectTimeout: time.Duration(cfg.ReconnectTimeout),
 		Keys:             keys,
 		Label:            cfg.Label,
 		P2P: mesh.P2PConfig{Bootstrap: cfg.P2PBootstrap, Relay: cfg.Relay, MDNS: cfg.MDNS,

@@ -100,6 +100,9 @@ type Config struct {
 	LeaveOnTerm bool `json:"leave_on_terminate"`
 	// RejoinAfterLeave rejoins the snapshot's members even after a leave.
 	RejoinAfterLeave bool `json:"rejoin_after_leave"`
+	// ReconnectTimeout is how long a failed member stays listed before it
+	// is reaped (0: the profile's: 24h on lan and wan, 30s on local).
+	ReconnectTimeout Duration `json:"reconnect_timeout"`
 	// DataDir keeps the membership snapshot and the keyring.
 	DataDir string `json:"data_dir"`
 	// EncryptKey is a base64 gossip key ('shoal keygen'); KeyringFile a
@@ -301,6 +304,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Quorum < 0 {
 		return fmt.Errorf("%w: quorum %d is negative: use 0 (a majority of the known members) or a member count", ErrConfig, c.Quorum)
+	}
+	if c.ReconnectTimeout != 0 && c.ReconnectTimeout < Duration(time.Second) {
+		return fmt.Errorf("%w: reconnect-timeout %v: use 0 (the profile's) or 1s or more", ErrConfig, time.Duration(c.ReconnectTimeout))
 	}
 	if c.RetryMax < 0 {
 		return fmt.Errorf("%w: retry-max %d is negative", ErrConfig, c.RetryMax)

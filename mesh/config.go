@@ -57,6 +57,10 @@ type Config struct {
 	// RejoinAfterLeave makes a node that left gracefully rejoin the members
 	// of its snapshot on restart (a node that crashed always does).
 	RejoinAfterLeave bool
+	// ReconnectTimeout is how long a failed member is kept (and retried)
+	// before it is reaped from the member list; 0 keeps the profile's
+	// (serf's 24 h on lan and wan, 30 s on local).
+	ReconnectTimeout time.Duration
 	// Keys are gossip encryption keys (16, 24 or 32 bytes), primary first.
 	// Empty: gossip is not encrypted. A keyring persisted in DataDir by an
 	// earlier run wins over these, since rotations change it.

@@ -161,6 +161,9 @@ func New(cfg Config) (*Mesh, error) {
 	sc.Logger = stdlog
 	sc.EventCh = m.events
 	sc.RejoinAfterLeave = cfg.RejoinAfterLeave
+	if cfg.ReconnectTimeout > 0 {
+		sc.ReconnectTimeout = cfg.ReconnectTimeout
+	}
 	tags := map[string]string{}
 	for k, v := range cfg.Tags {
 		tags[k] = v

@@ -44,6 +44,7 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "retry-interval", EnvVars: env("RETRY_INTERVAL"), Value: time.Duration(d.RetryInterval), Usage: "first wait between join attempts (doubles)"},
 		&cli.BoolFlag{Name: "leave-on-terminate", EnvVars: env("LEAVE_ON_TERMINATE"), Value: d.LeaveOnTerm, Usage: "leave gracefully on SIGTERM/SIGINT"},
 		&cli.BoolFlag{Name: "rejoin-after-leave", EnvVars: env("REJOIN_AFTER_LEAVE"), Usage: "rejoin snapshot members even after a graceful leave"},
+		&cli.DurationFlag{Name: "reconnect-timeout", EnvVars: env("RECONNECT_TIMEOUT"), Usage: "how long a failed member stays listed (and is retried) before it is reaped (0: the profile's, 24h on lan and wan, 30s on local)"},
 		&cli.StringFlag{Name: "data-dir", EnvVars: env("DATA_DIR"), Usage: "directory for the membership snapshot and keyring"},
 		&cli.StringFlag{Name: "encrypt", EnvVars: env("ENCRYPT"), Usage: "base64 gossip key (see 'shoal keygen')"},
 		&cli.StringFlag{Name: "keyring-file", EnvVars: env("KEYRING_FILE"), Usage: "JSON array of base64 gossip keys, primary first"},
@@ -141,6 +142,9 @@ func agentConfig(c *cli.Context) (agent.Config, error) {
 	}
 	if set("rejoin-after-leave") {
 		cfg.RejoinAfterLeave = c.Bool("rejoin-after-leave")
+	}
+	if set("reconnect-timeout") {
+		cfg.ReconnectTimeout = agent.Duration(c.Duration("reconnect-timeout"))
 	}
 	if set("data-dir") {
 		cfg.DataDir = c.String("data-dir")

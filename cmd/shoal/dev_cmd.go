@@ -155,7 +155,9 @@ func runDev(ctx context.Context, w io.Writer, o devOptions) error {
 		a.args = []string{"agent", "--node", a.name, "--bind", a.gossip, "--profile", o.profile,
 			"--http-addr", a.http, "--data-dir", filepath.Join(base, a.name), "--log-level", o.level,
 			"--tag", "role=dev", "--tag", "service=web", "--tag", "port=" + strconv.Itoa(o.backendPort),
-			"--priority", strconv.Itoa(i), "--sample-interval", "500ms"}
+			"--priority", strconv.Itoa(i), "--sample-interval", "500ms",
+			// A killed agent stays listed as failed, so force-leave can be tried.
+			"--reconnect-timeout", "1h"}
 		if i == 1 && o.proxy != "" {
 			a.args = append(a.args, "--proxy-listen", o.proxy, "--proxy-service", "web")
 		}

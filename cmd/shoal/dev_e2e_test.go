@@ -166,6 +166,12 @@ func TestDevMesh(t *testing.T) {
 					t.Fatal(err)
 				}
 				poll(t, 20*time.Second, "dev-1 sees dev-3 failed", func() error { return memberStatus(addrs[0], "dev-3", "failed") })
+				// dev keeps failed members listed (--reconnect-timeout 1h), so
+				// force-leave can be tried on it.
+				if code, so, se := runCLI(t, "force-leave", "--http-addr", addrs[0], "dev-3"); code != 0 {
+					t.Fatalf("force-leave dev-3: exit %d: %s %s", code, so, se)
+				}
+				poll(t, 10*time.Second, "dev-1 sees dev-3 left after force-leave", func() error { return memberStatus(addrs[0], "dev-3", "left") })
 				restart := exec.Command("sh", script)
 				if err := restart.Start(); err != nil {
 					t.Fatal(err)

@@ -93,7 +93,7 @@ var agentFlagCategories = map[string]string{
 	"config": "Node", "node": "Node", "bind": "Node", "advertise": "Node", "profile": "Node",
 	"tag": "Node", "data-dir": "Node", "label": "Node",
 	"join": "Joining", "retry-join": "Joining", "retry-max": "Joining", "retry-interval": "Joining",
-	"leave-on-terminate": "Joining", "rejoin-after-leave": "Joining",
+	"leave-on-terminate": "Joining", "rejoin-after-leave": "Joining", "reconnect-timeout": "Joining",
 	"encrypt": "Security", "keyring-file": "Security", "api-token": "Security", "insecure-gossip": "Security",
 	"relay": "p2p (--profile p2p)", "mdns": "p2p (--profile p2p)",
 	"priority": "Coordination", "preempt": "Coordination", "quorum": "Coordination", "acting-log": "Coordination",
