@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/shoalmesh/shoal/agent"
+	"github.com/shoalmesh/shoal/scale"
 )
 
 func env(name string) []string { return []string{"SHOAL_" + name} }
@@ -215,7 +216,7 @@ func agentCommand() *cli.Command {
 			log := agent.NewLogger(os.Stderr, cfg.LogLevel, cfg.LogJSON)
 			a, err := agent.New(cfg, agent.WithLogger(log))
 			if err != nil {
-				return err
+				return asUsage(err)
 			}
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -230,7 +231,7 @@ func agentCommand() *cli.Command {
 				}
 			}()
 			if err := a.Start(ctx); err != nil {
-				return err
+				return asUsage(err)
 			}
 			select {
 			case <-ctx.Done():
@@ -313,4 +314,13 @@ func readBuild() buildVersion {
 		v.Commit += "+dirty"
 	}
 	return v
+}
+
+// asUsage marks configuration mistakes found while starting (a provider's
+// options, say) as usage errors, exit 2, like those Validate finds.
+func asUsage(err error) error {
+	if errors.Is(err, agent.ErrConfig) || errors.Is(err, scale.ErrProviderConfig) {
+		return usageError{err}
+	}
+	return err
 }

@@ -200,12 +200,12 @@ func TestAgentProxyFlagsBadInput(t *testing.T) {
 			`proxy-strategy "fastest" is unknown; valid strategies are p2c, weighted-random, swrr, local-first, round-robin, random, least-loaded`},
 		{"proxy without service", []string{"--proxy-listen", "127.0.0.1:0"}, "needs proxy-service"},
 		{"service without proxy", []string{"--proxy-service", "web"}, "proxy-listen is not"},
-		{"bad proxy address", []string{"--proxy-listen", "localhost:80", "--proxy-service", "web"}, `proxy-listen "localhost:80"`},
+		{"bad proxy address", []string{"--proxy-listen", "localhost:99999", "--proxy-service", "web"}, `proxy-listen "localhost:99999": port must be 0–65535`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, _, stderr := runCLI(t, append(base, c.args...)...)
-			if code != 1 || !strings.Contains(stderr, c.want) {
-				t.Errorf("exit %d; stderr %q should contain %q", code, stderr, c.want)
+			if code != 2 || !strings.Contains(stderr, c.want) {
+				t.Errorf("exit %d (want 2: usage); stderr %q should contain %q", code, stderr, c.want)
 			}
 		})
 	}

@@ -67,8 +67,8 @@ func TestScaleBadInput(t *testing.T) {
 			code, _, stderr := runCLI(t, append(base, c.args...)...)
 			lines := strings.Split(strings.TrimSpace(stderr), "\n")
 			last := lines[len(lines)-1]
-			if code != 1 || !strings.HasPrefix(last, "shoal: ") || !strings.Contains(last, c.want) {
-				t.Errorf("exit %d, last line %q; want 1 and a line naming %q", code, last, c.want)
+			if code != 2 || !strings.HasPrefix(last, "shoal: ") || !strings.Contains(last, c.want) {
+				t.Errorf("exit %d, last line %q; want 2 (usage) and a line naming %q", code, last, c.want)
 			}
 		})
 	}
