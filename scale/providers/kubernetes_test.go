@@ -591,8 +591,8 @@ func TestKubernetesConfigErrors(t *testing.T) {
 // kubeManifests reads deploy/kubernetes/*.yaml (nil if there are none).
 func kubeManifests(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join("..", "deploy", "kubernetes", "*.yaml"))
-	more, _ := filepath.Glob(filepath.Join("..", "deploy", "kubernetes", "*.yml"))
+	files, _ := filepath.Glob(filepath.Join("..", "..", "deploy", "kubernetes", "*.yaml"))
+	more, _ := filepath.Glob(filepath.Join("..", "..", "deploy", "kubernetes", "*.yml"))
 	files = append(files, more...)
 	var objs []*unstructured.Unstructured
 	for _, f := range files {
