@@ -276,6 +276,9 @@ func (a *Agent) shutdown() {
 	default:
 		close(a.done)
 	}
+	if a.dash != nil {
+		a.dash.wg.Wait() // the dashboard's goroutines end on done
+	}
 	a.log.Info("agent stopped")
 }
 

@@ -37,8 +37,9 @@ var (
 // dashboard is the agent's dashboard and monitor state.
 type dashboard struct {
 	once      sync.Once
-	stream    *broadcaster // events_stream.go
-	synthetic int          // test hook: synthetic members added to the dashboard's view
+	wg        sync.WaitGroup // sampleHistory and watchElection; Stop waits for them
+	stream    *broadcaster   // events_stream.go
+	synthetic int            // test hook: synthetic members added to the dashboard's view
 
 	mu   sync.Mutex
 	hist []HistorySample // ring
@@ -158,8 +159,9 @@ func (a *Agent) registerDashboardRoutes(mux *http.ServeMux, reg *prometheus.Regi
 	reg.MustRegister(newOperatorCollector(a))          // prom.go
 	if a.mesh != nil {
 		d.once.Do(func() {
-			go a.sampleHistory()
-			go a.watchElection()
+			d.wg.Add(2)
+			go func() { defer d.wg.Done(); a.sampleHistory() }()
+			go func() { defer d.wg.Done(); a.watchElection() }()
 		})
 	}
 }

@@ -30,6 +30,11 @@ func pollFor(t *testing.T, d time.Duration, what string, cond func() error) {
 func startElectionMesh(t *testing.T, n, ip0 int, opts ...func(*Config)) []*Agent {
 	t.Helper()
 	var agents []*Agent
+	// The data directories' cleanup must run after the agents stop (cleanups
+	// run last-registered first): made before the Stop cleanup, not in the
+	// loop, where RemoveAll raced the running agents' writes ("directory not
+	// empty").
+	dir := t.TempDir()
 	t.Cleanup(func() {
 		for _, a := range agents {
 			a.Stop(false)
@@ -42,7 +47,7 @@ func startElectionMesh(t *testing.T, n, ip0 int, opts ...func(*Config)) []*Agent
 		cfg.Bind = fmt.Sprintf("127.0.0.%d:0", ip0+i)
 		cfg.Profile = "local"
 		cfg.HTTPAddr = "127.0.0.1:0"
-		cfg.DataDir = filepath.Join(t.TempDir(), cfg.NodeName)
+		cfg.DataDir = filepath.Join(dir, cfg.NodeName)
 		cfg.Priority = i
 		cfg.SampleInterval = Duration(200 * time.Millisecond)
 		if join != "" {

@@ -178,7 +178,9 @@ func TestCandidatesByService(t *testing.T) {
 func TestInflightCountsUntilBodyClosed(t *testing.T) {
 	addr, _ := serveOn(t, "127.0.0.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	f := &inflight{m: map[string]*atomic.Int64{}}
-	tr := &countingTransport{next: &http.Transport{}, f: f}
+	ht := &http.Transport{}
+	defer ht.CloseIdleConnections() // its keep-alive connection's goroutines would outlive the test
+	tr := &countingTransport{next: ht, f: f}
 	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {

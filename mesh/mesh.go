@@ -127,6 +127,10 @@ func New(cfg Config) (*Mesh, error) {
 		mc = memberlist.DefaultLANConfig()
 		if cfg.P2P.FastTimings {
 			mc = fastTimings(sc)
+			// A first stream to a peer is a QUIC handshake, Noise and
+			// identify, not a loopback TCP connect: 500 ms failed every
+			// join under the race detector on a loaded machine.
+			mc.TCPTimeout = 5 * time.Second
 			sc.BroadcastTimeout = time.Second
 			sc.LeavePropagateDelay = 200 * time.Millisecond
 		} else {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -64,7 +63,7 @@ func TestDevMesh(t *testing.T) {
 				args = append(args, "--profile", c.profile)
 			}
 			cmd := exec.Command(shoalBin, args...)
-			var stdout, stderr bytes.Buffer
+			var stdout, stderr syncBuffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

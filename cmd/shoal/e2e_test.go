@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -52,13 +53,32 @@ type proc struct {
 	cmd    *exec.Cmd
 	http   string
 	gossip string
-	stderr *bytes.Buffer
+	stderr *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer that a running process writes (through
+// os/exec's copying goroutine) while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func startAgent(t *testing.T, name, ip string, join string, extra ...string) *proc {
 	t.Helper()
 	gport := freePort(t, ip)
-	p := &proc{http: fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1")), gossip: fmt.Sprintf("%s:%d", ip, gport), stderr: &bytes.Buffer{}}
+	p := &proc{http: fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1")), gossip: fmt.Sprintf("%s:%d", ip, gport), stderr: &syncBuffer{}}
 	args := []string{"agent", "--node", name, "--bind", p.gossip, "--profile", "local", "--http-addr", p.http,
 		"--data-dir", t.TempDir(), "--sample-interval", "200ms", "--log-level", "warn"}
 	if join != "" {

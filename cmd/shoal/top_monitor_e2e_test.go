@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shoalmesh/shoal/agent"
+	"github.com/shoalmesh/shoal/internal/testenv"
 )
 
 // tmux runs a tmux command on the test's own server socket.
@@ -29,7 +30,7 @@ func tmux(t *testing.T, sock string, args ...string) (string, error) {
 // failed), and exits 0 on q.
 func TestTopInTmux(t *testing.T) {
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux not found: install it (apt-get install tmux) to drive 'shoal top' in a terminal")
+		testenv.RequireOrSkip(t, "tmux not found: install it (apt-get install tmux) to drive 'shoal top' in a terminal")
 	}
 	a := startAgent(t, "top-1", "127.0.0.191", "")
 	b := startAgent(t, "top-2", "127.0.0.192", a.gossip)

@@ -12,7 +12,7 @@
 //
 // SHOAL_K8S_APISERVER and SHOAL_K8S_ETCD name other binaries. When a binary is
 // missing, Start skips the test and says how to build it; with
-// SHOAL_REQUIRE_K8S=1 (as in CI) it fails the test instead.
+// SHOAL_REQUIRE_K8S=1 or CI=true it fails the test instead.
 //
 // Each Cluster has its own etcd (data in the test's temporary directory, no
 // fsync), random loopback ports, a CA and serving certificate made for it, a
@@ -21,8 +21,9 @@
 // unless Options.RBAC is set (then only what RBAC grants; system:masters is
 // bound to cluster-admin by the apiserver's bootstrap policy).
 //
-// The package uses the standard library only, so that it stays cheap to
-// import; tests build their clients from the kubeconfig files it writes.
+// The package uses the standard library only (and internal/testenv, which
+// does too), so that it stays cheap to import; tests build their clients
+// from the kubeconfig files it writes.
 package k8stest
 
 import (
@@ -51,6 +52,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoalmesh/shoal/internal/testenv"
 )
 
 // Versions the helper looks for; scripts/k8s-build reads the same ones from
@@ -135,11 +138,12 @@ func Binaries() (apiserver, etcd string, err error) {
 	return apiserver, etcd, nil
 }
 
-// Required reports whether SHOAL_REQUIRE_K8S asks for the real-Kubernetes
-// tests to fail rather than skip when the binaries are missing.
+// Required reports whether the real-Kubernetes tests fail rather than skip
+// when the binaries are missing: SHOAL_REQUIRE_K8S asks for it, and so does
+// CI=true (internal/testenv).
 func Required() bool {
 	v := os.Getenv("SHOAL_REQUIRE_K8S")
-	return v != "" && v != "0" && v != "false"
+	return (v != "" && v != "0" && v != "false") || testenv.CI()
 }
 
 // Start starts etcd and kube-apiserver for t and stops them when t ends. It
@@ -149,7 +153,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	apiserverBin, etcdBin, err := Binaries()
 	if err != nil {
 		if Required() {
-			t.Fatalf("%v (SHOAL_REQUIRE_K8S is set)", err)
+			t.Fatalf("%v (SHOAL_REQUIRE_K8S or CI=true is set)", err)
 		}
 		t.Skipf("%v; skipping (set SHOAL_REQUIRE_K8S=1 to fail instead)", err)
 	}

@@ -39,7 +39,7 @@ import (
 
 // These tests run against a real kube-apiserver and etcd (internal/k8stest,
 // built by scripts/k8s-build); no fake clientset. Without the binaries they
-// skip, unless SHOAL_REQUIRE_K8S=1.
+// skip, unless SHOAL_REQUIRE_K8S=1 or CI=true.
 
 func kubeAdmin(t *testing.T, c *k8stest.Cluster) kubernetes.Interface {
 	t.Helper()
@@ -591,8 +591,8 @@ func TestKubernetesConfigErrors(t *testing.T) {
 // kubeManifests reads deploy/kubernetes/*.yaml (nil if there are none).
 func kubeManifests(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join("..", "deploy", "kubernetes", "*.yaml"))
-	more, _ := filepath.Glob(filepath.Join("..", "deploy", "kubernetes", "*.yml"))
+	files, _ := filepath.Glob(filepath.Join("..", "..", "deploy", "kubernetes", "*.yaml"))
+	more, _ := filepath.Glob(filepath.Join("..", "..", "deploy", "kubernetes", "*.yml"))
 	files = append(files, more...)
 	var objs []*unstructured.Unstructured
 	for _, f := range files {
@@ -676,7 +676,7 @@ func (a *kubeApplier) apply(t *testing.T, u *unstructured.Unstructured, real boo
 func TestKubernetesDeployManifestsDryRun(t *testing.T) {
 	objs := kubeManifests(t)
 	if len(objs) == 0 {
-		t.Skip("no deploy/kubernetes/*.yaml yet; nothing to dry-run")
+		t.Fatal("no objects in deploy/kubernetes/*.yaml; nothing to dry-run")
 	}
 	c := k8stest.Start(t, k8stest.Options{RBAC: true})
 	a := newKubeApplier(t, c.AdminKubeconfig)
@@ -712,7 +712,7 @@ func TestKubernetesDeployRBACForReal(t *testing.T) {
 		}
 	}
 	if sa == nil {
-		t.Skip("no ServiceAccount in deploy/kubernetes/*.yaml yet")
+		t.Fatal("no ServiceAccount in deploy/kubernetes/*.yaml")
 	}
 	c := k8stest.Start(t, k8stest.Options{RBAC: true})
 	a := newKubeApplier(t, c.AdminKubeconfig)

@@ -4,6 +4,7 @@ package browser
 
 import (
 	pollpkg "github.com/shoalmesh/shoal/internal/poll"
+	"github.com/shoalmesh/shoal/internal/testenv"
 
 	"bytes"
 	"context"
@@ -43,7 +44,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// chromiumPath finds Chromium, or skips the test saying how to get it.
+// chromiumPath finds Chromium, or skips the test saying how to get it (fails
+// it under CI=true).
 func chromiumPath(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("SHOAL_CHROMIUM"); p != "" {
@@ -54,7 +56,7 @@ func chromiumPath(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skip("Chromium not found (looked for chromium, chromium-browser, google-chrome, headless-shell and $SHOAL_CHROMIUM): " +
+	testenv.RequireOrSkip(t, "Chromium not found (looked for chromium, chromium-browser, google-chrome, headless-shell and $SHOAL_CHROMIUM): "+
 		"install Debian's chromium package (scripts/browser-test does it with apt-get)")
 	return ""
 }

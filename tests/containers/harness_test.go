@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/shoalmesh/shoal/client"
+	"github.com/shoalmesh/shoal/internal/testenv"
 )
 
 // labelPID marks every Docker object a run creates with the test process's
@@ -82,30 +83,31 @@ func repoRoot(t testing.TB) string {
 	return root
 }
 
-// requireDocker skips the test, saying why, when no Docker engine answers.
+// requireDocker skips the test, saying why, when no Docker engine answers
+// (fails it under CI=true).
 func requireDocker(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("SKIP container tier: no docker command on this machine (install Docker Engine to run it)")
+		testenv.RequireOrSkip(t, "container tier: no docker command on this machine (install Docker Engine to run it)")
 	}
 	if out, err := run(30*time.Second, "docker", "info", "--format", "{{.ServerVersion}}"); err != nil {
-		t.Skipf("SKIP container tier: 'docker info' failed, no Docker engine reachable: %v", err)
+		testenv.RequireOrSkip(t, fmt.Sprintf("container tier: 'docker info' failed, no Docker engine reachable: %v", err))
 	} else {
 		t.Logf("Docker engine %s", out)
 	}
 }
 
-// requireIsolationTools skips unless the test can reach into the containers'
+// requireIsolationTools skips (fails under CI=true) unless the test can reach into the containers'
 // network namespaces (root, nsenter, ip): that is how it keeps them off every
 // network but the test's own (see isolate).
 func requireIsolationTools(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("SKIP container tier: needs root, to remove the containers' default route with nsenter (they must reach nothing but each other)")
+		testenv.RequireOrSkip(t, "container tier: needs root, to remove the containers' default route with nsenter (they must reach nothing but each other)")
 	}
 	for _, tool := range []string{"nsenter", "ip"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("SKIP container tier: needs %s (util-linux, iproute2) to keep the containers off every other network", tool)
+			testenv.RequireOrSkip(t, "container tier: needs "+tool+" (util-linux, iproute2) to keep the containers off every other network")
 		}
 	}
 }

@@ -137,9 +137,6 @@ func TestMeshInContainers(t *testing.T) {
 	var coord *node
 	step("2-coordinator-loss", func(t *testing.T) {
 		c.t = t
-		if _, err := c.leader(c.nodes[0]); err != nil && strings.Contains(err.Error(), "404") {
-			t.Skipf("SKIP election checks: GET /v1/leader answers 404 (the election adapter is not in this build): %v", err)
-		}
 		start := time.Now()
 		var l client.Leader
 		if err := c.cli(c.nodes[2], &l, "leader", "--elect"); err != nil {
@@ -214,9 +211,6 @@ func TestMeshInContainers(t *testing.T) {
 
 	step("3-partition", func(t *testing.T) {
 		c.t = t
-		if coord == nil {
-			t.Skip("SKIP partition checks: no election in this build")
-		}
 		// The minority: the coordinator and one other.
 		minority := []*node{coord}
 		for _, n := range c.nodes {
@@ -312,26 +306,23 @@ func TestMeshInContainers(t *testing.T) {
 		mon := newViewMonitor(c.nodes, c.token)
 		var wg sync.WaitGroup
 		mon.run(ctx, &wg)
-		haveElection := coord != nil
-		if haveElection {
-			// Every node tries to act every 100 ms; an agent records an
-			// action only while it acts as coordinator.
-			for _, n := range c.nodes {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					cl := client.New(n.api(), c.token)
-					for ctx.Err() == nil {
-						actx, acancel := context.WithTimeout(ctx, 500*time.Millisecond)
-						_, _ = cl.Act(actx) // a restarting node does not answer
-						acancel()
-						select {
-						case <-ctx.Done():
-						case <-time.After(100 * time.Millisecond): // the actor's period, not a wait for an outcome
-						}
+		// Every node tries to act every 100 ms; an agent records an action
+		// only while it acts as coordinator.
+		for _, n := range c.nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cl := client.New(n.api(), c.token)
+				for ctx.Err() == nil {
+					actx, acancel := context.WithTimeout(ctx, 500*time.Millisecond)
+					_, _ = cl.Act(actx) // a restarting node does not answer
+					acancel()
+					select {
+					case <-ctx.Done():
+					case <-time.After(100 * time.Millisecond): // the actor's period, not a wait for an outcome
 					}
-				}()
-			}
+				}
+			}()
 		}
 		rollStart := time.Now()
 		for _, n := range c.nodes {
@@ -343,12 +334,10 @@ func TestMeshInContainers(t *testing.T) {
 			tm.restarts = append(tm.restarts, d)
 			t.Logf("restart of %s: five alive in every view again after %v", n.name, d.Round(10*time.Millisecond))
 		}
-		if haveElection {
-			poll(t, 30*time.Second, "all five agree on one coordinator after the roll", func() (err error) {
-				coord, term, err = c.agreed(c.nodes, 0)
-				return err
-			})
-		}
+		poll(t, 30*time.Second, "all five agree on one coordinator after the roll", func() (err error) {
+			coord, term, err = c.agreed(c.nodes, 0)
+			return err
+		})
 		rollEnd := time.Now()
 		cancel()
 		wg.Wait()
@@ -357,9 +346,6 @@ func TestMeshInContainers(t *testing.T) {
 			rollEnd.Sub(rollStart).Round(10*time.Millisecond), tm.worstBelow4.Round(10*time.Millisecond), tm.worstBelow4Node, detectBound, mon.samples())
 		if tm.worstBelow4 > detectBound {
 			t.Errorf("%s's view stayed below four alive members for %v, longer than failure detection (%v)", tm.worstBelow4Node, tm.worstBelow4, detectBound)
-		}
-		if !haveElection {
-			return
 		}
 		t.Logf("after the roll: %s coordinates under term %d", coord.name, term)
 		c.checkActions(t, rollStart, rollEnd, &tm)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoalmesh/shoal/internal/testenv"
 )
 
 // TestSystemdUnitVerifies runs systemd-analyze verify on deploy/systemd's
@@ -18,7 +20,7 @@ import (
 func TestSystemdUnitVerifies(t *testing.T) {
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Skip("SKIP systemd unit check: no systemd-analyze on this machine (Debian: apt-get install systemd)")
+		testenv.RequireOrSkip(t, "systemd unit check: no systemd-analyze on this machine (Debian: apt-get install systemd)")
 	}
 	root := repoRoot(t)
 	dir := t.TempDir()
