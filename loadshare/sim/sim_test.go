@@ -143,3 +143,35 @@ func TestRunDeterministic(t *testing.T) {
 		t.Errorf("two runs differ: %+v vs %+v", a, b)
 	}
 }
+
+// TestGridWorkersAgreeWithOne runs a tiny grid on parallel workers and on
+// one: the rows match (each run owns its state and seed), and under the race
+// detector (scripts/test) the worker pool is checked; the large
+// TestSimulationBounds runs without it.
+func TestGridWorkersAgreeWithOne(t *testing.T) {
+	g := Grid{
+		Hosts:    []HostSet{EqualHosts(10)},
+		Loads:    []float64{0.7},
+		Refresh:  []float64{1, 2},
+		Duration: 200, Warmup: 50, Seed: 3,
+		Only: roles(RoleDefault, RoleRandom),
+	}
+	g.Workers = 4
+	par, err := RunGrid(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Workers = 1
+	seq, err := RunGrid(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(par) == 0 || len(par) != len(seq) {
+		t.Fatalf("%d rows on 4 workers, %d on one", len(par), len(seq))
+	}
+	for i := range par {
+		if par[i] != seq[i] {
+			t.Errorf("row %d differs: %+v on 4 workers, %+v on one", i, par[i], seq[i])
+		}
+	}
+}

@@ -12,8 +12,12 @@ func spec(role, name, strategy string, o loadshare.Options, stagger int) PickerS
 		Role:  role,
 		Blind: role == RoleRR || role == RoleRandom,
 		New: func(r *rand.Rand) (loadshare.Picker, error) {
-			o.Rand = r
-			return loadshare.New(strategy, o)
+			// A copy per call: grid workers build pickers from one spec at
+			// once, and writing the captured o raced (two pickers could end
+			// up sharing one random source, and the grid was not seeded).
+			po := o
+			po.Rand = r
+			return loadshare.New(strategy, po)
 		},
 		Stagger: stagger,
 	}
