@@ -3,7 +3,7 @@ package scale
 import (
 	"fmt"
 
-	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/fence"
 )
 
 // Sources of the count a decision starts from (Basis), as the agent's
@@ -28,13 +28,13 @@ const (
 // taken under and where it was learnt ("self", "mesh", "history",
 // "provider").
 type Known struct {
-	Lease  election.Lease
+	Lease  fence.Lease
 	Action Action
 	Source string
 }
 
 // Newer reports whether k was taken after o: under a higher full term
-// (election.Lease.Compare), or under the same lease at a later time. Terms
+// (fence.Lease.Compare), or under the same lease at a later time. Terms
 // order actions across nodes whatever their clocks say; times only order
 // one holder's actions within its term.
 func (k Known) Newer(o Known) bool {

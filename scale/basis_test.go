@@ -5,11 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/fence"
 )
 
 func known(term uint64, holder string, prio int, at time.Time, from, to int) Known {
-	return Known{Lease: election.Lease{Holder: holder, Priority: prio, Term: term}, Action: Action{Time: at, From: from, To: to}}
+	return Known{Lease: fence.Lease{Holder: holder, Priority: prio, Term: term}, Action: Action{Time: at, From: from, To: to}}
 }
 
 // TestLedgerKeepsTheNewestTerm: whatever order records arrive in and
@@ -98,7 +98,7 @@ func TestHistoryNewestActionByTerm(t *testing.T) {
 	defer h.Close()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	add := func(outcome string, term uint64, holder string, from, to int, at time.Time) {
-		if err := h.Append(Record{Time: at, Node: "n5", Outcome: outcome, Lease: election.Lease{Holder: holder, Term: term},
+		if err := h.Append(Record{Time: at, Node: "n5", Outcome: outcome, Lease: fence.Lease{Holder: holder, Term: term},
 			Decision: Decision{Time: at, Current: from, Desired: to}}); err != nil {
 			t.Fatal(err)
 		}
