@@ -191,7 +191,9 @@ func TestScaleTakeoverContinuesTheChain(t *testing.T) {
 // one agent, the exec provider, scale-min 1. On SIGTERM it leaves the mesh
 // (so it no longer counts itself as an alive instance); it must not elect
 // itself and run the command 0 → 1 during the leave. Once without load
-// figures (a tag nobody publishes), once with figures on target.
+// figures (a tag nobody publishes), once with figures on target from the
+// start (a static tag: the host's real CPU would drive the scaler before a
+// synthetic load could be set).
 func TestScaleNoActionOnShutdown(t *testing.T) {
 	for i, tc := range []struct {
 		name string
@@ -199,7 +201,7 @@ func TestScaleNoActionOnShutdown(t *testing.T) {
 		load bool
 	}{
 		{"no load figures", []string{"--scale-metric", "tag:queue_depth"}, false},
-		{"load on target", []string{"--scale-metric", "cpu"}, true},
+		{"load on target", []string{"--scale-metric", "tag:queue_depth", "--tag", "queue_depth=70", "--scale-target", "70"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, data := t.TempDir(), t.TempDir()
@@ -207,9 +209,6 @@ func TestScaleNoActionOnShutdown(t *testing.T) {
 			args := append([]string{"--data-dir", data, "--leave-on-terminate", "--scale-provider", "exec", "--scale-resource", execLogCommand(logf),
 				"--scale-interval", "50ms", "--scale-up-window", "200ms", "--scale-min", "1", "--scale-max", "5"}, tc.args...)
 			p := startAgent(t, "solo", fmt.Sprintf("127.18.40.%d", 1+i), "", args...)
-			if tc.load {
-				setLoads(t, 70, p)
-			}
 			poll(t, 10*time.Second, "the scaler evaluates", func() error {
 				st, err := cliJSON[client.ScaleStatus](p.http, "scale", "status")
 				if err == nil && (st.UpdatedAt == "" || st.Current != 1 || st.ValueValid != tc.load) {
