@@ -65,7 +65,7 @@ type scaleDeps struct {
 // agentScaleDeps wires the runner to the agent's mesh and election.
 func agentScaleDeps(a *Agent) scaleDeps {
 	return scaleDeps{
-		node:    a.cfg.NodeName,
+		node:     a.cfg.NodeName,
 		members:  func() []mesh.Member { return a.mesh.View().Members() },
 		announce: func(st mesh.ScaleTag) error { return a.mesh.AnnounceScale(st) },
 		lease: func() (election.Lease, bool) {

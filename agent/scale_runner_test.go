@@ -346,27 +346,3 @@ func TestScaleRunnerWindowsRestartOnTakeover(t *testing.T) {
 		t.Fatalf("no action 1.4 s after regaining the role; status %+v", g.r.statusView())
 	}
 }
-
-// FuzzParseScaleTag: the scale tag comes from gossip. Any input gives a
-// value or an error, never a panic; what parses formats back to itself and
-// carries no negative count.
-func FuzzParseScaleTag(f *testing.F) {
-	for _, s := range []string{scaleTag(2, 4, rigStart, 8, 21), "0/0/0/0/0", "1/2/3/4", "1/2/3/4/5/6", "a/b/c/d/e", "1/2/3/-4/5",
-		"18446744073709551615/-1/-9223372036854775808/0/2147483647", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		lease, act, err := parseScaleTag(s)
-		if err != nil {
-			return
-		}
-		if act.From < 0 || act.To < 0 {
-			t.Fatalf("%q: negative count %d→%d", s, act.From, act.To)
-		}
-		again := fmt.Sprintf("%d/%d/%d/%d/%d", lease.Term, lease.Priority, act.Time.UnixNano(), act.From, act.To)
-		l2, a2, err := parseScaleTag(again)
-		if err != nil || l2 != lease || !a2.Time.Equal(act.Time) || a2.From != act.From || a2.To != act.To {
-			t.Fatalf("%q → %q does not parse back: %v", s, again, err)
-		}
-	})
-}
