@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoalmesh/shoal/mesh"
@@ -36,6 +37,9 @@ type Agent struct {
 	stopOnce sync.Once
 	done     chan struct{}
 	leaveReq chan struct{}
+	// leaving is set once Stop begins: from then on no component acts
+	// (the scaler checks it before every evaluation and provider call).
+	leaving atomic.Bool
 
 	// Options for tests and the dev mesh.
 	reader  metrics.Reader
@@ -244,6 +248,12 @@ func (a *Agent) LeaveRequested() <-chan struct{} { return a.leaveReq }
 // true. Safe to call more than once.
 func (a *Agent) Stop(leave bool) {
 	a.stopOnce.Do(func() {
+		// No scale action while leaving or shutting down: the scaler stops
+		// before the leave begins (a leave makes this node "leaving", so
+		// the mesh counts one instance fewer and the bounds would ask for
+		// one more).
+		a.leaving.Store(true)
+		a.stopScale()
 		if leave && a.mesh != nil {
 			if err := a.mesh.Leave(); err != nil {
 				a.log.Warn("leave", "err", err)

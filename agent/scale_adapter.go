@@ -4,30 +4,35 @@ package agent
 // around the pure scale.Policy (see scale/doc.go).
 //
 // Every node evaluates the policy on every tick (it is cheap: the View is in
-// memory), so that whoever becomes coordinator has its windows already
-// filled. Only the node that holds an acting lease calls the provider, with
-// that lease; a node whose policy wants a change while no coordinator is
-// known asks for an election. After every action the coordinator puts the
-// action in its mesh.TagScale tag, so every node records it and a new
-// coordinator neither repeats nor reverses it inside the cooldown; on
-// takeover the new coordinator also reads the provider's own record of the
-// last action (scale.LastActionReader) and its history.
+// memory), so that it knows the last action and can tell when a coordinator
+// is needed. Only the node that holds an acting lease calls the provider,
+// with that lease; a node whose policy wants a change while no coordinator
+// is known asks for an election. After every action the coordinator puts the
+// action in its mesh.TagScale tag, so every node records it.
+//
+// State on takeover: a node that starts acting (or acts under a new lease)
+// starts from the newest record anywhere: the provider's count where it is
+// authoritative (scale.Provider.Authoritative), else the newest action by
+// term among those announced in the mesh, kept in the history and in the
+// provider's record (scale.Ledger), never a record of an older term because
+// it is local. It also restarts the policy's windows: recommendations made
+// while it did not act were computed against another count. Cooldowns keep
+// counting from the newest action.
+//
+// No action while leaving: the agent stops the runner before it leaves the
+// mesh, and the runner checks the leaving flag before every evaluation and
+// again right before a provider call. No action on no load figures either:
+// see scale.HoldWithoutFigures.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoalmesh/shoal/client"
 	"github.com/shoalmesh/shoal/election"
@@ -37,109 +42,63 @@ import (
 	_ "github.com/shoalmesh/shoal/scale/providers" // dry-run, webhook, exec, aws, kubernetes
 )
 
-// ScaleConfig is the scale section of Config: which provider, and the
-// policy. Provider "" turns scaling off.
-type ScaleConfig struct {
-	// Provider is a registered provider: dry-run, webhook, exec, aws (and
-	// kubernetes where built in). "" turns scaling off.
-	Provider string `json:"provider"`
-	// Resource is what the provider scales: a webhook URL, a command, an
-	// Auto Scaling group, "[namespace/]deployment/NAME".
-	Resource string `json:"resource"`
-	// Options are provider settings (key=value), e.g. secret=..., timeout=10s.
-	Options map[string]string `json:"options"`
-	// Metric is what the policy watches: cpu, mem, net or tag:NAME, with
-	// :mean (default), :max, :min or :pNN across alive members.
-	Metric string `json:"metric"`
-	// Target is the Metric's target value per instance (e.g. 70 for 70% CPU).
-	Target float64 `json:"target"`
-	// Tolerance is the band around Target inside which nothing changes
-	// (0.1 is ±10%).
-	Tolerance float64 `json:"tolerance"`
-	// Min and Max bound the instance count (Max 0: unbounded).
-	Min int `json:"min"`
-	Max int `json:"max"`
-	// UpWindow: a higher recommendation must hold this long; DownWindow:
-	// scale-down stabilization (highest recommendation over it).
-	UpWindow   Duration `json:"up_window"`
-	DownWindow Duration `json:"down_window"`
-	// UpCooldown and DownCooldown: the wait after any action before
-	// scaling up, respectively down.
-	UpCooldown   Duration `json:"up_cooldown"`
-	DownCooldown Duration `json:"down_cooldown"`
-	// Step limits per StepPeriod: the larger of a count and a percentage of
-	// the count at the period's start.
-	UpStep          int      `json:"up_step"`
-	UpStepPercent   float64  `json:"up_step_percent"`
-	DownStep        int      `json:"down_step"`
-	DownStepPercent float64  `json:"down_step_percent"`
-	StepPeriod      Duration `json:"step_period"`
-	// Thresholds, when set, replace the HPA rule with fixed steps, e.g.
-	// "above 75% for 30s -> +1", "below 20% for 5m -> -1".
-	Thresholds []string `json:"thresholds"`
-	// DryRun evaluates and records decisions but calls no provider.
-	DryRun bool `json:"dry_run"`
-	// Interval is how often the policy is evaluated.
-	Interval Duration `json:"interval"`
+// scaleDeps is what the scale runner needs from the agent, and all it
+// reaches: the unit tests hand it fakes.
+type scaleDeps struct {
+	// node is this agent's name.
+	node string
+	// members returns the mesh's members, this node included (Self).
+	members func() []mesh.Member
+	// announce puts an action in this node's mesh.TagScale.
+	announce func(st mesh.ScaleTag) error
+	// lease returns the lease to act under, and true while this node acts.
+	lease func() (election.Lease, bool)
+	// coordinator names the coordinator this node knows ("" for none) and
+	// its term.
+	coordinator func() (string, uint64)
+	// requestElection asks for an election.
+	requestElection func()
+	// leaving reports that the agent leaves the mesh or shuts down.
+	leaving func() bool
 }
 
-// DefaultScaleConfig returns scale.DefaultConfig's policy, scaling off.
-func DefaultScaleConfig() ScaleConfig {
-	p := scale.DefaultConfig()
-	return ScaleConfig{
-		Metric: p.Metric, Target: p.Target, Tolerance: p.Tolerance, Min: p.Min, Max: p.Max,
-		UpWindow: Duration(p.UpWindow), DownWindow: Duration(p.DownWindow),
-		UpCooldown: Duration(p.UpCooldown), DownCooldown: Duration(p.DownCooldown),
-		UpStep: p.UpStep, UpStepPercent: p.UpStepPercent, DownStep: p.DownStep, DownStepPercent: p.DownStepPercent,
-		StepPeriod: Duration(p.StepPeriod), Interval: Duration(time.Second),
+// agentScaleDeps wires the runner to the agent's mesh and election.
+func agentScaleDeps(a *Agent) scaleDeps {
+	return scaleDeps{
+		node:     a.cfg.NodeName,
+		members:  func() []mesh.Member { return a.mesh.View().Members() },
+		announce: func(st mesh.ScaleTag) error { return a.mesh.AnnounceScale(st) },
+		lease: func() (election.Lease, bool) {
+			if e := a.runner(); e != nil {
+				return e.Lease()
+			}
+			return election.Lease{}, false
+		},
+		coordinator: func() (string, uint64) {
+			if e := a.runner(); e != nil {
+				s, _ := e.snapshot()
+				return s.status.Coordinator, s.status.Term
+			}
+			return "", 0
+		},
+		requestElection: func() {
+			if e := a.runner(); e != nil {
+				e.Request()
+			}
+		},
+		leaving: a.leaving.Load,
 	}
-}
-
-// PolicyConfig turns the section into the policy's Config.
-func (s ScaleConfig) PolicyConfig() (scale.Config, error) {
-	c := scale.Config{
-		Metric: s.Metric, Target: s.Target, Tolerance: s.Tolerance, Min: s.Min, Max: s.Max,
-		UpWindow: time.Duration(s.UpWindow), DownWindow: time.Duration(s.DownWindow),
-		UpCooldown: time.Duration(s.UpCooldown), DownCooldown: time.Duration(s.DownCooldown),
-		UpStep: s.UpStep, UpStepPercent: s.UpStepPercent, DownStep: s.DownStep, DownStepPercent: s.DownStepPercent,
-		StepPeriod: time.Duration(s.StepPeriod), Mode: scale.ModeTarget, DryRun: s.DryRun,
-	}
-	for _, t := range s.Thresholds {
-		th, err := scale.ParseThreshold(t)
-		if err != nil {
-			return c, err
-		}
-		c.Thresholds = append(c.Thresholds, th)
-		c.Mode = scale.ModeThresholds
-	}
-	return c, c.Validate()
-}
-
-// validate checks the section; called by Config.Validate.
-func (s *ScaleConfig) validate() error {
-	if s.Provider == "" {
-		return nil
-	}
-	if !scale.Registered(s.Provider) {
-		return fmt.Errorf("%w: scale-provider: %v", ErrConfig, scale.UnknownProviderError(s.Provider))
-	}
-	if _, err := s.PolicyConfig(); err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
-	}
-	if s.Interval < Duration(10*time.Millisecond) {
-		return fmt.Errorf("%w: scale-interval %v below 10ms", ErrConfig, time.Duration(s.Interval))
-	}
-	return nil
 }
 
 // scaleRunner evaluates the policy on a ticker and, as coordinator, calls
 // the provider.
 type scaleRunner struct {
-	a        *Agent
+	deps     scaleDeps
 	log      *slog.Logger
 	cfg      ScaleConfig
 	clock    metrics.Clock
 	provider scale.Provider // nil when scaling is off
+	auth     bool           // provider.Authoritative()
 	history  *scale.History
 	stop     chan struct{}
 	done     chan struct{}
@@ -149,24 +108,54 @@ type scaleRunner struct {
 
 	// Owned by run.
 	policy      *scale.Policy
+	ledger      scale.Ledger // the newest action known anywhere
 	wasActing   bool
-	knownCount  int // the count after the last action seen in the mesh (0: none)
+	actingLease election.Lease // the lease of the last step, while acting
 	provCount   int
 	provAt      time.Time
 	provKnown   bool
 	retryAt     time.Time // after a failed or refused call, wait until then
 	backoff     time.Duration
 	lastElectAt time.Time
+	heldNoted   bool // an OutcomeHeld record was written for this episode
 
 	mu        sync.Mutex
 	status    client.ScaleStatus
 	decisions map[string]uint64
 }
 
+// newScaleRunner builds a runner over provider (nil: scaling off) and
+// history, and reads the newest action back from the history so cooldowns
+// survive a restart. It does not start it (go r.run()).
+func newScaleRunner(cfg ScaleConfig, deps scaleDeps, provider scale.Provider, h *scale.History, clock metrics.Clock, log *slog.Logger) (*scaleRunner, error) {
+	r := &scaleRunner{deps: deps, log: log.With("component", "scale"), cfg: cfg, clock: clock, history: h,
+		stop: make(chan struct{}), done: make(chan struct{}), decisions: map[string]uint64{}}
+	r.status = client.ScaleStatus{Node: deps.node, Enabled: cfg.Provider != "" && provider != nil}
+	if !r.status.Enabled {
+		close(r.done)
+		return r, nil
+	}
+	pc, err := cfg.PolicyConfig()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if r.policy, err = scale.New(pc); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	r.provider, r.auth = provider, provider.Authoritative()
+	if rec, ok := h.NewestAction(); ok {
+		k, _ := rec.Known("history")
+		r.ledger.Learn(k)
+		r.policy.Record(k.Action)
+		r.log.Info("last scale action from the history", "time", rec.Decision.Time, "from", k.Action.From, "to", k.Action.To,
+			"term", k.Lease.Term, "holder", k.Lease.Holder, "outcome", rec.Outcome)
+	}
+	r.status.Provider, r.status.Resource = cfg.Provider, cfg.Resource
+	return r, nil
+}
+
 func (a *Agent) startScale(ctx context.Context) error {
 	cfg := a.cfg.Scale
-	r := &scaleRunner{a: a, log: a.log.With("component", "scale"), cfg: cfg, clock: metrics.SystemClock{},
-		stop: make(chan struct{}), done: make(chan struct{}), decisions: map[string]uint64{}}
 	path := ""
 	if a.cfg.DataDir != "" {
 		if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
@@ -178,43 +167,34 @@ func (a *Agent) startScale(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.history = h
-	r.status = client.ScaleStatus{Node: a.cfg.NodeName, Enabled: cfg.Provider != ""}
-	if cfg.Provider == "" {
-		close(r.done)
-		a.scale = r
-		return nil
+	var p scale.Provider
+	if cfg.Provider != "" {
+		if _, err := cfg.PolicyConfig(); err != nil {
+			_ = h.Close()
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		p, err = scale.NewProvider(scale.ProviderConfig{Name: cfg.Provider, Resource: cfg.Resource, Options: cfg.Options,
+			StateDir: a.cfg.DataDir, Node: a.cfg.NodeName, Logger: a.log})
+		if err != nil {
+			_ = h.Close()
+			return fmt.Errorf("scale provider %s: %w", cfg.Provider, err)
+		}
 	}
-	fail := func(err error) error {
+	r, err := newScaleRunner(cfg, agentScaleDeps(a), p, h, metrics.SystemClock{}, a.log)
+	if err != nil {
 		_ = h.Close()
 		return err
 	}
-	pc, err := cfg.PolicyConfig()
-	if err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrConfig, err))
-	}
-	if r.policy, err = scale.New(pc); err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrConfig, err))
-	}
-	p, err := scale.NewProvider(scale.ProviderConfig{Name: cfg.Provider, Resource: cfg.Resource, Options: cfg.Options,
-		StateDir: a.cfg.DataDir, Node: a.cfg.NodeName, Logger: a.log})
-	if err != nil {
-		return fail(fmt.Errorf("scale provider %s: %w", cfg.Provider, err))
-	}
-	r.provider = p
-	// Cooldowns survive a restart: the last action from the history.
-	if rec, ok := h.LastAction(); ok {
-		act, _ := rec.Action()
-		r.policy.Record(act)
-		r.knownCount = rec.Decision.Desired
-		r.log.Info("last scale action from the history", "time", rec.Decision.Time, "from", act.From, "to", act.To, "outcome", rec.Outcome)
-	}
-	r.status.Provider, r.status.Resource = cfg.Provider, cfg.Resource
 	a.scale = r
-	go r.run()
+	if r.status.Enabled {
+		r.log.Info("scaler started", "provider", cfg.Provider, "authoritative_count", r.auth)
+		go r.run()
+	}
 	return nil
 }
 
+// stopScale stops the runner and waits for it (a provider call in flight
+// is cancelled). Safe to call more than once.
 func (a *Agent) stopScale() {
 	r := a.scale
 	if r == nil {
@@ -244,18 +224,7 @@ func (r *scaleRunner) lease() (election.Lease, bool) {
 	if fn != nil {
 		return fn()
 	}
-	if e := r.a.runner(); e != nil {
-		return e.Lease()
-	}
-	return election.Lease{}, false
-}
-
-func (r *scaleRunner) coordinator() (string, uint64) {
-	if e := r.a.runner(); e != nil {
-		s, _ := e.snapshot()
-		return s.status.Coordinator, s.status.Term
-	}
-	return "", 0
+	return r.deps.lease()
 }
 
 func (r *scaleRunner) run() {
@@ -284,30 +253,46 @@ func (r *scaleRunner) run() {
 // step is one evaluation.
 func (r *scaleRunner) step(ctx context.Context) {
 	now := r.clock.Now()
-	ms := r.a.mesh.View().Members()
+	if r.deps.leaving() {
+		r.publish(func(s *client.ScaleStatus) {
+			s.Acting, s.Action, s.Reasons = false, scale.ActionNone, []string{"leaving the mesh: no evaluation, no action"}
+			s.UpdatedAt = now.UTC().Format(time.RFC3339Nano)
+		})
+		return
+	}
+	ms := r.deps.members()
 	loads, alive := memberLoads(ms)
 	value, valid, _ := scale.Aggregate(r.cfg.Metric, loads)
 	r.observe(ms)
 	lease, acting := r.lease()
-	if acting && !r.wasActing {
+	if acting && (!r.wasActing || lease != r.actingLease) {
 		r.takeover(ctx, lease)
 	}
-	r.wasActing = acting
+	r.wasActing, r.actingLease = acting, lease
 
-	current, source := alive, "mesh"
-	if r.knownCount > 0 {
-		current, source = r.knownCount, "last action"
-	}
+	bi := scale.BasisInput{Alive: alive, Authoritative: r.auth}
+	bi.Last, bi.LastKnown = r.ledger.Last()
 	var provErr error
 	if acting {
-		if n, err := r.providerCount(ctx, now); err == nil {
-			current, source = n, "provider"
-		} else if !errors.Is(err, scale.ErrCountUnknown) {
+		n, err := r.providerCount(ctx, now)
+		switch {
+		case err == nil:
+			bi.Provider, bi.ProviderKnown = n, true
+		case !errors.Is(err, scale.ErrCountUnknown):
 			provErr = err
 		}
 	}
+	if provErr != nil && r.auth {
+		// The authoritative count is unreadable: no basis to act on.
+		bi.ProviderKnown = false
+	}
+	current, source := scale.Basis(bi)
 	d := r.policy.Evaluate(now, scale.Input{Current: current, Value: value, Valid: valid})
-	coord, term := r.coordinator()
+	held := false
+	if !valid {
+		d, held = scale.HoldWithoutFigures(d, source == scale.SourceProvider)
+	}
+	coord, term := r.deps.coordinator()
 	r.publish(func(s *client.ScaleStatus) {
 		s.Mode, s.Metric, s.Target, s.Min, s.Max, s.DryRun = r.policy.Config().Mode, d.Metric, d.Target, r.cfg.Min, r.cfg.Max, d.DryRun
 		s.Value, s.ValueValid, s.Members = value, valid, len(loads)
@@ -319,6 +304,17 @@ func (r *scaleRunner) step(ctx context.Context) {
 			s.Error = provErr.Error()
 		}
 	})
+	if held {
+		if !r.heldNoted {
+			r.heldNoted = true
+			r.record(scale.Record{Time: now.UTC(), Node: r.deps.node, Provider: r.provider.Name(), Outcome: scale.OutcomeHeld, Lease: lease, Decision: d})
+			r.log.Info("no load figures: no scale decision", "count", current, "source", source, "reason", d.Reason())
+		}
+		return
+	}
+	if valid || d.Action != scale.ActionNone {
+		r.heldNoted = false
+	}
 	if provErr != nil {
 		if now.After(r.retryAt) {
 			r.log.Warn("provider count", "err", provErr)
@@ -334,23 +330,25 @@ func (r *scaleRunner) step(ctx context.Context) {
 		// once a second; the election runs lazily).
 		if coord == "" && now.Sub(r.lastElectAt) >= time.Second {
 			r.lastElectAt = now
-			if e := r.a.runner(); e != nil {
-				e.Request()
-			}
+			r.deps.requestElection()
 		}
 		return
 	}
 	if now.Before(r.retryAt) {
 		return
 	}
-	rec := scale.Record{Time: now.UTC(), Node: r.a.cfg.NodeName, Provider: r.provider.Name(), Lease: lease, Decision: d}
+	rec := scale.Record{Time: now.UTC(), Node: r.deps.node, Provider: r.provider.Name(), Lease: lease, Decision: d}
 	switch {
 	case d.DryRun:
 		rec.Outcome = scale.OutcomeDryRun
 	default:
-		// Check the lease again right before the call.
+		// Check the lease and the leaving flag again right before the call.
 		if l2, ok := r.lease(); !ok || l2 != lease {
 			rec.Outcome, rec.Error = scale.OutcomeRefused, "lost the coordinator lease before the call"
+			break
+		}
+		if r.deps.leaving() {
+			rec.Outcome, rec.Error = scale.OutcomeRefused, "leaving the mesh: no action"
 			break
 		}
 		err := r.provider.Scale(ctx, d.Desired, lease, d)
@@ -366,11 +364,11 @@ func (r *scaleRunner) step(ctx context.Context) {
 	r.record(rec)
 	if act, ok := rec.Action(); ok {
 		r.policy.Record(act)
-		r.knownCount = d.Desired
+		r.ledger.Learn(scale.Known{Lease: lease, Action: act, Source: "self"})
 		r.provCount, r.provAt, r.provKnown = d.Desired, now, true
 		r.backoff = 0
 		r.announce(lease, act)
-		r.log.Info("scaled", "outcome", rec.Outcome, "from", d.Current, "to", d.Desired, "term", lease.Term, "reason", d.Reason())
+		r.log.Info("scaled", "outcome", rec.Outcome, "from", d.Current, "to", d.Desired, "term", lease.Term, "basis", source, "reason", d.Reason())
 	} else {
 		r.log.Warn("scale decision not applied", "outcome", rec.Outcome, "from", d.Current, "to", d.Desired, "term", lease.Term, "err", rec.Error)
 		r.fail(now)
@@ -400,56 +398,61 @@ func (r *scaleRunner) providerCount(ctx context.Context, now time.Time) (int, er
 	return n, nil
 }
 
-// takeover reads the provider's record of the last action when this node
-// starts acting.
+// takeover runs when this node starts acting, or acts under a new lease: it
+// forgets the cached provider count, restarts the policy's windows, and
+// learns the provider's record of the last action (a shared fence, tags on
+// an Auto Scaling group, annotations on a Deployment), which the ledger
+// keeps only if its term is the newest known.
 func (r *scaleRunner) takeover(ctx context.Context, lease election.Lease) {
 	r.provKnown = false
-	lr, ok := r.provider.(scale.LastActionReader)
-	if !ok {
-		return
+	r.policy.ResetWindows()
+	found := false
+	if lr, ok := r.provider.(scale.LastActionReader); ok {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		last, ok, err := lr.LastAction(cctx)
+		cancel()
+		switch {
+		case err != nil:
+			r.log.Warn("reading the provider's last action on takeover", "err", err)
+		case ok:
+			found = true
+			r.learn(scale.Known{Lease: last.Lease, Action: scale.Action{Time: last.Time, From: last.From, To: last.To}, Source: "provider"})
+		}
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	last, found, err := lr.LastAction(cctx)
-	if err != nil {
-		r.log.Warn("reading the provider's last action on takeover", "err", err)
-		return
+	basis := "none known"
+	if k, ok := r.ledger.Last(); ok {
+		basis = k.String()
 	}
-	if found {
-		r.learn(scale.Action{Time: last.Time, From: last.From, To: last.To}, last.Lease, "provider")
-	}
-	r.log.Info("acting as scale coordinator", "term", lease.Term, "last_action_from_provider", found)
+	r.log.Info("acting as scale coordinator", "term", lease.Term, "authoritative_count", r.auth,
+		"provider_record", found, "newest_action", basis)
 }
 
-// observe records the newest action announced in the members' tags.
+// observe learns the actions announced in the members' tags.
 func (r *scaleRunner) observe(ms []mesh.Member) {
 	for _, m := range ms {
-		if m.Self {
-			continue
-		}
-		if !m.Shoal.ScaleOK {
-			continue
-		}
 		st := m.Shoal.Scale
-		lease := election.Lease{Holder: m.Name, Term: st.Term, Priority: st.Priority}
-		r.learn(scale.Action{Time: st.Time, From: st.From, To: st.To}, lease, "mesh")
+		if m.Self || !m.Shoal.ScaleOK || st.From < 0 || st.To < 0 {
+			continue
+		}
+		r.learn(scale.Known{Lease: election.Lease{Holder: m.Name, Term: st.Term, Priority: st.Priority},
+			Action: scale.Action{Time: st.Time, From: st.From, To: st.To}, Source: "mesh"})
 	}
 }
 
-// learn records another coordinator's action if it is newer than the last
-// one the policy knows.
-func (r *scaleRunner) learn(act scale.Action, lease election.Lease, from string) {
-	if last, ok := r.policy.LastAction(); ok && !act.Time.After(last.Time) {
+// learn keeps another coordinator's action if it is the newest known (by
+// term), tells the policy and records it.
+func (r *scaleRunner) learn(k scale.Known) {
+	if !r.ledger.Learn(k) {
 		return
 	}
-	r.policy.Record(act)
-	r.knownCount = act.To
+	r.policy.Record(k.Action)
+	act, lease := k.Action, k.Lease
 	d := scale.Decision{Time: act.Time, Current: act.From, Desired: act.To, Action: scale.ActionUp,
-		Reasons: []string{fmt.Sprintf("action by %s under term %d, learnt from the %s", lease.Holder, lease.Term, from)}}
+		Reasons: []string{fmt.Sprintf("action by %s under term %d, learnt from the %s", lease.Holder, lease.Term, k.Source)}}
 	if act.To < act.From {
 		d.Action = scale.ActionDown
 	}
-	r.record(scale.Record{Time: r.clock.Now().UTC(), Node: r.a.cfg.NodeName, Provider: r.cfg.Provider, Outcome: scale.OutcomeObserved, Lease: lease, Decision: d})
+	r.record(scale.Record{Time: r.clock.Now().UTC(), Node: r.deps.node, Provider: r.cfg.Provider, Outcome: scale.OutcomeObserved, Lease: lease, Decision: d})
 }
 
 func (r *scaleRunner) record(rec scale.Record) {
@@ -471,7 +474,7 @@ func (r *scaleRunner) record(rec scale.Record) {
 // mesh (the one owner of the node's tags).
 func (r *scaleRunner) announce(lease election.Lease, act scale.Action) {
 	st := mesh.ScaleTag{Term: lease.Term, Priority: lease.Priority, Time: act.Time, From: act.From, To: act.To}
-	if err := r.a.mesh.AnnounceScale(st); err != nil {
+	if err := r.deps.announce(st); err != nil {
 		r.log.Warn("announcing the scale action", "err", err)
 	}
 }
@@ -515,138 +518,4 @@ func (r *scaleRunner) statusView() client.ScaleStatus {
 	}
 	s.Reasons = append([]string(nil), s.Reasons...)
 	return s
-}
-
-func toClientScaleRecord(r scale.Record) client.ScaleRecord {
-	d := r.Decision
-	return client.ScaleRecord{
-		Time: r.Time.Format(time.RFC3339Nano), Node: r.Node, Provider: r.Provider, Outcome: r.Outcome, Error: r.Error,
-		Holder: r.Lease.Holder, Priority: r.Lease.Priority, Term: r.Lease.Term,
-		DecidedAt: d.Time.UTC().Format(time.RFC3339Nano), Current: d.Current, Desired: d.Desired, Action: d.Action,
-		Metric: d.Metric, Value: d.Value, Target: d.Target, DryRun: d.DryRun, Reasons: d.Reasons,
-	}
-}
-
-func (a *Agent) registerScaleRoutes(mux *http.ServeMux, reg *prometheus.Registry) {
-	if a.cfg.EnableDebug || a.cfg.Profile == mesh.ProfileLocal {
-		mux.HandleFunc("POST /v1/debug/load", a.handleDebugLoad)
-	}
-	r := a.scale
-	if r == nil {
-		return
-	}
-	reg.MustRegister(&scaleCollector{r: r})
-	mux.HandleFunc("GET /v1/scale/status", func(w http.ResponseWriter, req *http.Request) {
-		writeJSON(w, http.StatusOK, r.statusView())
-	})
-	mux.HandleFunc("GET /v1/scale/history", func(w http.ResponseWriter, req *http.Request) {
-		n := 0
-		if s := req.URL.Query().Get("limit"); s != "" {
-			v, err := strconv.Atoi(s)
-			if err != nil || v < 0 {
-				writeErr(w, http.StatusBadRequest, fmt.Errorf("limit %q: want a count ≥ 0", s))
-				return
-			}
-			n = v
-		}
-		recs := r.history.Recent(n)
-		out := make([]client.ScaleRecord, len(recs))
-		for i, rec := range recs {
-			out[i] = toClientScaleRecord(rec)
-		}
-		writeJSON(w, http.StatusOK, out)
-	})
-}
-
-// handleDebugLoad sets (or with {"clear": true} clears) a synthetic load
-// that this node reports instead of its measured figures: a test hook,
-// served only with --enable-debug or in the local profile.
-func (a *Agent) handleDebugLoad(w http.ResponseWriter, r *http.Request) {
-	var req client.DebugLoad
-	if err := readJSON(r, &req); err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return
-	}
-	if req.Clear {
-		a.monitor.Override(nil)
-		writeJSON(w, http.StatusOK, map[string]string{"status": "cleared"})
-		return
-	}
-	for name, v := range map[string]float64{"cpu_percent": req.CPUPercent, "mem_percent": req.MemPercent} {
-		if v < 0 || v > 100 || math.IsNaN(v) {
-			writeErr(w, http.StatusBadRequest, fmt.Errorf("%s %v: want 0..100", name, v))
-			return
-		}
-	}
-	l := metrics.Load{CPUPercent: req.CPUPercent, MemPercent: req.MemPercent, NetRxBps: req.NetRxBps, NetTxBps: req.NetTxBps,
-		Load1: req.Load1, Cores: req.Cores, Taken: time.Now()}
-	if l.Cores == 0 {
-		l.Cores = 1
-	}
-	a.monitor.Override(&l)
-	writeJSON(w, http.StatusOK, map[string]string{"status": "set"})
-}
-
-// scaleCollector reads the status at scrape time.
-type scaleCollector struct {
-	r                                        *scaleRunner
-	desired, current, value, acting, decided *prometheus.Desc
-}
-
-func (c *scaleCollector) descs() []*prometheus.Desc {
-	if c.desired == nil {
-		d := descMaker("shoal_scale_")
-		c.desired = d("desired", "Instance count the policy asks for (last evaluation).")
-		c.current = d("current", "Instance count the policy started from (provider, last action or mesh).")
-		c.value = d("metric_value", "Aggregate value of the watched metric.", "metric")
-		c.acting = d("acting", "1 while this node acts as the scale coordinator.")
-		c.decided = d("decisions_total", "Scale decisions recorded, by outcome.", "outcome")
-	}
-	return []*prometheus.Desc{c.desired, c.current, c.value, c.acting, c.decided}
-}
-
-func (c *scaleCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.descs() {
-		ch <- d
-	}
-}
-
-func (c *scaleCollector) Collect(ch chan<- prometheus.Metric) {
-	c.descs()
-	s := c.r.statusView()
-	if !s.Enabled {
-		return
-	}
-	g := func(d *prometheus.Desc, v float64, l ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
-	}
-	g(c.desired, float64(s.Desired))
-	g(c.current, float64(s.Current))
-	if s.Metric != "" {
-		g(c.value, s.Value, s.Metric)
-	}
-	acting := 0.0
-	if s.Acting {
-		acting = 1
-	}
-	g(c.acting, acting)
-	outcomes := []string{scale.OutcomeApplied, scale.OutcomeRefused, scale.OutcomeFailed, scale.OutcomeDryRun, scale.OutcomeObserved}
-	for k := range s.Decisions {
-		if !containsStr(outcomes, k) {
-			outcomes = append(outcomes, k)
-		}
-	}
-	sort.Strings(outcomes)
-	for _, o := range outcomes {
-		ch <- prometheus.MustNewConstMetric(c.decided, prometheus.CounterValue, float64(s.Decisions[o]), o)
-	}
-}
-
-func containsStr(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -102,7 +102,7 @@ func TestScaleCoordinatorActsOnce(t *testing.T) {
 	ctx := context.Background()
 	pollFor(t, 10*time.Second, "GET /v1/scale/status after the action", func() error {
 		st, err := client.New(top.HTTPAddr(), "").ScaleStatus(ctx)
-		if err != nil || !st.Enabled || !st.Acting || st.Current != 4 || st.CurrentSource != "provider" || st.LastDecision == nil || st.LastDecision.Outcome != "applied" {
+		if err != nil || !st.Enabled || !st.Acting || st.Current != 4 || st.CurrentSource != scale.SourceLastAction || st.LastDecision == nil || st.LastDecision.Outcome != "applied" {
 			return fmt.Errorf("status %+v %v", st, err)
 		}
 		return nil

@@ -41,6 +41,18 @@
 // provider fences: FileFence admits a lease with fence.Fence.AdmitLease
 // and persists it before acting.
 //
+// # Takeover
+//
+// A provider whose Current reads the resource says so (Authoritative). A
+// new coordinator starts from that count; without one, from the newest
+// action known anywhere, ordered by term (Ledger, Known.Newer): announced
+// in the mesh, kept in the History, or in the provider's record
+// (LastActionReader); never from a record of an older term because it is
+// its own. Basis makes that choice; HoldWithoutFigures turns a bounds-only
+// action on a guessed count into no decision; Policy.ResetWindows restarts
+// the windows when a node starts acting. docs/scaling.md says what a user
+// sets per provider for exactly-once actions.
+//
 // # History
 //
 // History appends every decision that led to a provider call, applied or

@@ -30,6 +30,10 @@ const (
 	// OutcomeObserved: another coordinator's action, learnt from the mesh
 	// or the provider (kept so cooldowns survive a restart of this node).
 	OutcomeObserved = "observed"
+	// OutcomeHeld: the policy would have acted, but the scaler decided
+	// nothing because it had no load figures and no count read from the
+	// resource (HoldWithoutFigures). Recorded once per such episode.
+	OutcomeHeld = "held"
 )
 
 // Record is one entry of the history: a decision, the lease it was taken
@@ -53,6 +57,13 @@ func (r Record) Action() (Action, bool) {
 		return Action{Time: r.Decision.Time, From: r.Decision.Current, To: r.Decision.Desired}, true
 	}
 	return Action{}, false
+}
+
+// Known returns the action the record stands for with its lease, learnt
+// from source.
+func (r Record) Known(source string) (Known, bool) {
+	a, ok := r.Action()
+	return Known{Lease: r.Lease, Action: a, Source: source}, ok
 }
 
 // History appends records to a JSON-lines file, fsyncing each, and keeps
@@ -160,6 +171,24 @@ func (h *History) LastAction() (Record, bool) {
 		}
 	}
 	return Record{}, false
+}
+
+// NewestAction returns the record of the newest action kept, ordered by
+// term (Known.Newer), not by when it was appended: an action learnt late
+// from an older term does not hide a newer one.
+func (h *History) NewestAction() (Record, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var best Record
+	var bestK Known
+	found := false
+	for _, r := range h.recent {
+		k, ok := r.Known("history")
+		if ok && (!found || k.Newer(bestK)) {
+			best, bestK, found = r, k, true
+		}
+	}
+	return best, found
 }
 
 // Close closes the file.

@@ -523,6 +523,13 @@ func (p *Policy) baseAt(now time.Time, cur int) int {
 	return cur
 }
 
+// ResetWindows forgets the recommendations the windows hold (and the
+// thresholds' "since"), keeping the actions, so cooldowns and step limits
+// still count from them. The agent calls it when this node starts acting:
+// recommendations computed while it did not act were made against another
+// count and must not satisfy a window at once.
+func (p *Policy) ResetWindows() { p.reset() }
+
 func (p *Policy) reset() {
 	p.recs = p.recs[:0]
 	for i := range p.since {

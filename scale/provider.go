@@ -19,8 +19,9 @@ var (
 	// ErrUnknownProvider: no provider is registered under the name.
 	ErrUnknownProvider = errors.New("scale: unknown provider")
 	// ErrCountUnknown is returned by Current when the provider cannot tell
-	// the instance count (a webhook, an exec hook, before their first
-	// action): the caller falls back on the mesh's alive members.
+	// the instance count (a webhook without current_url, an exec hook
+	// without current_command): the caller starts from the newest action
+	// known (see Basis), else the mesh's alive members.
 	ErrCountUnknown = errors.New("scale: the provider does not know the instance count")
 	// ErrProviderConfig is wrapped by a provider's configuration errors.
 	ErrProviderConfig = errors.New("scale: invalid provider configuration")
@@ -38,8 +39,19 @@ var (
 type Provider interface {
 	// Name is the name the provider is registered under.
 	Name() string
-	// Current returns the instance count, or ErrCountUnknown.
+	// Current returns the instance count, or ErrCountUnknown. Where
+	// Authoritative is false, a count it returns is the provider's own
+	// record (a dry-run simulation), used only when no action is known.
 	Current(ctx context.Context) (int, error)
+	// Authoritative reports whether Current reads the count from the
+	// resource itself (the Kubernetes scale subresource, an Auto Scaling
+	// group's DesiredCapacity, an exec current_command, a webhook
+	// current_url), the same for every node. A new coordinator starts
+	// from that count; without one it starts from the newest action
+	// announced in the mesh or kept in a history (by term), which misses an
+	// action whose announcement its predecessor died before sending. The
+	// answer does not change over the provider's life.
+	Authoritative() bool
 	// Scale sets the instance count to desired under lease; d is the
 	// decision behind it, for the record.
 	Scale(ctx context.Context, desired int, lease fence.Lease, d Decision) error

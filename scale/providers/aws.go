@@ -155,6 +155,9 @@ func ParseLeaseTag(s string) (fence.Lease, error) {
 	return fence.Lease{Term: term, Priority: prio, Holder: parts[2]}, nil
 }
 
+// Authoritative is true: Current reads the group's DesiredCapacity.
+func (p *AWS) Authoritative() bool { return true }
+
 // Current returns the group's desired capacity.
 func (p *AWS) Current(ctx context.Context) (int, error) {
 	g, err := p.describe(ctx)

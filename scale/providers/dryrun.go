@@ -46,6 +46,10 @@ func NewDryRun(cfg scale.ProviderConfig) (scale.Provider, error) {
 // Name returns "dry-run".
 func (p *DryRun) Name() string { return DryRunName }
 
+// Authoritative is false: the simulated count is this node's fence's
+// (shared only when every node points fence_file at one file).
+func (p *DryRun) Authoritative() bool { return false }
+
 // Current returns the simulated count.
 func (p *DryRun) Current(ctx context.Context) (int, error) {
 	st, err := p.fence.Read()

@@ -32,8 +32,8 @@ const ExecName = "exec"
 //
 // A non-zero exit is a failure (stderr's tail in the error); a command that
 // outlives the timeout is killed with its process group. Options: timeout
-// (default 30s), current_command (prints the instance count, for Current),
-// fence_file.
+// (default 30s), current_command (prints the instance count, for Current;
+// with it the count is authoritative), fence_file.
 type Exec struct {
 	command, currentCmd string
 	timeout             time.Duration
@@ -70,8 +70,12 @@ func NewExec(cfg scale.ProviderConfig) (scale.Provider, error) {
 // Name returns "exec".
 func (p *Exec) Name() string { return ExecName }
 
-// Current runs current_command, or returns the count after the last
-// action, or scale.ErrCountUnknown.
+// Authoritative is true with current_command: it reads the resource.
+func (p *Exec) Authoritative() bool { return p.currentCmd != "" }
+
+// Current runs current_command, or returns scale.ErrCountUnknown: the count
+// in this node's fence is only its own last action, which another node may
+// have superseded (LastAction returns it with its lease).
 func (p *Exec) Current(ctx context.Context) (int, error) {
 	if p.currentCmd != "" {
 		out, err := p.run(ctx, p.currentCmd, nil)
@@ -83,13 +87,6 @@ func (p *Exec) Current(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("current_command %q printed %q: want a count", p.currentCmd, strings.TrimSpace(string(out)))
 		}
 		return n, nil
-	}
-	st, err := p.fence.Read()
-	if err != nil {
-		return 0, err
-	}
-	if st.Known {
-		return st.Count, nil
 	}
 	return 0, scale.ErrCountUnknown
 }

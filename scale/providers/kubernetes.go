@@ -294,6 +294,9 @@ func (k *Kubernetes) Object() string {
 	return k.kind + " " + k.cfg.Namespace + "/" + k.cfg.Name
 }
 
+// Authoritative is true: Current reads the scale subresource.
+func (k *Kubernetes) Authoritative() bool { return true }
+
 // Current returns spec.replicas from the scale subresource (the count asked
 // for, as the HPA reads it; no controller needs to have acted on it).
 func (k *Kubernetes) Current(ctx context.Context) (int, error) {

@@ -90,8 +90,16 @@ func TestFencingTwoCoordinators(t *testing.T) {
 			if err := again.Scale(ctx, 3, deposed, decision(5, 3)); !errors.Is(err, fence.ErrStaleTerm) {
 				t.Fatalf("after restart: %v", err)
 			}
-			if n, err := again.Current(ctx); err != nil || n != 5 {
+			// The dry-run's simulated count is its fence's; exec without
+			// current_command knows no count (its fence's record comes with
+			// its lease from LastAction).
+			if n, err := again.Current(ctx); name == DryRunName && (err != nil || n != 5) {
 				t.Fatalf("current %d, %v: want 5 (the count after the admitted action)", n, err)
+			} else if name == ExecName && !errors.Is(err, scale.ErrCountUnknown) {
+				t.Fatalf("exec without current_command: current %d, %v: want ErrCountUnknown", n, err)
+			}
+			if again.Authoritative() {
+				t.Fatalf("%s without a way to read the resource claims an authoritative count", name)
 			}
 			last, ok, err := again.(scale.LastActionReader).LastAction(ctx)
 			if err != nil || !ok || last.To != 5 || last.Lease != acting || !last.Time.Equal(t0) {
@@ -187,8 +195,13 @@ func TestWebhook(t *testing.T) {
 		t.Fatalf("payload %+v", got)
 	}
 	mu.Unlock()
-	if n, err := p.Current(ctx); err != nil || n != 4 {
-		t.Fatalf("current after: %d %v", n, err)
+	// Its fence's count is this node's own last action, not the
+	// resource's: Current does not offer it, LastAction does with the lease.
+	if n, err := p.Current(ctx); !errors.Is(err, scale.ErrCountUnknown) || p.Authoritative() {
+		t.Fatalf("current after: %d %v (authoritative %v): want ErrCountUnknown", n, err, p.Authoritative())
+	}
+	if last, ok, err := p.(scale.LastActionReader).LastAction(ctx); err != nil || !ok || last.To != 4 || last.Lease != lease {
+		t.Fatalf("last action %+v %v %v", last, ok, err)
 	}
 	// A lower term: refused locally, without a call.
 	before := calls.Load()
@@ -225,8 +238,8 @@ func TestWebhookCurrentURL(t *testing.T) {
 	}))
 	defer srv.Close()
 	p := newProvider(t, scale.ProviderConfig{Name: WebhookName, Resource: srv.URL, Options: map[string]string{"secret": "x", "current_url": srv.URL + "/count"}})
-	if n, err := p.Current(context.Background()); err != nil || n != 6 {
-		t.Fatalf("%d %v", n, err)
+	if n, err := p.Current(context.Background()); err != nil || n != 6 || !p.Authoritative() {
+		t.Fatalf("%d %v (authoritative %v)", n, err, p.Authoritative())
 	}
 }
 
@@ -237,8 +250,8 @@ func TestExec(t *testing.T) {
 		Resource: "env | grep ^SHOAL_SCALE_ | sort > " + out,
 		Options:  map[string]string{"current_command": "echo 3"}})
 	ctx := context.Background()
-	if n, err := p.Current(ctx); err != nil || n != 3 {
-		t.Fatalf("current_command: %d %v", n, err)
+	if n, err := p.Current(ctx); err != nil || n != 3 || !p.Authoritative() {
+		t.Fatalf("current_command: %d %v (authoritative %v)", n, err, p.Authoritative())
 	}
 	if err := p.Scale(ctx, 4, fence.Lease{Holder: "el-3", Priority: 3, Term: 9}, decision(3, 4)); err != nil {
 		t.Fatal(err)

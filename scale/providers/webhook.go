@@ -148,18 +148,15 @@ func VerifySignature(secret, body []byte, header string) bool {
 // Name returns "webhook".
 func (p *Webhook) Name() string { return WebhookName }
 
-// Current asks current_url, or returns the count after the last action,
-// or scale.ErrCountUnknown.
+// Authoritative is true with current_url: it reads the resource.
+func (p *Webhook) Authoritative() bool { return p.currentURL != "" }
+
+// Current asks current_url, or returns scale.ErrCountUnknown: the count in
+// this node's fence is only its own last action, which another node may
+// have superseded (LastAction returns it with its lease).
 func (p *Webhook) Current(ctx context.Context) (int, error) {
 	if p.currentURL != "" {
 		return p.askCurrent(ctx)
-	}
-	st, err := p.fence.Read()
-	if err != nil {
-		return 0, err
-	}
-	if st.Known {
-		return st.Count, nil
 	}
 	return 0, scale.ErrCountUnknown
 }
