@@ -74,6 +74,8 @@ type electionRunner struct {
 	savedHS   election.HardState
 	actionLog *os.File
 	actSeq    uint64
+	actLog    *actingLog // --acting-log, nil when unset
+	lastTick  time.Time  // when the last tick was handled
 }
 
 // electionSnapshot is what run publishes after every step.
@@ -82,6 +84,7 @@ type electionSnapshot struct {
 	metrics      election.Metrics
 	lease        election.Lease
 	leaseOK      bool
+	leaseUntil   time.Time // leaseOK holds until then (monotonic clock)
 	holding      bool
 	coordPrio    int
 	since        time.Time // wall time at which status.Coordinator was first named
@@ -174,14 +177,26 @@ func (a *Agent) startElection(ctx context.Context) error {
 		}
 		r.actionLog = f
 	}
+	if a.cfg.ActingLog != "" {
+		l, err := openActingLog(a.cfg.ActingLog, a.cfg.NodeName)
+		if err != nil {
+			if r.actionLog != nil {
+				r.actionLog.Close()
+			}
+			return err
+		}
+		r.actLog = l
+	}
 	n, err := election.New(cfg)
 	if err != nil {
 		if r.actionLog != nil {
 			r.actionLog.Close()
 		}
+		r.actLog.close()
 		return err
 	}
 	r.node = n
+	r.lastTick = time.Now()
 	r.publish(time.Now())
 	electMu.Lock()
 	a.elect = r
@@ -271,10 +286,11 @@ func (r *electionRunner) run() {
 		if r.actionLog != nil {
 			r.actionLog.Close()
 		}
+		r.actLog.close()
 	}()
 	t := time.NewTicker(r.tick)
 	defer t.Stop()
-	lastTick := time.Now()
+	r.lastTick = time.Now()
 	var holdUntil time.Time
 	r.syncMembers()
 	// stalled notes a wall-clock gap since the last tick longer than the
@@ -285,19 +301,20 @@ func (r *electionRunner) run() {
 	// request may be served before the late tick. (The tick's own time
 	// value is when it was due, not when it came: time.Now is used.)
 	stalled := func() {
-		if gap := time.Since(lastTick); gap > r.stall {
+		if gap := time.Since(r.lastTick); gap > r.stall {
 			holdUntil = time.Now().Add(r.hold)
-			lastTick = time.Now()
+			r.lastTick = time.Now()
 			r.log.Warn("stalled; holding off acting", "gap", gap.Round(time.Millisecond), "hold", r.hold)
 		}
 	}
 	for {
 		select {
 		case <-r.stop:
+			r.stopActing()
 			return
 		case <-t.C:
 			stalled()
-			lastTick = time.Now()
+			r.lastTick = time.Now()
 			r.syncMembers()
 			r.node.Tick()
 		case m := <-r.inbox:
@@ -382,6 +399,18 @@ func (r *electionRunner) publish(holdUntil time.Time) {
 	st := r.node.Status()
 	lease, ok := r.node.Lease()
 	holding := now.Before(holdUntil)
+	// The node acts until the stall threshold past its last tick: a later
+	// tick renews that, and a gap longer than it is a stall (see run).
+	until := r.lastTick.Add(r.stall)
+	acting := st.Acting && ok && !holding && now.Before(until)
+	if !acting {
+		until = time.Time{}
+	}
+	// The acting log's line goes out before the state in which this node
+	// may act becomes visible (the scaler reads the snapshot).
+	if err := r.actLog.note(now, acting, lease.Term, until); err != nil {
+		r.log.Warn("acting log", "err", err)
+	}
 	prio := 0
 	if st.Coordinator == r.a.cfg.NodeName {
 		prio = r.a.cfg.Priority
@@ -395,7 +424,7 @@ func (r *electionRunner) publish(holdUntil time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.snap
-	s := electionSnapshot{status: st, metrics: r.node.Metrics(), lease: lease, leaseOK: ok && !holding,
+	s := electionSnapshot{status: st, metrics: r.node.Metrics(), lease: lease, leaseOK: acting, leaseUntil: until,
 		holding: holding && ok, coordPrio: prio, since: old.since}
 	if st.Coordinator != old.status.Coordinator || st.Term != old.status.Term || old.since.IsZero() {
 		s.since = now
@@ -480,7 +509,21 @@ func (r *electionRunner) Coordinate(ctx context.Context) (election.Status, error
 // Check it right before every action and attach it to the action.
 func (r *electionRunner) Lease() (election.Lease, bool) {
 	s, _ := r.snapshot()
-	return s.lease, s.leaseOK
+	if !s.leaseOK || !time.Now().Before(s.leaseUntil) {
+		return election.Lease{}, false
+	}
+	return s.lease, true
+}
+
+// stopActing withdraws the snapshot's lease and writes the acting log's end
+// line, when the runner stops. Called by run.
+func (r *electionRunner) stopActing() {
+	r.mu.Lock()
+	r.snap.leaseOK, r.snap.leaseUntil = false, time.Time{}
+	r.mu.Unlock()
+	if err := r.actLog.note(time.Now(), false, 0, time.Time{}); err != nil {
+		r.log.Warn("acting log", "err", err)
+	}
 }
 
 // Act attempts one action as coordinator: if this node acts (checked by the
