@@ -244,6 +244,9 @@ func (a *Agent) LeaveRequested() <-chan struct{} { return a.leaveReq }
 // true. Safe to call more than once.
 func (a *Agent) Stop(leave bool) {
 	a.stopOnce.Do(func() {
+		// No acting from here on: the lease is given up before the leave
+		// starts, so nothing is decided while leaving or shutting down.
+		a.leaveElection()
 		if leave && a.mesh != nil {
 			if err := a.mesh.Leave(); err != nil {
 				a.log.Warn("leave", "err", err)

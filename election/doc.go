@@ -188,11 +188,14 @@
 //	0       1         version, WireVersion (1)
 //	1       1         type: 1 Challenge, 2 Answer, 3 Coordinator, 4 Ack, 5 Nack
 //	2       1         flags: bit 0 Acting (Coordinator only),
-//	                  bit 1 Outranked and bit 2 NoQuorum (Nack only); others 0
+//	                  bit 1 Outranked and bit 2 NoQuorum (Nack only),
+//	                  bit 3 Lease (an Acting Coordinator, an Ack or a Nack);
+//	                  others 0
 //	3       1..10     Term, uvarint
 //	        1..2 + n  From: uvarint length n (1..255), then n bytes of UTF-8
 //	        1..2 + n  To: the same
-//	        1..10     RefTerm, uvarint (0 on Challenge and Coordinator)
+//	        1..10     RefTerm, uvarint (0 on Challenge, and on Coordinator
+//	                  without Lease; a renewal's stamp with it)
 //	        1..2 + n  RefHolder: uvarint length n (0..255), then n bytes
 //
 // A message is at most MaxMessageSize (794) bytes. Unmarshal accepts only the

@@ -30,6 +30,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden output in testdata
 //	stabilize                 deliver-msgs until nothing is in flight
 //	settle [MAX]              tick and deliver until quiet (default max 200)
 //	kill NAME | revive NAME | leave NAME
+//	pause NAME | resume NAME  stop a node unseen by the failure detector (SIGSTOP)
 //	partition A,B / C,D,E     split into sides; heal
 //	status                    every node's Status
 //	metrics NAME              a node's Metrics
@@ -235,6 +236,12 @@ func (h *harness) run(t *testing.T, line string) string {
 		return ""
 	case "revive":
 		must(s.Revive(pos[0]))
+		return ""
+	case "pause":
+		must(s.Pause(pos[0]))
+		return ""
+	case "resume":
+		must(s.Resume(pos[0]))
 		return ""
 	case "leave":
 		must(s.Leave(pos[0]))

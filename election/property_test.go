@@ -42,6 +42,8 @@ var propertyRuns = flag.Int("property-runs", 300, "seeds for TestProperty (each 
 
 var debugRun bool
 
+var traceHook func(string)
+
 var errNoMajority = errors.New("no side holds a quorum")
 
 func propertyRun(seed uint64, preempt bool) error {
@@ -52,6 +54,9 @@ func propertyRun(seed uint64, preempt bool) error {
 	s := NewSim(SimConfig{Seed: seed, Loss: rng.Float64() * 0.3, MaxDelay: rng.IntN(3), Node: cfg})
 	if debugRun {
 		s.Trace = func(l string) { fmt.Println(l) }
+	}
+	if traceHook != nil {
+		s.Trace = traceHook
 	}
 	next := 0
 	add := func() error {
