@@ -267,7 +267,9 @@ func (n *Node) Messages() []Message {
 
 // Acting reports whether this node is the coordinator and may act now: it
 // won its term and holds a lease a quorum granted within LeaseTicks.
-func (n *Node) Acting() bool { return n.st == stateLead && n.now < n.leaseFrom+uint64(n.cfg.LeaseTicks) }
+func (n *Node) Acting() bool {
+	return n.st == stateLead && n.now < n.leaseFrom+uint64(n.cfg.LeaseTicks)
+}
 
 // Lease returns the lease to act under and true while this node acts. Check
 // it before every action and attach Lease.Term to the action.

@@ -46,14 +46,14 @@ type Message struct {
 	From      string
 	To        string
 	Term      uint64
-	Acting    bool   // MsgCoordinator only: the sender already acts under Term
-	Outranked bool   // MsgNack only: the sender outranks To and runs itself
-	NoQuorum  bool   // MsgNack only: the sender sees no quorum and promises nothing
+	Acting    bool // MsgCoordinator only: the sender already acts under Term
+	Outranked bool // MsgNack only: the sender outranks To and runs itself
+	NoQuorum  bool // MsgNack only: the sender sees no quorum and promises nothing
 	// Lease marks lease traffic. On an Acting Coordinator: a renewal,
 	// RefTerm the sender's tick when it sent it (its stamp). On an Ack: a
 	// grant of the renewal stamped RefTerm. On a Nack: the sender holds a
 	// lease it granted to RefHolder under RefTerm, who acts.
-	Lease bool
+	Lease     bool
 	RefTerm   uint64 // MsgAnswer, MsgAck, MsgNack: see the type
 	RefHolder string // MsgAnswer, MsgAck, MsgNack: see the type
 }
