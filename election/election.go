@@ -298,6 +298,16 @@ func (n *Node) LeaseFrom() (uint64, bool) {
 // wants one stays lazy.
 func (n *Node) SetWant(want bool) { n.want = want }
 
+// Listen tells the node that it was stopped and its clock has just caught
+// up (the adapter ticked it for the time it missed): it may have been
+// replaced meanwhile, so for LeaseTicks it claims nothing on its own and
+// takes over no election from a lower rank; it listens for a coordinator
+// that acts, and accepts it.
+func (n *Node) Listen() {
+	n.quietUntil = max(n.quietUntil, n.now+uint64(n.cfg.LeaseTicks))
+	n.meekUntil = max(n.meekUntil, n.now+uint64(n.cfg.LeaseTicks))
+}
+
 // Leave tells the node that it is leaving the mesh or shutting down: it stops
 // acting at once and never claims, acts or takes over an election again.
 func (n *Node) Leave() {

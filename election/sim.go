@@ -27,10 +27,11 @@ type SimConfig struct {
 // and benchmarks use it; it is exported so that other packages' tests can
 // reuse it.
 //
-// While it runs it checks two invariants after every call into a node: no
-// two holders ever act under one term, and no node acts while its side of
-// the partition holds fewer than a quorum of the members. Violations lists
-// what broke them.
+// While it runs it checks three invariants: no two holders ever act under
+// one term; no two holders act at the same tick; and no node acts while its
+// side of the partition holds fewer than a quorum of the members (after a
+// Cut, which the failure detector does not see, from LeaseTicks after it).
+// Violations lists what broke them.
 type Sim struct {
 	cfg        SimConfig
 	rng        *rand.Rand
@@ -40,6 +41,8 @@ type Sim struct {
 	now        uint64
 	acted      map[uint64]string
 	violations []string
+	blind      bool   // the partition is unseen by the failure detector
+	cutAt      uint64 // the tick of the last Cut
 
 	// Sent counts the messages the nodes handed to the network; LeaseSent
 	// those of them that were lease renewals and grants (the coordinator's
@@ -204,9 +207,13 @@ func (s *Sim) Resume(name string) error {
 // catchUp ticks a node for the ticks it missed, all at once and before it
 // sends anything, as the adapter does when its process resumes.
 func (s *Sim) catchUp(sn *simNode) {
+	missed := s.now - sn.ticked
 	for sn.ticked < s.now {
 		sn.ticked++
 		sn.node.Tick()
+	}
+	if missed > 1 {
+		sn.node.Listen()
 	}
 	s.after(sn)
 }
@@ -260,6 +267,11 @@ func (s *Sim) Leave(name string) error {
 // Partition splits the mesh: each group is one side; nodes not named stay on
 // side 0 together.
 func (s *Sim) Partition(groups ...[]string) error {
+	s.blind = false
+	return s.partition(groups...)
+}
+
+func (s *Sim) partition(groups ...[]string) error {
 	for _, sn := range s.nodes {
 		sn.group = 0
 	}
@@ -276,8 +288,54 @@ func (s *Sim) Partition(groups ...[]string) error {
 	return nil
 }
 
-// Heal ends any partition.
+// Cut splits the network as Partition does, but unseen by the failure
+// detector: every node still sees every up member alive, as in the first
+// seconds of a real partition (serf takes far longer to notice than a
+// lease). Heal ends it.
+func (s *Sim) Cut(groups ...[]string) error {
+	s.blind, s.cutAt = true, s.now
+	return s.partition(groups...)
+}
+
+// Reveal lets the failure detector see a Cut: it becomes a Partition.
+func (s *Sim) Reveal() {
+	if s.blind {
+		s.blind = false
+		s.refresh()
+	}
+}
+
+// Heal ends any partition or cut.
 func (s *Sim) Heal() { _ = s.Partition() }
+
+// Restart replaces a node with a fresh one of the same name that restores
+// the old one's HardState (a process killed and started again with the same
+// data directory), quickly enough that no other node saw it fail. Messages
+// in flight to the old process are lost.
+func (s *Sim) Restart(name string) error {
+	sn, err := s.get(name)
+	if err != nil {
+		return err
+	}
+	c := s.cfg.Node
+	c.Name, c.Priority = name, sn.prio
+	c.Rand = rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
+	c.Restore = sn.node.HardState()
+	n, err := New(c)
+	if err != nil {
+		return err
+	}
+	var rest []simMsg
+	for _, sm := range s.queue {
+		if sm.m.To != name {
+			rest = append(rest, sm)
+		}
+	}
+	s.queue = rest
+	sn.node, sn.up, sn.paused, sn.ticked = n, true, false, s.now
+	s.refresh()
+	return nil
+}
 
 // SetLoss changes the loss probability.
 func (s *Sim) SetLoss(p float64) { s.cfg.Loss = p }
@@ -306,12 +364,16 @@ func (s *Sim) refresh() {
 		if !sn.up || sn.left || sn.paused {
 			continue
 		}
-		v, ok := views[sn.group]
+		g := sn.group
+		if s.blind {
+			g = 0
+		}
+		v, ok := views[g]
 		if !ok {
 			for _, o := range s.nodes {
-				v = append(v, Member{Name: o.node.Name(), Priority: o.prio, Alive: o.up && !o.left && o.group == sn.group, Left: o.left})
+				v = append(v, Member{Name: o.node.Name(), Priority: o.prio, Alive: o.up && !o.left && (o.group == sn.group || s.blind), Left: o.left})
 			}
-			views[sn.group] = v
+			views[g] = v
 		}
 		sn.node.SetMembers(v)
 		s.after(sn)
@@ -356,7 +418,9 @@ func (s *Sim) after(sn *simNode) {
 	if need == 0 {
 		need = total/2 + 1
 	}
-	if side < need {
+	// A cut the nodes cannot see leaves a coordinator on the minority
+	// side its lease: it must stop within LeaseTicks.
+	if side < need && (!s.blind || s.now > s.cutAt+uint64(s.cfg.Node.LeaseTicks)) {
 		s.violate("tick %d: %s acts under term %d on a side of %d of %d members", s.now, l.Holder, l.Term, side, total)
 	}
 }
