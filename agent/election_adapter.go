@@ -359,9 +359,15 @@ func (r *electionRunner) catchUp() {
 			due -= skip
 		}
 	}
+	missed := due - r.ticks
 	for r.ticks < due {
 		r.ticks++
 		r.node.Tick()
+	}
+	if missed > uint64(r.lease/3) {
+		// Stopped for longer than a renewal interval: it may have been
+		// replaced meanwhile (see Node.Listen).
+		r.node.Listen()
 	}
 }
 
