@@ -444,9 +444,18 @@ func (r *electionRunner) publish() {
 		until = time.Time{}
 	}
 	// The acting log's line goes out before the state in which this node
-	// may act becomes visible (the scaler reads the snapshot).
-	if err := r.actLog.note(now, acting, lease.Term, until); err != nil {
-		r.log.Warn("acting log", "err", err)
+	// may act becomes visible (the scaler reads the snapshot), and the end
+	// line after it is withdrawn.
+	if acting {
+		if err := r.actLog.note(now, true, lease.Term, until); err != nil {
+			r.log.Warn("acting log", "err", err)
+		}
+	} else {
+		defer func() {
+			if err := r.actLog.note(time.Now(), false, 0, time.Time{}); err != nil {
+				r.log.Warn("acting log", "err", err)
+			}
+		}()
 	}
 	prio := 0
 	if st.Coordinator == r.a.cfg.NodeName {
