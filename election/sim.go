@@ -42,7 +42,7 @@ type Sim struct {
 	acted      map[uint64]string
 	violations []string
 	blind      bool   // the partition is unseen by the failure detector
-	cutAt      uint64 // the tick of the last Cut
+	cutAt      uint64 // the tick of the last Cut, or of a failure during one
 
 	// Sent counts the messages the nodes handed to the network; LeaseSent
 	// those of them that were lease renewals and grants (the coordinator's
@@ -249,6 +249,11 @@ func (s *Sim) setUp(name string, up bool) error {
 		s.catchUp(sn)
 	}
 	sn.up = up
+	if s.blind {
+		// A side can lose its quorum to a failure during a cut the nodes
+		// cannot see: its coordinator has the lease's LeaseTicks from now.
+		s.cutAt = s.now
+	}
 	s.refresh()
 	return nil
 }
@@ -421,7 +426,7 @@ func (s *Sim) after(sn *simNode) {
 	// A cut the nodes cannot see leaves a coordinator on the minority
 	// side its lease: it must stop within LeaseTicks.
 	if side < need && (!s.blind || s.now > s.cutAt+uint64(s.cfg.Node.LeaseTicks)) {
-		s.violate("tick %d: %s acts under term %d on a side of %d of %d members", s.now, l.Holder, l.Term, side, total)
+		s.violate("tick %d: %s acts under term %d on a side of %d of %d members (its view: %v)", s.now, l.Holder, l.Term, side, total, sn.node.Status())
 	}
 }
 
