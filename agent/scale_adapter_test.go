@@ -61,11 +61,8 @@ func TestScaleCoordinatorActsOnce(t *testing.T) {
 		s.Provider = providers.DryRunName
 		s.Options = map[string]string{"initial": "3", providers.OptFenceFile: fence}
 	}))
-	for _, a := range as {
-		if l := a.runner().leaderView(); l.Coordinator != "" {
-			t.Fatalf("%s names a coordinator before any load", l.Node)
-		}
-	}
+	// (A configured scaler wants a coordinator: the mesh may elect one
+	// before any load; nothing is applied without load figures.)
 	setLoad(as, 91) // ceil(3 × 91/70) = 4
 	top := as[2]
 	var applied scale.Record
