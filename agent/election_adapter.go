@@ -302,7 +302,8 @@ func (r *electionRunner) run() {
 	}()
 	t := time.NewTicker(r.tick)
 	defer t.Stop()
-	r.syncMembers()
+	view := r.a.mesh.View()
+	r.syncMembers(view)
 	for {
 		// Every event first brings the Node's clock up to the monotonic
 		// clock: after a pause (SIGSTOP, a long GC, a starved VM) the
@@ -314,8 +315,13 @@ func (r *electionRunner) run() {
 			r.catchUp()
 			r.stopActing()
 			return
+		case <-view.Changed():
+			// Membership (or load) changed: the Node gets the new list
+			// when the members or their status changed.
+			view = r.a.mesh.View()
+			r.catchUp()
+			r.syncMembers(view)
 		case <-t.C:
-			r.syncMembers()
 			r.catchUp()
 		case m := <-r.inbox:
 			r.catchUp()
@@ -325,7 +331,6 @@ func (r *electionRunner) run() {
 			}
 		case <-r.reqs:
 			r.catchUp()
-			r.syncMembers()
 			r.node.Request()
 		case reply := <-r.acts:
 			r.catchUp()
@@ -377,8 +382,8 @@ func (r *electionRunner) tickTime(k uint64) time.Time {
 }
 
 // syncMembers feeds the mesh's View to the Node when it changed.
-func (r *electionRunner) syncMembers() {
-	ms := r.a.mesh.View().Members()
+func (r *electionRunner) syncMembers(v *mesh.View) {
+	ms := v.Members()
 	list := make([]election.Member, 0, len(ms))
 	for _, m := range ms {
 		if m.Self {
