@@ -251,9 +251,11 @@ func (a *Agent) Stop(leave bool) {
 		// No scale action while leaving or shutting down: the scaler stops
 		// before the leave begins (a leave makes this node "leaving", so
 		// the mesh counts one instance fewer and the bounds would ask for
-		// one more).
+		// one more), and the lease is given up before the leave starts, so
+		// nothing is decided while leaving or shutting down.
 		a.leaving.Store(true)
 		a.stopScale()
+		a.leaveElection()
 		if leave && a.mesh != nil {
 			if err := a.mesh.Leave(); err != nil {
 				a.log.Warn("leave", "err", err)

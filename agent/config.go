@@ -105,6 +105,10 @@ type Config struct {
 	ReconnectTimeout Duration `json:"reconnect_timeout"`
 	// DataDir keeps the membership snapshot and the keyring.
 	DataDir string `json:"data_dir"`
+	// ActingLog, when set, is a file to which the agent appends one JSON
+	// line per change of its acting state and per lease renewal (see
+	// election_adapter.go): a record for fault tests and audits.
+	ActingLog string `json:"acting_log"`
 	// EncryptKey is a base64 gossip key ('shoal keygen'); KeyringFile a
 	// JSON array of such keys, primary first.
 	EncryptKey  string `json:"encrypt"`

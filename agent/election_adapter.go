@@ -36,8 +36,7 @@ const (
 )
 
 // ErrNotCoordinator is returned by Act when this node does not act as
-// coordinator (it is not the coordinator, has no quorum, or holds after a
-// stall).
+// coordinator (it is not the coordinator, or holds no lease).
 var ErrNotCoordinator = errors.New("this node is not the acting coordinator")
 
 // ErrElectionStopped is returned by calls on a stopped election.
@@ -49,10 +48,15 @@ type electionRunner struct {
 	log     *slog.Logger
 	node    *election.Node // owned by run
 	tick    time.Duration
-	fresh   time.Duration // load older than this: member unreachable
-	stall   time.Duration // a gap between ticks longer than this is a stall
-	hold    time.Duration // after a stall, refuse to act this long
+	lease   int // the Node's LeaseTicks
 	dataDir string
+	// The Node's tick k is due at base + k*tick by the monotonic clock;
+	// run ticks it when that time has come (several times after a stall),
+	// so its tick count follows the clock and a lease counted in ticks
+	// ends at a known time.
+	base  time.Time
+	ticks uint64
+	leave chan chan struct{}
 
 	inbox chan election.Message
 	reqs  chan struct{}
@@ -74,6 +78,7 @@ type electionRunner struct {
 	savedHS   election.HardState
 	actionLog *os.File
 	actSeq    uint64
+	actLog    *actingLog // --acting-log, nil when unset
 }
 
 // electionSnapshot is what run publishes after every step.
@@ -82,7 +87,8 @@ type electionSnapshot struct {
 	metrics      election.Metrics
 	lease        election.Lease
 	leaseOK      bool
-	holding      bool
+	leaseUntil   time.Time // leaseOK holds until then (monotonic clock)
+	holding      bool      // won its term, waiting for a quorum of grants
 	coordPrio    int
 	since        time.Time // wall time at which status.Coordinator was first named
 	electStart   time.Time // when this node started lacking a coordinator while electing
@@ -94,31 +100,20 @@ type actResult struct {
 	err    error
 }
 
-// reachableAge is how old a member's load may be before the election stops
-// counting it as reachable: well above the dissemination's p99 age for the
-// profile (about 0.3 s local, 1.4 s lan at N=30, 7 s at N=1,000).
-func reachableAge(profile string) time.Duration {
+// electionTiming returns the tick length for a mesh profile. The lease is
+// LeaseTicks (10) ticks, renewed every RenewTicks (3), with a margin of
+// DriftTicks (2) that covers the tick granularity and clock rate drift up to
+// 10%: a coordinator acts within 1 s of a quorum's grant on local and lan
+// (2 s on p2p, 5 s on wan), members that hear no renewal for that long elect
+// another, and a side without a quorum stops acting within it.
+func electionTiming(profile string) time.Duration {
 	switch profile {
-	case mesh.ProfileLocal:
-		return 3 * time.Second
 	case mesh.ProfileWAN:
-		return 45 * time.Second
-	}
-	return 15 * time.Second
-}
-
-// electionTiming returns the tick length for a mesh profile, and the stall
-// threshold and hold after one. The tick is short next to the profile's
-// failure detection, so that failover costs a few ticks after detection
-// (the target is detection + 1 s).
-func electionTiming(profile string) (tick, stall, hold time.Duration) {
-	switch profile {
-	case mesh.ProfileLocal:
-		return 100 * time.Millisecond, 600 * time.Millisecond, 2 * time.Second
-	case mesh.ProfileWAN:
-		return 500 * time.Millisecond, 5 * time.Second, 20 * time.Second
+		return 500 * time.Millisecond
+	case mesh.ProfileP2P:
+		return 200 * time.Millisecond
 	default:
-		return 200 * time.Millisecond, 2 * time.Second, 6 * time.Second
+		return 100 * time.Millisecond
 	}
 }
 
@@ -133,10 +128,10 @@ func (a *Agent) runner() *electionRunner {
 }
 
 func (a *Agent) startElection(ctx context.Context) error {
-	tick, stall, hold := electionTiming(a.cfg.Profile)
 	r := &electionRunner{
 		a: a, log: a.log.With("component", "election-adapter"),
-		tick: tick, stall: stall, hold: hold, dataDir: a.cfg.DataDir, fresh: reachableAge(a.cfg.Profile),
+		tick: electionTiming(a.cfg.Profile), dataDir: a.cfg.DataDir,
+		leave:  make(chan chan struct{}),
 		inbox:  make(chan election.Message, 1024),
 		reqs:   make(chan struct{}, 1),
 		acts:   make(chan chan actResult),
@@ -174,20 +169,52 @@ func (a *Agent) startElection(ctx context.Context) error {
 		}
 		r.actionLog = f
 	}
+	if a.cfg.ActingLog != "" {
+		l, err := openActingLog(a.cfg.ActingLog, a.cfg.NodeName)
+		if err != nil {
+			if r.actionLog != nil {
+				r.actionLog.Close()
+			}
+			return err
+		}
+		r.actLog = l
+	}
 	n, err := election.New(cfg)
 	if err != nil {
 		if r.actionLog != nil {
 			r.actionLog.Close()
 		}
+		r.actLog.close()
 		return err
 	}
+	// Something here needs a coordinator: elect one when none is known,
+	// without waiting for the scaler's first decision.
+	n.SetWant(a.cfg.Scale.Provider != "")
 	r.node = n
-	r.publish(time.Now())
+	r.lease = cfg.LeaseTicks
+	r.base = time.Now()
+	r.publish()
 	electMu.Lock()
 	a.elect = r
 	electMu.Unlock()
 	go r.run()
 	return nil
+}
+
+// leaveElection stops this node from acting for good, before it leaves the
+// mesh or shuts down: it gives up its lease and claims nothing more. It
+// returns when the snapshot the scaler reads says so.
+func (a *Agent) leaveElection() {
+	r := a.runner()
+	if r == nil {
+		return
+	}
+	done := make(chan struct{})
+	select {
+	case r.leave <- done:
+		<-done
+	case <-r.done:
+	}
 }
 
 func (a *Agent) stopElection() {
@@ -271,58 +298,92 @@ func (r *electionRunner) run() {
 		if r.actionLog != nil {
 			r.actionLog.Close()
 		}
+		r.actLog.close()
 	}()
 	t := time.NewTicker(r.tick)
 	defer t.Stop()
-	lastTick := time.Now()
-	var holdUntil time.Time
-	r.syncMembers()
-	// stalled notes a wall-clock gap since the last tick longer than the
-	// stall threshold: the process was paused (SIGSTOP, a long GC, a
-	// starved VM) for longer than the mesh may need to replace this node,
-	// so it must not act on its old view until it had time to hear from
-	// the others. It runs before every event, since after a pause an act
-	// request may be served before the late tick. (The tick's own time
-	// value is when it was due, not when it came: time.Now is used.)
-	stalled := func() {
-		if gap := time.Since(lastTick); gap > r.stall {
-			holdUntil = time.Now().Add(r.hold)
-			lastTick = time.Now()
-			r.log.Warn("stalled; holding off acting", "gap", gap.Round(time.Millisecond), "hold", r.hold)
-		}
-	}
+	view := r.a.mesh.View()
+	r.syncMembers(view)
 	for {
+		// Every event first brings the Node's clock up to the monotonic
+		// clock: after a pause (SIGSTOP, a long GC, a starved VM) the
+		// Node ticks for the time it missed, so its lease runs out and it
+		// stops acting before it handles anything that waited meanwhile
+		// (a rival's claim must not find it still leading).
 		select {
 		case <-r.stop:
+			r.catchUp()
+			r.stopActing()
 			return
+		case <-view.Changed():
+			// Membership (or load) changed: the Node gets the new list
+			// when the members or their status changed.
+			view = r.a.mesh.View()
+			r.catchUp()
+			r.syncMembers(view)
 		case <-t.C:
-			stalled()
-			lastTick = time.Now()
-			r.syncMembers()
-			r.node.Tick()
+			r.catchUp()
 		case m := <-r.inbox:
-			stalled()
+			r.catchUp()
 			if err := r.node.Step(m); err != nil {
 				r.bad.Add(1)
 				r.log.Debug("election message refused", "msg", m.String(), "err", err)
 			}
 		case <-r.reqs:
-			stalled()
-			r.syncMembers()
+			r.catchUp()
 			r.node.Request()
 		case reply := <-r.acts:
-			stalled()
-			reply <- r.act(time.Now().Before(holdUntil))
+			r.catchUp()
+			reply <- r.act()
+		case done := <-r.leave:
+			r.catchUp()
+			r.node.Leave()
+			r.flush()
+			r.publish()
+			close(done)
+			continue
 		}
 		r.flush()
-		r.publish(holdUntil)
+		r.publish()
 	}
 }
 
+// catchUp ticks the Node once for every tick length that passed since its
+// last tick. After a long stall it ticks at most 4 leases' worth and moves
+// the base on: every timer has run out by then.
+func (r *electionRunner) catchUp() {
+	due := uint64(time.Since(r.base) / r.tick)
+	if due <= r.ticks {
+		return
+	}
+	if gap := due - r.ticks; gap > uint64(r.lease) {
+		r.log.Warn("stalled: the election clock jumps", "gap", (time.Duration(gap) * r.tick).Round(time.Millisecond))
+		if gap > uint64(4*r.lease) {
+			skip := gap - uint64(4*r.lease)
+			r.base = r.base.Add(time.Duration(skip) * r.tick)
+			due -= skip
+		}
+	}
+	missed := due - r.ticks
+	for r.ticks < due {
+		r.ticks++
+		r.node.Tick()
+	}
+	if missed > uint64(r.lease/3) {
+		// Stopped for longer than a renewal interval: it may have been
+		// replaced meanwhile (see Node.Listen).
+		r.node.Listen()
+	}
+}
+
+// tickTime is the monotonic time at which the Node's tick k was due.
+func (r *electionRunner) tickTime(k uint64) time.Time {
+	return r.base.Add(time.Duration(k) * r.tick)
+}
+
 // syncMembers feeds the mesh's View to the Node when it changed.
-func (r *electionRunner) syncMembers() {
-	now := time.Now()
-	ms := r.a.mesh.View().Members()
+func (r *electionRunner) syncMembers(v *mesh.View) {
+	ms := v.Members()
 	list := make([]election.Member, 0, len(ms))
 	for _, m := range ms {
 		if m.Self {
@@ -332,16 +393,11 @@ func (r *electionRunner) syncMembers() {
 			continue // a stock serf agent in the pool: not a candidate
 		}
 		prio := m.Shoal.Priority
-		// Reachable, not just alive: serf keeps the far side of a partition
-		// "alive" until suspicion runs out, which on a two-node side takes
-		// 35-45 s (no one else can confirm the failure), and the quorum
-		// guard would count them all that time. Load entries stop arriving
-		// from across a partition at once, so a member whose load has gone
-		// stale no longer counts. A member with no load yet (just joined)
-		// counts as alive.
-		reachable := m.Load == nil || m.LoadAge(now) < r.fresh
+		// Alive is the failure detector's verdict only: a member cut off
+		// by a partition stops granting renewals, and that is what ends
+		// the lease of a coordinator without a quorum.
 		list = append(list, election.Member{Name: m.Name, Priority: prio,
-			Alive: m.Status == mesh.StatusAlive && reachable, Left: m.Status == mesh.StatusLeft})
+			Alive: m.Status == mesh.StatusAlive, Left: m.Status == mesh.StatusLeft})
 	}
 	if slices.Equal(list, r.members) {
 		return
@@ -377,11 +433,35 @@ func (r *electionRunner) flush() {
 }
 
 // publish copies the Node's view into the snapshot that other goroutines read.
-func (r *electionRunner) publish(holdUntil time.Time) {
+func (r *electionRunner) publish() {
 	now := time.Now()
 	st := r.node.Status()
 	lease, ok := r.node.Lease()
-	holding := now.Before(holdUntil)
+	// The lease counts from the tick at which the renewal a quorum
+	// granted was sent: it ends LeaseTicks later by this node's clock.
+	var until time.Time
+	if from, ok2 := r.node.LeaseFrom(); ok && ok2 {
+		until = r.tickTime(from + uint64(r.lease))
+	}
+	acting := ok && now.Before(until)
+	holding := st.IsSelf && !acting
+	if !acting {
+		until = time.Time{}
+	}
+	// The acting log's line goes out before the state in which this node
+	// may act becomes visible (the scaler reads the snapshot), and the end
+	// line after it is withdrawn.
+	if acting {
+		if err := r.actLog.note(now, true, lease.Term, until); err != nil {
+			r.log.Warn("acting log", "err", err)
+		}
+	} else {
+		defer func() {
+			if err := r.actLog.note(time.Now(), false, 0, time.Time{}); err != nil {
+				r.log.Warn("acting log", "err", err)
+			}
+		}()
+	}
 	prio := 0
 	if st.Coordinator == r.a.cfg.NodeName {
 		prio = r.a.cfg.Priority
@@ -395,8 +475,8 @@ func (r *electionRunner) publish(holdUntil time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.snap
-	s := electionSnapshot{status: st, metrics: r.node.Metrics(), lease: lease, leaseOK: ok && !holding,
-		holding: holding && ok, coordPrio: prio, since: old.since}
+	s := electionSnapshot{status: st, metrics: r.node.Metrics(), lease: lease, leaseOK: acting, leaseUntil: until,
+		holding: holding, coordPrio: prio, since: old.since}
 	if st.Coordinator != old.status.Coordinator || st.Term != old.status.Term || old.since.IsZero() {
 		s.since = now
 	}
@@ -425,13 +505,10 @@ func (r *electionRunner) snapshot() (electionSnapshot, <-chan struct{}) {
 }
 
 // act records one (no-op) action if this node may act now. Called by run.
-func (r *electionRunner) act(holding bool) actResult {
-	lease, ok := r.node.Lease()
+func (r *electionRunner) act() actResult {
+	lease, ok := r.Lease()
 	if !ok {
 		return actResult{err: ErrNotCoordinator}
-	}
-	if holding {
-		return actResult{err: fmt.Errorf("%w: holding off after a stall", ErrNotCoordinator)}
 	}
 	r.actSeq++
 	a := client.LeaderAction{Node: r.a.cfg.NodeName, Holder: lease.Holder, Priority: lease.Priority, Term: lease.Term,
@@ -480,7 +557,21 @@ func (r *electionRunner) Coordinate(ctx context.Context) (election.Status, error
 // Check it right before every action and attach it to the action.
 func (r *electionRunner) Lease() (election.Lease, bool) {
 	s, _ := r.snapshot()
-	return s.lease, s.leaseOK
+	if !s.leaseOK || !time.Now().Before(s.leaseUntil) {
+		return election.Lease{}, false
+	}
+	return s.lease, true
+}
+
+// stopActing withdraws the snapshot's lease and writes the acting log's end
+// line, when the runner stops. Called by run.
+func (r *electionRunner) stopActing() {
+	r.mu.Lock()
+	r.snap.leaseOK, r.snap.leaseUntil = false, time.Time{}
+	r.mu.Unlock()
+	if err := r.actLog.note(time.Now(), false, 0, time.Time{}); err != nil {
+		r.log.Warn("acting log", "err", err)
+	}
 }
 
 // Act attempts one action as coordinator: if this node acts (checked by the
@@ -502,11 +593,15 @@ func (r *electionRunner) Act(ctx context.Context) (client.LeaderAction, error) {
 func (r *electionRunner) leaderView() client.Leader {
 	s, _ := r.snapshot()
 	st := s.status
-	return client.Leader{
+	l := client.Leader{
 		Node: r.a.cfg.NodeName, Coordinator: st.Coordinator, Term: st.Term, Priority: s.coordPrio,
-		Acting: st.Acting && s.leaseOK, IsSelf: st.IsSelf, Since: s.since.UTC().Format(time.RFC3339),
+		Acting: s.leaseOK && time.Now().Before(s.leaseUntil), IsSelf: st.IsSelf, Since: s.since.UTC().Format(time.RFC3339),
 		QuorumSeen: st.QuorumSeen, QuorumNeeded: st.Quorum, Electing: st.Electing, Holding: s.holding,
 	}
+	if l.Acting {
+		l.LeaseUntil = s.leaseUntil.UTC().Format(time.RFC3339Nano)
+	}
+	return l
 }
 
 // readActions reads the action log from the data directory.
@@ -607,7 +702,7 @@ func (c *electionCollector) descs() []*prometheus.Desc {
 		c.term = d("term", "Term of the coordinator this node names (0: none).")
 		c.acting = d("acting", "1 while this node acts as coordinator.")
 		c.lastElect = d("last_elect_seconds", "Time from losing or lacking a coordinator to naming one, last election.")
-		c.sent = d("messages_sent_total", "Election messages sent, by type.", "type")
+		c.sent = d("messages_sent_total", "Election messages sent, by type (lease: renewals and grants).", "type")
 		c.recvd = d("messages_received_total", "Election messages received from the mesh.")
 		c.bad = d("messages_dropped_total", "Election messages dropped: undecodable, mislabelled or refused.")
 		c.full = d("inbox_overflow_total", "Election messages dropped because the inbox was full.")
@@ -617,7 +712,7 @@ func (c *electionCollector) descs() []*prometheus.Desc {
 		c.lost = d("coordinator_lost_total", "Times the named coordinator left or failed.")
 		c.stepDowns = d("step_downs_total", "Times this node stopped acting.")
 		c.claimsFailed = d("claims_failed_total", "Claims that timed out without a quorum.")
-		c.holding = d("holding", "1 while this node holds off acting after a stall.")
+		c.holding = d("holding", "1 while this node won its term but holds no lease.")
 		c.persistErrs = d("persist_errors_total", "Failed writes of the election state.")
 	}
 	return []*prometheus.Desc{c.started, c.won, c.term, c.acting, c.lastElect, c.sent, c.recvd, c.bad, c.full,
@@ -656,6 +751,7 @@ func (c *electionCollector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.sent, m.Sent.Coordinator, "coordinator")
 	ctr(c.sent, m.Sent.Ack, "ack")
 	ctr(c.sent, m.Sent.Nack, "nack")
+	ctr(c.sent, m.Sent.Lease, "lease")
 	ctr(c.recvd, c.r.recvd.Load())
 	ctr(c.bad, c.r.bad.Load())
 	ctr(c.full, c.r.inboxFull.Load())

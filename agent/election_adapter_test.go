@@ -4,10 +4,13 @@ import (
 	"github.com/shoalmesh/shoal/internal/poll"
 
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -214,5 +217,69 @@ func TestElectionDropsBadMessagesAndPersists(t *testing.T) {
 	hs, err := loadHardState(filepath.Join(a.cfg.DataDir, electionStateFile))
 	if err != nil || hs.Holder != "el-3" || hs.Term == 0 {
 		t.Fatalf("persisted state %+v, %v", hs, err)
+	}
+}
+
+// readActingLog parses an --acting-log file.
+func readActingLog(t *testing.T, path string) []actingRecord {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []actingRecord
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line == "" {
+			continue
+		}
+		var r actingRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("acting log %s: line %q: %v", path, line, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// TestActingLog: the coordinator's acting log starts with a line naming its
+// term and a lease expiry after the line's time, renews it, and ends with an
+// end line when the agent stops; a follower's log stays empty.
+func TestActingLog(t *testing.T) {
+	dir := t.TempDir()
+	as := startElectionMesh(t, 3, 190, func(c *Config) { c.ActingLog = filepath.Join(dir, c.NodeName+".jsonl") })
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if _, err := as[0].runner().Coordinate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var term uint64
+	pollFor(t, 15*time.Second, "all name el-3", func() (err error) { term, err = agreed(as, "el-3"); return err })
+	top := as[2]
+	pollFor(t, 10*time.Second, "el-3 logs a renewal", func() error {
+		if recs := readActingLog(t, top.cfg.ActingLog); len(recs) < 2 {
+			return fmt.Errorf("%d lines", len(recs))
+		}
+		return nil
+	})
+	top.Stop(false)
+	recs := readActingLog(t, top.cfg.ActingLog)
+	last := recs[len(recs)-1]
+	if !last.End || last.Term != term || last.Node != "el-3" {
+		t.Errorf("last line %+v: want the end of term %d", last, term)
+	}
+	for _, r := range recs[:len(recs)-1] {
+		at, err1 := time.Parse(time.RFC3339Nano, r.At)
+		until, err2 := time.Parse(time.RFC3339Nano, r.Until)
+		if err1 != nil || err2 != nil || r.End || r.Term != term || r.Node != "el-3" || !until.After(at) {
+			t.Errorf("line %+v: want acting under term %d until after its time", r, term)
+		}
+	}
+	for _, a := range as[:2] {
+		if recs := readActingLog(t, a.cfg.ActingLog); len(recs) != 0 && !recs[0].End && recs[0].Term <= term {
+			t.Errorf("%s logged acting under term %d while el-3 held term %d: %+v", a.cfg.NodeName, recs[0].Term, term, recs[0])
+		}
 	}
 }

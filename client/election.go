@@ -27,9 +27,12 @@ type Leader struct {
 	QuorumNeeded int `json:"quorum_needed"`
 	// Electing is true while an election runs or waits for a quorum here.
 	Electing bool `json:"electing"`
-	// Holding is true while this agent refuses to act after a stall (its
-	// process was paused for longer than the mesh needs to replace it).
+	// Holding is true while this agent won its term but holds no lease
+	// yet (or no longer): it does not act.
 	Holding bool `json:"holding,omitempty"`
+	// LeaseUntil is when this agent's lease runs out by its clock
+	// (RFC 3339, UTC), while it acts.
+	LeaseUntil string `json:"lease_until,omitempty"`
 }
 
 // LeaderAction is one action an agent attempted as coordinator, with the

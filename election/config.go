@@ -71,6 +71,23 @@ type Config struct {
 	// (the coordinator doubles it per attempt, up to 16 times). Must be >= 1.
 	RetransmitTicks int
 
+	// LeaseTicks (L) is how long a lease lasts. A coordinator acts only
+	// within L ticks of a renewal that a quorum granted, counted from its
+	// own tick when it sent the renewal; members that hear no renewal for
+	// L ticks start an election; a member that granted a lease grants no
+	// other holder for L + DriftTicks ticks after it did. Must be >= 2.
+	LeaseTicks int
+
+	// RenewTicks is the interval at which a coordinator renews its lease
+	// with every alive member (the renewal is also its heartbeat). Must be
+	// >= 1 and < LeaseTicks; a third of it lets two renewals in a row be lost.
+	RenewTicks int
+
+	// DriftTicks is the margin a member adds to a lease it granted before
+	// it acknowledges another holder: it covers the tick granularity and
+	// the rate at which clocks of different machines drift apart. >= 1.
+	DriftTicks int
+
 	// Jitter is the largest random number of ticks added to each timeout,
 	// so that nodes that lost the same coordinator do not move in step.
 	// Zero disables it.
@@ -100,9 +117,12 @@ func DefaultConfig() Config {
 		PreemptDelay:    10,
 		AnswerTimeout:   3,
 		ProbeAttempts:   2,
-		ClaimTimeout:    12,
+		ClaimTimeout:    16,
 		ClaimAttempts:   3,
 		RetransmitTicks: 4,
+		LeaseTicks:      10,
+		RenewTicks:      3,
+		DriftTicks:      2,
 		Jitter:          2,
 	}
 }
@@ -113,8 +133,11 @@ func FastConfig() Config {
 	c := DefaultConfig()
 	c.PreemptDelay = 3
 	c.AnswerTimeout = 2
-	c.ClaimTimeout = 8
+	c.ClaimTimeout = 10
 	c.RetransmitTicks = 2
+	c.LeaseTicks = 6
+	c.RenewTicks = 3
+	c.DriftTicks = 1
 	c.Jitter = 1
 	return c
 }
@@ -142,6 +165,16 @@ func (c *Config) validate() error {
 		return bad("RetransmitTicks", c.RetransmitTicks, ">= 1")
 	case c.ClaimTimeout <= c.RetransmitTicks:
 		return bad("ClaimTimeout", c.ClaimTimeout, fmt.Sprintf("> RetransmitTicks (%d)", c.RetransmitTicks))
+	case c.LeaseTicks < 2:
+		return bad("LeaseTicks", c.LeaseTicks, ">= 2")
+	case c.RenewTicks < 1 || c.RenewTicks >= c.LeaseTicks:
+		return bad("RenewTicks", c.RenewTicks, fmt.Sprintf(">= 1 and < LeaseTicks (%d)", c.LeaseTicks))
+	case c.DriftTicks < 1:
+		return bad("DriftTicks", c.DriftTicks, ">= 1")
+	case c.ClaimTimeout <= c.LeaseTicks+c.DriftTicks:
+		// Members hold a claim back until their grant to the lost
+		// coordinator runs out: the claim must outlast that.
+		return bad("ClaimTimeout", c.ClaimTimeout, fmt.Sprintf("> LeaseTicks+DriftTicks (%d)", c.LeaseTicks+c.DriftTicks))
 	case c.Jitter < 0:
 		return bad("Jitter", c.Jitter, ">= 0")
 	case c.Jitter > 0 && c.Rand == nil:

@@ -80,9 +80,12 @@
 //     the list; if no higher rank answers, it claims. A node that answers runs
 //     the election itself in the same way (it challenges only higher ranks).
 //   - The named coordinator leaves or fails (SetMembers shows it gone or not
-//     alive): the highest alive rank claims at once; every other node waits
-//     ClaimTimeout for that claim before it challenges. A re-election after a
-//     loss therefore costs about 2N messages: N-1 claims and N-1 Acks.
+//     alive), or its renewals stop for LeaseTicks: the highest alive rank
+//     claims at once; every other node waits ClaimTimeout for that claim
+//     before it challenges. A re-election after a loss therefore costs about
+//     2N messages, N-1 claims and N-1 Acks, plus one renewal round (2(N-1))
+//     before the winner acts.
+//   - Something on the node needs a coordinator (SetWant) and none is known.
 //
 // A claim picks a term above every term the node has seen and goes to every
 // member (N-1 messages); members that have not acknowledged are sent it again
@@ -90,9 +93,10 @@
 // Outranked) by a higher rank that sees a quorum and knows no acting
 // coordinator: it runs itself (the bully rule). Claims that keep timing out
 // (ClaimAttempts) park the election until the view changes or Request is
-// called again, instead of retrying on a timer. An acting coordinator
-// announces itself to every member that comes alive (joins, recovers, heals),
-// resending with doubling backoff until it is acknowledged.
+// called again; a parked election is retried once per LeaseTicks while a
+// quorum is seen. A coordinator renews its lease with every alive member
+// every RenewTicks (see Leases), which also announces it to members that
+// come alive (joins, recovers, heals).
 //
 // Preemption. With Config.Preempt false, a higher rank that meets an
 // established coordinator (an Acting announcement) accepts it; it takes over
@@ -107,6 +111,47 @@
 // partitioned, stopped) cannot hand over: the claimant acts without it, and
 // the old one stops when its own view loses the quorum or it hears a later
 // term. That window is what fencing is for.
+//
+// # Leases
+//
+// A coordinator acts only inside a lease. Counted in ticks: the node keeps
+// no clock, and the adapter turns LeaseFrom+LeaseTicks into a time.
+//
+//   - Renewal: every RenewTicks the coordinator sends every alive member a
+//     Coordinator (Acting, Lease) stamped with its current tick; a member
+//     that names it grants with an Ack (Lease) echoing the stamp. The lease
+//     counts from the latest stamp a quorum of the committed set granted
+//     (the coordinator's own counts as now) and lasts LeaseTicks. A stamp
+//     is the sender's own tick when it sent the renewal, so no member can
+//     have granted it earlier. Without a quorum of fresh grants (a
+//     partition, a minority) the coordinator stops acting when the lease
+//     runs out, and steps down.
+//   - A winner acts only after a quorum granted its first renewal (sent
+//     when it wins): an Ack of a claim is no lease, so a claim that loses
+//     holds nobody back.
+//   - Grant: a member that granted holder H a lease at its tick g grants
+//     (promises) no other claimant before g+LeaseTicks+DriftTicks: it
+//     holds the claim until then, and refuses it (Nack, Lease, naming H) if
+//     H renews meanwhile. Quorums intersect, so a new holder wins only
+//     after a member of H's last granting quorum waited out its grant,
+//     which ends after H's lease by H's clock, give or take the drift of
+//     the two clocks' rates, which DriftTicks covers. Acting intervals of
+//     two holders never overlap, whether or not a provider fences.
+//   - Loss: a member that hears no renewal from the coordinator it names
+//     for LeaseTicks suspects it (it no longer counts as alive for the
+//     election, until it hears from it again) and elects another, without
+//     waiting for the failure detector.
+//   - Stalls: the adapter ticks the node for the time it missed before it
+//     handles anything after a pause, so a stalled coordinator's lease has
+//     run out before it reads a message that waited, and calls Listen: for
+//     LeaseTicks it claims nothing of its own and takes over no election,
+//     and it accepts an acting coordinator even under a term below the one
+//     it last claimed (without Preempt). A coordinator that meets a claim
+//     while it holds a lease refuses it and renews with the claimant.
+//   - Want and Leave: SetWant (something here needs a coordinator) makes a
+//     node that knows none elect on its own, at most once per LeaseTicks;
+//     without it the election stays lazy. Leave stops acting at once and
+//     for good (the agent calls it before it leaves or shuts down).
 //
 // # Quorum guard: the committed member set
 //
@@ -188,11 +233,14 @@
 //	0       1         version, WireVersion (1)
 //	1       1         type: 1 Challenge, 2 Answer, 3 Coordinator, 4 Ack, 5 Nack
 //	2       1         flags: bit 0 Acting (Coordinator only),
-//	                  bit 1 Outranked and bit 2 NoQuorum (Nack only); others 0
+//	                  bit 1 Outranked and bit 2 NoQuorum (Nack only),
+//	                  bit 3 Lease (an Acting Coordinator, an Ack or a Nack);
+//	                  others 0
 //	3       1..10     Term, uvarint
 //	        1..2 + n  From: uvarint length n (1..255), then n bytes of UTF-8
 //	        1..2 + n  To: the same
-//	        1..10     RefTerm, uvarint (0 on Challenge and Coordinator)
+//	        1..10     RefTerm, uvarint (0 on Challenge, and on Coordinator
+//	                  without Lease; a renewal's stamp with it)
 //	        1..2 + n  RefHolder: uvarint length n (0..255), then n bytes
 //
 // A message is at most MaxMessageSize (794) bytes. Unmarshal accepts only the

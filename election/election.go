@@ -82,18 +82,23 @@ func (s Status) String() string {
 		s.Name, c, s.Term, s.Acting, s.IsSelf, s.Since, s.QuorumSeen, s.Quorum, s.Electing)
 }
 
-// MsgCounts counts messages by type.
+// MsgCounts counts messages by type. Lease counts renewals and grants (an
+// acting coordinator's heartbeat), which the other counts leave out.
 type MsgCounts struct {
-	Challenge, Answer, Coordinator, Ack, Nack uint64
+	Challenge, Answer, Coordinator, Ack, Nack, Lease uint64
 }
 
 // Total is the sum over all types.
 func (c MsgCounts) Total() uint64 {
-	return c.Challenge + c.Answer + c.Coordinator + c.Ack + c.Nack
+	return c.Challenge + c.Answer + c.Coordinator + c.Ack + c.Nack + c.Lease
 }
 
-func (c *MsgCounts) add(t MsgType) {
-	switch t {
+func (c *MsgCounts) add(m Message) {
+	if m.Lease && m.Type != MsgNack {
+		c.Lease++
+		return
+	}
+	switch m.Type {
 	case MsgChallenge:
 		c.Challenge++
 	case MsgAnswer:
@@ -190,9 +195,22 @@ type Node struct {
 	hoHolder    string // ...who must hand over if alive
 	lastCoord   string // a coordinator we are taking over from: must hand over
 	retrans     int
-	unacked     map[string]int // stateLead: announcement attempts so far
-	nextResend  map[string]int // stateLead: ticks until the next announcement
-	preemptWait int            // -1 none; ticks until preemption
+	preemptWait int // -1 none; ticks until preemption
+
+	// Leases (see the package doc).
+	leaseFrom   uint64            // stateLead: the tick the lease counts from
+	wonAt       uint64            // stateLead: the tick it won its term
+	grants      map[string]uint64 // stateLead: the latest stamp each member granted
+	renewIn     int               // stateLead: ticks to the next renewal
+	guardHolder string            // whom this node last granted a lease...
+	guardUntil  uint64            // ...so it grants no other holder before this tick
+	heard       uint64            // the tick of the last renewal from coord
+	deferred    *Message          // a claim held until the guard runs out
+	suspect     map[string]bool   // coordinators lost by missing renewals
+	quietUntil  uint64            // no election for want before this tick
+	meekUntil   uint64            // after losing its lease: no bully takeover before this tick
+	want        bool              // something here needs a coordinator
+	leaving     bool              // leaving or shutting down: never act again
 
 	outbox  []Message
 	metrics Metrics
@@ -219,6 +237,10 @@ func New(cfg Config) (*Node, error) {
 		maxTerm:     max(cfg.Restore.MaxTerm, cfg.Restore.Term),
 		maxHolder:   cfg.Restore.MaxHolder,
 		preemptWait: -1,
+		suspect:     map[string]bool{},
+		// Listen first: a restarted node hears the acting coordinator's
+		// renewal before it runs an election of its own for want.
+		quietUntil: uint64(cfg.LeaseTicks),
 	}
 	return n, nil
 }
@@ -243,16 +265,65 @@ func (n *Node) Messages() []Message {
 	return out
 }
 
-// Acting reports whether this node is the coordinator and may act now.
-func (n *Node) Acting() bool { return n.st == stateLead }
+// Acting reports whether this node is the coordinator and may act now: it
+// won its term and holds a lease a quorum granted within LeaseTicks.
+func (n *Node) Acting() bool {
+	return n.st == stateLead && n.now < n.leaseFrom+uint64(n.cfg.LeaseTicks)
+}
 
 // Lease returns the lease to act under and true while this node acts. Check
 // it before every action and attach Lease.Term to the action.
 func (n *Node) Lease() (Lease, bool) {
-	if n.st != stateLead {
+	if !n.Acting() {
 		return Lease{}, false
 	}
 	return Lease{Holder: n.cfg.Name, Priority: n.cfg.Priority, Term: n.claimTerm}, true
+}
+
+// LeaseFrom returns the tick from which this node's lease counts, and true
+// while it acts: the lease runs out at tick LeaseFrom+LeaseTicks. The adapter
+// turns that into a time by the clock that drives its ticks (the lease
+// counts from when the renewal was sent, so the time of tick LeaseFrom is
+// early enough).
+func (n *Node) LeaseFrom() (uint64, bool) {
+	if !n.Acting() {
+		return 0, false
+	}
+	return n.leaseFrom, true
+}
+
+// SetWant tells the node whether something on it needs a coordinator (a
+// scaler is configured): while it does and none is known, the node runs an
+// election on its own, at most once per LeaseTicks. A mesh where no node
+// wants one stays lazy.
+func (n *Node) SetWant(want bool) { n.want = want }
+
+// Listen tells the node that it was stopped and its clock has just caught
+// up (the adapter ticked it for the time it missed): it may have been
+// replaced meanwhile, so for LeaseTicks it claims nothing on its own and
+// takes over no election from a lower rank; it listens for a coordinator
+// that acts, and accepts it.
+func (n *Node) Listen() {
+	n.quietUntil = max(n.quietUntil, n.now+uint64(n.cfg.LeaseTicks))
+	n.meekUntil = max(n.meekUntil, n.now+uint64(n.cfg.LeaseTicks))
+}
+
+// Leave tells the node that it is leaving the mesh or shutting down: it stops
+// acting at once and never claims, acts or takes over an election again.
+func (n *Node) Leave() {
+	if n.leaving {
+		return
+	}
+	n.leaving = true
+	n.deferred = nil
+	switch n.st {
+	case stateLead:
+		n.stepDown("leaving")
+	case stateWait, stateProbe, stateClaim:
+		n.st = stateIdle
+	}
+	n.pending = false
+	n.preemptWait = -1
 }
 
 // Busy reports whether the node has timers running (an election, a
@@ -263,9 +334,9 @@ func (n *Node) Busy() bool {
 	case stateWait, stateProbe, stateClaim:
 		return true
 	case stateLead:
-		return len(n.unacked) > 0
+		return !n.Acting() // waiting for a quorum of grants
 	}
-	return n.preemptWait >= 0
+	return n.preemptWait >= 0 || n.deferred != nil || n.pending && n.hasQuorum() && !n.leaving
 }
 
 // Status returns a snapshot of the node's view.
@@ -275,7 +346,7 @@ func (n *Node) Status() Status {
 		Name:        n.cfg.Name,
 		Coordinator: n.coord,
 		Term:        n.coordTerm,
-		Acting:      n.st == stateLead,
+		Acting:      n.Acting(),
 		IsSelf:      n.coord == n.cfg.Name,
 		Since:       n.coordSince,
 		QuorumSeen:  seen,
@@ -318,9 +389,11 @@ func (n *Node) rankOf(name string) Rank {
 
 func (n *Node) outranks(name string) bool { return n.self.Compare(n.rankOf(name)) > 0 }
 
+// isAlive reports whether name is alive in the mesh's view and not a
+// coordinator this node lost by missing its renewals.
 func (n *Node) isAlive(name string) bool {
 	m, ok := n.members[name]
-	return ok && m.alive
+	return ok && m.alive && !n.suspect[name]
 }
 
 // coordKnown reports whether this node names a coordinator it believes in.
@@ -329,7 +402,7 @@ func (n *Node) coordKnown() bool {
 		return false
 	}
 	if n.coord == n.cfg.Name {
-		return n.st == stateLead
+		return n.Acting()
 	}
 	return n.isAlive(n.coord)
 }
@@ -343,7 +416,7 @@ func (n *Node) jitter() int {
 
 func (n *Node) send(m Message) {
 	m.From = n.cfg.Name
-	n.metrics.Sent.add(m.Type)
+	n.metrics.Sent.add(m)
 	n.outbox = append(n.outbox, m)
 }
 
@@ -382,7 +455,15 @@ func (n *Node) SetMembers(list []Member) {
 			m = &member{}
 			n.members[e.Name] = m
 		}
+		if !e.Alive || !wasAlive[e.Name] {
+			delete(n.suspect, e.Name) // failed, or back: the mesh's view rules again
+		}
 		m.prio, m.alive, m.listed = e.Priority, e.Alive, true
+	}
+	for name := range n.suspect {
+		if m := n.members[name]; m == nil || !m.listed {
+			delete(n.suspect, name)
+		}
 	}
 	// The committed set changes only while a quorum of it is seen.
 	if n.hasQuorum() {
@@ -421,12 +502,6 @@ func (n *Node) SetMembers(list []Member) {
 		}
 	}
 	if n.st == stateLead {
-		for name := range n.unacked {
-			if !n.isAlive(name) {
-				delete(n.unacked, name)
-				delete(n.nextResend, name)
-			}
-		}
 		for _, name := range n.order {
 			if name != n.cfg.Name && n.isAlive(name) && !wasAlive[name] {
 				n.announce(name)
@@ -438,7 +513,7 @@ func (n *Node) SetMembers(list []Member) {
 		n.metrics.CoordinatorLost++
 		n.coord, n.coordTerm, n.coordSince = "", 0, n.now
 		n.preemptWait = -1
-		if n.st == stateIdle {
+		if n.st == stateIdle && !n.leaving {
 			n.startElection(modeLost)
 		}
 	}
@@ -457,7 +532,7 @@ func (n *Node) SetMembers(list []Member) {
 	case stateClaim:
 		n.checkWin()
 	case stateIdle:
-		if n.pending && quorate {
+		if n.pending && quorate && !n.leaving {
 			n.claimFails = 0
 			n.startElection(modeWait)
 		}
@@ -469,7 +544,7 @@ func (n *Node) SetMembers(list []Member) {
 // waits for a quorum). It is how a component that needs something done once
 // for the mesh wakes the election; it is cheap when a coordinator is known.
 func (n *Node) Request() {
-	if n.coordKnown() || n.st != stateIdle {
+	if n.coordKnown() || n.st != stateIdle || n.leaving {
 		return
 	}
 	n.claimFails = 0
@@ -479,6 +554,7 @@ func (n *Node) Request() {
 // Tick advances the node's clock by one tick.
 func (n *Node) Tick() {
 	n.now++
+	n.tickLease()
 	switch n.st {
 	case stateProbe:
 		if n.timer--; n.timer > 0 {
@@ -494,6 +570,10 @@ func (n *Node) Tick() {
 			n.startElection(modeNow)
 		}
 	case stateClaim:
+		n.checkWin() // this node's own grant to an earlier holder may have run out
+		if n.st != stateClaim {
+			return
+		}
 		if n.timer--; n.timer <= 0 {
 			n.log.Debug("claim failed", "term", n.claimTerm)
 			n.metrics.ClaimsFailed++
@@ -501,7 +581,10 @@ func (n *Node) Tick() {
 			n.startElection(modeNow)
 			return
 		}
-		if n.retrans--; n.retrans <= 0 {
+		if n.retrans--; n.retrans <= 0 && !n.guarded(n.cfg.Name) {
+			// (While this node's own grant to the lost coordinator runs,
+			// so do most members': they hold the claim until then, and
+			// resending it would only add traffic.)
 			n.retrans = n.cfg.RetransmitTicks
 			for _, name := range n.order {
 				if name != n.cfg.Name && n.isAlive(name) && !n.acks[name] {
@@ -510,21 +593,8 @@ func (n *Node) Tick() {
 			}
 		}
 	case stateLead:
-		for _, name := range n.order {
-			left, ok := n.nextResend[name]
-			if !ok {
-				continue
-			}
-			if left--; left > 0 {
-				n.nextResend[name] = left
-				continue
-			}
-			if !n.isAlive(name) {
-				delete(n.unacked, name)
-				delete(n.nextResend, name)
-				continue
-			}
-			n.announce(name)
+		if n.renewIn--; n.renewIn <= 0 {
+			n.renew()
 		}
 	case stateIdle:
 		if n.preemptWait > 0 {
@@ -537,13 +607,104 @@ func (n *Node) Tick() {
 	}
 }
 
-// announce tells name that this node acts, and schedules a resend with
-// doubling backoff until name acknowledges or is no longer alive.
+// tickLease runs the lease timers: a coordinator whose lease ran out stops
+// acting; a member that heard no renewal from the coordinator it names for
+// LeaseTicks has lost it; a claim held back by a grant is looked at again
+// when the grant runs out; and a node that wants a coordinator and knows
+// none runs an election.
+func (n *Node) tickLease() {
+	L := uint64(n.cfg.LeaseTicks)
+	if n.st == stateLead && n.now >= max(n.leaseFrom, n.wonAt)+L {
+		n.stepDown("lease ran out")
+		n.pending = false
+	}
+	if n.coord != "" && n.coord != n.cfg.Name && n.now >= n.heard+L {
+		n.log.Debug("coordinator lost: no renewal", "coordinator", n.coord, "term", n.coordTerm)
+		n.metrics.CoordinatorLost++
+		n.suspect[n.coord] = true
+		n.coord, n.coordTerm, n.coordSince = "", 0, n.now
+		n.preemptWait = -1
+		if n.st == stateIdle && !n.leaving {
+			n.claimFails = 0
+			n.startElection(modeLost)
+		}
+	}
+	if n.deferred != nil && n.now >= n.guardUntil {
+		m := *n.deferred
+		n.deferred = nil
+		if _, ok := n.members[m.From]; ok {
+			n.onCoordinator(m)
+		}
+	}
+	if (n.want || n.pending) && !n.leaving && n.st == stateIdle && !n.coordKnown() && n.now >= n.quietUntil && n.hasQuorum() {
+		// Something needs a coordinator, or an election parked after its
+		// claims failed: try again, at most once per LeaseTicks (plus
+		// jitter, so that parked nodes do not all claim at once).
+		n.quietUntil = n.now + L + uint64(n.jitter())
+		n.claimFails = 0
+		n.startElection(modeNow)
+	}
+}
+
+// guarded reports whether a lease this node granted to a holder other than
+// w (and itself) still runs: it must not promise w anything yet.
+func (n *Node) guarded(w string) bool {
+	return n.guardHolder != "" && n.guardHolder != w && n.guardHolder != n.cfg.Name && n.now < n.guardUntil
+}
+
+// renew sends a renewal, stamped with this tick, to every alive member.
+func (n *Node) renew() {
+	n.renewIn = n.cfg.RenewTicks
+	for _, name := range n.order {
+		if name != n.cfg.Name && n.members[name].alive {
+			n.announce(name)
+		}
+	}
+	n.updateLease()
+}
+
+// announce sends one renewal to name: it tells a member that this node acts,
+// and asks it for a grant.
 func (n *Node) announce(name string) {
-	a := n.unacked[name]
-	n.unacked[name] = a + 1
-	n.nextResend[name] = n.cfg.RetransmitTicks << min(a, 4)
-	n.send(Message{Type: MsgCoordinator, To: name, Term: n.claimTerm, Acting: true})
+	n.send(Message{Type: MsgCoordinator, To: name, Term: n.claimTerm, Acting: true, Lease: true, RefTerm: n.now})
+}
+
+// updateLease moves the lease's start to the latest stamp a quorum of the
+// committed set has granted (this node grants its own at every tick).
+func (n *Node) updateLease() {
+	_, need := n.quorum()
+	stamps := []uint64{n.now}
+	for name, st := range n.grants {
+		if m := n.members[name]; m != nil && m.committed {
+			stamps = append(stamps, st)
+		}
+	}
+	if len(stamps) < need || need < 1 {
+		return
+	}
+	slices.SortFunc(stamps, func(a, b uint64) int { return cmp.Compare(b, a) })
+	if from := stamps[need-1]; from > n.leaseFrom {
+		n.leaseFrom = from
+	}
+}
+
+// grant records a lease granted to w, the coordinator this node names, on
+// an Acting message, and answers it with an Ack that carries its stamp. A
+// claim held back for another holder is refused now: w acts.
+func (n *Node) grant(m Message) {
+	w := m.From
+	n.guardHolder, n.guardUntil = w, n.now+uint64(n.cfg.LeaseTicks+n.cfg.DriftTicks)
+	n.heard = n.now
+	delete(n.suspect, w)
+	if d := n.deferred; d != nil && d.From != w {
+		n.deferred = nil
+		n.send(Message{Type: MsgNack, To: d.From, Term: d.Term, Lease: true, RefTerm: m.Term, RefHolder: w})
+	}
+	stamp := uint64(0)
+	if m.Lease {
+		stamp = m.RefTerm
+	}
+	n.send(Message{Type: MsgAck, To: w, Term: m.Term, Lease: true, RefTerm: stamp})
 }
 
 // Step processes one received message. It returns an error (and ignores the
@@ -579,6 +740,10 @@ func (n *Node) startElection(mode startMode) {
 			n.log.Debug("election pending a quorum")
 		}
 		n.pending = true
+		n.st = stateIdle
+		return
+	}
+	if n.leaving {
 		n.st = stateIdle
 		return
 	}
@@ -648,6 +813,10 @@ func (n *Node) probeBelow(after string) {
 }
 
 func (n *Node) claim() {
+	if n.leaving {
+		n.st = stateIdle
+		return
+	}
 	if n.claimFails >= n.cfg.ClaimAttempts {
 		// Claims keep failing: the members cannot acknowledge. Park until
 		// the view changes or Request is called, rather than retry on a
@@ -683,8 +852,8 @@ func (n *Node) claim() {
 }
 
 func (n *Node) checkWin() {
-	if n.st != stateClaim {
-		return
+	if n.st != stateClaim || n.leaving || n.guarded(n.cfg.Name) {
+		return // this node's own grant to another holder still runs
 	}
 	seen, need := n.quorum()
 	if seen < need {
@@ -710,21 +879,24 @@ func (n *Node) checkWin() {
 	n.metrics.ElectionsWon++
 	n.log.Debug("acting", "term", n.claimTerm, "acks", got, "quorum", need)
 	n.setCoord(n.cfg.Name, n.claimTerm)
-	n.unacked = map[string]int{}
-	n.nextResend = map[string]int{}
-	for _, name := range n.order {
-		if name != n.cfg.Name && !n.acks[name] && n.isAlive(name) {
-			n.unacked[name] = 1 // the claim was the first announcement
-			n.nextResend[name] = n.cfg.RetransmitTicks
-		}
-	}
+	// Won, but not acting yet: an Ack of a claim is no lease (a claim
+	// that loses must not hold anyone back). The first renewal goes out
+	// now; a quorum of grants of it makes this node act.
+	n.grants = map[string]uint64{}
+	n.leaseFrom, n.wonAt = 0, n.now
+	n.guardHolder, n.guardUntil = n.cfg.Name, 0
+	n.deferred = nil
+	n.renew()
 }
 
 func (n *Node) stepDown(reason string) {
 	n.log.Debug("stepping down", "term", n.claimTerm, "reason", reason)
 	n.metrics.StepDowns++
 	n.st = stateIdle
-	n.unacked, n.nextResend = nil, nil
+	n.grants = nil
+	// Listen for the coordinator that acts instead before claiming again.
+	n.quietUntil = n.now + uint64(n.cfg.LeaseTicks)
+	n.meekUntil = n.quietUntil
 	if n.coord == n.cfg.Name {
 		n.coord, n.coordTerm, n.coordSince = "", 0, n.now
 	}
@@ -744,6 +916,7 @@ func (n *Node) setCoord(name string, term uint64) {
 	}
 	if n.coord != name || n.coordTerm != term {
 		n.coord, n.coordTerm, n.coordSince = name, term, n.now
+		n.heard = n.now // it has LeaseTicks to renew
 	}
 	n.pending = false
 	n.claimFails = 0
@@ -772,8 +945,9 @@ func (n *Node) onChallenge(m Message) {
 		n.send(Message{Type: MsgCoordinator, To: m.From, Term: n.claimTerm, Acting: true})
 	case n.coordKnown():
 		n.send(Message{Type: MsgAnswer, To: m.From, Term: n.maxTerm, RefTerm: n.coordTerm, RefHolder: n.coord})
-	case !n.hasQuorum():
-		// We could not win: stay silent so that the candidate moves on.
+	case !n.hasQuorum() || n.leaving:
+		// We could not win (or are leaving): stay silent so that the
+		// candidate moves on.
 	default:
 		n.send(Message{Type: MsgAnswer, To: m.From, Term: n.maxTerm})
 		if n.st == stateIdle {
@@ -803,6 +977,36 @@ func (n *Node) onAnswer(m Message) {
 
 func (n *Node) onCoordinator(m Message) {
 	w := m.From
+	if !m.Acting && n.guarded(w) {
+		// A lease this node granted to another holder still runs: that
+		// holder may act until then. Hold the claim (the highest one)
+		// until the grant runs out; a renewal refuses it instead.
+		if n.deferred == nil || m.Term >= n.deferred.Term {
+			d := m
+			n.deferred = &d
+		}
+		return
+	}
+	if n.st == stateLead && !m.Acting && n.Acting() && (!n.cfg.Preempt || n.outranks(w)) {
+		// This node acts under a lease a quorum granted: the claimant lost
+		// its renewals. Refuse, and renew with it.
+		n.seeTerm(m.Term, w)
+		n.send(Message{Type: MsgNack, To: w, Term: m.Term, Lease: true, RefTerm: n.claimTerm, RefHolder: n.cfg.Name})
+		n.announce(w)
+		return
+	}
+	if m.Acting && n.st != stateLead && m.Term < n.promTerm && n.promHolder == n.cfg.Name && n.hasQuorum() &&
+		n.members[w] != nil && n.members[w].alive && (!n.cfg.Preempt || !n.outranks(w)) {
+		// W acts, under a term below the one this node claimed for itself
+		// (a claim that failed, or a term it led before a stall): accept
+		// W rather than claim again.
+		n.seeTerm(m.Term, w)
+		n.st = stateIdle
+		n.setCoord(w, m.Term)
+		n.grant(m)
+		n.maybePreempt()
+		return
+	}
 	// A claim for a term number this node has already seen (in a promise,
 	// a claim, a refusal or an answer) is refused unless it is the very
 	// claim it promised: the claimant learns the number and moves past it.
@@ -816,14 +1020,15 @@ func (n *Node) onCoordinator(m Message) {
 		if !n.outranks(w) {
 			n.stepDown(fmt.Sprintf("%s acts under term %d too and outranks this node", w, m.Term))
 			n.setCoord(w, m.Term)
-			n.send(Message{Type: MsgAck, To: w, Term: m.Term, RefTerm: n.promTerm, RefHolder: n.promHolder})
+			n.grant(m)
 			return
 		}
 		n.send(Message{Type: MsgNack, To: w, Term: m.Term, Outranked: true, RefTerm: n.promTerm, RefHolder: n.promHolder})
 		n.send(Message{Type: MsgCoordinator, To: w, Term: n.claimTerm, Acting: true})
 		return
 	}
-	if n.outranks(w) && !m.Acting && quorate && (n.st == stateLead || !n.coordKnown() || n.coord == w) {
+	if n.outranks(w) && !m.Acting && quorate && !n.leaving && n.now >= n.meekUntil &&
+		(n.st == stateLead || !n.coordKnown() || n.coord == w) {
 		// Bully: a lower rank claims while this node is alive and knows no
 		// other coordinator. Refuse, and run (or keep running, or keep
 		// acting) here.
@@ -834,10 +1039,11 @@ func (n *Node) onCoordinator(m Message) {
 				// Members may have promised W's higher term and now name
 				// W: claim above it, so that they come back.
 				n.stepDown(fmt.Sprintf("re-claiming above %s's term %d", w, m.Term))
+				n.meekUntil = n.now
 				n.claimFails = 0
 				n.claim()
 			} else {
-				n.send(Message{Type: MsgCoordinator, To: w, Term: n.claimTerm, Acting: true})
+				n.announce(w)
 			}
 		case stateIdle:
 			n.lastCoord = w
@@ -858,7 +1064,14 @@ func (n *Node) onCoordinator(m Message) {
 			n.lastCoord = ""
 		}
 		n.setCoord(w, m.Term)
-		n.send(Message{Type: MsgAck, To: w, Term: m.Term, RefTerm: n.prevTerm, RefHolder: n.prevHolder})
+		if m.Acting {
+			n.grant(m)
+		} else {
+			if n.deferred != nil && n.deferred.From == w {
+				n.deferred = nil
+			}
+			n.send(Message{Type: MsgAck, To: w, Term: m.Term, RefTerm: n.prevTerm, RefHolder: n.prevHolder})
+		}
 		n.maybePreempt()
 		return
 	}
@@ -872,7 +1085,7 @@ func (n *Node) onCoordinator(m Message) {
 		// step down.)
 		n.st = stateIdle
 		n.setCoord(w, m.Term)
-		n.send(Message{Type: MsgAck, To: w, Term: m.Term, RefTerm: n.promTerm, RefHolder: n.promHolder})
+		n.grant(m)
 		n.maybePreempt()
 		return
 	}
@@ -889,6 +1102,18 @@ func (n *Node) onCoordinator(m Message) {
 }
 
 func (n *Node) onAck(m Message) {
+	if n.st == stateLead && m.Term == n.claimTerm {
+		// A grant of a renewal, with its stamp (which cannot be ahead of
+		// this node's clock). A late Ack of the claim grants nothing.
+		if st := m.RefTerm; m.Lease && st <= n.now && st > n.grants[m.From] {
+			n.grants[m.From] = st
+			n.updateLease()
+		}
+		return
+	}
+	if m.Lease {
+		return // a grant of a lease this node no longer holds
+	}
 	if n.st == stateIdle && n.pending && m.Term == n.claimTerm && n.promTerm == n.claimTerm &&
 		n.promHolder == n.cfg.Name && n.hasQuorum() {
 		// A late acknowledgement of a parked claim: the members can
@@ -903,8 +1128,6 @@ func (n *Node) onAck(m Message) {
 		return
 	}
 	n.acks[m.From] = true
-	delete(n.unacked, m.From)
-	delete(n.nextResend, m.From)
 	if h := m.RefHolder; h != "" && h != n.cfg.Name && m.RefTerm < n.claimTerm && m.RefTerm >= n.hoTerm {
 		n.hoTerm, n.hoHolder = m.RefTerm, h
 	}
@@ -913,6 +1136,17 @@ func (n *Node) onAck(m Message) {
 
 func (n *Node) onNack(m Message) {
 	n.seeTerm(m.RefTerm, m.RefHolder)
+	if m.Lease {
+		// The sender granted a lease to RefHolder, who acts: without
+		// preemption (or when it outranks this node), wait for its renewal.
+		h := m.RefHolder
+		if (n.st == stateClaim && m.Term == n.claimTerm || n.st == stateProbe) && h != "" && h != n.cfg.Name &&
+			n.members[h] != nil && n.members[h].alive && (!n.cfg.Preempt || !n.outranks(h)) {
+			delete(n.suspect, h)
+			n.wait(h)
+		}
+		return
+	}
 	switch n.st {
 	case stateClaim:
 		if m.Term != n.claimTerm {

@@ -30,6 +30,11 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden output in testdata
 //	stabilize                 deliver-msgs until nothing is in flight
 //	settle [MAX]              tick and deliver until quiet (default max 200)
 //	kill NAME | revive NAME | leave NAME
+//	pause NAME | resume NAME  stop a node unseen by the failure detector (SIGSTOP)
+//	restart NAME              a quick restart with the same HardState, unseen
+//	cut A,B / C,D,E           a partition the failure detector does not see yet
+//	want NAME                 SetWant(true): something there needs a coordinator
+//	leaving NAME              Leave(): the node leaves or shuts down
 //	partition A,B / C,D,E     split into sides; heal
 //	status                    every node's Status
 //	metrics NAME              a node's Metrics
@@ -236,6 +241,30 @@ func (h *harness) run(t *testing.T, line string) string {
 	case "revive":
 		must(s.Revive(pos[0]))
 		return ""
+	case "restart":
+		must(s.Restart(pos[0]))
+		return ""
+	case "want":
+		s.Node(pos[0]).SetWant(true)
+		return ""
+	case "leaving":
+		n := s.Node(pos[0])
+		n.Leave()
+		s.after(s.byName[pos[0]])
+		return ""
+	case "cut":
+		var groups [][]string
+		for _, g := range strings.Split(strings.Join(pos, " "), "/") {
+			groups = append(groups, strings.Split(strings.TrimSpace(g), ","))
+		}
+		must(s.Cut(groups...))
+		return ""
+	case "pause":
+		must(s.Pause(pos[0]))
+		return ""
+	case "resume":
+		must(s.Resume(pos[0]))
+		return ""
 	case "leave":
 		must(s.Leave(pos[0]))
 		return ""
@@ -257,6 +286,8 @@ func (h *harness) run(t *testing.T, line string) string {
 				out = append(out, sn.node.Name()+": left")
 			case !sn.up:
 				out = append(out, sn.node.Name()+": down")
+			case sn.paused:
+				out = append(out, sn.node.Name()+": paused")
 			default:
 				out = append(out, sn.node.Status().String())
 			}

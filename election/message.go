@@ -46,9 +46,14 @@ type Message struct {
 	From      string
 	To        string
 	Term      uint64
-	Acting    bool   // MsgCoordinator only: the sender already acts under Term
-	Outranked bool   // MsgNack only: the sender outranks To and runs itself
-	NoQuorum  bool   // MsgNack only: the sender sees no quorum and promises nothing
+	Acting    bool // MsgCoordinator only: the sender already acts under Term
+	Outranked bool // MsgNack only: the sender outranks To and runs itself
+	NoQuorum  bool // MsgNack only: the sender sees no quorum and promises nothing
+	// Lease marks lease traffic. On an Acting Coordinator: a renewal,
+	// RefTerm the sender's tick when it sent it (its stamp). On an Ack: a
+	// grant of the renewal stamped RefTerm. On a Nack: the sender holds a
+	// lease it granted to RefHolder under RefTerm, who acts.
+	Lease     bool
 	RefTerm   uint64 // MsgAnswer, MsgAck, MsgNack: see the type
 	RefHolder string // MsgAnswer, MsgAck, MsgNack: see the type
 }
@@ -64,6 +69,13 @@ func (m Message) String() string {
 	}
 	if m.NoQuorum {
 		b.WriteString(" no-quorum")
+	}
+	if m.Lease {
+		b.WriteString(" lease")
+		if m.Type != MsgNack {
+			fmt.Fprintf(&b, " stamp=%d", m.RefTerm)
+			return b.String()
+		}
 	}
 	if m.RefHolder != "" || m.RefTerm != 0 {
 		fmt.Fprintf(&b, " ref=%d/%s", m.RefTerm, m.RefHolder)
@@ -86,6 +98,7 @@ const (
 	flagActing    = 1 << 0
 	flagOutranked = 1 << 1
 	flagNoQuorum  = 1 << 2
+	flagLease     = 1 << 3
 )
 
 // Errors of Marshal and Unmarshal. Unmarshal wraps them with what was wrong.
@@ -102,8 +115,12 @@ func (m *Message) check() error {
 		return fmt.Errorf("%w: acting flag on %s", ErrBadMessage, m.Type)
 	case (m.Outranked || m.NoQuorum) && m.Type != MsgNack:
 		return fmt.Errorf("%w: Nack flag on %s", ErrBadMessage, m.Type)
-	case (m.RefTerm != 0 || m.RefHolder != "") && (m.Type == MsgChallenge || m.Type == MsgCoordinator):
+	case m.Lease && (m.Type == MsgChallenge || m.Type == MsgAnswer || m.Type == MsgCoordinator && !m.Acting):
+		return fmt.Errorf("%w: lease flag on %s", ErrBadMessage, m.Type)
+	case m.RefTerm != 0 && (m.Type == MsgChallenge || m.Type == MsgCoordinator && !m.Lease):
 		return fmt.Errorf("%w: reference on %s", ErrBadMessage, m.Type)
+	case m.RefHolder != "" && (m.Type == MsgChallenge || m.Type == MsgCoordinator || m.Type == MsgAck && m.Lease):
+		return fmt.Errorf("%w: reference holder on %s", ErrBadMessage, m.Type)
 	}
 	for _, f := range [...]struct {
 		name, v  string
@@ -139,6 +156,9 @@ func (m Message) Marshal() ([]byte, error) {
 	if m.NoQuorum {
 		flags |= flagNoQuorum
 	}
+	if m.Lease {
+		flags |= flagLease
+	}
 	b = append(b, WireVersion, byte(m.Type), flags)
 	b = binary.AppendUvarint(b, m.Term)
 	b = appendString(b, m.From)
@@ -170,12 +190,13 @@ func Unmarshal(b []byte) (Message, error) {
 	}
 	m.Type = MsgType(b[1])
 	flags := b[2]
-	if flags&^(flagActing|flagOutranked|flagNoQuorum) != 0 {
+	if flags&^(flagActing|flagOutranked|flagNoQuorum|flagLease) != 0 {
 		return m, fmt.Errorf("%w: unknown flags %#x", ErrBadMessage, flags)
 	}
 	m.Acting = flags&flagActing != 0
 	m.Outranked = flags&flagOutranked != 0
 	m.NoQuorum = flags&flagNoQuorum != 0
+	m.Lease = flags&flagLease != 0
 	d := decoder{b: b[3:]}
 	m.Term = d.uvarint("term")
 	m.From = d.string("from")

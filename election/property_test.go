@@ -11,7 +11,9 @@ import (
 )
 
 // TestProperty drives many seeded random meshes through failures, recoveries,
-// partitions, heals, joins, leaves, requests and message loss and delay, then
+// partitions (seen by the failure detector or not yet), heals, pauses and
+// resumes the detector does not see, quick restarts, joins, leaves, requests
+// and message loss and delay, then
 // lets each settle without loss and checks it against the naive reference.
 // Throughout, the Sim checks that no two holders act under one term and that
 // no node acts on a minority side.
@@ -42,6 +44,8 @@ var propertyRuns = flag.Int("property-runs", 300, "seeds for TestProperty (each 
 
 var debugRun bool
 
+var traceHook func(string)
+
 var errNoMajority = errors.New("no side holds a quorum")
 
 func propertyRun(seed uint64, preempt bool) error {
@@ -52,6 +56,9 @@ func propertyRun(seed uint64, preempt bool) error {
 	s := NewSim(SimConfig{Seed: seed, Loss: rng.Float64() * 0.3, MaxDelay: rng.IntN(3), Node: cfg})
 	if debugRun {
 		s.Trace = func(l string) { fmt.Println(l) }
+	}
+	if traceHook != nil {
+		s.Trace = traceHook
 	}
 	next := 0
 	add := func() error {
@@ -77,9 +84,10 @@ func propertyRun(seed uint64, preempt bool) error {
 		return c[rng.IntN(len(c))]
 	}
 	var trace []string
+	var paused []string
 	partitioned := false
 	for range 10 + rng.IntN(30) {
-		switch op := rng.IntN(12); {
+		switch op := rng.IntN(16); {
 		case op < 2:
 			if n := pick(true); n != "" {
 				trace = append(trace, "kill "+n)
@@ -123,10 +131,39 @@ func propertyRun(seed uint64, preempt bool) error {
 				trace = append(trace, "leave "+n)
 				_ = s.Leave(n)
 			}
-		default:
+		case op < 12:
 			p := rng.Float64() * 0.3
 			trace = append(trace, fmt.Sprintf("loss %.2f", p))
 			s.SetLoss(p)
+		case op < 13:
+			// A stop the failure detector does not see (SIGSTOP, GC).
+			if n := pick(true); n != "" {
+				trace = append(trace, "pause "+n)
+				_ = s.Pause(n)
+				paused = append(paused, n)
+			}
+		case op < 14:
+			if len(paused) > 0 {
+				n := paused[0]
+				paused = paused[1:]
+				trace = append(trace, "resume "+n)
+				_ = s.Resume(n)
+			}
+		case op < 15:
+			// A partition the failure detector has not seen yet.
+			names := s.Names()
+			rng.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+			k := 1 + rng.IntN(len(names))
+			trace = append(trace, fmt.Sprintf("cut %v / %v", names[:k], names[k:]))
+			_ = s.Cut(names[:k], names[k:])
+			partitioned = true
+		default:
+			// Killed and restarted at once with the same HardState.
+			if n := pick(true); n != "" {
+				trace = append(trace, "restart "+n)
+				_ = s.Restart(n)
+				paused = slices.DeleteFunc(paused, func(p string) bool { return p == n })
+			}
 		}
 		steps := rng.IntN(10)
 		for range steps {
@@ -135,6 +172,10 @@ func propertyRun(seed uint64, preempt bool) error {
 		trace = append(trace, fmt.Sprintf("step %d", steps))
 	}
 	s.SetLoss(0)
+	for _, n := range paused {
+		_ = s.Resume(n)
+	}
+	s.Reveal() // the failure detector catches up with a cut in the end
 	maj := s.Majority()
 	if debugRun {
 		fmt.Println(dump(s))

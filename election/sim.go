@@ -27,10 +27,11 @@ type SimConfig struct {
 // and benchmarks use it; it is exported so that other packages' tests can
 // reuse it.
 //
-// While it runs it checks two invariants after every call into a node: no
-// two holders ever act under one term, and no node acts while its side of
-// the partition holds fewer than a quorum of the members. Violations lists
-// what broke them.
+// While it runs it checks three invariants: no two holders ever act under
+// one term; no two holders act at the same tick; and no node acts while its
+// side of the partition holds fewer than a quorum of the members (after a
+// Cut, which the failure detector does not see, from LeaseTicks after it).
+// Violations lists what broke them.
 type Sim struct {
 	cfg        SimConfig
 	rng        *rand.Rand
@@ -40,9 +41,14 @@ type Sim struct {
 	now        uint64
 	acted      map[uint64]string
 	violations []string
+	blind      bool   // the partition is unseen by the failure detector
+	cutAt      uint64 // the tick of the last Cut, or of a failure during one
 
-	// Sent counts the messages the nodes handed to the network.
-	Sent MsgCounts
+	// Sent counts the messages the nodes handed to the network; LeaseSent
+	// those of them that were lease renewals and grants (the coordinator's
+	// steady heartbeat, 2(N-1) per renewal).
+	Sent      MsgCounts
+	LeaseSent uint64
 	// Trace, if set, receives a line for every delivered message.
 	Trace func(string)
 	// Lost counts messages lost by the network or undeliverable (the
@@ -51,11 +57,13 @@ type Sim struct {
 }
 
 type simNode struct {
-	node  *Node
-	prio  int
-	up    bool
-	left  bool
-	group int
+	node   *Node
+	prio   int
+	up     bool
+	left   bool
+	paused bool // stopped without the others' failure detector noticing
+	group  int
+	ticked uint64 // the Sim's tick at which it last ticked
 }
 
 type simMsg struct {
@@ -152,12 +160,100 @@ func (s *Sim) Kill(name string) error { return s.setUp(name, false) }
 // Revive resumes a killed node.
 func (s *Sim) Revive(name string) error { return s.setUp(name, true) }
 
+// Pause stops a node the way SIGSTOP or a long GC pause does before the
+// failure detector notices: it neither ticks nor handles messages (they wait
+// for it), and every other node still sees it alive. Resume continues it.
+func (s *Sim) Pause(name string) error {
+	sn, err := s.get(name)
+	if err != nil {
+		return err
+	}
+	sn.paused = true
+	return nil
+}
+
+// Resume continues a paused node. As the agent's adapter does with its
+// monotonic clock, the node first ticks for the time it missed, then the
+// messages that waited for it are delivered in order.
+func (s *Sim) Resume(name string) error {
+	sn, err := s.get(name)
+	if err != nil {
+		return err
+	}
+	if !sn.paused {
+		return nil
+	}
+	sn.paused = false
+	if sn.up {
+		s.catchUp(sn)
+	}
+	s.refresh()
+	var mine, rest []simMsg
+	for _, sm := range s.queue {
+		if sm.m.To == name && sm.due <= s.now {
+			mine = append(mine, sm)
+		} else {
+			rest = append(rest, sm)
+		}
+	}
+	s.queue = rest
+	for _, sm := range mine {
+		_, _, _ = s.deliver(sm.m)
+	}
+	s.checkOverlap()
+	return nil
+}
+
+// catchUp ticks a node for the ticks it missed, all at once and before it
+// sends anything, as the adapter does when its process resumes.
+func (s *Sim) catchUp(sn *simNode) {
+	missed := s.now - sn.ticked
+	for sn.ticked < s.now {
+		sn.ticked++
+		sn.node.Tick()
+	}
+	if missed > 1 {
+		sn.node.Listen()
+	}
+	s.after(sn)
+}
+
+// checkOverlap checks that at most one holder acts at this tick among the
+// nodes that run (a paused node does nothing until its adapter's clock has
+// caught up, see Resume).
+func (s *Sim) checkOverlap() {
+	holder := ""
+	var term uint64
+	for _, sn := range s.nodes {
+		if !sn.up || sn.left || sn.paused {
+			continue
+		}
+		if l, ok := sn.node.Lease(); ok {
+			if holder != "" {
+				s.violate("tick %d: %s acts under term %d while %s acts under term %d", s.now, l.Holder, l.Term, holder, term)
+			}
+			holder, term = l.Holder, l.Term
+		}
+	}
+}
+
 func (s *Sim) setUp(name string, up bool) error {
 	sn, err := s.get(name)
 	if err != nil {
 		return err
 	}
+	if up && !sn.up && !sn.paused {
+		// The adapter's clock ran on while the process was stopped: the
+		// node ticks for the time it missed before it does anything.
+		sn.up = true
+		s.catchUp(sn)
+	}
 	sn.up = up
+	if s.blind {
+		// A side can lose its quorum to a failure during a cut the nodes
+		// cannot see: its coordinator has the lease's LeaseTicks from now.
+		s.cutAt = s.now
+	}
 	s.refresh()
 	return nil
 }
@@ -176,6 +272,11 @@ func (s *Sim) Leave(name string) error {
 // Partition splits the mesh: each group is one side; nodes not named stay on
 // side 0 together.
 func (s *Sim) Partition(groups ...[]string) error {
+	s.blind = false
+	return s.partition(groups...)
+}
+
+func (s *Sim) partition(groups ...[]string) error {
 	for _, sn := range s.nodes {
 		sn.group = 0
 	}
@@ -192,8 +293,54 @@ func (s *Sim) Partition(groups ...[]string) error {
 	return nil
 }
 
-// Heal ends any partition.
+// Cut splits the network as Partition does, but unseen by the failure
+// detector: every node still sees every up member alive, as in the first
+// seconds of a real partition (serf takes far longer to notice than a
+// lease). Heal ends it.
+func (s *Sim) Cut(groups ...[]string) error {
+	s.blind, s.cutAt = true, s.now
+	return s.partition(groups...)
+}
+
+// Reveal lets the failure detector see a Cut: it becomes a Partition.
+func (s *Sim) Reveal() {
+	if s.blind {
+		s.blind = false
+		s.refresh()
+	}
+}
+
+// Heal ends any partition or cut.
 func (s *Sim) Heal() { _ = s.Partition() }
+
+// Restart replaces a node with a fresh one of the same name that restores
+// the old one's HardState (a process killed and started again with the same
+// data directory), quickly enough that no other node saw it fail. Messages
+// in flight to the old process are lost.
+func (s *Sim) Restart(name string) error {
+	sn, err := s.get(name)
+	if err != nil {
+		return err
+	}
+	c := s.cfg.Node
+	c.Name, c.Priority = name, sn.prio
+	c.Rand = rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
+	c.Restore = sn.node.HardState()
+	n, err := New(c)
+	if err != nil {
+		return err
+	}
+	var rest []simMsg
+	for _, sm := range s.queue {
+		if sm.m.To != name {
+			rest = append(rest, sm)
+		}
+	}
+	s.queue = rest
+	sn.node, sn.up, sn.paused, sn.ticked = n, true, false, s.now
+	s.refresh()
+	return nil
+}
 
 // SetLoss changes the loss probability.
 func (s *Sim) SetLoss(p float64) { s.cfg.Loss = p }
@@ -207,6 +354,9 @@ func (s *Sim) Request(name string) error {
 	if !sn.up {
 		return fmt.Errorf("sim: node %q is down", name)
 	}
+	if sn.paused {
+		return fmt.Errorf("sim: node %q is paused", name)
+	}
 	sn.node.Request()
 	s.after(sn)
 	return nil
@@ -216,15 +366,19 @@ func (s *Sim) Request(name string) error {
 func (s *Sim) refresh() {
 	views := map[int][]Member{}
 	for _, sn := range s.nodes {
-		if !sn.up || sn.left {
+		if !sn.up || sn.left || sn.paused {
 			continue
 		}
-		v, ok := views[sn.group]
+		g := sn.group
+		if s.blind {
+			g = 0
+		}
+		v, ok := views[g]
 		if !ok {
 			for _, o := range s.nodes {
-				v = append(v, Member{Name: o.node.Name(), Priority: o.prio, Alive: o.up && !o.left && o.group == sn.group, Left: o.left})
+				v = append(v, Member{Name: o.node.Name(), Priority: o.prio, Alive: o.up && !o.left && (o.group == sn.group || s.blind), Left: o.left})
 			}
-			views[sn.group] = v
+			views[g] = v
 		}
 		sn.node.SetMembers(v)
 		s.after(sn)
@@ -233,8 +387,14 @@ func (s *Sim) refresh() {
 
 // after drains a node's outbox into the network and checks the invariants.
 func (s *Sim) after(sn *simNode) {
+	if sn.paused {
+		return
+	}
 	for _, m := range sn.node.Messages() {
-		s.Sent.add(m.Type)
+		s.Sent.add(m)
+		if m.Lease && m.Type != MsgNack {
+			s.LeaseSent++
+		}
 		d := uint64(1)
 		if s.cfg.MaxDelay > 0 {
 			d += uint64(s.rng.IntN(s.cfg.MaxDelay + 1))
@@ -263,8 +423,10 @@ func (s *Sim) after(sn *simNode) {
 	if need == 0 {
 		need = total/2 + 1
 	}
-	if side < need {
-		s.violate("tick %d: %s acts under term %d on a side of %d of %d members", s.now, l.Holder, l.Term, side, total)
+	// A cut the nodes cannot see leaves a coordinator on the minority
+	// side its lease: it must stop within LeaseTicks.
+	if side < need && (!s.blind || s.now > s.cutAt+uint64(s.cfg.Node.LeaseTicks)) {
+		s.violate("tick %d: %s acts under term %d on a side of %d of %d members (its view: %v)", s.now, l.Holder, l.Term, side, total, sn.node.Status())
 	}
 }
 
@@ -284,11 +446,13 @@ func (s *Sim) Acted() map[uint64]string { return s.acted }
 func (s *Sim) TickAll() {
 	s.now++
 	for _, sn := range s.nodes {
-		if sn.up && !sn.left {
+		if sn.up && !sn.left && !sn.paused {
+			sn.ticked = s.now
 			sn.node.Tick()
 			s.after(sn)
 		}
 	}
+	s.checkOverlap()
 }
 
 // Deliver delivers every message now in flight (whatever its delay; not the
@@ -300,6 +464,10 @@ func (s *Sim) Deliver(drop func(Message) bool) []Delivery {
 	s.queue = nil
 	out := make([]Delivery, 0, len(q))
 	for _, sm := range q {
+		if s.held(sm.m) {
+			s.queue = append(s.queue, sm)
+			continue
+		}
 		d := Delivery{Msg: sm.m}
 		if drop != nil && drop(sm.m) {
 			d.Dropped, d.Why = true, "dropped"
@@ -349,24 +517,65 @@ func (s *Sim) Step() {
 	s.queue = later
 	s.rng.Shuffle(len(due), func(i, j int) { due[i], due[j] = due[j], due[i] })
 	for _, sm := range due {
+		if s.held(sm.m) {
+			s.queue = append(s.queue, sm)
+			continue
+		}
 		if s.cfg.Loss > 0 && s.rng.Float64() < s.cfg.Loss {
 			s.Lost++
 			continue
 		}
 		_, _, _ = s.deliver(sm.m)
 	}
+	s.checkOverlap()
 }
 
-// InFlight returns the number of messages in flight.
-func (s *Sim) InFlight() int { return len(s.queue) }
+// held reports whether m waits for its paused receiver.
+func (s *Sim) held(m Message) bool {
+	to := s.byName[m.To]
+	return to != nil && to.paused && to.up && !to.left
+}
 
-// Quiet reports whether no message is in flight and no up node is busy.
+// InFlight returns the number of messages in flight, not counting those
+// that wait for a paused receiver.
+func (s *Sim) InFlight() int {
+	k := 0
+	for _, sm := range s.queue {
+		if !s.held(sm.m) {
+			k++
+		}
+	}
+	return k
+}
+
+// Quiet reports whether no up node is busy and no message is in flight
+// besides lease renewals and grants (the coordinator's steady heartbeat) and
+// messages that wait for a paused receiver.
 func (s *Sim) Quiet() bool {
-	if len(s.queue) > 0 {
-		return false
+	for _, sm := range s.queue {
+		if s.held(sm.m) {
+			continue
+		}
+		if !sm.m.Lease {
+			return false
+		}
+		// A renewal to a node that names someone else (or no one) will
+		// change its view.
+		if to := s.byName[sm.m.To]; sm.m.Type == MsgCoordinator && to != nil && to.up && !to.left &&
+			to.node.Status().Coordinator != sm.m.From {
+			return false
+		}
 	}
 	for _, sn := range s.nodes {
-		if sn.up && !sn.left && sn.node.Busy() {
+		if !sn.up || sn.left || sn.paused {
+			continue
+		}
+		if sn.node.Busy() {
+			return false
+		}
+		// A coordinator named but not acting: it is still winning its
+		// lease, or the node will find out that it lost it.
+		if c := s.byName[sn.node.Status().Coordinator]; c != nil && c.up && !c.left && !c.paused && !c.node.Acting() {
 			return false
 		}
 	}

@@ -19,25 +19,36 @@ func TestSimulation(t *testing.T) {
 	const perNode = 6.0 // bound on messages per election per node
 	first := map[string]float64{}
 	for _, n := range sizes {
-		for _, sc := range []string{"one-asks", "all-ask", "coordinator-lost"} {
-			msgs, ticks := simulate(t, n, sc)
+		for _, sc := range []string{"one-asks", "all-ask", "coordinator-lost", "coordinator-paused"} {
+			msgs, lease, ticks := simulate(t, n, sc)
 			ratio := float64(msgs) / float64(n)
 			if _, ok := first[sc]; !ok {
 				first[sc] = ratio
 			} else if ratio > 1.5*first[sc] {
 				t.Errorf("N=%d %s: %.2f messages per node, %.2f at the smallest size: grows faster than N", n, sc, ratio, first[sc])
 			}
-			t.Logf("N=%-5d %-16s msgs=%-6d msgs/N=%.2f ticks=%d", n, sc, msgs, ratio, ticks)
-			if ratio > perNode {
-				t.Errorf("N=%d %s: %d messages, %.2f per node, bound %.1f: not linear", n, sc, msgs, ratio, perNode)
+			t.Logf("N=%-5d %-16s msgs=%-6d msgs/N=%.2f lease-msgs=%-6d ticks=%d", n, sc, msgs, ratio, lease, ticks)
+			if lr := float64(lease) / float64(n); lr > 2*perNode {
+				t.Errorf("N=%d %s: %d lease messages, %.2f per node: not linear", n, sc, lease, lr)
+			}
+			bound := perNode
+			if sc == "coordinator-paused" {
+				// Members find out by the renewals that stop, one after
+				// another, and the resumed node is told who acts.
+				bound = 2 * perNode
+			}
+			if ratio > bound {
+				t.Errorf("N=%d %s: %d messages, %.2f per node, bound %.1f: not linear", n, sc, msgs, ratio, bound)
 			}
 		}
 	}
 }
 
 // simulate builds a mesh of n nodes, runs one election of the given
-// scenario, and returns the messages it took and the ticks to settle.
-func simulate(t testing.TB, n int, scenario string) (msgs uint64, ticks int) {
+// scenario, and returns the election messages it took (claims, answers,
+// acknowledgements), the lease renewals and grants sent meanwhile, and the
+// ticks to settle.
+func simulate(t testing.TB, n int, scenario string) (msgs, lease uint64, ticks int) {
 	t.Helper()
 	cfg := DefaultConfig()
 	s := NewSim(SimConfig{Seed: uint64(n), Loss: 0.01, MaxDelay: 1, Node: cfg})
@@ -63,21 +74,48 @@ func simulate(t testing.TB, n int, scenario string) (msgs uint64, ticks int) {
 		for _, name := range names {
 			_ = s.Request(name)
 		}
-	case "coordinator-lost":
+	case "coordinator-lost", "coordinator-paused":
 		_ = s.Request(names[0])
 		settle()
 		c := s.Node(names[0]).Status().Coordinator
-		before := s.Sent.Total()
-		if err := s.Kill(c); err != nil {
-			t.Fatal(err)
+		before, beforeLease := s.Sent.Total(), s.LeaseSent
+		if scenario == "coordinator-lost" {
+			if err := s.Kill(c); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			// Paused unseen by the failure detector: the members find
+			// out by the renewals that stop.
+			if err := s.Pause(c); err != nil {
+				t.Fatal(err)
+			}
+			for range s.cfg.Node.LeaseTicks {
+				s.Step()
+				ticks++
+			}
 		}
-		ticks = settle()
-		checkAgreement(t, s, scenario)
-		return s.Sent.Total() - before, ticks
+		ticks += settle()
+		if scenario == "coordinator-paused" {
+			// It resumes: its lease ran out; it accepts the new one.
+			if err := s.Resume(c); err != nil {
+				t.Fatal(err)
+			}
+			ticks += settle()
+			if got := s.Node(c).Status().Coordinator; got == c || got == "" {
+				t.Fatalf("N=%d: the resumed %s names %q", n, c, got)
+			}
+		}
+		if scenario == "coordinator-lost" {
+			checkAgreement(t, s, scenario)
+		} else {
+			checkActing(t, s, scenario)
+		}
+		lease = s.LeaseSent - beforeLease
+		return s.Sent.Total() - before - lease, lease, ticks
 	}
 	ticks = settle()
 	checkAgreement(t, s, scenario)
-	return s.Sent.Total(), ticks
+	return s.Sent.Total() - s.LeaseSent, s.LeaseSent, ticks
 }
 
 func checkAgreement(t testing.TB, s *Sim, scenario string) {
@@ -109,7 +147,7 @@ func BenchmarkElection(b *testing.B) {
 			var msgs uint64
 			var ticks int
 			for range b.N {
-				m, k := simulate(b, n, "coordinator-lost")
+				m, _, k := simulate(b, n, "coordinator-lost")
 				msgs += m
 				ticks += k
 			}
@@ -117,5 +155,33 @@ func BenchmarkElection(b *testing.B) {
 			b.ReportMetric(float64(msgs)/float64(b.N)/float64(n), "msgs/node")
 			b.ReportMetric(float64(ticks)/float64(b.N), "ticks/election")
 		})
+	}
+}
+
+// checkActing checks that every up node names one coordinator, which acts,
+// and that no other node acts.
+func checkActing(t testing.TB, s *Sim, scenario string) {
+	t.Helper()
+	want := ""
+	for _, n := range s.Names() {
+		if !s.Up(n) {
+			continue
+		}
+		c := s.Node(n).Status().Coordinator
+		if want == "" {
+			want = c
+		}
+		if c != want || c == "" {
+			t.Fatalf("%s: %s names %q, another names %q", scenario, n, c, want)
+		}
+		if n != want && s.Node(n).Acting() {
+			t.Fatalf("%s: %s acts besides %s", scenario, n, want)
+		}
+	}
+	if !s.Node(want).Acting() {
+		t.Fatalf("%s: %s does not act", scenario, want)
+	}
+	if v := s.Violations(); len(v) > 0 {
+		t.Fatalf("%s: %v", scenario, v)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -203,6 +204,15 @@ type Trial struct {
 	Failover  float64 `json:"failover_s"`  // kill to every survivor naming New
 	Detection float64 `json:"detection_s"` // kill to every survivor marking the victim failed (Shoal)
 	FirstName float64 `json:"first_name_s"`
+	// Messages is how many election messages (claims, answers, promises,
+	// refusals) the survivors sent from the kill to the agreement, and
+	// LeaseMsgs how many lease renewals and grants (Shoal; -1 for raft).
+	Messages, LeaseMsgs int64
+}
+
+// counter is implemented by an impl that can count its election messages.
+type counter interface {
+	messages(ctx context.Context, ps []*proc) (election, lease int64, err error)
 }
 
 // killTrial kills the coordinator victim and measures, per survivor, when it
@@ -218,6 +228,15 @@ func killTrial(ctx context.Context, im impl, victim *proc, survivors []*proc, ol
 	}
 	var mu sync.Mutex
 	state := make([]obs, len(survivors))
+	tr.Messages, tr.LeaseMsgs = -1, -1
+	cnt, counts := im.(counter)
+	var msgs0, lease0 int64
+	if counts {
+		var err error
+		if msgs0, lease0, err = cnt.messages(ctx, survivors); err != nil {
+			return tr, err
+		}
+	}
 	t0 := time.Now()
 	if err := victim.kill9(); err != nil {
 		return tr, err
@@ -275,6 +294,23 @@ func killTrial(ctx context.Context, im impl, victim *proc, survivors []*proc, ol
 			maxDet = max(maxDet, s.detected)
 		}
 		mu.Unlock()
+		if agreed && tr.New == "" {
+			tr.New, tr.NewTerm, tr.Failover, tr.FirstName = c, term, newest.Seconds(), first.Seconds()
+			if counts {
+				// Read at once when all agree (before waiting for the
+				// failure detector below, whose time would add renewals).
+				m, l, err := cnt.messages(ctx, survivors)
+				if err != nil {
+					return tr, err
+				}
+				tr.Messages, tr.LeaseMsgs = m-msgs0, l-lease0
+				counts = false
+			}
+		}
+		if !agreed {
+			tr.New = ""
+			counts = cnt != nil
+		}
 		if agreed && (detected || !wantDetect) {
 			tr.New, tr.NewTerm, tr.Failover, tr.FirstName = c, term, newest.Seconds(), first.Seconds()
 			if wantDetect {
@@ -480,6 +516,42 @@ func (s *shoalImpl) start(ctx context.Context, ps *procs, n int) ([]*proc, error
 		return nil, err
 	}
 	return nodes, nil
+}
+
+// messages sums the election messages the agents sent, from /metrics.
+func (s *shoalImpl) messages(ctx context.Context, ps []*proc) (election, lease int64, err error) {
+	for _, p := range ps {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.ip+":7950/metrics", nil)
+		if err != nil {
+			return 0, 0, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s /metrics: %w", p.name, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			rest, ok := strings.CutPrefix(l, `shoal_election_messages_sent_total{type="`)
+			if !ok {
+				continue
+			}
+			typ, val, _ := strings.Cut(rest, `"} `)
+			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err != nil {
+				return 0, 0, fmt.Errorf("%s /metrics: %q: %w", p.name, l, err)
+			}
+			if typ == "lease" {
+				lease += int64(v)
+			} else {
+				election += int64(v)
+			}
+		}
+	}
+	return election, lease, nil
 }
 
 func (s *shoalImpl) ask(ctx context.Context, p *proc, victim string) (view, error) {

@@ -47,6 +47,7 @@ func agentFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "rejoin-after-leave", EnvVars: env("REJOIN_AFTER_LEAVE"), Usage: "rejoin snapshot members even after a graceful leave"},
 		&cli.DurationFlag{Name: "reconnect-timeout", EnvVars: env("RECONNECT_TIMEOUT"), Usage: "how long a failed member stays listed (and is retried) before it is reaped (0: the profile's, 24h on lan and wan, 30s on local)"},
 		&cli.StringFlag{Name: "data-dir", EnvVars: env("DATA_DIR"), Usage: "directory for the membership snapshot and keyring"},
+		&cli.StringFlag{Name: "acting-log", EnvVars: env("ACTING_LOG"), Usage: "append one JSON line per change of this node's acting state and per lease renewal to FILE"},
 		&cli.StringFlag{Name: "encrypt", EnvVars: env("ENCRYPT"), Usage: "base64 gossip key (see 'shoal keygen')"},
 		&cli.StringFlag{Name: "keyring-file", EnvVars: env("KEYRING_FILE"), Usage: "JSON array of base64 gossip keys, primary first"},
 		&cli.StringFlag{Name: "label", EnvVars: env("LABEL"), Usage: "mesh label: meshes with different labels never mix"},
@@ -149,6 +150,9 @@ func agentConfig(c *cli.Context) (agent.Config, error) {
 	}
 	if set("data-dir") {
 		cfg.DataDir = c.String("data-dir")
+	}
+	if set("acting-log") {
+		cfg.ActingLog = c.String("acting-log")
 	}
 	if set("encrypt") {
 		cfg.EncryptKey = c.String("encrypt")

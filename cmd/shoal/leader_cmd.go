@@ -82,9 +82,9 @@ func printLeader(c *cli.Context, l client.Leader) error {
 	self := "no"
 	switch {
 	case l.Acting:
-		self = "yes, acting"
+		self = "yes, acting (lease until " + l.LeaseUntil + ")"
 	case l.Holding:
-		self = "yes, holding off after a stall"
+		self = "yes, waiting for a quorum to grant its lease"
 	case l.IsSelf:
 		self = "yes, not acting yet"
 	}
