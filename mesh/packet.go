@@ -18,7 +18,9 @@ const (
 	// PacketMagic is the first byte of every Shoal packet.
 	PacketMagic = 0xC5
 	// packetVersion is the framing version, in the high nibble of byte 1.
-	packetVersion = 1
+	// Version 2 added versions to load entries and election messages;
+	// version 1 packets (which a replay could roll back) are refused.
+	packetVersion = 2
 	flagEncrypted = 0x01
 
 	// KindLoad carries load entries (see the package doc).
@@ -55,6 +57,9 @@ type Entry struct {
 	// ID is NameID(Name); DecodeEntries fills it, AppendEntries ignores it.
 	ID  uint32
 	Age time.Duration
+	// Version is the origin's version of this confirmation (VersionClock):
+	// receivers take only versions above the one they hold.
+	Version uint64
 	// Full entries carry State; refreshes carry only Tag (StateTag of the
 	// state they confirm).
 	Full  bool
@@ -95,6 +100,7 @@ func appendEntry(dst []byte, e Entry) []byte {
 		full = 1
 	}
 	dst = binary.AppendUvarint(dst, wireAge(e.Age)<<1|full)
+	dst = binary.AppendUvarint(dst, e.Version)
 	if !e.Full {
 		return binary.BigEndian.AppendUint16(dst, e.Tag)
 	}
@@ -114,7 +120,7 @@ func wireAge(d time.Duration) uint64 {
 // entrySize is the encoded size of e inside a packet body.
 func entrySize(e Entry) int {
 	var tmp [binary.MaxVarintLen64]byte
-	n := 4 + binary.PutUvarint(tmp[:], wireAge(e.Age)<<1)
+	n := 4 + binary.PutUvarint(tmp[:], wireAge(e.Age)<<1) + binary.PutUvarint(tmp[:], e.Version)
 	if !e.Full {
 		return n + 2
 	}
@@ -136,8 +142,8 @@ func DecodeEntries(b []byte) ([]Entry, error) {
 		return nil, fmt.Errorf("%w: %d entries, at most %d allowed", ErrBadPacket, n, MaxEntries)
 	}
 	b = b[1+k:]
-	// Each entry takes at least 7 bytes: a count larger than that is a lie.
-	if n > uint64(len(b))/7+1 {
+	// Each entry takes at least 8 bytes: a count larger than that is a lie.
+	if n > uint64(len(b))/8+1 {
 		return nil, fmt.Errorf("%w: %d entries in %d bytes", ErrBadPacket, n, len(b))
 	}
 	out := make([]Entry, 0, n)
@@ -156,11 +162,16 @@ func DecodeEntries(b []byte) ([]Entry, error) {
 			return nil, fmt.Errorf("%w: entry %d age %v above %v", ErrBadPacket, i, time.Duration(age)*ageUnit, MaxEntryAge)
 		}
 		b = b[k:]
+		ver, k := binary.Uvarint(b)
+		if k <= 0 {
+			return nil, fmt.Errorf("%w: entry %d bad version", ErrBadPacket, i)
+		}
+		b = b[k:]
 		if !full {
 			if len(b) < 2 {
 				return nil, fmt.Errorf("%w: entry %d truncated", ErrBadPacket, i)
 			}
-			out = append(out, Entry{ID: id, Age: time.Duration(age) * ageUnit, Tag: binary.BigEndian.Uint16(b)})
+			out = append(out, Entry{ID: id, Age: time.Duration(age) * ageUnit, Version: ver, Tag: binary.BigEndian.Uint16(b)})
 			b = b[2:]
 			continue
 		}
@@ -173,12 +184,47 @@ func DecodeEntries(b []byte) ([]Entry, error) {
 		}
 		st := append([]byte(nil), b[1:1+sl]...)
 		b = b[1+sl:]
-		out = append(out, Entry{ID: id, Age: time.Duration(age) * ageUnit, Full: true, State: st, Tag: StateTag(st)})
+		out = append(out, Entry{ID: id, Age: time.Duration(age) * ageUnit, Version: ver, Full: true, State: st, Tag: StateTag(st)})
 	}
 	if len(b) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadPacket, len(b))
 	}
 	return out, nil
+}
+
+// MaxElectionLen bounds an election message inside its envelope.
+const MaxElectionLen = 4096
+
+// AppendElection appends the body of a KindElection packet: the sender's
+// name, its version (VersionClock) and the election message.
+func AppendElection(dst []byte, from string, version uint64, msg []byte) []byte {
+	dst = append(dst, KindElection, byte(len(from)))
+	dst = append(dst, from...)
+	dst = binary.AppendUvarint(dst, version)
+	return append(dst, msg...)
+}
+
+// DecodeElection decodes the body of a KindElection packet. The message
+// aliases b.
+func DecodeElection(b []byte) (from string, version uint64, msg []byte, err error) {
+	if len(b) < 2 || b[0] != KindElection {
+		return "", 0, nil, fmt.Errorf("%w: not an election body", ErrBadPacket)
+	}
+	nl := int(b[1])
+	if nl == 0 || nl > MaxNameLen || len(b) < 2+nl {
+		return "", 0, nil, fmt.Errorf("%w: election sender name of %d bytes in %d", ErrBadPacket, nl, len(b))
+	}
+	from = string(b[2 : 2+nl])
+	b = b[2+nl:]
+	version, k := binary.Uvarint(b)
+	if k <= 0 {
+		return "", 0, nil, fmt.Errorf("%w: election from %q: bad version", ErrBadPacket, from)
+	}
+	msg = b[k:]
+	if len(msg) > MaxElectionLen {
+		return "", 0, nil, fmt.Errorf("%w: election message of %d bytes, at most %d", ErrBadPacket, len(msg), MaxElectionLen)
+	}
+	return from, version, msg, nil
 }
 
 // Sealer frames packet bodies for the wire and opens them, encrypting with

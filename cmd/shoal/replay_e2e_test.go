@@ -113,7 +113,7 @@ func TestReplayedGossipDoesNotRollLoadBack(t *testing.T) {
 	waitCPU(10)
 
 	before := gossipIn(t, c2)
-	stale0 := promCounter(t, a2.http, "shoal_gossip_stale_entries_total")
+	stale0 := promCounter(t, a2.http, `shoal_gossip_stale_total{kind="load_older"}`)
 	// Replay the captured packets from a plain UDP socket, over and over,
 	// while watching what rp2 shows for rp1.
 	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
@@ -161,7 +161,7 @@ func TestReplayedGossipDoesNotRollLoadBack(t *testing.T) {
 		t.Fatalf("replayed packets rolled rp1's load back on rp2: %d of %d readings were not 10%% (%d captured packets replayed, %d Shoal packets reached rp2)",
 			bad, readings, len(pkts), after-before)
 	}
-	if stale := promCounter(t, a2.http, "shoal_gossip_stale_entries_total"); stale <= stale0 {
+	if stale := promCounter(t, a2.http, `shoal_gossip_stale_total{kind="load_older"}`); stale <= stale0 {
 		t.Fatalf("rp2 refused no stale entries in /metrics (%v -> %v)", stale0, stale)
 	}
 	t.Logf("%d captured packets replayed (%d Shoal packets reached rp2); rp1 stayed at 10%% in %d readings", len(pkts), after-before, readings)
@@ -170,8 +170,8 @@ func TestReplayedGossipDoesNotRollLoadBack(t *testing.T) {
 	waitCPU(40)
 }
 
-// promCounter reads one unlabelled counter from an agent's /metrics; 0
-// when the agent does not export it.
+// promCounter reads one series (name with its labels) from an agent's
+// /metrics; 0 when the agent does not export it.
 func promCounter(t *testing.T, httpAddr, name string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + httpAddr + "/metrics")
