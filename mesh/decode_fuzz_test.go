@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -66,23 +67,33 @@ func TestMiniFloatSaturatesAndRounds(t *testing.T) {
 func TestEntriesRoundTripAndBounds(t *testing.T) {
 	st := EncodeState(nil, metrics.Load{CPUPercent: 12})
 	in := []Entry{{Name: "a", Age: 0, Version: 1, Full: true, State: st}, {Name: "node-2.example", Age: 1230 * time.Millisecond, Version: VersionAt(time.Now()), Full: true, State: st}, {Name: "c", Age: time.Second, Version: 1 << 62, Tag: 0xBEEF}}
-	out, err := DecodeEntries(AppendEntries(nil, in))
+	base := VersionAt(time.Now())
+	out, gotBase, err := DecodeEntries(AppendEntries(nil, base, in))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(out) != 3 || out[2].Full || out[2].Tag != 0xBEEF || out[2].ID != NameID("c") || out[1].Tag != StateTag(st) || out[1].ID != NameID("node-2.example") || out[1].Age != 1250*time.Millisecond || !bytes.Equal(out[1].State, st) ||
-		out[0].Version != 1 || out[1].Version != in[1].Version || out[2].Version != 1<<62 {
+		out[0].Version != 1 || out[1].Version != in[1].Version || out[2].Version != 1<<62 || gotBase != base {
 		t.Fatalf("round trip: %+v", out)
 	}
-	body := AppendEntries(nil, in)
+	body := AppendEntries(nil, base, in)
 	for i := range body {
-		if _, err := DecodeEntries(body[:i]); err == nil {
+		if _, _, err := DecodeEntries(body[:i]); err == nil {
 			t.Errorf("truncated at %d decoded", i)
 		}
 	}
-	huge := []byte{KindLoad, 0xff, 0xff, 0x03}
-	if _, err := DecodeEntries(huge); !errors.Is(err, ErrBadPacket) {
+	huge := []byte{KindLoad, 0, 0xff, 0xff, 0x03}
+	if _, _, err := DecodeEntries(huge); !errors.Is(err, ErrBadPacket) {
 		t.Errorf("count beyond bound: %v", err)
+	}
+	// Versions out of range: below zero, or above MaxVersion.
+	for _, v := range []int64{-1, MaxVersion + 1} {
+		b := []byte{KindLoad, 10, 1, 0, 0, 0, 1, 0}
+		b = binary.AppendVarint(b, v-10)
+		b = append(b, 0xBE, 0xEF)
+		if _, _, err := DecodeEntries(b); !errors.Is(err, ErrBadPacket) {
+			t.Errorf("version %d decoded: %v", v, err)
+		}
 	}
 }
 
@@ -140,17 +151,18 @@ func FuzzDecodeState(f *testing.F) {
 
 func FuzzDecodeEntries(f *testing.F) {
 	st := EncodeState(nil, metrics.Load{CPUPercent: 12})
-	f.Add(AppendEntries(nil, []Entry{{Name: "a", Full: true, State: st}, {Name: "b", Age: time.Second, Tag: 7}}))
+	f.Add(AppendEntries(nil, 0, []Entry{{Name: "a", Full: true, State: st}, {Name: "b", Age: time.Second, Tag: 7}}))
 	// Seeds from the table tests: the entries they merge.
 	var seed []Entry
 	for _, c := range mergeCases() {
 		seed = append(seed, c.e)
 	}
-	f.Add(AppendEntries(nil, seed))
-	f.Add([]byte{KindLoad, 0})
-	f.Add([]byte{KindLoad, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add(AppendEntries(nil, 101, seed))
+	f.Add(AppendEntries(nil, VersionAt(time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)), seed))
+	f.Add([]byte{KindLoad, 0, 0})
+	f.Add([]byte{KindLoad, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		es, err := DecodeEntries(b)
+		es, base, err := DecodeEntries(b)
 		if err != nil {
 			return
 		}
@@ -158,14 +170,14 @@ func FuzzDecodeEntries(f *testing.F) {
 			t.Fatalf("%d entries", len(es))
 		}
 		for _, e := range es {
-			if len(e.State) > MaxStateLen || e.Age > MaxEntryAge {
+			if len(e.State) > MaxStateLen || e.Age > MaxEntryAge || e.Version > MaxVersion {
 				t.Fatalf("entry out of bounds: %+v", e)
 			}
 		}
 		for i := range es {
 			es[i].Name = fmt.Sprint(es[i].ID)
 		}
-		again, err := DecodeEntries(AppendEntries(nil, es))
+		again, _, err := DecodeEntries(AppendEntries(nil, base, es))
 		if err != nil || len(again) != len(es) {
 			t.Fatalf("re-encode: %v", err)
 		}
@@ -193,15 +205,15 @@ func FuzzDecodeEntries(f *testing.F) {
 
 func FuzzOpenPacket(f *testing.F) {
 	s := &Sealer{Label: "x", Keys: func() ([]byte, [][]byte) { k := bytes.Repeat([]byte{7}, 16); return k, [][]byte{k} }}
-	p, _ := s.Seal(nil, []byte{KindLoad, 0})
+	p, _ := s.Seal(nil, []byte{KindLoad, 0, 0})
 	f.Add(p)
-	f.Add([]byte{PacketMagic, packetVersion << 4, 1, 'x', KindLoad, 0})
+	f.Add([]byte{PacketMagic, packetVersion << 4, 1, 'x', KindLoad, 0, 0})
 	f.Add(append([]byte{PacketMagic, packetVersion << 4, 1, 'x'}, AppendElection(nil, "n1", 7, []byte{1, 2, 3})...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, s := range []*Sealer{s, {Label: "x"}} {
 			body, err := s.Open(b)
 			if err == nil && len(body) > 0 && body[0] == KindLoad {
-				_, _ = DecodeEntries(body)
+				_, _, _ = DecodeEntries(body)
 			}
 			if err == nil && len(body) > 0 && body[0] == KindElection {
 				_, _, _, _ = DecodeElection(body)

@@ -736,7 +736,7 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 	if len(entries) == 0 {
 		return buf
 	}
-	body := AppendEntries(nil, entries)
+	body := AppendEntries(nil, VersionAt(now), entries)
 	pkt, err := m.sealer.Seal(buf, body)
 	if err != nil {
 		m.log.Warn("seal load packet", "err", err)
@@ -786,7 +786,7 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 	}
 	switch body[0] {
 	case KindLoad:
-		entries, err := DecodeEntries(body)
+		entries, _, err := DecodeEntries(body)
 		if err != nil {
 			m.stats.Dropped.Add(1)
 			m.log.Debug("dropped load packet", "from", from.String(), "err", err)

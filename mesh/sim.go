@@ -146,7 +146,7 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 			tables[i].SetSelf(current[i], version[i], now)
 			round[i]++
 			entries := tables[i].Select(now, cfg.PacketBudget, cfg.MaxForwardAge, nil, round[i]%fullEvery == 0)
-			size := len(AppendEntries(nil, entries)) + overhead
+			size := len(AppendEntries(nil, VersionAt(now), entries)) + overhead
 			for f := 0; f < cfg.Fanout; f++ {
 				j := rng.IntN(n - 1)
 				if j >= i {
@@ -171,7 +171,7 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 			version[j] = max(version[j]+1, VersionAt(now))
 			tables[j].SetSelf(current[j], version[j], now)
 			entries := tables[j].Select(now, cfg.AckBudget, cfg.MaxForwardAge, nil, false)
-			bytesSent += int64(len(AppendEntries(nil, entries)))
+			bytesSent += int64(len(AppendEntries(nil, VersionAt(now), entries)))
 			if rng.Float64() < cfg.Loss {
 				continue
 			}

@@ -169,8 +169,29 @@ func TestVersionClock(t *testing.T) {
 	if _, err := NewVersionClock(dir, clk); err == nil || !strings.Contains(err.Error(), VersionFile) || !strings.Contains(err.Error(), "twelve") {
 		t.Fatalf("damaged floor: %v", err)
 	}
-	// A version on the wire is 5 bytes this decade.
-	if n := entrySize(Entry{Version: VersionAt(now), Tag: 1}) - entrySize(Entry{Tag: 1}); n != 4 {
-		t.Fatalf("version costs %d bytes over a zero one", n+1)
+	// On the wire a version costs 1 byte when the origin's clock is within
+	// ±630 ms of the sender's (5 for the packet's base), and still decodes
+	// when it is not.
+	base := VersionAt(now)
+	for _, c := range []struct {
+		v    uint64
+		age  time.Duration
+		size int
+	}{
+		{base, 0, 8},
+		{base - 200, 2 * time.Second, 8},         // forwarded, clocks in step
+		{base + 63, 0, 8},                        // origin 630 ms ahead
+		{base + 64, 0, 9},                        // 640 ms ahead
+		{base - 360_000, 0, 10},                  // an hour behind
+		{VersionAt(now.AddDate(5, 0, 0)), 0, 12}, // five years ahead
+	} {
+		e := Entry{Name: "x", Version: c.v, Age: c.age, Tag: 1}
+		if n := entrySize(e, base); n != c.size {
+			t.Errorf("refresh of version base%+d at age %v: %d bytes, want %d", int64(c.v)-int64(base), c.age, n, c.size)
+		}
+		got, _, err := DecodeEntries(AppendEntries(nil, base, []Entry{e}))
+		if err != nil || got[0].Version != c.v {
+			t.Errorf("version base%+d decoded as %+v (%v)", int64(c.v)-int64(base), got, err)
+		}
 	}
 }

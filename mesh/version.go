@@ -93,9 +93,8 @@ func NewVersionClock(dataDir string, now func() time.Time) (*VersionClock, error
 	return c, nil
 }
 
-// maxVersionFloor bounds a persisted floor: far above any clock reading
-// (VersionAt of the year 2100 is about 2.4e11), far below overflow.
-const maxVersionFloor = 1 << 62
+// maxVersionFloor bounds a persisted floor.
+const maxVersionFloor = MaxVersion
 
 // ParseVersionFloor decodes the content of VersionFile: one decimal number
 // and an optional newline, at most 32 bytes.
