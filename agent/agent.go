@@ -192,6 +192,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}()
 	addr, port := m.LocalAddr()
 	a.log.Info("agent started", "gossip", net.JoinHostPort(addr, strconv.Itoa(port)), "http", ln.Addr().String(), "profile", cfg.Profile, "version", Version)
+	if len(keys) == 0 && cfg.Profile != mesh.ProfileP2P && !isLoopback(bhost) {
+		a.log.Warn("gossip is not encrypted on an address other than loopback (--insecure-gossip): anyone who reaches it can join the mesh, publish load and be picked", "bind", cfg.Bind)
+	}
 
 	if len(cfg.Join) > 0 {
 		attempts := 1

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -113,6 +114,10 @@ type Config struct {
 	// JSON array of such keys, primary first.
 	EncryptKey  string `json:"encrypt"`
 	KeyringFile string `json:"keyring_file"`
+	// InsecureGossip lets gossip run without a key on an address other than
+	// loopback: anyone who can reach the port can then join the mesh,
+	// publish load and be picked. Without it such an agent refuses to start.
+	InsecureGossip bool `json:"insecure_gossip"`
 	// Label keeps meshes sharing a network apart.
 	Label string `json:"label"`
 	// HTTPAddr is where the API, /metrics and the dashboard listen.
@@ -352,7 +357,28 @@ func (c *Config) Validate() error {
 	if err := c.Scale.validate(); err != nil {
 		return err
 	}
-	return nil
+	return c.checkGossipKey()
+}
+
+// checkGossipKey refuses gossip without a key on an address other than
+// loopback, unless InsecureGossip says so. A keyring kept in the data
+// directory by an earlier run counts as a key. The p2p profile has its own
+// rule (a key or an allow-list), checked by mesh.New.
+func (c *Config) checkGossipKey() error {
+	if c.Profile == mesh.ProfileP2P || c.InsecureGossip || c.EncryptKey != "" || c.KeyringFile != "" {
+		return nil
+	}
+	host, _, _ := splitHostPort("bind", c.Bind)
+	if isLoopback(host) {
+		return nil
+	}
+	if c.DataDir != "" {
+		if _, err := os.Stat(filepath.Join(c.DataDir, "keyring.json")); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: gossip bind %s is not a loopback address and no gossip key is set: anyone who reaches it could join the mesh, publish load and be picked. "+
+		"Set a key (--encrypt \"$(shoal keygen)\", SHOAL_ENCRYPT, or --keyring-file), or accept an open mesh with --insecure-gossip (SHOAL_INSECURE_GOSSIP=true)", ErrConfig, c.Bind)
 }
 
 // splitHostPort reads a gossip address: memberlist binds and advertises IP

@@ -42,6 +42,7 @@ func TestConfigFileErrorsSayWhere(t *testing.T) {
 
 func TestListenAddressesTakeLocalhostGossipDoesNot(t *testing.T) {
 	c := DefaultConfig()
+	c.Bind = "127.0.0.1:7946" // the default 0.0.0.0 needs a gossip key
 	c.HTTPAddr = "localhost:7950"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("http-addr localhost:7950 refused: %v", err)

@@ -23,6 +23,7 @@ type collector struct {
 	selfCPU, selfMem, selfCores, selfLoad *prometheus.Desc
 	pkts, bytes, loadPkts, loadBytes      *prometheus.Desc
 	dropped, sendErr, sampleErr, info     *prometheus.Desc
+	stale                                 *prometheus.Desc
 }
 
 func newCollector(a *Agent) *collector {
@@ -45,13 +46,15 @@ func newCollector(a *Agent) *collector {
 		loadBytes: d("gossip_load_bytes_total", "Bytes of Shoal load packets through the gossip port.", "direction"),
 		dropped:   d("gossip_dropped_total", "Shoal packets dropped: undecodable, wrong key or label."),
 		sendErr:   d("gossip_send_errors_total", "Packets the gossip port failed to send."),
+		stale: d("gossip_stale_total", "Gossip refused as not new: load entries older than (kind=load_older) or the same version as (load_same) the one held, "+
+			"election messages replayed or stale (election). Late copies count too; a replay shows as a rise.", "kind"),
 		sampleErr: d("sample_errors_total", "Load samples that failed."),
 		info:      d("build_info", "Build and node information.", "version", "node", "profile"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.members, c.cpu, c.mem, c.age, c.netRx, c.netTx, c.selfCPU, c.selfMem, c.selfCores, c.selfLoad, c.pkts, c.bytes, c.loadPkts, c.loadBytes, c.dropped, c.sendErr, c.sampleErr, c.info} {
+	for _, d := range []*prometheus.Desc{c.members, c.cpu, c.mem, c.age, c.netRx, c.netTx, c.selfCPU, c.selfMem, c.selfCores, c.selfLoad, c.pkts, c.bytes, c.loadPkts, c.loadBytes, c.dropped, c.sendErr, c.sampleErr, c.info, c.stale} {
 		ch <- d
 	}
 }
@@ -100,6 +103,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.loadBytes, s.ShoalBytesOut.Load(), "out")
 	ctr(c.dropped, s.Dropped.Load())
 	ctr(c.sendErr, s.SendErrors.Load())
+	ctr(c.stale, s.StaleEntries.Load(), "load_older")
+	ctr(c.stale, s.SameEntries.Load(), "load_same")
+	ctr(c.stale, s.StaleElections.Load(), "election")
 	ctr(c.sampleErr, a.monitor.Errors())
 }
 

@@ -188,6 +188,7 @@ func TestReservedTagRefused(t *testing.T) {
 		}
 	}
 	cfg := DefaultConfig()
+	cfg.Bind = "127.0.0.1:7946" // the default 0.0.0.0 needs a gossip key
 	cfg.Tags = map[string]string{"service": "web", "port": "8080"}
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("service and port are user tags: %v", err)

@@ -78,7 +78,7 @@ type Config struct {
 	// MaxForwardAge: entries older than this are not forwarded.
 	MaxForwardAge time.Duration
 	// FullRounds: a changed state goes out in full in this many packets
-	// from each node, then as 7-byte refreshes; FullEvery: every this many
+	// from each node, then as 8-byte refreshes; FullEvery: every this many
 	// rounds a packet goes out all in full (anti-entropy for a missed change).
 	FullRounds int
 	FullEvery  int

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -65,23 +66,34 @@ func TestMiniFloatSaturatesAndRounds(t *testing.T) {
 
 func TestEntriesRoundTripAndBounds(t *testing.T) {
 	st := EncodeState(nil, metrics.Load{CPUPercent: 12})
-	in := []Entry{{Name: "a", Age: 0, Full: true, State: st}, {Name: "node-2.example", Age: 1230 * time.Millisecond, Full: true, State: st}, {Name: "c", Age: time.Second, Tag: 0xBEEF}}
-	out, err := DecodeEntries(AppendEntries(nil, in))
+	in := []Entry{{Name: "a", Age: 0, Version: 1, Full: true, State: st}, {Name: "node-2.example", Age: 1230 * time.Millisecond, Version: VersionAt(time.Now()), Full: true, State: st}, {Name: "c", Age: time.Second, Version: 1 << 62, Tag: 0xBEEF}}
+	base := VersionAt(time.Now())
+	out, gotBase, err := DecodeEntries(AppendEntries(nil, base, in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out) != 3 || out[2].Full || out[2].Tag != 0xBEEF || out[2].ID != NameID("c") || out[1].Tag != StateTag(st) || out[1].ID != NameID("node-2.example") || out[1].Age != 1250*time.Millisecond || !bytes.Equal(out[1].State, st) {
+	if len(out) != 3 || out[2].Full || out[2].Tag != 0xBEEF || out[2].ID != NameID("c") || out[1].Tag != StateTag(st) || out[1].ID != NameID("node-2.example") || out[1].Age != 1250*time.Millisecond || !bytes.Equal(out[1].State, st) ||
+		out[0].Version != 1 || out[1].Version != in[1].Version || out[2].Version != 1<<62 || gotBase != base {
 		t.Fatalf("round trip: %+v", out)
 	}
-	body := AppendEntries(nil, in)
+	body := AppendEntries(nil, base, in)
 	for i := range body {
-		if _, err := DecodeEntries(body[:i]); err == nil {
+		if _, _, err := DecodeEntries(body[:i]); err == nil {
 			t.Errorf("truncated at %d decoded", i)
 		}
 	}
-	huge := []byte{KindLoad, 0xff, 0xff, 0x03}
-	if _, err := DecodeEntries(huge); !errors.Is(err, ErrBadPacket) {
+	huge := []byte{KindLoad, 0, 0xff, 0xff, 0x03}
+	if _, _, err := DecodeEntries(huge); !errors.Is(err, ErrBadPacket) {
 		t.Errorf("count beyond bound: %v", err)
+	}
+	// Versions out of range: below zero, or above MaxVersion.
+	for _, v := range []int64{-1, MaxVersion + 1} {
+		b := []byte{KindLoad, 10, 1, 0, 0, 0, 1, 0}
+		b = binary.AppendVarint(b, v-10)
+		b = append(b, 0xBE, 0xEF)
+		if _, _, err := DecodeEntries(b); !errors.Is(err, ErrBadPacket) {
+			t.Errorf("version %d decoded: %v", v, err)
+		}
 	}
 }
 
@@ -139,11 +151,18 @@ func FuzzDecodeState(f *testing.F) {
 
 func FuzzDecodeEntries(f *testing.F) {
 	st := EncodeState(nil, metrics.Load{CPUPercent: 12})
-	f.Add(AppendEntries(nil, []Entry{{Name: "a", Full: true, State: st}, {Name: "b", Age: time.Second, Tag: 7}}))
-	f.Add([]byte{KindLoad, 0})
-	f.Add([]byte{KindLoad, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add(AppendEntries(nil, 0, []Entry{{Name: "a", Full: true, State: st}, {Name: "b", Age: time.Second, Tag: 7}}))
+	// Seeds from the table tests: the entries they merge.
+	var seed []Entry
+	for _, c := range mergeCases() {
+		seed = append(seed, c.e)
+	}
+	f.Add(AppendEntries(nil, 101, seed))
+	f.Add(AppendEntries(nil, VersionAt(time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)), seed))
+	f.Add([]byte{KindLoad, 0, 0})
+	f.Add([]byte{KindLoad, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		es, err := DecodeEntries(b)
+		es, base, err := DecodeEntries(b)
 		if err != nil {
 			return
 		}
@@ -151,33 +170,53 @@ func FuzzDecodeEntries(f *testing.F) {
 			t.Fatalf("%d entries", len(es))
 		}
 		for _, e := range es {
-			if len(e.State) > MaxStateLen || e.Age > MaxEntryAge {
+			if len(e.State) > MaxStateLen || e.Age > MaxEntryAge || e.Version > MaxVersion {
 				t.Fatalf("entry out of bounds: %+v", e)
 			}
 		}
 		for i := range es {
 			es[i].Name = fmt.Sprint(es[i].ID)
 		}
-		again, err := DecodeEntries(AppendEntries(nil, es))
+		again, _, err := DecodeEntries(AppendEntries(nil, base, es))
 		if err != nil || len(again) != len(es) {
 			t.Fatalf("re-encode: %v", err)
+		}
+		for i := range es {
+			if again[i].Version != es[i].Version || again[i].Full != es[i].Full || again[i].Tag != es[i].Tag {
+				t.Fatalf("entry %d re-encoded as %+v, was %+v", i, again[i], es[i])
+			}
+		}
+		// Merging whatever decodes never panics, and never takes an entry
+		// at or below the version held.
+		tb := NewTable("self")
+		for _, e := range es {
+			e.Name = fmt.Sprint(e.ID % 4)
+			_, _, had := tb.Get(e.Name)
+			before := uint64(0)
+			if had {
+				before = tb.entries[e.Name].version
+			}
+			if tb.Merge(e, time.Unix(1_800_000_000, 0)) == Taken && had && e.Version <= before {
+				t.Fatalf("took version %d over %d", e.Version, before)
+			}
 		}
 	})
 }
 
 func FuzzOpenPacket(f *testing.F) {
 	s := &Sealer{Label: "x", Keys: func() ([]byte, [][]byte) { k := bytes.Repeat([]byte{7}, 16); return k, [][]byte{k} }}
-	p, _ := s.Seal(nil, []byte{KindLoad, 0})
+	p, _ := s.Seal(nil, []byte{KindLoad, 0, 0})
 	f.Add(p)
-	f.Add([]byte{PacketMagic, 0x10, 1, 'x', KindLoad, 0})
+	f.Add([]byte{PacketMagic, packetVersion << 4, 1, 'x', KindLoad, 0, 0})
+	f.Add(append([]byte{PacketMagic, packetVersion << 4, 1, 'x'}, AppendElection(nil, "n1", 7, []byte{1, 2, 3})...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, s := range []*Sealer{s, {Label: "x"}} {
 			body, err := s.Open(b)
 			if err == nil && len(body) > 0 && body[0] == KindLoad {
-				_, _ = DecodeEntries(body)
+				_, _, _ = DecodeEntries(body)
 			}
 			if err == nil && len(body) > 0 && body[0] == KindElection {
-				_, _, _ = decodeElection(body)
+				_, _, _, _ = DecodeElection(body)
 			}
 		}
 	})
@@ -190,7 +229,7 @@ func TestGarbageAtTheGossipPortIsDroppedAndCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Garbage with our magic byte, and garbage memberlist must reject.
-	for _, pkt := range [][]byte{{PacketMagic, 0x10, 0}, {PacketMagic, 0x10, 0, KindLoad, 0xff, 0xff, 0xff}, {PacketMagic}, {0xff, 1, 2, 3}} {
+	for _, pkt := range [][]byte{{PacketMagic, packetVersion << 4, 0}, {PacketMagic, packetVersion << 4, 0, KindLoad, 0xff, 0xff, 0xff}, {PacketMagic}, {0xff, 1, 2, 3}} {
 		if _, err := b.m.trans.WriteTo(pkt, addrOf(a.m)); err != nil {
 			t.Fatal(err)
 		}
@@ -208,5 +247,70 @@ func TestGarbageAtTheGossipPortIsDroppedAndCounted(t *testing.T) {
 			}
 		}
 		return nil
+	})
+}
+
+func TestElectionEnvelope(t *testing.T) {
+	b := AppendElection(nil, "node-1", 1<<40, []byte("msg"))
+	from, v, msg, err := DecodeElection(b)
+	if err != nil || from != "node-1" || v != 1<<40 || string(msg) != "msg" {
+		t.Fatalf("round trip: %q %d %q %v", from, v, msg, err)
+	}
+	for i := range b[:len(b)-3] {
+		if _, _, _, err := DecodeElection(b[:i]); !errors.Is(err, ErrBadPacket) {
+			t.Errorf("truncated at %d: %v", i, err)
+		}
+	}
+	long := AppendElection(nil, "n", 1, make([]byte, MaxElectionLen+1))
+	if _, _, _, err := DecodeElection(long); !errors.Is(err, ErrBadPacket) {
+		t.Errorf("oversized message: %v", err)
+	}
+	// A version 1 packet (no versions: replayable) is refused.
+	old := []byte{PacketMagic, 1 << 4, 0, KindLoad, 0}
+	if _, err := (&Sealer{}).Open(old); !errors.Is(err, ErrBadPacket) {
+		t.Errorf("framing version 1 opened: %v", err)
+	}
+}
+
+func FuzzDecodeElection(f *testing.F) {
+	f.Add(AppendElection(nil, "node-1", 1<<40, []byte("msg")))
+	f.Add(AppendElection(nil, "a", 0, nil))
+	f.Add([]byte{KindElection, 1, 'a', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		from, v, msg, err := DecodeElection(b)
+		if err != nil {
+			return
+		}
+		if from == "" || len(from) > MaxNameLen || len(msg) > MaxElectionLen {
+			t.Fatalf("out of bounds: %q %d bytes", from, len(msg))
+		}
+		f2, v2, m2, err := DecodeElection(AppendElection(nil, from, v, msg))
+		if err != nil || f2 != from || v2 != v || !bytes.Equal(m2, msg) {
+			t.Fatalf("re-encode: %v", err)
+		}
+		// The anti-replay window takes a version once.
+		tb := NewTable("self")
+		if tb.AcceptElection(from, v) != ElectionFresh || tb.AcceptElection(from, v) != ElectionReplayed {
+			t.Fatal("a version was taken twice")
+		}
+	})
+}
+
+func FuzzParseVersionFloor(f *testing.F) {
+	f.Add([]byte("217238400\n"))
+	f.Add([]byte("0"))
+	f.Add([]byte("4611686018427387905\n"))
+	f.Add([]byte("-1\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := ParseVersionFloor(b)
+		if err != nil {
+			return
+		}
+		if v > maxVersionFloor {
+			t.Fatalf("floor %d above the bound", v)
+		}
+		if w, err := ParseVersionFloor([]byte(fmt.Sprintf("%d\n", v))); err != nil || w != v {
+			t.Fatalf("re-encode %d: %d %v", v, w, err)
+		}
 	})
 }

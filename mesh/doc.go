@@ -54,10 +54,10 @@
 // Buckets and refreshes: a node publishes a new state only when its load
 // moved past a bucket (Moved: a CPU or memory point, 10% of a rate);
 // otherwise it re-confirms the last one. A changed state goes out in full
-// (22 bytes) in the first 3 packets from each node, then as a 7-byte refresh
-// (ID, age and a 16-bit tag of the state) that a receiver holding that state
-// takes as a confirmation; every 10th packet is all in full, so a node that
-// missed a change catches up.
+// (23 bytes) in the first 3 packets from each node, then as an 8-byte
+// refresh (ID, age, version and a 16-bit tag of the state) that a receiver
+// holding that state takes as a confirmation; every 10th packet is all in
+// full, so a node that missed a change catches up.
 //
 // Age: an entry's age is the time since its origin last published or
 // confirmed that state. The sample behind it is at most one sampling
@@ -67,6 +67,59 @@
 // in docs/benchmarks.md; SimulateDissemination runs the real Table and
 // encoding on a modelled network.
 //
+// # Replay protection
+//
+// Encryption stops forgery, not replay: a packet captured on the wire can
+// be sent again, by anyone, from anywhere that reaches the port. So every
+// load confirmation and every election message carries a version from its
+// origin's VersionClock, and receivers order what an origin says by it:
+//
+//   - Versions are a hybrid logical clock: max(previous + 1, wall clock in
+//     10 ms units since 2025-01-01 UTC). They rise strictly while a node
+//     runs. Across restarts a floor above every version handed out is kept
+//     in the data directory (VersionFile, written and synced before a
+//     version past it is used, once per half hour), so a restarted node
+//     starts above its old versions even if its clock went back. Without a
+//     data directory the wall clock is the floor: safe unless the clock is
+//     set back across a restart (its loads are then refused until the
+//     clock passes its old versions, or the member is reaped and rejoins).
+//     Versions are only ever compared with the same origin's, so clocks
+//     need not agree between hosts; ages still travel as ages.
+//   - A node confirms its load every round under a new version; forwarders
+//     pass on the version they hold. A receiver takes an entry only if its
+//     version is above the one it holds for that member (Table.Merge): an
+//     older state never comes back. A copy of the version it holds
+//     refreshes nothing: it may only move the estimate of when the origin
+//     published it earlier, and a replay arrives later than the original,
+//     so replaying the newest packet does not make a stale load look
+//     fresh. A member whose packets stop ages out, replays or not.
+//   - Election messages pass, in mesh's envelope, an anti-replay window
+//     over the sender's versions (the highest seen and a 64-bit map below
+//     it, as IPsec's), and must be no more than ElectionWindow (10 s) below
+//     the newest load version held from the sender: a freshness window on
+//     the sender's own clock. Messages from names that are not members are
+//     dropped. Terms are the election's business: it must refuse a term
+//     below the one it knows (docs/threat-model.md).
+//   - Refusals are counted (Stats.StaleEntries, SameEntries, StaleElections;
+//     shoal_gossip_stale_total in /metrics). Late copies count too, so a
+//     replay shows as a rise, not as a non-zero value.
+//
+// What remains: a receiver that holds nothing about an origin (it just
+// started, or the origin just joined) takes the first authenticated entry
+// it sees, so an attacker who both holds back the origin's packets and
+// replays old ones can show an old load until one genuine packet gets
+// through; from then on those replays are refused.
+//
+// Cost: a load packet carries a base (the sender's version clock reading,
+// 5 bytes this decade, 6 from 2035) and each entry its version as the
+// signed difference from base − age, which is about the clock skew between
+// its origin and the sender: 1 byte within ±630 ms, more for larger skew,
+// exact whatever the skew. Full entries are 23 bytes instead of 22,
+// refreshes 8 instead of 7; election messages carry 5 bytes more.
+// Per-node figures before and after are in docs/benchmarks.md. Version 1 packets
+// (without versions) are refused, so agents before and after this change
+// do not exchange load: upgrade a mesh all at once.
+//
 // # Packet layout
 //
 // Shoal packets share memberlist's UDP port. memberlist's own start with a
@@ -75,7 +128,7 @@
 //
 //	off  len  field
 //	0    1    0xC5 magic
-//	1    1    high nibble: framing version (1); low nibble: flags (bit 0: encrypted)
+//	1    1    high nibble: framing version (2); low nibble: flags (bit 0: encrypted)
 //	plaintext:  2  1  label length L;  3  L  label (must equal ours);  3+L  body
 //	encrypted:  2 12  nonce;  14  ...  AES-GCM(body) with its 16-byte tag;
 //	            additional data = bytes 0–1 and our label
@@ -84,12 +137,16 @@
 // when opening, so rotation (install, use, remove) needs no downtime. Body:
 //
 //	0   1  kind: 1 load entries, 2 election message
-//	kind 1: uvarint count (≤ 1024), then per entry:
+//	kind 1: uvarint base (the sender's VersionAt(now), ≤ 2^62),
+//	        uvarint count (≤ 1024), then per entry:
 //	        4 bytes NameID (FNV-1a of the member name, big-endian),
-//	        uvarint (age in 50 ms units (≤ 1 h) << 1 | full),
+//	        uvarint (age a in 50 ms units (≤ 1 h) << 1 | full),
+//	        zigzag varint d: the origin's version is base − 5a + d (0–2^62),
 //	        full:    1 byte state length (≤ 64), state
 //	        refresh: 2 bytes StateTag of the state it confirms
-//	kind 2: 1 byte sender name length, sender name, election message
+//	kind 2: 1 byte sender name length (1–128), sender name,
+//	        uvarint version (the sender's VersionClock),
+//	        election message (≤ 4,096 bytes)
 //
 // # Node state layout (version 1.0, 16 bytes, big-endian)
 //

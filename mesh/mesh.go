@@ -43,6 +43,7 @@ type Mesh struct {
 	trans  memberlist.NodeAwareTransport
 	sealer *Sealer
 	stats  Stats
+	vclock *VersionClock
 
 	mu      sync.Mutex
 	table   *Table
@@ -178,11 +179,19 @@ func New(cfg Config) (*Mesh, error) {
 	sc.Tags = maps.Clone(tags)
 
 	keys := cfg.Keys
+	var err error
+	m.vclock, err = NewVersionClock("", nil)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
 		}
 		sc.SnapshotPath = filepath.Join(cfg.DataDir, "serf.snapshot")
+		if m.vclock, err = NewVersionClock(cfg.DataDir, nil); err != nil {
+			return nil, err
+		}
 		kf := filepath.Join(cfg.DataDir, "keyring.json")
 		if _, err := os.Stat(kf); err == nil {
 			stored, err := ReadKeyringFile(kf)
@@ -688,8 +697,12 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 			if fresh {
 				m.pubLoad, m.pubState, m.published = l, EncodeState(nil, l), true
 			}
+			v, err := m.vclock.Next()
+			if err != nil {
+				m.log.Warn("persist the version floor", "err", err)
+			}
 			m.mu.Lock()
-			m.table.SetSelf(m.pubState, now)
+			m.table.SetSelf(m.pubState, v, now)
 			if h := m.heard[m.cfg.NodeName]; fresh || h == nil {
 				// Decoded, not copied: the View shows this node's load as
 				// the others receive it.
@@ -723,7 +736,7 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 	if len(entries) == 0 {
 		return buf
 	}
-	body := AppendEntries(nil, entries)
+	body := AppendEntries(nil, VersionAt(now), entries)
 	pkt, err := m.sealer.Seal(buf, body)
 	if err != nil {
 		m.log.Warn("seal load packet", "err", err)
@@ -773,7 +786,7 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 	}
 	switch body[0] {
 	case KindLoad:
-		entries, err := DecodeEntries(body)
+		entries, _, err := DecodeEntries(body)
 		if err != nil {
 			m.stats.Dropped.Add(1)
 			m.log.Debug("dropped load packet", "from", from.String(), "err", err)
@@ -788,9 +801,22 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 				continue
 			}
 			e.Name = name
-			cur, curOrigin, held := m.table.Get(name)
-			if held && !now.Add(-e.Age).After(curOrigin) {
-				continue // not fresher than what the table holds: Merge refuses it
+			cur, _, held := m.table.Get(name)
+			if held && e.Version <= m.table.VersionOf(name) {
+				// Not above the version held (a late copy, or a replay):
+				// Merge refuses it, or for the same version may only move
+				// the estimate of when it was published earlier.
+				switch m.table.Merge(e, now) {
+				case Older:
+					m.stats.StaleEntries.Add(1)
+				case Same:
+					m.stats.SameEntries.Add(1)
+					if h := m.heard[name]; h != nil {
+						_, origin, _ := m.table.Get(name)
+						h.at.Store(origin.UnixNano())
+					}
+				}
+				continue
 			}
 			// A state is decoded once, when it is new here; a copy of a
 			// state already held (forwarded, or resent in full) only
@@ -809,7 +835,7 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 					continue
 				}
 			}
-			if !m.table.Merge(e, now) {
+			if m.table.Merge(e, now) != Taken {
 				continue
 			}
 			_, origin, _ := m.table.Get(name)
@@ -831,9 +857,25 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 		}
 		m.mu.Unlock()
 	case KindElection:
-		from, msg, err := decodeElection(body)
+		from, ver, msg, err := DecodeElection(body)
 		if err != nil {
 			m.stats.Dropped.Add(1)
+			return
+		}
+		m.mu.Lock()
+		_, member := m.members[from]
+		res := ElectionStale
+		if member && from != m.cfg.NodeName {
+			res = m.table.AcceptElection(from, ver)
+		}
+		m.mu.Unlock()
+		if !member || from == m.cfg.NodeName {
+			m.stats.Dropped.Add(1)
+			return
+		}
+		if res != ElectionFresh {
+			m.stats.StaleElections.Add(1)
+			m.log.Debug("refused an election message", "from", from, "version", ver, "replayed", res == ElectionReplayed)
 			return
 		}
 		if m.cfg.OnElection != nil {
@@ -857,23 +899,14 @@ func (m *Mesh) SendElection(to string, msg []byte) error {
 	if !ok {
 		return fmt.Errorf("no member named %q", to)
 	}
-	pkt, err := m.sealer.Seal(nil, encodeElection(m.cfg.NodeName, msg))
+	v, err := m.vclock.Next()
+	if err != nil {
+		m.log.Warn("persist the version floor", "err", err)
+	}
+	pkt, err := m.sealer.Seal(nil, AppendElection(nil, m.cfg.NodeName, v, msg))
 	if err != nil {
 		return err
 	}
 	_, err = m.trans.WriteToAddress(pkt, addr)
 	return err
-}
-
-func encodeElection(from string, msg []byte) []byte {
-	b := []byte{KindElection, byte(len(from))}
-	b = append(b, from...)
-	return append(b, msg...)
-}
-
-func decodeElection(b []byte) (string, []byte, error) {
-	if len(b) < 2 || b[0] != KindElection || int(b[1]) == 0 || len(b) < 2+int(b[1]) {
-		return "", nil, fmt.Errorf("%w: election body", ErrBadPacket)
-	}
-	return string(b[2 : 2+int(b[1])]), b[2+int(b[1]):], nil
 }

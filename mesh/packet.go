@@ -18,7 +18,9 @@ const (
 	// PacketMagic is the first byte of every Shoal packet.
 	PacketMagic = 0xC5
 	// packetVersion is the framing version, in the high nibble of byte 1.
-	packetVersion = 1
+	// Version 2 added versions to load entries and election messages;
+	// version 1 packets (which a replay could roll back) are refused.
+	packetVersion = 2
 	flagEncrypted = 0x01
 
 	// KindLoad carries load entries (see the package doc).
@@ -55,6 +57,9 @@ type Entry struct {
 	// ID is NameID(Name); DecodeEntries fills it, AppendEntries ignores it.
 	ID  uint32
 	Age time.Duration
+	// Version is the origin's version of this confirmation (VersionClock):
+	// receivers take only versions above the one they hold.
+	Version uint64
 	// Full entries carry State; refreshes carry only Tag (StateTag of the
 	// state they confirm).
 	Full  bool
@@ -79,22 +84,40 @@ func NameID(name string) uint32 {
 }
 
 // AppendEntries appends the body of a KindLoad packet holding entries.
-func AppendEntries(dst []byte, entries []Entry) []byte {
+// base is the sender's version clock reading (VersionAt(now)): each
+// entry's version travels as its difference from base − age, which is
+// about the clock skew between its origin and the sender (1 byte within
+// ±630 ms) instead of a whole version (5 bytes). Any base decodes right;
+// a good one only makes the packet smaller.
+func AppendEntries(dst []byte, base uint64, entries []Entry) []byte {
 	dst = append(dst, KindLoad)
+	dst = binary.AppendUvarint(dst, base)
 	dst = binary.AppendUvarint(dst, uint64(len(entries)))
 	for _, e := range entries {
-		dst = appendEntry(dst, e)
+		dst = appendEntry(dst, base, e)
 	}
 	return dst
 }
 
-func appendEntry(dst []byte, e Entry) []byte {
+// versionsPerAge is how many version units one wire age unit spans.
+const versionsPerAge = int64(ageUnit / VersionUnit)
+
+// versionDelta is what travels for version v in an entry of wire age a in
+// a packet of the given base: v − (base − a·versionsPerAge).
+func versionDelta(v, base, a uint64) int64 {
+	pred := int64(base) - int64(a)*versionsPerAge
+	return int64(v) - pred
+}
+
+func appendEntry(dst []byte, base uint64, e Entry) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, NameID(e.Name))
 	full := uint64(0)
 	if e.Full {
 		full = 1
 	}
-	dst = binary.AppendUvarint(dst, wireAge(e.Age)<<1|full)
+	a := wireAge(e.Age)
+	dst = binary.AppendUvarint(dst, a<<1|full)
+	dst = binary.AppendVarint(dst, versionDelta(e.Version, base, a))
 	if !e.Full {
 		return binary.BigEndian.AppendUint16(dst, e.Tag)
 	}
@@ -111,74 +134,132 @@ func wireAge(d time.Duration) uint64 {
 	return uint64((d + ageUnit/2) / ageUnit)
 }
 
-// entrySize is the encoded size of e inside a packet body.
-func entrySize(e Entry) int {
+// entrySize is the encoded size of e inside a packet body of that base.
+func entrySize(e Entry, base uint64) int {
 	var tmp [binary.MaxVarintLen64]byte
-	n := 4 + binary.PutUvarint(tmp[:], wireAge(e.Age)<<1)
+	a := wireAge(e.Age)
+	n := 4 + binary.PutUvarint(tmp[:], a<<1) + binary.PutVarint(tmp[:], versionDelta(e.Version, base, a))
 	if !e.Full {
 		return n + 2
 	}
 	return n + 1 + len(e.State)
 }
 
+// MaxVersion bounds versions: far above any clock reading (the year 2100
+// is about 2.4e11), far below overflow.
+const MaxVersion = 1 << 62
+
 // DecodeEntries decodes the body of a KindLoad packet (starting at the kind
-// byte). It checks every length against the input and the bounds above and
-// returns an error wrapping ErrBadPacket instead of panicking.
-func DecodeEntries(b []byte) ([]Entry, error) {
-	if len(b) < 2 || b[0] != KindLoad {
-		return nil, fmt.Errorf("%w: not a load body", ErrBadPacket)
+// byte) and returns its entries and base. It checks every length against
+// the input and the bounds above and returns an error wrapping
+// ErrBadPacket instead of panicking.
+func DecodeEntries(b []byte) ([]Entry, uint64, error) {
+	if len(b) < 3 || b[0] != KindLoad {
+		return nil, 0, fmt.Errorf("%w: not a load body", ErrBadPacket)
 	}
-	n, k := binary.Uvarint(b[1:])
-	if k <= 0 {
-		return nil, fmt.Errorf("%w: bad entry count", ErrBadPacket)
-	}
-	if n > MaxEntries {
-		return nil, fmt.Errorf("%w: %d entries, at most %d allowed", ErrBadPacket, n, MaxEntries)
+	base, k := binary.Uvarint(b[1:])
+	if k <= 0 || base > MaxVersion {
+		return nil, 0, fmt.Errorf("%w: bad version base", ErrBadPacket)
 	}
 	b = b[1+k:]
-	// Each entry takes at least 7 bytes: a count larger than that is a lie.
-	if n > uint64(len(b))/7+1 {
-		return nil, fmt.Errorf("%w: %d entries in %d bytes", ErrBadPacket, n, len(b))
+	n, k := binary.Uvarint(b)
+	if k <= 0 {
+		return nil, 0, fmt.Errorf("%w: bad entry count", ErrBadPacket)
+	}
+	if n > MaxEntries {
+		return nil, 0, fmt.Errorf("%w: %d entries, at most %d allowed", ErrBadPacket, n, MaxEntries)
+	}
+	b = b[k:]
+	// Each entry takes at least 8 bytes: a count larger than that is a lie.
+	if n > uint64(len(b))/8+1 {
+		return nil, 0, fmt.Errorf("%w: %d entries in %d bytes", ErrBadPacket, n, len(b))
 	}
 	out := make([]Entry, 0, n)
 	for i := uint64(0); i < n; i++ {
 		if len(b) < 4 {
-			return nil, fmt.Errorf("%w: entry %d truncated", ErrBadPacket, i)
+			return nil, 0, fmt.Errorf("%w: entry %d truncated", ErrBadPacket, i)
 		}
 		id := binary.BigEndian.Uint32(b)
 		b = b[4:]
 		af, k := binary.Uvarint(b)
 		if k <= 0 {
-			return nil, fmt.Errorf("%w: entry %d bad age", ErrBadPacket, i)
+			return nil, 0, fmt.Errorf("%w: entry %d bad age", ErrBadPacket, i)
 		}
 		age, full := af>>1, af&1 == 1
 		if age > uint64(MaxEntryAge/ageUnit) {
-			return nil, fmt.Errorf("%w: entry %d age %v above %v", ErrBadPacket, i, time.Duration(age)*ageUnit, MaxEntryAge)
+			return nil, 0, fmt.Errorf("%w: entry %d age %v above %v", ErrBadPacket, i, time.Duration(age)*ageUnit, MaxEntryAge)
 		}
 		b = b[k:]
+		d, k := binary.Varint(b)
+		if k <= 0 {
+			return nil, 0, fmt.Errorf("%w: entry %d bad version", ErrBadPacket, i)
+		}
+		b = b[k:]
+		// base ≤ 2^62 and age ≤ 72,000: pred cannot overflow; the sum is
+		// checked against [0, MaxVersion] before it is used.
+		pred := int64(base) - int64(age)*versionsPerAge
+		if d > MaxVersion || d < -MaxVersion || pred+d < 0 || pred+d > MaxVersion {
+			return nil, 0, fmt.Errorf("%w: entry %d version out of range", ErrBadPacket, i)
+		}
+		ver := uint64(pred + d)
 		if !full {
 			if len(b) < 2 {
-				return nil, fmt.Errorf("%w: entry %d truncated", ErrBadPacket, i)
+				return nil, 0, fmt.Errorf("%w: entry %d truncated", ErrBadPacket, i)
 			}
-			out = append(out, Entry{ID: id, Age: time.Duration(age) * ageUnit, Tag: binary.BigEndian.Uint16(b)})
+			out = append(out, Entry{ID: id, Age: time.Duration(age) * ageUnit, Version: ver, Tag: binary.BigEndian.Uint16(b)})
 			b = b[2:]
 			continue
 		}
 		if len(b) < 1 {
-			return nil, fmt.Errorf("%w: entry %d truncated", ErrBadPacket, i)
+			return nil, 0, fmt.Errorf("%w: entry %d truncated", ErrBadPacket, i)
 		}
 		sl := int(b[0])
 		if sl > MaxStateLen || len(b) < 1+sl {
-			return nil, fmt.Errorf("%w: entry %d state length %d", ErrBadPacket, i, sl)
+			return nil, 0, fmt.Errorf("%w: entry %d state length %d", ErrBadPacket, i, sl)
 		}
 		st := append([]byte(nil), b[1:1+sl]...)
 		b = b[1+sl:]
-		out = append(out, Entry{ID: id, Age: time.Duration(age) * ageUnit, Full: true, State: st, Tag: StateTag(st)})
+		out = append(out, Entry{ID: id, Age: time.Duration(age) * ageUnit, Version: ver, Full: true, State: st, Tag: StateTag(st)})
 	}
 	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadPacket, len(b))
+		return nil, 0, fmt.Errorf("%w: %d trailing bytes", ErrBadPacket, len(b))
 	}
-	return out, nil
+	return out, base, nil
+}
+
+// MaxElectionLen bounds an election message inside its envelope.
+const MaxElectionLen = 4096
+
+// AppendElection appends the body of a KindElection packet: the sender's
+// name, its version (VersionClock) and the election message.
+func AppendElection(dst []byte, from string, version uint64, msg []byte) []byte {
+	dst = append(dst, KindElection, byte(len(from)))
+	dst = append(dst, from...)
+	dst = binary.AppendUvarint(dst, version)
+	return append(dst, msg...)
+}
+
+// DecodeElection decodes the body of a KindElection packet. The message
+// aliases b.
+func DecodeElection(b []byte) (from string, version uint64, msg []byte, err error) {
+	if len(b) < 2 || b[0] != KindElection {
+		return "", 0, nil, fmt.Errorf("%w: not an election body", ErrBadPacket)
+	}
+	nl := int(b[1])
+	if nl == 0 || nl > MaxNameLen || len(b) < 2+nl {
+		return "", 0, nil, fmt.Errorf("%w: election sender name of %d bytes in %d", ErrBadPacket, nl, len(b))
+	}
+	from = string(b[2 : 2+nl])
+	b = b[2+nl:]
+	version, k := binary.Uvarint(b)
+	if k <= 0 {
+		return "", 0, nil, fmt.Errorf("%w: election from %q: bad version", ErrBadPacket, from)
+	}
+	msg = b[k:]
+	if len(msg) > MaxElectionLen {
+		return "", 0, nil, fmt.Errorf("%w: election message of %d bytes, at most %d", ErrBadPacket, len(msg), MaxElectionLen)
+	}
+	return from, version, msg, nil
 }
 
 // Sealer frames packet bodies for the wire and opens them, encrypting with

@@ -78,7 +78,8 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 		}
 		phase[i] = time.Duration(rng.Int64N(int64(cfg.GossipInterval)))
 	}
-	start := time.Unix(1_000_000, 0)
+	// A date of this decade, so versions have their real size on the wire.
+	start := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	fullEvery := cfg.FullEvery
 	if fullEvery == 0 {
 		fullEvery = 10
@@ -91,6 +92,7 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 		current[i] = mkState()
 	}
 	round := make([]int, n)
+	version := make([]uint64, n) // each node's version clock
 	probePhase := make([]time.Duration, n)
 	if cfg.ProbeInterval > 0 {
 		for i := range probePhase {
@@ -140,10 +142,11 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 			if cfg.ChangeRate > 0 && rng.Float64() < cfg.ChangeRate*cfg.GossipInterval.Seconds() {
 				current[i] = mkState()
 			}
-			tables[i].SetSelf(current[i], now)
+			version[i] = max(version[i]+1, VersionAt(now))
+			tables[i].SetSelf(current[i], version[i], now)
 			round[i]++
 			entries := tables[i].Select(now, cfg.PacketBudget, cfg.MaxForwardAge, nil, round[i]%fullEvery == 0)
-			size := len(AppendEntries(nil, entries)) + overhead
+			size := len(AppendEntries(nil, VersionAt(now), entries)) + overhead
 			for f := 0; f < cfg.Fanout; f++ {
 				j := rng.IntN(n - 1)
 				if j >= i {
@@ -165,9 +168,10 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 			if j >= i {
 				j++
 			}
-			tables[j].SetSelf(current[j], now)
+			version[j] = max(version[j]+1, VersionAt(now))
+			tables[j].SetSelf(current[j], version[j], now)
 			entries := tables[j].Select(now, cfg.AckBudget, cfg.MaxForwardAge, nil, false)
-			bytesSent += int64(len(AppendEntries(nil, entries)))
+			bytesSent += int64(len(AppendEntries(nil, VersionAt(now), entries)))
 			if rng.Float64() < cfg.Loss {
 				continue
 			}

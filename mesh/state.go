@@ -114,7 +114,7 @@ func decodeMiniFloat(u uint16) float64 {
 // published: CPU or memory by a percentage point, the load average by 0.1,
 // the cores available at all, or a network rate or available memory by 10%
 // (and at least 1 KiB/s or 1 MiB). Smaller drifts are not worth a new state:
-// they re-confirm the old one in a 7-byte refresh instead of a 22-byte entry.
+// they re-confirm the old one in an 8-byte refresh instead of a 23-byte entry.
 func Moved(prev, cur metrics.Load) bool {
 	rel := func(a, b, floor float64) bool {
 		d := math.Abs(a - b)

@@ -63,6 +63,11 @@ type Stats struct {
 	// consumers read it); LoadChanges the load states the table took in
 	// place of another (or first); ViewReads the calls of Mesh.View.
 	ViewBuilds, LoadDecodes, LoadChanges, ViewReads atomic.Uint64
+	// StaleEntries counts load entries refused because a newer version of
+	// that member's load was held (late copies and replays); SameEntries
+	// copies of the version held, which refresh nothing; StaleElections
+	// election messages refused as replayed or stale.
+	StaleEntries, SameEntries, StaleElections atomic.Uint64
 }
 
 const udpRecvBuf = 2 << 20

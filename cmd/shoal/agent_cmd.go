@@ -50,6 +50,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "acting-log", EnvVars: env("ACTING_LOG"), Usage: "append one JSON line per change of this node's acting state and per lease renewal to FILE"},
 		&cli.StringFlag{Name: "encrypt", EnvVars: env("ENCRYPT"), Usage: "base64 gossip key (see 'shoal keygen')"},
 		&cli.StringFlag{Name: "keyring-file", EnvVars: env("KEYRING_FILE"), Usage: "JSON array of base64 gossip keys, primary first"},
+		&cli.BoolFlag{Name: "insecure-gossip", EnvVars: env("INSECURE_GOSSIP"), Usage: "gossip without a key on an address other than loopback (anyone who reaches the port can join and publish load)"},
 		&cli.StringFlag{Name: "label", EnvVars: env("LABEL"), Usage: "mesh label: meshes with different labels never mix"},
 		&cli.StringFlag{Name: "http-addr", EnvVars: env("HTTP_ADDR"), Value: d.HTTPAddr, Usage: "API, /metrics and dashboard address"},
 		&cli.StringFlag{Name: "api-token", EnvVars: env("API_TOKEN"), Usage: "API token (required when --http-addr is not loopback)"},
@@ -159,6 +160,9 @@ func agentConfig(c *cli.Context) (agent.Config, error) {
 	}
 	if set("keyring-file") {
 		cfg.KeyringFile = c.String("keyring-file")
+	}
+	if set("insecure-gossip") {
+		cfg.InsecureGossip = c.Bool("insecure-gossip")
 	}
 	if set("label") {
 		cfg.Label = c.String("label")

@@ -25,7 +25,7 @@ func TestConfigPrecedence(t *testing.T) {
 		got, err = agentConfig(c)
 		return err
 	}}}}
-	if err := app.Run([]string{"shoal", "agent", "--config", file, "--label", "flag-label", "--tag", "zone=a"}); err != nil {
+	if err := app.Run([]string{"shoal", "agent", "--config", file, "--label", "flag-label", "--tag", "zone=a", "--insecure-gossip"}); err != nil {
 		t.Fatal(err)
 	}
 	if got.NodeName != "from-file" {
@@ -59,3 +59,54 @@ func TestConfigFileUnknownFieldNamed(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestGossipNeedsAKeyOffLoopback: gossip on an address other than loopback
+// needs a key, or --insecure-gossip; the error names the address and both
+// ways out.
+func TestGossipNeedsAKeyOffLoopback(t *testing.T) {
+	keyed := t.TempDir()
+	os.WriteFile(filepath.Join(keyed, "keyring.json"), []byte(`["cmVwbGF5LXRlc3Qta2V5IQ=="]`), 0o600)
+	for _, c := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // "" : accepted
+	}{
+		{"all interfaces, no key", []string{"--bind", "0.0.0.0:7946"}, nil, "gossip bind 0.0.0.0:7946 is not a loopback address and no gossip key is set"},
+		{"a LAN address, no key", []string{"--bind", "10.1.2.3:7946"}, nil, "gossip bind 10.1.2.3:7946"},
+		{"the default bind, no key", nil, nil, "gossip bind 0.0.0.0:7946"},
+		{"--insecure-gossip", []string{"--bind", "0.0.0.0:7946", "--insecure-gossip"}, nil, ""},
+		{"SHOAL_INSECURE_GOSSIP", []string{"--bind", "0.0.0.0:7946"}, map[string]string{"SHOAL_INSECURE_GOSSIP": "true"}, ""},
+		{"--insecure-gossip=false", []string{"--bind", "0.0.0.0:7946", "--insecure-gossip=false"}, nil, "--insecure-gossip"},
+		{"--encrypt", []string{"--bind", "0.0.0.0:7946", "--encrypt", "cmVwbGF5LXRlc3Qta2V5IQ=="}, nil, ""},
+		{"SHOAL_ENCRYPT", []string{"--bind", "0.0.0.0:7946"}, map[string]string{"SHOAL_ENCRYPT": "cmVwbGF5LXRlc3Qta2V5IQ=="}, ""},
+		{"a keyring kept in the data dir", []string{"--bind", "0.0.0.0:7946", "--data-dir", keyed}, nil, ""},
+		{"loopback, no key", []string{"--bind", "127.0.0.5:7946"}, nil, ""},
+		{"p2p has its own rule", []string{"--bind", "0.0.0.0:7946", "--profile", "p2p"}, nil, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			app := &cli.App{Commands: []*cli.Command{{Name: "agent", Flags: agentFlags(), Action: func(cc *cli.Context) error {
+				_, err := agentConfig(cc)
+				return err
+			}}}}
+			err := app.Run(append([]string{"shoal", "agent", "--node", "n1"}, c.args...))
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range []string{c.want, "--encrypt", "SHOAL_ENCRYPT", "--insecure-gossip", "SHOAL_INSECURE_GOSSIP=true"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+		})
+	}
+}

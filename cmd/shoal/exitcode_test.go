@@ -20,6 +20,7 @@ func TestEveryCommandExitsTwoOnUsage(t *testing.T) {
 		{[]string{"agent", "--profile", "fast", "--bind", "127.0.0.1:0"}, `"fast"`},
 		{[]string{"agent", "--tag", "novalue", "--bind", "127.0.0.1:0"}, "novalue"},
 		{[]string{"agent", "extra"}, "extra"},
+		{[]string{"agent", "--bind", "0.0.0.0:0"}, "gossip bind 0.0.0.0:0 is not a loopback address and no gossip key is set"},
 		{[]string{"dev", "--nodes", "0"}, "--nodes 0"},
 		{[]string{"dev", "--nodes", "many"}, "many"},
 		{[]string{"members", "--status", "gone", "--http-addr", noAgent}, `"gone"`},

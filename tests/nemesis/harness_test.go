@@ -43,6 +43,9 @@ var (
 var shoalBin string
 var hasActingLog bool
 
+// nemesisKey is the agents' gossip key (16 bytes, base64).
+const nemesisKey = "bmVtZXNpcy1nb3NzaXAtaw=="
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	os.Exit(setup(m))
@@ -313,7 +316,8 @@ echo "${n:-%d}"
 		dir := filepath.Join(c.dir, n.name)
 		n.a = &agentproc.Agent{Name: n.name, Bin: shoalBin, Prefix: []string{"ip", "netns", "exec", n.ns},
 			Gossip: n.ip + ":7946", HTTP: n.ip + ":8500", DataDir: filepath.Join(dir, "data"), Log: filepath.Join(dir, "agent.log"), Token: c.token}
-		args := []string{"--profile", "lan", "--enable-debug", "--priority", strconv.Itoa(i + 1), "--sample-interval", "200ms", "--log-level", "info", "--retry-join"}
+		// Gossip off loopback needs a key (or --insecure-gossip): give them one.
+		args := []string{"--profile", "lan", "--encrypt", nemesisKey, "--enable-debug", "--priority", strconv.Itoa(i + 1), "--sample-interval", "200ms", "--log-level", "info", "--retry-join"}
 		if hasActingLog {
 			args = append(args, "--acting-log", filepath.Join(dir, "acting.jsonl"))
 		}
