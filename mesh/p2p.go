@@ -184,7 +184,7 @@ type p2pAddr struct{ id peer.ID }
 func (a p2pAddr) Network() string { return "p2p" }
 func (a p2pAddr) String() string  { return a.id.String() }
 
-func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, handle func([]byte, net.Addr), keys func() [][]byte) (memberlist.NodeAwareTransport, error) {
+func newP2PTransport(cfg Config, pc P2PConfig, ident any, stats *Stats, log *slog.Logger, handle func([]byte, net.Addr), keys func() [][]byte) (memberlist.NodeAwareTransport, error) {
 	idn := ident.(*p2pID)
 	ip := net.ParseIP(cfg.BindAddr)
 	if ip == nil {
@@ -206,7 +206,7 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 		fmt.Sprintf("/%s/%s/udp/%d/quic-v1", fam, ip, port),
 		fmt.Sprintf("/%s/%s/tcp/%d", fam, ip, port),
 	}
-	maxPeers := cfg.P2P.MaxPeers
+	maxPeers := pc.MaxPeers
 	if maxPeers <= 0 {
 		maxPeers = 512
 	}
@@ -225,9 +225,9 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 		lost:    map[peer.ID]bool{},
 		advPort: port,
 	}
-	if len(cfg.P2P.AllowPeers) > 0 {
+	if len(pc.AllowPeers) > 0 {
 		t.allow = map[peer.ID]bool{}
-		for _, s := range cfg.P2P.AllowPeers {
+		for _, s := range pc.AllowPeers {
 			id, err := peer.Decode(s)
 			if err != nil {
 				cancel()
@@ -252,7 +252,7 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 		t.advPort = cfg.AdvertisePort
 	}
 	var boot []peer.AddrInfo
-	for _, s := range cfg.P2P.Bootstrap {
+	for _, s := range pc.Bootstrap {
 		ai, err := parseP2PAddr(s)
 		if err != nil {
 			cancel()
@@ -261,8 +261,8 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 		boot = append(boot, *ai)
 	}
 	t.relays = boot
-	t.isRelay = cfg.P2P.Relay
-	if err := treatAsPublic(cfg.P2P.PublicNets); err != nil {
+	t.isRelay = pc.Relay
+	if err := treatAsPublic(pc.PublicNets); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -312,7 +312,7 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 		libp2p.EnableRelay(),
 		libp2p.EnableHolePunching(holepunch.WithMetricsTracer(punchCounter{t})),
 	}
-	if cfg.P2P.Relay {
+	if pc.Relay {
 		// libp2p's defaults cut a relayed connection after 2 minutes or
 		// 128 KiB: fine for a hole-punch handshake, not for gossip.
 		rc := relayv2.DefaultResources()
@@ -333,7 +333,7 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 	h.SetStreamHandler(p2pPacketProto, t.handlePacketStream)
 	h.SetStreamHandler(p2pStreamProto, t.handleStream)
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: t.connected, DisconnectedF: t.disconnected})
-	if !cfg.P2P.Relay {
+	if !pc.Relay {
 		t.wg.Add(1)
 		go t.punchLoop()
 	}
@@ -343,7 +343,7 @@ func newP2PTransport(cfg Config, ident any, stats *Stats, log *slog.Logger, hand
 		t.wg.Add(1)
 		go t.bootstrapLoop(ai)
 	}
-	if cfg.P2P.MDNS {
+	if pc.MDNS {
 		svc := "shoal"
 		if cfg.Label != "" {
 			svc = "shoal-" + cfg.Label
