@@ -35,6 +35,11 @@ func hostsOf(as []*Agent) []string {
 // startMemMesh starts n agents el-1…el-n (priority i, local profile) on nw,
 // joined through el-1, and waits until each sees all of them alive.
 func startMemMesh(t *testing.T, nw *memnet.Network, n int) []*Agent {
+	return startMemMeshProfile(t, nw, n, mesh.ProfileLocal)
+}
+
+// startMemMeshProfile is startMemMesh on the given profile.
+func startMemMeshProfile(t *testing.T, nw *memnet.Network, n int, profile string) []*Agent {
 	t.Helper()
 	var as []*Agent
 	t.Cleanup(func() {
@@ -46,7 +51,7 @@ func startMemMesh(t *testing.T, nw *memnet.Network, n int) []*Agent {
 		cfg := DefaultConfig()
 		cfg.NodeName = fmt.Sprintf("el-%d", i)
 		cfg.Bind = memHost(i) + ":7946"
-		cfg.Profile = mesh.ProfileLocal
+		cfg.Profile = profile
 		cfg.HTTPAddr = "127.0.0.1:0"
 		cfg.DataDir = filepath.Join(t.TempDir(), cfg.NodeName)
 		cfg.Priority = i
@@ -246,12 +251,17 @@ func TestMemnetOneWayPartition(t *testing.T) {
 
 // TestMemnetLoss runs a five-agent mesh with 20% of packets lost on every
 // link: nobody is taken for failed, and a change of load reaches everyone.
+// It runs the lan profile, the production timings: the local profile's
+// (100 ms probe timeout, suspicion after two missed probe rounds) are for
+// quick failure detection on an idle machine, and under the race detector
+// on a loaded one they took a live member for failed now and then even
+// without loss (1 run in 4), and in 9 runs of 10 with it.
 func TestMemnetLoss(t *testing.T) {
 	nw := memnet.New(13)
 	if err := nw.SetDefault(memnet.Link{Latency: time.Millisecond, Jitter: 2 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	as := startMemMesh(t, nw, 5)
+	as := startMemMeshProfile(t, nw, 5, mesh.ProfileLAN)
 	failures := func() int {
 		n := 0
 		for _, a := range as {
@@ -272,8 +282,9 @@ func TestMemnetLoss(t *testing.T) {
 		a.Monitor().Override(&metrics.Load{CPUPercent: float64(11 * (i + 1)), MemPercent: 40, Cores: 2})
 	}
 	// Stable: at every look, everyone sees everyone alive, for a window of
-	// 50 probe rounds per node (the local profile probes every 200 ms).
-	const window = 10 * time.Second
+	// 15 probe rounds per node (lan probes every second): 75 probes, a third
+	// of which lose the ping or its ack and go indirect.
+	const window = 15 * time.Second
 	converged := time.Duration(0)
 	pollFor(t, window+30*time.Second, "stable membership and converged load under 20% loss", func() error {
 		if err := seeAlive(as, as); err != nil {
@@ -300,9 +311,18 @@ func TestMemnetLoss(t *testing.T) {
 	if n := failures() - before; n != 0 {
 		t.Errorf("%d member-failed or member-leave events under 20%% loss", n)
 	}
-	s := nw.Stats(memHost(1), memHost(2))
-	if s.Lost == 0 || float64(s.Lost) > 0.3*float64(s.Sent) {
-		t.Errorf("el-1→el-2 lost %d of %d packets, want about 20%%", s.Lost, s.Sent)
+	var sent, lost uint64
+	for i := 1; i <= 5; i++ {
+		for j := 1; j <= 5; j++ {
+			if i != j {
+				s := nw.Stats(memHost(i), memHost(j))
+				sent, lost = sent+s.Sent, lost+s.Lost
+			}
+		}
 	}
-	t.Logf("el-1→el-2: %d of %d packets lost", s.Lost, s.Sent)
+	// About a thousand packets: 20% within 8 sd.
+	if f := float64(lost) / float64(sent); f < 0.1 || f > 0.3 {
+		t.Errorf("%d of %d packets lost (%.1f%%), want about 20%%", lost, sent, 100*f)
+	}
+	t.Logf("%d of %d packets lost", lost, sent)
 }
