@@ -42,8 +42,9 @@ type Agent struct {
 	leaving atomic.Bool
 
 	// Options for tests and the dev mesh.
-	reader  metrics.Reader
-	p2pFast bool
+	reader    metrics.Reader
+	p2pFast   bool
+	transport mesh.Transport
 
 	// Components wired in their own files.
 	elect *electionRunner // election_adapter.go
@@ -61,6 +62,11 @@ func WithReader(r metrics.Reader) Option { return func(a *Agent) { a.reader = r 
 // WithP2PFastTimings runs memberlist with the local profile's fast timings
 // on the p2p profile (the dev mesh, tests); other profiles ignore it.
 func WithP2PFastTimings() Option { return func(a *Agent) { a.p2pFast = true } }
+
+// WithTransport carries the mesh on t instead of the transport the profile
+// names (UDP/TCP, or libp2p on p2p): mesh.MemoryTransport runs agents in one
+// process on an in-memory network whose links tests shape and partition.
+func WithTransport(t mesh.Transport) Option { return func(a *Agent) { a.transport = t } }
 
 // WithLogger sets the logger (default: a text logger on stderr at cfg.LogLevel).
 func WithLogger(l *slog.Logger) Option { return func(a *Agent) { a.log = l } }
@@ -135,6 +141,12 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if cfg.Advertise != "" {
 		ahost, aport, _ = splitHostPort("advertise", cfg.Advertise)
 	}
+	tr := a.transport
+	if tr == nil && cfg.Profile == mesh.ProfileP2P {
+		tr = mesh.P2PTransport(mesh.P2PConfig{Bootstrap: cfg.P2PBootstrap, Relay: cfg.Relay, MDNS: cfg.MDNS,
+			AllowPeers: cfg.P2PAllowPeers, MaxPeers: cfg.P2PMaxPeers, PublicNets: cfg.P2PPublicNets,
+			FastTimings: a.p2pFast || cfg.P2PFastTimings})
+	}
 	m, err := mesh.New(mesh.Config{
 		NodeName:         cfg.NodeName,
 		BindAddr:         bhost,
@@ -149,13 +161,11 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		ReconnectTimeout: time.Duration(cfg.ReconnectTimeout),
 		Keys:             keys,
 		Label:            cfg.Label,
-		P2P: mesh.P2PConfig{Bootstrap: cfg.P2PBootstrap, Relay: cfg.Relay, MDNS: cfg.MDNS,
-			AllowPeers: cfg.P2PAllowPeers, MaxPeers: cfg.P2PMaxPeers, PublicNets: cfg.P2PPublicNets,
-			FastTimings: a.p2pFast || cfg.P2PFastTimings},
-		Load:       mon.Latest,
-		OnEvent:    a.onMeshEvent,
-		OnElection: a.onElectionMessage,
-		Logger:     a.log,
+		Transport:        tr,
+		Load:             mon.Latest,
+		OnEvent:          a.onMeshEvent,
+		OnElection:       a.onElectionMessage,
+		Logger:           a.log,
 	})
 	if err != nil {
 		return err

@@ -40,11 +40,14 @@ type Config struct {
 	// and 0 mean the bound address and port.
 	AdvertiseAddr string
 	AdvertisePort int
-	// Profile is lan, wan, local or p2p (memberlist over libp2p; the node
-	// name is then the peer ID of the key kept in DataDir).
+	// Profile names the timings: lan, wan, local or p2p (lan's, with
+	// stream timeouts for relays and NATs). The p2p profile goes with
+	// P2PTransport, and the others with any other transport.
 	Profile string
-	// P2P configures the p2p profile.
-	P2P P2PConfig
+	// Transport carries the mesh: NetTransport (nil means it),
+	// P2PTransport (the node name is then the peer ID of the key kept in
+	// DataDir), or MemoryTransport for tests.
+	Transport Transport
 	// Tags are static key=value facts about this node, gossiped with its
 	// membership (role, service, port, capacity ...). The reserved keys
 	// (see ReservedTags) are refused: the mesh sets those itself.
@@ -99,8 +102,14 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 func ValidName(s string) bool { return nameRE.MatchString(s) }
 
 func (c *Config) withDefaults() {
+	if c.Transport == nil {
+		c.Transport = NetTransport()
+	}
 	if c.Profile == "" {
 		c.Profile = ProfileLAN
+		if _, ok := c.Transport.(p2pSpec); ok {
+			c.Profile = ProfileP2P
+		}
 	}
 	if c.BindAddr == "" {
 		c.BindAddr = "0.0.0.0"
@@ -141,6 +150,9 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("%w: profile %q: use lan, wan, local or p2p", ErrConfig, c.Profile)
 	}
+	if _, isP2P := c.Transport.(p2pSpec); isP2P != (c.Profile == ProfileP2P) {
+		return fmt.Errorf("%w: profile %q with a %s transport: the p2p profile and P2PTransport go together", ErrConfig, c.Profile, transportName(c.Transport))
+	}
 	if net.ParseIP(c.BindAddr) == nil {
 		return fmt.Errorf("%w: bind address %q is not an IP address", ErrConfig, c.BindAddr)
 	}
@@ -179,6 +191,18 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: packet budget %d outside 128–60000 bytes", ErrConfig, c.PacketBudget)
 	}
 	return nil
+}
+
+func transportName(t Transport) string {
+	switch t.(type) {
+	case netTransport:
+		return "UDP/TCP"
+	case p2pSpec:
+		return "libp2p"
+	case memTransport:
+		return "memory"
+	}
+	return fmt.Sprintf("%T", t)
 }
 
 // ParseKey decodes a base64 gossip key (as printed by 'shoal keygen') and

@@ -35,6 +35,25 @@
 // key (shoal, priority, scale) are refused, and a coordinator's scale
 // announcement goes through AnnounceScale.
 //
+// # Transports
+//
+// Config.Transport says what carries the mesh: NetTransport (UDP and TCP on
+// one port, the default; a stock serf agent can share the pool),
+// P2PTransport (memberlist over libp2p, with the p2p profile), or
+// MemoryTransport, an in-memory network (package memnet) with per-link
+// latency, jitter, loss, reordering and partitions, one-way ones included,
+// on which tests run the real serf, memberlist and Shoal stack in one
+// process:
+//
+//	nw := memnet.New(seed)
+//	m, err := mesh.New(mesh.Config{NodeName: "n1", BindAddr: "10.0.0.1",
+//		Profile: mesh.ProfileLocal, Transport: mesh.MemoryTransport(nw)})
+//	nw.Partition([]string{"10.0.0.1"}, []string{"10.0.0.2", "10.0.0.3"})
+//
+// Shoal's packets share the transport's address with memberlist's: each
+// transport hands those that start with PacketMagic to the mesh and the
+// rest to memberlist.
+//
 // # Why load does not ride in serf tags
 //
 // A tag change is a memberlist alive broadcast, retransmitted about

@@ -85,14 +85,14 @@ type memberState struct {
 // not join anyone: call Join (or rely on the snapshot to rejoin).
 func New(cfg Config) (*Mesh, error) {
 	cfg.withDefaults()
-	var p2pIdent any
-	if cfg.Profile == ProfileP2P {
-		// The node name is the peer ID of the persisted key.
-		id, err := p2pIdentity(&cfg, cfg.Logger.With("component", "mesh"))
+	var ident any
+	if nt, ok := cfg.Transport.(namingTransport); ok {
+		// The transport decides the name (p2p: the peer ID of its key).
+		id, err := nt.identify(&cfg, cfg.Logger.With("component", "mesh"))
 		if err != nil {
 			return nil, err
 		}
-		p2pIdent = id
+		ident = id
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -126,7 +126,7 @@ func New(cfg Config) (*Mesh, error) {
 		sc.LeavePropagateDelay = 500 * time.Millisecond
 	case ProfileP2P:
 		mc = memberlist.DefaultLANConfig()
-		if cfg.P2P.FastTimings {
+		if p, ok := cfg.Transport.(p2pSpec); ok && p.cfg.FastTimings {
 			mc = fastTimings(sc)
 			// A first stream to a peer is a QUIC handshake, Noise and
 			// identify, not a loopback TCP connect: 500 ms failed every
@@ -207,11 +207,6 @@ func New(cfg Config) (*Mesh, error) {
 			sc.KeyringFile = kf
 		}
 	}
-	if cfg.Profile == ProfileP2P && len(keys) == 0 && len(cfg.P2P.AllowPeers) == 0 {
-		// Without key material every libp2p peer that speaks Shoal would be
-		// admitted: across NATs and relays, anyone on the Internet.
-		return nil, fmt.Errorf("%w: profile p2p admits only peers that hold the mesh key or are on an allow-list: set a gossip key (--encrypt, see 'shoal keygen'; or --keyring-file) or --p2p-allow-peer", ErrConfig)
-	}
 	if len(keys) > 0 {
 		kr, err := memberlist.NewKeyring(keys, keys[0])
 		if err != nil {
@@ -227,27 +222,23 @@ func New(cfg Config) (*Mesh, error) {
 		return mc.Keyring.GetPrimaryKey(), mc.Keyring.GetKeys()
 	}}
 
-	if cfg.Profile == ProfileP2P {
-		keysNow := func() [][]byte {
+	tr, err := cfg.Transport.open(&transportEnv{
+		cfg: &cfg, ident: ident, stats: &m.stats, handle: m.handlePacket, log: m.log,
+		keys: func() [][]byte {
 			if mc.Keyring == nil {
 				return nil
 			}
 			return mc.Keyring.GetKeys()
-		}
-		tr, err := newP2PTransport(cfg, p2pIdent, &m.stats, m.log, m.handlePacket, keysNow)
-		if err != nil {
-			return nil, err
-		}
-		m.trans = tr
-		mc.Transport = tr
-	} else {
-		tr, err := newTransport(cfg.BindAddr, cfg.BindPort, &m.stats, m.log, m.handlePacket)
-		if err != nil {
-			return nil, fmt.Errorf("gossip port %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
-		}
-		m.trans = tr
-		mc.Transport = tr
-		mc.BindPort = tr.Port()
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.trans = tr
+	mc.Transport = tr
+	if p, ok := tr.(interface{ Port() int }); ok {
+		// memberlist's default port for join addresses without one.
+		mc.BindPort = p.Port()
 	}
 
 	s, err := serf.Create(sc)

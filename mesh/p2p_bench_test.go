@@ -29,8 +29,10 @@ func TestP2PFiguresBesideLAN(t *testing.T) {
 			cfg := Config{
 				NodeName: fmt.Sprintf("f%d", i), BindAddr: fmt.Sprintf("127.0.0.%d", 30+i), Profile: prof,
 				DataDir: t.TempDir(), Keys: [][]byte{testKey(1)}, Label: "fig",
-				P2P:  P2PConfig{FastTimings: true},
 				Load: func() (metrics.Load, bool) { return metrics.Load{CPUPercent: 10, Cores: 1}, true },
+			}
+			if prof == ProfileP2P {
+				cfg.Transport = P2PTransport(P2PConfig{FastTimings: true})
 			}
 			if prof == ProfileLocal {
 				cfg.GossipInterval = 300 * time.Millisecond // p2p's default, for like bytes

@@ -1,12 +1,35 @@
 package mesh
 
 import (
+	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
-// P2PConfig configures the p2p profile (libp2p). It is ignored by the other
-// profiles, which never start a libp2p host.
+// P2PTransport carries the mesh over libp2p (the p2p profile): QUIC with
+// TCP fallback, Noise, a persisted Ed25519 key in Config.DataDir whose peer
+// ID becomes the node name, relays and hole punching. It admits only peers
+// that hold the mesh key (Config.Keys) or are on c.AllowPeers. A binary
+// built with -tags nolibp2p refuses it.
+func P2PTransport(c P2PConfig) Transport { return p2pSpec{c} }
+
+type p2pSpec struct{ cfg P2PConfig }
+
+func (p p2pSpec) identify(cfg *Config, log *slog.Logger) (any, error) { return p2pIdentity(cfg, log) }
+
+func (p p2pSpec) open(env *transportEnv) (memberlist.NodeAwareTransport, error) {
+	if len(env.keys()) == 0 && len(p.cfg.AllowPeers) == 0 {
+		// Without key material every libp2p peer that speaks Shoal would be
+		// admitted: across NATs and relays, anyone on the Internet.
+		return nil, fmt.Errorf("%w: profile p2p admits only peers that hold the mesh key or are on an allow-list: set a gossip key (--encrypt, see 'shoal keygen'; or --keyring-file) or --p2p-allow-peer", ErrConfig)
+	}
+	return newP2PTransport(*env.cfg, p.cfg, env.ident, env.stats, env.log, env.handle, env.keys)
+}
+
+// P2PConfig configures P2PTransport.
 type P2PConfig struct {
 	// Bootstrap lists peers to connect to and join at start, as multiaddrs
 	// with a peer ID (/ip4/198.18.0.1/udp/7946/quic-v1/p2p/12D3Koo…). They
@@ -30,7 +53,8 @@ type P2PConfig struct {
 	// it believes public. Process-wide: it changes how every libp2p host in
 	// this process classifies those addresses.
 	PublicNets []string
-	// FastTimings uses the local profile's memberlist timings (tests).
+	// FastTimings uses the local profile's memberlist timings on the p2p
+	// profile (tests, the dev mesh).
 	FastTimings bool
 }
 

@@ -15,6 +15,6 @@ func p2pIdentity(cfg *Config, log *slog.Logger) (any, error) {
 	return nil, fmt.Errorf("%w: profile p2p: %s", ErrConfig, errNoLibp2pText)
 }
 
-func newP2PTransport(cfg Config, id any, stats *Stats, log *slog.Logger, handle func([]byte, net.Addr), keys func() [][]byte) (memberlist.NodeAwareTransport, error) {
+func newP2PTransport(cfg Config, pc P2PConfig, id any, stats *Stats, log *slog.Logger, handle func([]byte, net.Addr), keys func() [][]byte) (memberlist.NodeAwareTransport, error) {
 	return nil, fmt.Errorf("%w: profile p2p: %s", ErrConfig, errNoLibp2pText)
 }

@@ -42,13 +42,13 @@ func tryStartP2P(i int, dir string, key []byte, p2p P2PConfig) (*p2pNode, error)
 		keys = [][]byte{key}
 	}
 	m, err := New(Config{
-		NodeName: fmt.Sprintf("n%d", i),
-		BindAddr: "127.0.0.1",
-		Profile:  ProfileP2P,
-		DataDir:  dir,
-		Keys:     keys,
-		Label:    "p2ptest",
-		P2P:      p2p,
+		NodeName:  fmt.Sprintf("n%d", i),
+		BindAddr:  "127.0.0.1",
+		Profile:   ProfileP2P,
+		DataDir:   dir,
+		Keys:      keys,
+		Label:     "p2ptest",
+		Transport: P2PTransport(p2p),
 		Load: func() (metrics.Load, bool) {
 			return metrics.Load{CPUPercent: float64(n.cpu.Load()), MemPercent: 50, Cores: 2}, true
 		},

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,8 +15,55 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// transport is Shoal's memberlist transport for the lan, wan and local
-// profiles: one UDP socket and one TCP listener, as memberlist's own
+// Transport is what carries a mesh: memberlist's packets and streams, and
+// Shoal's own packets on the same address. Config.Transport takes one of
+// NetTransport (UDP and TCP, the default), P2PTransport (libp2p) or
+// MemoryTransport (an in-memory network, for tests). A Transport is a
+// description: New opens it once per Mesh, so one value may serve many
+// meshes.
+type Transport interface {
+	// open binds the transport for the node env describes.
+	open(env *transportEnv) (memberlist.NodeAwareTransport, error)
+}
+
+// transportEnv is what New hands a Transport to open.
+type transportEnv struct {
+	cfg *Config // settled: defaults applied, validated, the name final
+	// ident is what a naming transport's identify returned.
+	ident any
+	// stats counts traffic; handle takes Shoal's packets (the buffer is
+	// only valid during the call).
+	stats  *Stats
+	handle func(buf []byte, from net.Addr)
+	// keys returns the gossip keys installed now, primary first.
+	keys func() [][]byte
+	log  *slog.Logger
+}
+
+// namingTransport is a Transport that decides the node's name (p2p: the
+// peer ID of its key). New calls identify before it validates cfg.
+type namingTransport interface {
+	identify(cfg *Config, log *slog.Logger) (any, error)
+}
+
+// NetTransport is Shoal's own UDP and TCP transport, bound to
+// Config.BindAddr and BindPort: memberlist's packets and streams, and
+// Shoal's packets on the same port (see transport). A stock serf agent
+// with the same key can share its pool.
+func NetTransport() Transport { return netTransport{} }
+
+type netTransport struct{}
+
+func (netTransport) open(env *transportEnv) (memberlist.NodeAwareTransport, error) {
+	cfg := env.cfg
+	tr, err := newTransport(cfg.BindAddr, cfg.BindPort, env.stats, env.log, env.handle)
+	if err != nil {
+		return nil, fmt.Errorf("gossip port %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
+	}
+	return tr, nil
+}
+
+// transport is Shoal's memberlist transport for NetTransport: one UDP socket and one TCP listener, as memberlist's own
 // NetTransport, with three differences that matter on small hosts:
 //
 //   - Packets starting with PacketMagic are Shoal's and are handled inline
@@ -68,6 +116,28 @@ type Stats struct {
 	// copies of the version held, which refresh nothing; StaleElections
 	// election messages refused as replayed or stale.
 	StaleEntries, SameEntries, StaleElections atomic.Uint64
+}
+
+// countOut counts a packet sent.
+func (s *Stats) countOut(b []byte) {
+	s.PacketsOut.Add(1)
+	s.BytesOut.Add(uint64(len(b)))
+	if len(b) > 0 && b[0] == PacketMagic {
+		s.ShoalPacketsOut.Add(1)
+		s.ShoalBytesOut.Add(uint64(len(b)))
+	}
+}
+
+// countIn counts a packet received and reports whether it is Shoal's.
+func (s *Stats) countIn(b []byte) bool {
+	s.PacketsIn.Add(1)
+	s.BytesIn.Add(uint64(len(b)))
+	if len(b) > 0 && b[0] == PacketMagic {
+		s.ShoalPacketsIn.Add(1)
+		s.ShoalBytesIn.Add(uint64(len(b)))
+		return true
+	}
+	return false
 }
 
 const udpRecvBuf = 2 << 20
@@ -126,11 +196,7 @@ func (t *transport) readUDP() {
 		if n < 1 {
 			continue
 		}
-		t.stats.PacketsIn.Add(1)
-		t.stats.BytesIn.Add(uint64(n))
-		if buf[0] == PacketMagic {
-			t.stats.ShoalPacketsIn.Add(1)
-			t.stats.ShoalBytesIn.Add(uint64(n))
+		if t.stats.countIn(buf[:n]) {
 			t.handle(buf[:n], from)
 			continue
 		}
@@ -190,12 +256,7 @@ func (t *transport) WriteTo(b []byte, addr string) (time.Time, error) {
 }
 
 func (t *transport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	t.stats.PacketsOut.Add(1)
-	t.stats.BytesOut.Add(uint64(len(b)))
-	if len(b) > 0 && b[0] == PacketMagic {
-		t.stats.ShoalPacketsOut.Add(1)
-		t.stats.ShoalBytesOut.Add(uint64(len(b)))
-	}
+	t.stats.countOut(b)
 	var err error
 	if ap, perr := netip.ParseAddrPort(a.Addr); perr == nil {
 		_, err = t.udp.WriteToUDPAddrPort(b, ap)

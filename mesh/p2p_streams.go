@@ -1,0 +1,282 @@
+//go:build !nolibp2p
+
+// The p2p transport's streams: memberlist packets framed on one long-lived
+// stream per peer, and memberlist streams as one libp2p stream each.
+
+package mesh
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+func (t *p2pTransport) handlePacketStream(s network.Stream) {
+	if !t.accept(s) {
+		return
+	}
+	defer s.Close()
+	from := p2pAddr{s.Conn().RemotePeer()}
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(s, hdr[:]); err != nil {
+			return
+		}
+		n := binary.BigEndian.Uint32(hdr[:])
+		if n == 0 || n > p2pMaxFrame {
+			t.log.Debug("p2p: bad frame length, closing stream", "peer", from.String(), "len", n)
+			_ = s.Reset()
+			return
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(s, buf); err != nil {
+			return
+		}
+		ts := time.Now()
+		t.stats.PacketsIn.Add(1)
+		t.stats.BytesIn.Add(uint64(n) + 4)
+		if buf[0] == PacketMagic {
+			t.stats.ShoalPacketsIn.Add(1)
+			t.stats.ShoalBytesIn.Add(uint64(n))
+			t.handle(buf, from)
+			continue
+		}
+		select {
+		case t.packetCh <- &memberlist.Packet{Buf: buf, From: from, Timestamp: ts}:
+		case <-t.ctx.Done():
+			return
+		}
+	}
+}
+
+func (t *p2pTransport) handleStream(s network.Stream) {
+	if !t.accept(s) {
+		return
+	}
+	c := &p2pConn{Stream: s, local: p2pAddr{t.self}, remote: p2pAddr{s.Conn().RemotePeer()}}
+	select {
+	case t.streamCh <- &countingConn{Conn: c, s: t.stats}:
+	case <-t.ctx.Done():
+		_ = s.Reset()
+	}
+}
+
+// p2pConn makes a libp2p stream a net.Conn for memberlist.
+type p2pConn struct {
+	network.Stream
+	local, remote net.Addr
+}
+
+func (c *p2pConn) LocalAddr() net.Addr  { return c.local }
+func (c *p2pConn) RemoteAddr() net.Addr { return c.remote }
+func (c *p2pConn) Close() error         { return c.Stream.Close() }
+
+// peerOf finds the peer for a memberlist address: by node name (the peer
+// ID), else by the address itself when it is a peer ID (a reply to From).
+func (t *p2pTransport) peerOf(a memberlist.Address) (peer.ID, error) {
+	if a.Name != "" {
+		if id, ok := t.decode(a.Name); ok {
+			t.hint(id, a.Addr)
+			return id, nil
+		}
+	}
+	if id, ok := t.decode(a.Addr); ok {
+		return id, nil
+	}
+	return "", fmt.Errorf("p2p: no peer ID for address %q (node %q)", a.Addr, a.Name)
+}
+
+// decode parses a peer ID, remembering the answer: every packet names its
+// peer, and base58 decoding showed in idle CPU profiles.
+func (t *p2pTransport) decode(s string) (peer.ID, bool) {
+	if v, ok := t.decoded.Load(s); ok {
+		id, _ := v.(peer.ID)
+		return id, id != ""
+	}
+	id, err := peer.Decode(s)
+	if err != nil {
+		id = ""
+	}
+	if t.decodedN.Add(1) > 8192 { // bounded: names of members come and go
+		t.decoded.Clear()
+		t.decodedN.Store(0)
+	}
+	t.decoded.Store(s, id)
+	return id, id != ""
+}
+
+func (t *p2pTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	return t.WriteToAddress(b, memberlist.Address{Addr: addr})
+}
+
+// WriteToAddress queues the packet for the peer's sender and returns at
+// once: a full queue drops the packet (counted), it never blocks memberlist.
+func (t *p2pTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	now := time.Now()
+	id, err := t.peerOf(a)
+	if err != nil {
+		t.stats.SendErrors.Add(1)
+		return now, err
+	}
+	if t.closed.Load() {
+		return now, errors.New("p2p transport shut down")
+	}
+	t.stats.PacketsOut.Add(1)
+	t.stats.BytesOut.Add(uint64(len(b)) + 4)
+	if len(b) > 0 && b[0] == PacketMagic {
+		t.stats.ShoalPacketsOut.Add(1)
+		t.stats.ShoalBytesOut.Add(uint64(len(b)))
+	}
+	if len(b) == 0 || len(b) > p2pMaxFrame {
+		t.stats.SendErrors.Add(1)
+		return now, fmt.Errorf("p2p: packet of %d bytes", len(b))
+	}
+	frame := make([]byte, 4+len(b))
+	binary.BigEndian.PutUint32(frame, uint32(len(b)))
+	copy(frame[4:], b)
+	t.mu.Lock()
+	q, ok := t.queues[id]
+	if !ok {
+		q = &peerQueue{ch: make(chan []byte, p2pQueueLen)}
+		t.queues[id] = q
+		t.wg.Add(1)
+		go t.sender(id, q)
+	}
+	t.mu.Unlock()
+	select {
+	case q.ch <- frame:
+	default:
+		t.pstats.QueueDrops.Add(1)
+		t.stats.SendErrors.Add(1)
+	}
+	return now, nil
+}
+
+// sender writes a peer's queued frames on one long-lived stream, opening it
+// again after an error. A packet it cannot send is dropped and counted.
+func (t *p2pTransport) sender(id peer.ID, q *peerQueue) {
+	defer t.wg.Done()
+	var s network.Stream
+	defer func() {
+		if s != nil {
+			_ = s.Close()
+		}
+	}()
+	var failedAt time.Time
+	relayed := false
+	idle := time.NewTimer(5 * time.Minute)
+	defer idle.Stop()
+	for {
+		var frame []byte
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-idle.C:
+			// Not written to for a while (a member gone): free the queue.
+			t.mu.Lock()
+			if len(q.ch) == 0 {
+				delete(t.queues, id)
+				t.mu.Unlock()
+				return
+			}
+			t.mu.Unlock()
+			idle.Reset(5 * time.Minute)
+			continue
+		case frame = <-q.ch:
+		}
+		idle.Reset(5 * time.Minute)
+		if s != nil && q.upgrade.Swap(false) && relayed {
+			// A direct connection appeared: move off the relay.
+			_ = s.Close()
+			s = nil
+			t.pstats.Upgrades.Add(1)
+		}
+		if s == nil {
+			// After a failed dial, drop for a moment rather than queue up
+			// behind a peer that cannot be reached.
+			if time.Since(failedAt) < 200*time.Millisecond {
+				t.stats.SendErrors.Add(1)
+				continue
+			}
+			var err error
+			s, err = t.open(id, p2pPacketProto, 5*time.Second)
+			if err != nil {
+				failedAt = time.Now()
+				t.stats.SendErrors.Add(1)
+				t.log.Debug("p2p: open packet stream", "peer", id.String(), "err", err)
+				continue
+			}
+			q.upgrade.Store(false)
+			relayed = relayedConn(s.Conn())
+		}
+		_ = s.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := s.Write(frame); err != nil {
+			t.stats.SendErrors.Add(1)
+			_ = s.Reset()
+			s = nil
+		} else if relayed {
+			t.pstats.PacketsRelayed.Add(1)
+		} else {
+			t.pstats.PacketsDirect.Add(1)
+		}
+	}
+}
+
+// open connects to the peer if needed and opens an authenticated stream.
+func (t *p2pTransport) open(id peer.ID, proto protocol.ID, timeout time.Duration) (network.Stream, error) {
+	if id == t.self {
+		return nil, errors.New("p2p: dial to self")
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, timeout)
+	defer cancel()
+	// Relayed connections are fine for gossip (the relay's limits are
+	// sized for it): allow them; hole punching upgrades where it can.
+	ctx = network.WithAllowLimitedConn(ctx, "shoal gossip")
+	if t.h.Network().Connectedness(id) != network.Connected {
+		// The circuits hint added may have expired or been replaced by what
+		// identify said (a peer behind NAT lists only addresses nobody can
+		// dial): offer them again, or a peer that lost its relayed
+		// connection (a relay restart) is dialled at dead addresses only.
+		if c := t.circuits(id); len(c) > 0 {
+			t.h.Peerstore().AddAddrs(id, c, 10*time.Minute)
+		}
+	}
+	s, err := t.h.NewStream(ctx, id, proto)
+	if err != nil {
+		t.pstats.DialFailures.Add(1)
+		return nil, err
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := s.Write(authToken(t.primaryKey(), t.label, t.self, id)); err != nil {
+		_ = s.Reset()
+		return nil, err
+	}
+	_ = s.SetWriteDeadline(time.Time{})
+	t.h.ConnManager().Protect(id, p2pProtectTag)
+	return s, nil
+}
+
+func (t *p2pTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
+}
+
+func (t *p2pTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	id, err := t.peerOf(a)
+	if err != nil {
+		return nil, err
+	}
+	s, err := t.open(id, p2pStreamProto, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: &p2pConn{Stream: s, local: p2pAddr{t.self}, remote: p2pAddr{id}}, s: t.stats}, nil
+}
