@@ -118,10 +118,10 @@ func electionTiming(profile string) time.Duration {
 }
 
 // actingBound is how long a coordinator cut off from its quorum may go on
-// acting: until the load of the members it no longer hears has gone stale
-// (fresh), which the next tick notices. The partition tests hold the
-// minority to it; a shorter mechanism (a lease) redefines it here.
-func (r *electionRunner) actingBound() time.Duration { return r.fresh + r.tick }
+// acting: until the lease its quorum last granted runs out (LeaseTicks from
+// the renewal it granted), which the next tick notices. The partition tests
+// hold the minority to it.
+func (r *electionRunner) actingBound() time.Duration { return time.Duration(r.lease+1) * r.tick }
 
 // electMu guards Agent.elect, which the mesh's receive goroutine reads while
 // Start sets it.
