@@ -9,5 +9,5 @@ import (
 // TestMain fails the package's tests if any goroutine is still running when
 // they end: whatever the code under test starts, it must stop.
 func TestMain(m *testing.M) {
-	leakcheck.VerifyTestMain(m)
+	leakcheck.VerifyTestMain(m, leakcheck.MemberlistProbe)
 }

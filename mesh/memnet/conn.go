@@ -45,6 +45,7 @@ type conn struct {
 	in, out       *half
 	closeOnce     sync.Once
 	closed        chan struct{}
+	untrack       func() // drops it from its endpoint's open conns; set once before use
 
 	mu        sync.Mutex
 	wdeadline time.Time
@@ -177,6 +178,9 @@ func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
 		first = true
 		close(c.closed)
+		if c.untrack != nil {
+			c.untrack()
+		}
 		o := c.out
 		o.mu.Lock()
 		if !o.eof {

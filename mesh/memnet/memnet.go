@@ -329,8 +329,9 @@ type Endpoint struct {
 	packetCh chan *memberlist.Packet
 	streamCh chan net.Conn
 
-	mu     sync.Mutex // guards q
+	mu     sync.Mutex // guards q and conns
 	q      queue
+	conns  map[*conn]struct{} // this host's open stream ends
 	wake   chan struct{}
 	closed chan struct{}
 	once   sync.Once
@@ -546,6 +547,13 @@ func (e *Endpoint) DialAddressTimeout(a memberlist.Address, timeout time.Duratio
 		}
 	}
 	client, server := newConnPair(n, e.addr, to)
+	if !e.track(client) {
+		return nil, opErr(net.ErrClosed)
+	}
+	if !dest.track(server) {
+		client.Close()
+		return nil, opErr(ErrRefused)
+	}
 	var sc net.Conn = server
 	if dest.opts.Conn != nil {
 		sc = dest.opts.Conn(server)
@@ -579,9 +587,38 @@ func (e *Endpoint) Shutdown() error {
 		<-e.done
 		e.mu.Lock()
 		e.q = nil
+		open := e.conns
+		e.conns = nil
 		e.mu.Unlock()
+		// The host is gone: its stream ends close, as a process's sockets
+		// do when it exits, so nothing of its waits out a read deadline on
+		// a stream a cut left hanging.
+		for c := range open {
+			c.Close()
+		}
 	})
 	return nil
+}
+
+// track records a stream end opened on this host, unless it shut down.
+func (e *Endpoint) track(c *conn) bool {
+	select {
+	case <-e.closed:
+		return false
+	default:
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.conns == nil {
+		e.conns = map[*conn]struct{}{}
+	}
+	e.conns[c] = struct{}{}
+	c.untrack = func() {
+		e.mu.Lock()
+		delete(e.conns, c)
+		e.mu.Unlock()
+	}
+	return true
 }
 
 // timeoutError is the net.Error of a deadline or a dial that timed out.
