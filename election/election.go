@@ -917,10 +917,13 @@ func (n *Node) setCoord(name string, term uint64) {
 	if n.coord != name || n.coordTerm != term {
 		n.coord, n.coordTerm, n.coordSince = name, term, n.now
 		n.heard = n.now // it has LeaseTicks to renew
+		// A new coordinator: a pending preemption was of another one. The
+		// same one again (each renewal names it) keeps the countdown, or a
+		// PreemptDelay longer than RenewTicks would never run out.
+		n.preemptWait = -1
 	}
 	n.pending = false
 	n.claimFails = 0
-	n.preemptWait = -1
 	if n.electing {
 		n.electing = false
 		d := n.now - n.elStart

@@ -22,7 +22,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden output in testdata
 //	config k=v ...            set the template of nodes added later:
 //	                          preempt, preempt-delay, quorum, jitter, seed
 //	add-nodes N [prio=P]      add n<k+1>..n<k+N> (priority P, default 0)
-//	add-node NAME [prio=P]    add one node
+//	add-node NAME [prio=P] [preempt=B]  add one node (B overrides the config's preempt)
 //	request NAME              Request() on a node
 //	tick [N]                  tick every up node N times (default 1), deliver nothing
 //	deliver-msgs [drop=SPEC]  deliver what is in flight; SPEC is a comma list of
@@ -196,7 +196,12 @@ func (h *harness) run(t *testing.T, line string) string {
 		if v, ok := kv["prio"]; ok {
 			prio = atoi(v)
 		}
+		saved := s.cfg.Node
+		if v, ok := kv["preempt"]; ok {
+			s.cfg.Node.Preempt = v == "true" // this node only: Preempt is per node
+		}
 		_, err := s.AddNode(pos[0], prio)
+		s.cfg.Node = saved
 		must(err)
 		return ""
 	case "request":
