@@ -48,7 +48,8 @@ type electionRunner struct {
 	log     *slog.Logger
 	node    *election.Node // owned by run
 	tick    time.Duration
-	lease   int // the Node's LeaseTicks
+	lease   int  // the Node's LeaseTicks
+	want    bool // something here needs a coordinator (Node.SetWant)
 	dataDir string
 	// The Node's tick k is due at base + k*tick by the monotonic clock;
 	// run ticks it when that time has come (several times after a stall),
@@ -195,7 +196,8 @@ func (a *Agent) startElection(ctx context.Context) error {
 	}
 	// Something here needs a coordinator: elect one when none is known,
 	// without waiting for the scaler's first decision.
-	n.SetWant(a.cfg.Scale.Provider != "")
+	r.want = a.cfg.Scale.Provider != ""
+	n.SetWant(r.want)
 	r.node = n
 	r.lease = cfg.LeaseTicks
 	r.base = time.Now()
@@ -371,11 +373,21 @@ func (r *electionRunner) catchUp() {
 		}
 	}
 	missed := due - r.ticks
+	stalled := missed > uint64(r.lease/3)
+	if stalled {
+		// The ticks it missed stand for time in which it heard nothing:
+		// the liveness rule (a node that wants a coordinator and knows
+		// none elects one) must not fire in them, or a coordinator
+		// resumed after a stall longer than two leases claims a new term
+		// before it could hear the one that acted meanwhile.
+		r.node.SetWant(false)
+	}
 	for r.ticks < due {
 		r.ticks++
 		r.node.Tick()
 	}
-	if missed > uint64(r.lease/3) {
+	if stalled {
+		r.node.SetWant(r.want)
 		// Stopped for longer than a renewal interval: it may have been
 		// replaced meanwhile (see Node.Listen).
 		r.node.Listen()

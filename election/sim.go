@@ -208,10 +208,15 @@ func (s *Sim) Resume(name string) error {
 // sends anything, as the adapter does when its process resumes.
 func (s *Sim) catchUp(sn *simNode) {
 	missed := s.now - sn.ticked
+	want := sn.node.want
+	if missed > 1 {
+		sn.node.SetWant(false) // it heard nothing in the ticks it missed
+	}
 	for sn.ticked < s.now {
 		sn.ticked++
 		sn.node.Tick()
 	}
+	sn.node.SetWant(want)
 	if missed > 1 {
 		sn.node.Listen()
 	}
