@@ -998,11 +998,17 @@ func (n *Node) onCoordinator(m Message) {
 		n.announce(w)
 		return
 	}
-	if m.Acting && n.st != stateLead && m.Term < n.promTerm && n.promHolder == n.cfg.Name && n.hasQuorum() &&
+	if m.Acting && n.st != stateLead && (m.Term < n.promTerm || m.Term == n.promTerm && !n.cfg.Preempt) &&
+		n.promHolder == n.cfg.Name && n.hasQuorum() &&
 		n.members[w] != nil && n.members[w].alive && (!n.cfg.Preempt || !n.outranks(w)) {
-		// W acts, under a term below the one this node claimed for itself
+		// W acts, under a term up to the one this node claimed for itself
 		// (a claim that failed, or a term it led before a stall): accept
-		// W rather than claim again.
+		// W rather than claim again. The same number too: a node resumed
+		// from a pause the others saw as a failure never heard W's term
+		// and claims that very number; its claim did not win (W's lease
+		// holders refused it), and refusing W's renewal with it would
+		// make W, which it outranks, step down. (With Preempt the full
+		// term (number, rank) decides, below.)
 		n.seeTerm(m.Term, w)
 		n.st = stateIdle
 		n.setCoord(w, m.Term)
