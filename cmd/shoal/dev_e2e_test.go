@@ -140,10 +140,14 @@ func TestDevMesh(t *testing.T) {
 
 			// The README walkthrough: pick a member for service=web, and
 			// reach a backend through dev-1's proxy.
-			picked, err := cliJSON[[]client.Picked](addrs[0], "pick", "--service", "web")
-			if err != nil || len(picked) != 1 || !strings.HasSuffix(picked[0].Addr, fmt.Sprintf(":%d", backendPort)) {
-				t.Errorf("pick --service web: %+v, %v; want one member at its backend port %d", picked, err, backendPort)
-			}
+			// (A member is eligible once its first load sample has arrived.)
+			poll(t, 10*time.Second, "pick --service web names a member at its backend port", func() error {
+				picked, err := cliJSON[[]client.Picked](addrs[0], "pick", "--service", "web")
+				if err == nil && (len(picked) != 1 || !strings.HasSuffix(picked[0].Addr, fmt.Sprintf(":%d", backendPort))) {
+					err = fmt.Errorf("picked %+v; want one member at port %d", picked, backendPort)
+				}
+				return err
+			})
 			poll(t, 10*time.Second, "the proxy reaches a dev backend", func() error {
 				resp, err := http.Get("http://" + proxy + "/")
 				if err != nil {
