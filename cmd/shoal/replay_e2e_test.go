@@ -23,6 +23,8 @@ import (
 
 	"github.com/shoalmesh/shoal/client"
 	"github.com/shoalmesh/shoal/mesh"
+
+	"github.com/shoalmesh/shoal/internal/testenv"
 )
 
 // TestReplayedGossipDoesNotRollLoadBack is the attack of issue 13 with real
@@ -34,7 +36,7 @@ import (
 // /metrics that it refused the replayed entries.
 func TestReplayedGossipDoesNotRollLoadBack(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("capturing on the loopback interface needs root (CAP_NET_RAW)")
+		testenv.RequireOrSkip(t, "capturing on the loopback interface needs root (CAP_NET_RAW)")
 	}
 	key := base64.StdEncoding.EncodeToString([]byte("replay-test-key!"))
 	start := func(name, ip, join string) *proc {
