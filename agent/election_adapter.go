@@ -26,6 +26,7 @@ import (
 
 	"github.com/shoalmesh/shoal/client"
 	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/internal/atomicfile"
 	"github.com/shoalmesh/shoal/mesh"
 )
 
@@ -280,23 +281,7 @@ func saveHardState(path string, hs election.HardState) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, b)
 }
 
 // run is the one goroutine that owns the Node.

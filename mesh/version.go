@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shoalmesh/shoal/internal/atomicfile"
 )
 
 // Versions order what one origin says: every load confirmation and every
@@ -122,38 +124,9 @@ func (c *VersionClock) Next() (uint64, error) {
 		return v, nil
 	}
 	floor := v + versionReserve
-	if err := writeFileSync(c.path, []byte(strconv.FormatUint(floor, 10)+"\n")); err != nil {
+	if err := atomicfile.Write(c.path, []byte(strconv.FormatUint(floor, 10)+"\n")); err != nil {
 		return v, fmt.Errorf("%w %s: %v", ErrVersionFile, c.path, err)
 	}
 	c.floor = floor
 	return v, nil
-}
-
-// writeFileSync writes b to path through a synced temporary file, so a
-// crash leaves either the old content or the new.
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }
