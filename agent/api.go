@@ -13,11 +13,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/serf/serf"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shoalmesh/shoal/client"
+	prometheus "github.com/shoalmesh/shoal/internal/prom"
 	"github.com/shoalmesh/shoal/mesh"
 	"github.com/shoalmesh/shoal/metrics"
 )
@@ -26,7 +24,7 @@ import (
 // set, every request must carry it as "Authorization: Bearer <token>".
 func (a *Agent) Handler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCollector(a))
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), newCollector(a))
 	if a.mesh != nil && a.mesh.P2PStats() != nil {
 		reg.MustRegister(newP2PCollector(a)) // prom.go
 	}
@@ -53,7 +51,7 @@ func (a *Agent) Handler() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", prometheus.HandlerFor(reg, prometheus.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

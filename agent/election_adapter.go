@@ -23,11 +23,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/shoalmesh/shoal/client"
 	"github.com/shoalmesh/shoal/election"
 	"github.com/shoalmesh/shoal/internal/atomicfile"
+	prometheus "github.com/shoalmesh/shoal/internal/prom"
 	"github.com/shoalmesh/shoal/mesh"
 )
 

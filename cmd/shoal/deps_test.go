@@ -25,7 +25,7 @@ func TestDeps(t *testing.T) {
 		holepunch  = "github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 		mdns       = "github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 		serf       = "github.com/hashicorp/serf/serf"
-		promhttp   = "github.com/prometheus/client_golang/prometheus/promhttp"
+		prom       = "github.com/shoalmesh/shoal/internal/prom"
 		noLibp2p   = "built with nolibp2p"
 		benchOnly  = "a benchmark's dependency, not the product's"
 		helper     = "the AWS and Kubernetes providers run in the helper binary shoal-provider (scale/providers/helper.go), not in every agent"
@@ -60,12 +60,21 @@ func TestDeps(t *testing.T) {
 		return m
 	}
 	dropLibp2p := with(map[string]string{"github.com/libp2p": noLibp2p, "github.com/multiformats": noLibp2p, "github.com/quic-go": noLibp2p})
+	// Without libp2p nothing needs the Prometheus client: /metrics is
+	// written by internal/prom (2.75 MiB less binary).
+	noClient := map[string]string{
+		"github.com/prometheus/client_golang": "/metrics is internal/prom's; the client (and protobuf) came only with libp2p",
+		"google.golang.org/protobuf":          "/metrics is internal/prom's; the client (and protobuf) came only with libp2p",
+	}
+	for k, v := range noClient {
+		dropLibp2p[k] = v
+	}
 	p2p := []string{libp2pQUIC, libp2pTCP, relay, holepunch, mdns, serf}
 	for _, c := range []deptest.DepChecker{
-		{Tags: "", BadDeps: always, WantDeps: append(p2p, promhttp)},
-		{Tags: "nolibp2p", BadDeps: dropLibp2p, WantDeps: []string{serf, promhttp}},
+		{Tags: "", BadDeps: always, WantDeps: append(p2p, prom)},
+		{Tags: "nolibp2p", BadDeps: dropLibp2p, WantDeps: []string{serf, prom}},
 		{Tags: "nok8s,noaws", BadDeps: always, WantDeps: p2p},
-		{Tags: "nolibp2p,nok8s,noaws", BadDeps: dropLibp2p, WantDeps: []string{serf}},
+		{Tags: "nolibp2p,nok8s,noaws", BadDeps: dropLibp2p, WantDeps: []string{serf, prom}},
 	} {
 		c.Pkg = "."
 		t.Run("tags="+c.Tags, func(t *testing.T) { c.Check(t) })
