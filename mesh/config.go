@@ -115,14 +115,7 @@ func (c *Config) withDefaults() {
 		c.BindAddr = "0.0.0.0"
 	}
 	if c.GossipInterval == 0 {
-		switch c.Profile {
-		case ProfileWAN:
-			c.GossipInterval = 500 * time.Millisecond
-		case ProfileLocal:
-			c.GossipInterval = 100 * time.Millisecond
-		default:
-			c.GossipInterval = 300 * time.Millisecond
-		}
+		c.GossipInterval = profiles[c.Profile].gossipInterval // 0 for no profile: validate says so
 	}
 	if c.PacketBudget == 0 {
 		c.PacketBudget = 1400
@@ -145,9 +138,7 @@ func (c *Config) validate() error {
 	if !ValidName(c.NodeName) {
 		return fmt.Errorf("%w: node name %q: use 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrConfig, c.NodeName)
 	}
-	switch c.Profile {
-	case ProfileLAN, ProfileWAN, ProfileLocal, ProfileP2P:
-	default:
+	if !ValidProfile(c.Profile) {
 		return fmt.Errorf("%w: profile %q: use lan, wan, local or p2p", ErrConfig, c.Profile)
 	}
 	if _, isP2P := c.Transport.(p2pSpec); isP2P != (c.Profile == ProfileP2P) {
