@@ -141,8 +141,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if cfg.Advertise != "" {
 		ahost, aport, _ = splitHostPort("advertise", cfg.Advertise)
 	}
+	preset := cfg.preset()
 	tr := a.transport
-	if tr == nil && cfg.Profile == mesh.ProfileP2P {
+	if tr == nil && preset.P2P {
 		tr = mesh.P2PTransport(mesh.P2PConfig{Bootstrap: cfg.P2PBootstrap, Relay: cfg.Relay, MDNS: cfg.MDNS,
 			AllowPeers: cfg.P2PAllowPeers, MaxPeers: cfg.P2PMaxPeers, PublicNets: cfg.P2PPublicNets,
 			FastTimings: a.p2pFast || cfg.P2PFastTimings})
@@ -153,7 +154,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		BindPort:         bport,
 		AdvertiseAddr:    ahost,
 		AdvertisePort:    aport,
-		Profile:          cfg.Profile,
+		Profile:          preset.Mesh,
 		Tags:             cfg.Tags,
 		Priority:         cfg.Priority,
 		DataDir:          cfg.DataDir,
@@ -171,7 +172,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.mesh = m
-	if cfg.Profile == mesh.ProfileP2P && m.LocalName() != a.cfg.NodeName {
+	if preset.P2P && m.LocalName() != a.cfg.NodeName {
 		// On p2p the node name is the peer ID.
 		a.log.Info("p2p: node name is the peer ID", "peer_id", m.LocalName(), "addrs", m.P2PAddrs())
 		a.cfg.NodeName = m.LocalName()
@@ -202,7 +203,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}()
 	addr, port := m.LocalAddr()
 	a.log.Info("agent started", "gossip", net.JoinHostPort(addr, strconv.Itoa(port)), "http", ln.Addr().String(), "profile", cfg.Profile, "version", Version)
-	if len(keys) == 0 && cfg.Profile != mesh.ProfileP2P && !isLoopback(bhost) {
+	if len(keys) == 0 && !preset.P2P && !isLoopback(bhost) {
 		a.log.Warn("gossip is not encrypted on an address other than loopback (--insecure-gossip): anyone who reaches it can join the mesh, publish load and be picked", "bind", cfg.Bind)
 	}
 

@@ -58,7 +58,7 @@ type Config struct {
 	Advertise string `json:"advertise"`
 	// Profile is lan, wan or local (fast timings for tests and dev meshes),
 	// or p2p (memberlist over libp2p; the node name becomes the peer ID of
-	// the key kept in DataDir).
+	// the key kept in DataDir). Each is a preset in profile.go.
 	Profile string `json:"profile"`
 	// P2PBootstrap lists peers (multiaddrs with /p2p/<id>) the p2p profile
 	// keeps connected and joins through, retried with backoff.
@@ -275,12 +275,11 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	switch c.Profile {
-	case mesh.ProfileLAN, mesh.ProfileWAN, mesh.ProfileLocal, mesh.ProfileP2P:
-	default:
-		return fmt.Errorf("%w: profile %q: use lan, wan, local or p2p", ErrConfig, c.Profile)
+	preset, ok := LookupPreset(c.Profile) // profile.go
+	if !ok {
+		return fmt.Errorf("%w: profile %q: use %s", ErrConfig, clip(c.Profile), profileNames())
 	}
-	if c.Profile != mesh.ProfileP2P && (len(c.P2PBootstrap) > 0 || c.Relay || c.MDNS || len(c.P2PAllowPeers) > 0 || c.P2PMaxPeers != 0 || len(c.P2PPublicNets) > 0) {
+	if !preset.P2P && (len(c.P2PBootstrap) > 0 || c.Relay || c.MDNS || len(c.P2PAllowPeers) > 0 || c.P2PMaxPeers != 0 || len(c.P2PPublicNets) > 0) {
 		return fmt.Errorf("%w: --p2p-bootstrap, --relay, --mdns and the other --p2p-* settings need --profile p2p", ErrConfig)
 	}
 	if c.P2PMaxPeers < 0 || c.P2PMaxPeers > 100000 {
@@ -365,7 +364,7 @@ func (c *Config) Validate() error {
 // directory by an earlier run counts as a key. The p2p profile has its own
 // rule (a key or an allow-list), checked by mesh.New.
 func (c *Config) checkGossipKey() error {
-	if c.Profile == mesh.ProfileP2P || c.InsecureGossip || c.EncryptKey != "" || c.KeyringFile != "" {
+	if c.preset().P2P || c.InsecureGossip || c.EncryptKey != "" || c.KeyringFile != "" {
 		return nil
 	}
 	host, _, _ := splitHostPort("bind", c.Bind)

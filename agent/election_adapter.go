@@ -102,23 +102,6 @@ type actResult struct {
 	err    error
 }
 
-// electionTiming returns the tick length for a mesh profile. The lease is
-// LeaseTicks (10) ticks, renewed every RenewTicks (3), with a margin of
-// DriftTicks (2) that covers the tick granularity and clock rate drift up to
-// 10%: a coordinator acts within 1 s of a quorum's grant on local and lan
-// (2 s on p2p, 5 s on wan), members that hear no renewal for that long elect
-// another, and a side without a quorum stops acting within it.
-func electionTiming(profile string) time.Duration {
-	switch profile {
-	case mesh.ProfileWAN:
-		return 500 * time.Millisecond
-	case mesh.ProfileP2P:
-		return 200 * time.Millisecond
-	default:
-		return 100 * time.Millisecond
-	}
-}
-
 // actingBound is how long a coordinator cut off from its quorum may go on
 // acting: until the lease its quorum last granted runs out (LeaseTicks from
 // the renewal it granted), which the next tick notices. The partition tests
@@ -138,7 +121,7 @@ func (a *Agent) runner() *electionRunner {
 func (a *Agent) startElection(ctx context.Context) error {
 	r := &electionRunner{
 		a: a, log: a.log.With("component", "election-adapter"),
-		tick: electionTiming(a.cfg.Profile), dataDir: a.cfg.DataDir,
+		tick: a.cfg.preset().ElectionTick, dataDir: a.cfg.DataDir,
 		leave:  make(chan chan struct{}),
 		inbox:  make(chan election.Message, 1024),
 		reqs:   make(chan struct{}, 1),
@@ -665,7 +648,7 @@ func (a *Agent) registerElectionRoutes(mux *http.ServeMux, reg *prometheus.Regis
 	})
 	// The action log is a test hook (each call appends to actions.jsonl):
 	// served only with --enable-debug or on the local profile.
-	if !a.cfg.EnableDebug && a.cfg.Profile != mesh.ProfileLocal {
+	if !a.cfg.preset().DebugHooks {
 		return
 	}
 	mux.HandleFunc("POST /v1/leader/act", func(w http.ResponseWriter, req *http.Request) {

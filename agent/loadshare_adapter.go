@@ -356,6 +356,7 @@ func (a *Agent) startProxy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: proxy-strategy: %v", ErrConfig, err)
 	}
+	timing := cfg.preset()
 	pr := &proxyRunner{
 		service:  cfg.ProxyService,
 		flight:   &inflight{m: map[string]*atomic.Int64{}},
@@ -364,11 +365,11 @@ func (a *Agent) startProxy(ctx context.Context) error {
 	}
 	pr.tr = &http.Transport{
 		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: loadshare.DefaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: timing.ProxyDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: loadshare.DefaultResponseHeaderTimeout,
+		ResponseHeaderTimeout: timing.ProxyResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
 	}
 	pr.proxy, err = loadshare.NewProxy(loadshare.ProxyConfig{

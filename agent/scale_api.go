@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoalmesh/shoal/client"
-	"github.com/shoalmesh/shoal/mesh"
 	"github.com/shoalmesh/shoal/metrics"
 	"github.com/shoalmesh/shoal/scale"
 )
@@ -30,7 +29,7 @@ func toClientScaleRecord(r scale.Record) client.ScaleRecord {
 }
 
 func (a *Agent) registerScaleRoutes(mux *http.ServeMux, reg *prometheus.Registry) {
-	if a.cfg.EnableDebug || a.cfg.Profile == mesh.ProfileLocal {
+	if a.cfg.preset().DebugHooks { // --enable-debug, or the local profile
 		mux.HandleFunc("POST /v1/debug/load", a.handleDebugLoad)
 	}
 	r := a.scale
