@@ -1,11 +1,10 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,14 +30,17 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err == nil {
 		v, err := time.ParseDuration(s)
 		if err != nil {
-			return fmt.Errorf("duration %q: %w", s, err)
+			return fmt.Errorf("duration %q: want a Go duration such as \"1.5s\" or a number of seconds", clip(s))
 		}
 		*d = Duration(v)
 		return nil
 	}
 	var f float64
 	if err := json.Unmarshal(b, &f); err != nil {
-		return fmt.Errorf("duration %s: want a string like \"1.5s\" or seconds", b)
+		return fmt.Errorf("duration %s: want a string like \"1.5s\" or seconds", clip(string(b)))
+	}
+	if math.IsNaN(f) || math.Abs(f) > float64(math.MaxInt64/int64(time.Second)) {
+		return fmt.Errorf("duration %s seconds is out of range", clip(string(b)))
 	}
 	*d = Duration(f * float64(time.Second))
 	return nil
@@ -48,7 +50,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
 // Config is everything an agent needs. Flags, SHOAL_* environment variables
-// and the optional JSON config file only fill this struct; Validate checks it.
+// and the optional JSON config file only fill this struct, all three from
+// the one table in settings.go: a new field needs an entry there
+// (TestSettingsCoverConfig). Validate checks it.
 type Config struct {
 	// NodeName is this node's unique name; default: the hostname.
 	NodeName string `json:"node_name"`
@@ -174,76 +178,6 @@ func sanitizeName(h string) string {
 		h = h[:128]
 	}
 	return h
-}
-
-// LoadFile fills c from a JSON config file; unknown fields are errors.
-func (c *Config) LoadFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("%w: config file: %w", ErrConfig, err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
-	if err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
-	}
-	if len(b) > maxConfigFile {
-		return fmt.Errorf("%w: config file %s is over %d bytes", ErrConfig, path, maxConfigFile)
-	}
-	return c.decodeFile(path, b)
-}
-
-// maxConfigFile bounds the config file read into memory.
-const maxConfigFile = 1 << 20
-
-// decodeFile decodes one JSON object into c. Errors say where (line and
-// column) and unknown keys and anything after the object are refused.
-func (c *Config) decodeFile(path string, b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &se):
-			// Offset is just past the byte that broke the syntax.
-			return fmt.Errorf("%w: config file %s:%s: %v", ErrConfig, path, lineCol(b, se.Offset-1), err)
-		case errors.As(err, &te):
-			return fmt.Errorf("%w: config file %s:%s: %q wants %v, got a JSON %s", ErrConfig, path, lineCol(b, te.Offset), te.Field, te.Type, te.Value)
-		case errors.Is(err, io.EOF):
-			return fmt.Errorf("%w: config file %s is empty: want a JSON object", ErrConfig, path)
-		}
-		// Unknown fields and our own decoders' errors carry no offset;
-		// InputOffset is where the decoder stopped, just past the value.
-		return fmt.Errorf("%w: config file %s:%s: %v", ErrConfig, path, lineCol(b, dec.InputOffset()), err)
-	}
-	end := dec.InputOffset()
-	for end < int64(len(b)) && strings.ContainsRune(" \t\r\n", rune(b[end])) {
-		end++
-	}
-	if end < int64(len(b)) {
-		return fmt.Errorf("%w: config file %s:%s: data after the config object", ErrConfig, path, lineCol(b, end))
-	}
-	return nil
-}
-
-// lineCol turns a byte offset into "line:column" (both from 1).
-func lineCol(b []byte, off int64) string {
-	if off > int64(len(b)) {
-		off = int64(len(b))
-	}
-	if off < 0 {
-		off = 0
-	}
-	line, col := 1, 1
-	for _, ch := range b[:off] {
-		if ch == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-	}
-	return fmt.Sprintf("%d:%d", line, col)
 }
 
 // ParseTag parses one key=value tag.
