@@ -140,6 +140,11 @@ type Config struct {
 	ProxyListen   string `json:"proxy_listen"`
 	ProxyService  string `json:"proxy_service"`
 	ProxyStrategy string `json:"proxy_strategy"`
+	// ProxyInflightCount adds the proxy's own requests in flight to each
+	// member to the member's gossiped run queue when picking (the fast
+	// signal, loadshare_adapter.go); false picks by gossiped load alone,
+	// as cmd/shoal-proxybench does for comparison. Default true.
+	ProxyInflightCount bool `json:"proxy_inflight_count"`
 	// Scale is autoscaling: the provider and the policy (scale_adapter.go).
 	Scale ScaleConfig `json:"scale"`
 	// EnableDebug serves test hooks such as POST /v1/debug/load.
@@ -150,17 +155,18 @@ type Config struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		NodeName:       sanitizeName(host),
-		Bind:           "0.0.0.0:7946",
-		Profile:        mesh.ProfileLAN,
-		Tags:           map[string]string{},
-		RetryInterval:  Duration(time.Second),
-		LeaveOnTerm:    true,
-		HTTPAddr:       "127.0.0.1:7950",
-		SampleInterval: Duration(time.Second),
-		HalfLife:       Duration(5 * time.Second),
-		LogLevel:       "info",
-		Scale:          DefaultScaleConfig(),
+		NodeName:           sanitizeName(host),
+		Bind:               "0.0.0.0:7946",
+		Profile:            mesh.ProfileLAN,
+		Tags:               map[string]string{},
+		RetryInterval:      Duration(time.Second),
+		LeaveOnTerm:        true,
+		HTTPAddr:           "127.0.0.1:7950",
+		SampleInterval:     Duration(time.Second),
+		HalfLife:           Duration(5 * time.Second),
+		LogLevel:           "info",
+		ProxyInflightCount: true,
+		Scale:              DefaultScaleConfig(),
 	}
 }
 

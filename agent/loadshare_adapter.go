@@ -12,8 +12,8 @@ package agent
 // (Candidate.LoadAvg = gossiped load1 + requests in flight from this proxy).
 // The count is exact and instant; with the default picker (p2c) a member that
 // answers slowly accumulates requests in flight and stops winning
-// comparisons within a few requests. SHOAL_PROXY_INFLIGHT=0 turns the count
-// off (gossip alone), for comparison in cmd/shoal-proxybench.
+// comparisons within a few requests. --proxy-inflight-count=false turns the
+// count off (gossip alone), for comparison in cmd/shoal-proxybench.
 
 import (
 	"context"
@@ -24,7 +24,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -360,7 +359,7 @@ func (a *Agent) startProxy(ctx context.Context) error {
 	pr := &proxyRunner{
 		service:  cfg.ProxyService,
 		flight:   &inflight{m: map[string]*atomic.Int64{}},
-		useCount: os.Getenv("SHOAL_PROXY_INFLIGHT") != "0",
+		useCount: cfg.ProxyInflightCount,
 		mesh:     a.mesh,
 	}
 	pr.tr = &http.Transport{

@@ -184,6 +184,8 @@ var settings = []Setting{
 		Help: "the proxy forwards to members tagged service=NAME with a port tag"},
 	{Name: "proxy-strategy", Env: "SHOAL_PROXY_STRATEGY", Category: CatProxy, Field: func(c *Config) any { return &c.ProxyStrategy },
 		Help: "the proxy's picker: " + loadshare.Default + " (default), " + strings.Join(slices.DeleteFunc(loadshare.Strategies(), func(s string) bool { return s == loadshare.Default }), ", ")},
+	{Name: "proxy-inflight-count", Env: "SHOAL_PROXY_INFLIGHT_COUNT", Category: CatProxy, Field: func(c *Config) any { return &c.ProxyInflightCount },
+		Help: "add the proxy's own requests in flight to each member to its gossiped run queue when picking; false picks by gossiped load alone"},
 
 	// p2p
 	{Name: "p2p-bootstrap", Env: "SHOAL_P2P_BOOTSTRAP", Category: CatP2P, Field: func(c *Config) any { return &c.P2PBootstrap },

@@ -136,3 +136,18 @@ func TestFlagsComeFromTheTable(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyInflightCountFlag: the proxy's in-flight signal is a setting
+// (on by default), no longer a hidden variable.
+func TestProxyInflightCountFlag(t *testing.T) {
+	if c := buildWith(t); !c.ProxyInflightCount {
+		t.Error("the in-flight count is off by default")
+	}
+	if c := buildWith(t, "--proxy-inflight-count=false"); c.ProxyInflightCount {
+		t.Error("--proxy-inflight-count=false left it on")
+	}
+	t.Setenv("SHOAL_PROXY_INFLIGHT_COUNT", "false")
+	if c := buildWith(t); c.ProxyInflightCount {
+		t.Error("SHOAL_PROXY_INFLIGHT_COUNT=false left it on")
+	}
+}
