@@ -118,7 +118,7 @@ func (fd *fileDecoder) object(c *Config, obj []byte, base int64, prefix string) 
 		}
 		s, ok := keys.byKey[key]
 		if !ok {
-			return fd.errorf(keyAt, "unknown key %q%s; the keys are the flags' names ('shoal agent --help')", clip(key), suggest(key, keys.all))
+			return fd.errorf(keyAt, "unknown key %q%s; the keys are the flags' names (docs/config.md lists them)", clip(key), suggest(key, keys.all))
 		}
 		if prev, dup := fd.seen[s.Name]; dup {
 			if prev == key {

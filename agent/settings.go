@@ -3,7 +3,8 @@ package agent
 // The one table of the agent's settings. Everything that fills a Config
 // comes from it: the command-line flags (cmd/shoal builds them), their SHOAL_*
 // environment variables, the config file's keys (configfile.go decodes
-// with it) and the groups of 'shoal agent --help'.
+// with it), the groups of 'shoal agent --help' and docs/config.md
+// (configdoc.go renders it; `go generate ./agent` rewrites the file).
 // TestSettingsCoverConfig holds the table and Config to each other.
 
 import (
@@ -18,6 +19,8 @@ import (
 
 	"github.com/shoalmesh/shoal/loadshare"
 )
+
+//go:generate go run ../internal/configdoc -o ../docs/config.md
 
 // Setting is one agent setting.
 type Setting struct {
@@ -63,8 +66,8 @@ var Categories = []string{CatNode, CatJoining, CatSecurity, CatAPI, CatCoordinat
 // TO ADD A SETTING: add the field to Config (or ScaleConfig), with a
 // comment and a json tag, and ONE entry here, in its group. That is all:
 // the flag, the SHOAL_* variable, the config file key (the flag's name, and
-// the json tag's name for files written before this table) and the help
-// group follow from it, and
+// the json tag's name for files written before this table), the help group
+// and docs/config.md (`go generate ./agent`) follow from it, and
 // TestSettingsCoverConfig fails until field and entry match. Check values
 // in Config.Validate. Entries are independent lines so that rebases
 // touching different settings do not conflict.

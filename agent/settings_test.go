@@ -201,3 +201,20 @@ func TestConfigFileRefusesRepeatsAndNamesUnknownKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigReferenceIsCurrent: docs/config.md is what the table makes.
+func TestConfigReferenceIsCurrent(t *testing.T) {
+	got, err := os.ReadFile("../docs/config.md")
+	if err != nil {
+		t.Fatalf("%v: generate it with `go generate ./agent`", err)
+	}
+	if string(got) != ConfigReference() {
+		t.Fatal("docs/config.md is stale (the settings table or the presets changed): regenerate it with `go generate ./agent` " +
+			"(or, from the repository root, `go run ./internal/configdoc -o docs/config.md`) and commit it")
+	}
+	for _, s := range Settings() {
+		if !strings.Contains(string(got), "`--"+s.Name+"`") {
+			t.Errorf("docs/config.md does not list --%s", s.Name)
+		}
+	}
+}

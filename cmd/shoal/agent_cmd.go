@@ -22,7 +22,7 @@ import (
 // table in agent/settings.go (a new flag is an entry there, not here).
 func agentFlags() []cli.Flag {
 	flags := []cli.Flag{&cli.StringFlag{Name: "config", EnvVars: []string{"SHOAL_CONFIG"}, Category: agent.CatNode,
-		Usage: "JSON config file (flags and SHOAL_* variables override it)"}}
+		Usage: "JSON config file (flags and SHOAL_* variables override it; keys in docs/config.md)"}}
 	d := agent.DefaultConfig()
 	for _, s := range agent.Settings() {
 		flags = append(flags, settingFlag(s, s.Field(&d)))
