@@ -53,7 +53,11 @@ func agentFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "insecure-gossip", EnvVars: env("INSECURE_GOSSIP"), Usage: "gossip without a key on an address other than loopback (anyone who reaches the port can join and publish load)"},
 		&cli.StringFlag{Name: "label", EnvVars: env("LABEL"), Usage: "mesh label: meshes with different labels never mix"},
 		&cli.StringFlag{Name: "http-addr", EnvVars: env("HTTP_ADDR"), Value: d.HTTPAddr, Usage: "API, /metrics and dashboard address"},
-		&cli.StringFlag{Name: "api-token", EnvVars: env("API_TOKEN"), Usage: "API token (required when --http-addr is not loopback)"},
+		&cli.StringFlag{Name: "api-token", EnvVars: env("API_TOKEN"), Usage: "admin API token: every endpoint; once a token is set, writes need it on loopback too (a token or --tls-client-ca is required when --http-addr is not loopback)"},
+		&cli.StringFlag{Name: "api-read-token", EnvVars: env("API_READ_TOKEN"), Usage: "read-only API token: status, members, load, pick, leader, metrics, events, dashboard"},
+		&cli.StringFlag{Name: "tls-cert", EnvVars: env("TLS_CERT"), Usage: "serve the API over TLS with this certificate (PEM; reloaded on SIGHUP)"},
+		&cli.StringFlag{Name: "tls-key", EnvVars: env("TLS_KEY"), Usage: "the --tls-cert certificate's private key (PEM; reloaded on SIGHUP)"},
+		&cli.StringFlag{Name: "tls-client-ca", EnvVars: env("TLS_CLIENT_CA"), Usage: "require API clients to present a certificate signed by this CA (PEM; mutual TLS)"},
 		&cli.DurationFlag{Name: "sample-interval", EnvVars: env("SAMPLE_INTERVAL"), Value: time.Duration(d.SampleInterval), Usage: "load sampling interval"},
 		&cli.DurationFlag{Name: "half-life", EnvVars: env("HALF_LIFE"), Value: time.Duration(d.HalfLife), Usage: "load smoothing half-life (0: none)"},
 		&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: d.LogLevel, Usage: "debug, info, warn or error"},
@@ -173,6 +177,11 @@ func agentConfig(c *cli.Context) (agent.Config, error) {
 	if set("api-token") {
 		cfg.APIToken = c.String("api-token")
 	}
+	for flag, field := range map[string]*string{"api-read-token": &cfg.APIReadToken, "tls-cert": &cfg.TLSCert, "tls-key": &cfg.TLSKey, "tls-client-ca": &cfg.TLSClientCA} {
+		if set(flag) {
+			*field = c.String(flag)
+		}
+	}
 	if set("sample-interval") {
 		cfg.SampleInterval = agent.Duration(c.Duration("sample-interval"))
 	}
@@ -229,6 +238,9 @@ func agentCommand() *cli.Command {
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 			defer signal.Stop(sigs)
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP) // reload the API's TLS certificate (api_tls.go)
+			defer signal.Stop(hup)
 			ctx, cancel := context.WithCancel(c.Context)
 			defer cancel()
 			go func() {
@@ -241,6 +253,16 @@ func agentCommand() *cli.Command {
 			if err := a.Start(ctx); err != nil {
 				return asUsage(err)
 			}
+			go func() {
+				for {
+					select {
+					case <-hup:
+						_ = a.ReloadTLS() // logs its outcome; a failure keeps the certificate in use
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
 			select {
 			case <-ctx.Done():
 				log.Info("signal received, stopping", "leave", cfg.LeaveOnTerm)

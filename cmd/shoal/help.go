@@ -95,6 +95,7 @@ var agentFlagCategories = map[string]string{
 	"join": "Joining", "retry-join": "Joining", "retry-max": "Joining", "retry-interval": "Joining",
 	"leave-on-terminate": "Joining", "rejoin-after-leave": "Joining", "reconnect-timeout": "Joining",
 	"encrypt": "Security", "keyring-file": "Security", "api-token": "Security", "insecure-gossip": "Security",
+	"api-read-token": "Security", "tls-cert": "Security", "tls-key": "Security", "tls-client-ca": "Security",
 	"relay": "p2p (--profile p2p)", "mdns": "p2p (--profile p2p)",
 	"priority": "Coordination", "preempt": "Coordination", "quorum": "Coordination", "acting-log": "Coordination",
 	"http-addr": "API, logs and load sampling", "log-level": "API, logs and load sampling", "log-json": "API, logs and load sampling",
