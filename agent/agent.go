@@ -46,6 +46,12 @@ type Agent struct {
 	p2pFast   bool
 	transport mesh.Transport
 
+	// The API's guard and TLS (api_auth.go, api_tls.go); joinHook, when
+	// set, stands in for the mesh's join (the API fuzz test).
+	authz    *apiAuth
+	tls      *apiTLS
+	joinHook func([]string) (int, error)
+
 	// Components wired in their own files.
 	elect *electionRunner // election_adapter.go
 	proxy *proxyRunner    // loadshare_adapter.go
@@ -87,7 +93,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, done: make(chan struct{}), leaveReq: make(chan struct{}, 1), events: newEventLog(512)}
+	a := &Agent{cfg: cfg, done: make(chan struct{}), leaveReq: make(chan struct{}, 1), events: newEventLog(512), authz: newAPIAuth(cfg)}
 	for _, o := range opts {
 		o(a)
 	}
@@ -188,19 +194,34 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return err
 	}
 
+	if cfg.TLSCert != "" {
+		if a.tls, err = newAPITLS(cfg); err != nil { // api_tls.go
+			return err
+		}
+		warnCertTimes(a, a.tls.cur.Load().leaf)
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http-addr %s: %w", cfg.HTTPAddr, err)
 	}
 	a.httpLn = ln
-	a.http = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	a.http = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
+	serve := func() error { return a.http.Serve(ln) }
+	if a.tls != nil {
+		a.http.TLSConfig = a.tls.serverConfig()
+		serve = func() error { return a.http.ServeTLS(ln, "", "") }
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http server stopped", "err", err)
 		}
 	}()
+	if h, _, _ := net.SplitHostPort(cfg.HTTPAddr); !isLoopback(h) && a.tls == nil {
+		a.log.Warn("the API listens on an address other than loopback without TLS: its tokens and answers cross the network in clear (set --tls-cert and --tls-key)", "http", ln.Addr().String())
+	}
 	addr, port := m.LocalAddr()
 	a.log.Info("agent started", "gossip", net.JoinHostPort(addr, strconv.Itoa(port)), "http", ln.Addr().String(), "profile", cfg.Profile, "version", Version)
 	if len(keys) == 0 && !preset.P2P && !isLoopback(bhost) {

@@ -126,8 +126,20 @@ type Config struct {
 	Label string `json:"label"`
 	// HTTPAddr is where the API, /metrics and the dashboard listen.
 	HTTPAddr string `json:"http_addr"`
-	// APIToken protects the API; required when HTTPAddr is not loopback.
-	APIToken string `json:"api_token"`
+	// APIToken is the API's admin token: every endpoint, writes included.
+	// APIReadToken, when set, reads only (status, members, load, pick,
+	// leader, metrics, events, the dashboard's data). Once either is set,
+	// every request but the dashboard page needs one; without either, reads
+	// are open and writes are served to loopback clients only. HTTPAddr
+	// other than loopback needs a token or TLSClientCA (api_auth.go).
+	APIToken     string `json:"api_token"`
+	APIReadToken string `json:"api_read_token"`
+	// TLSCert and TLSKey (PEM files) serve the API over TLS, reloaded on
+	// SIGHUP; TLSClientCA (PEM) then requires client certificates signed
+	// by it (mutual TLS). See api_tls.go.
+	TLSCert     string `json:"tls_cert"`
+	TLSKey      string `json:"tls_key"`
+	TLSClientCA string `json:"tls_client_ca"`
 	// SampleInterval is how often load is sampled; HalfLife smooths it.
 	SampleInterval Duration `json:"sample_interval"`
 	HalfLife       Duration `json:"half_life"`
@@ -266,8 +278,8 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return err
 	}
-	if !isLoopback(host) && c.APIToken == "" {
-		return fmt.Errorf("%w: http-addr %s is not loopback: set an API token (--api-token or SHOAL_API_TOKEN) so the API is not open to the network", ErrConfig, c.HTTPAddr)
+	if err := c.checkAPISecurity(host); err != nil { // api_auth.go
+		return err
 	}
 	if c.SampleInterval < Duration(10*time.Millisecond) {
 		return fmt.Errorf("%w: sample-interval %v below 10ms", ErrConfig, time.Duration(c.SampleInterval))

@@ -65,7 +65,7 @@ func (a *Agent) registerScaleRoutes(mux *http.ServeMux, reg *prometheus.Registry
 func (a *Agent) handleDebugLoad(w http.ResponseWriter, r *http.Request) {
 	var req client.DebugLoad
 	if err := readJSON(r, &req); err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+		writeErr(w, bodyStatus(err), err)
 		return
 	}
 	if req.Clear {

@@ -112,7 +112,15 @@ var settings = []Setting{
 	{Name: "insecure-gossip", Env: "SHOAL_INSECURE_GOSSIP", Category: CatSecurity, Field: func(c *Config) any { return &c.InsecureGossip },
 		Help: "gossip without a key on an address other than loopback (anyone who reaches the port can join and publish load)"},
 	{Name: "api-token", Env: "SHOAL_API_TOKEN", Category: CatSecurity, Field: func(c *Config) any { return &c.APIToken },
-		Help: "API token (required when --http-addr is not loopback)"},
+		Help: "admin API token: every endpoint; once a token is set, writes need it on loopback too (a token or --tls-client-ca is required when --http-addr is not loopback)"},
+	{Name: "api-read-token", Env: "SHOAL_API_READ_TOKEN", Category: CatSecurity, Field: func(c *Config) any { return &c.APIReadToken },
+		Help: "read-only API token: status, members, load, pick, leader, metrics, events, dashboard"},
+	{Name: "tls-cert", Env: "SHOAL_TLS_CERT", Category: CatSecurity, Field: func(c *Config) any { return &c.TLSCert },
+		Help: "PEM certificate: serve the API over TLS (reloaded on SIGHUP)"},
+	{Name: "tls-key", Env: "SHOAL_TLS_KEY", Category: CatSecurity, Field: func(c *Config) any { return &c.TLSKey },
+		Help: "PEM private key of --tls-cert (reloaded on SIGHUP)"},
+	{Name: "tls-client-ca", Env: "SHOAL_TLS_CLIENT_CA", Category: CatSecurity, Field: func(c *Config) any { return &c.TLSClientCA },
+		Help: "PEM CA bundle: require API clients to present a certificate it signed (mTLS)"},
 
 	// API, logs and load sampling
 	{Name: "http-addr", Env: "SHOAL_HTTP_ADDR", Category: CatAPI, Field: func(c *Config) any { return &c.HTTPAddr },

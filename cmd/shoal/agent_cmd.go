@@ -135,6 +135,9 @@ func agentCommand() *cli.Command {
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 			defer signal.Stop(sigs)
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP) // reload the API's TLS certificate (api_tls.go)
+			defer signal.Stop(hup)
 			ctx, cancel := context.WithCancel(c.Context)
 			defer cancel()
 			go func() {
@@ -147,6 +150,16 @@ func agentCommand() *cli.Command {
 			if err := a.Start(ctx); err != nil {
 				return asUsage(err)
 			}
+			go func() {
+				for {
+					select {
+					case <-hup:
+						_ = a.ReloadTLS() // logs its outcome; a failure keeps the certificate in use
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
 			select {
 			case <-ctx.Done():
 				log.Info("signal received, stopping", "leave", cfg.LeaveOnTerm)

@@ -51,7 +51,11 @@ func membersCommand() *cli.Command {
 			}
 			ctx, cancel := ctxOf(c)
 			defer cancel()
-			ms, err := apiClient(c).Members(ctx, f)
+			api, err := apiClient(c)
+			if err != nil {
+				return err
+			}
+			ms, err := api.Members(ctx, f)
 			if err != nil {
 				return err
 			}

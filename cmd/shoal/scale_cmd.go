@@ -38,7 +38,11 @@ func scaleCommand() *cli.Command {
 					}
 					ctx, cancel := ctxOf(c)
 					defer cancel()
-					recs, err := apiClient(c).ScaleHistory(ctx, c.Int("limit"))
+					api, err := apiClient(c)
+					if err != nil {
+						return err
+					}
+					recs, err := api.ScaleHistory(ctx, c.Int("limit"))
 					if err != nil {
 						return err
 					}
