@@ -39,20 +39,20 @@ func TestShareAndAvailabilityInProcess(t *testing.T) {
 	var backends [3]*backend
 	for i := range 3 {
 		backends[i] = &backend{name: fmt.Sprintf("s%d", i+1)}
-		_, ports[i] = serveOn(t, fmt.Sprintf("127.0.0.%d", 71+i), backends[i])
+		_, ports[i] = serveOn(t, fmt.Sprintf("127.0.0.%d", 141+i), backends[i])
 	}
 	web := func(i int) map[string]string {
 		return map[string]string{"service": "web", "port": strconv.Itoa(ports[i]), "capacity": strconv.Itoa(i + 1)}
 	}
-	a1 := startTestAgent(t, "s1", "127.0.0.71", "", web(0), func(c *Config) {
+	a1 := startTestAgent(t, "s1", "127.0.0.141", "", web(0), func(c *Config) {
 		c.ProxyListen = "127.0.0.1:0"
 		c.ProxyService = "web"
 		c.ProxyStrategy = "swrr"
 	})
 	join := a1.cfg.Bind
-	a2 := startTestAgent(t, "s2", "127.0.0.72", join, web(1), nil)
-	a3 := startTestAgent(t, "s3", "127.0.0.73", join, web(2), nil)
-	a4 := startTestAgent(t, "c1", "127.0.0.74", join, map[string]string{"service": "cache", "port": "6379"}, nil)
+	a2 := startTestAgent(t, "s2", "127.0.0.142", join, web(1), nil)
+	a3 := startTestAgent(t, "s3", "127.0.0.143", join, web(2), nil)
+	a4 := startTestAgent(t, "c1", "127.0.0.144", join, map[string]string{"service": "cache", "port": "6379"}, nil)
 	// Idle and alike: every member's load is 0, so its weight is its
 	// capacity whatever the age of its load.
 	idle := metrics.Load{Cores: 2}
