@@ -11,8 +11,10 @@ package agent
 //     and got a response for (any status; an attempt that failed to connect
 //     and was retried elsewhere counts for the member that answered);
 //   - member uptime: the fraction of the time since this agent first saw a
-//     member during which the View listed it alive, over that whole time
-//     ("lifetime") and over the last shareRecent ("recent");
+//     member alive during which the View listed it alive, over that whole
+//     time ("lifetime") and over the last shareRecent ("recent"). A member
+//     first seen down (a failed one from the snapshot) is tracked from the
+//     moment it is alive;
 //   - service availability: the fraction of the time since this agent
 //     first saw a service healthy during which at least one of its members
 //     was healthy, over the same two windows. The clock starts at the first
@@ -39,7 +41,8 @@ package agent
 //
 // Memory is bounded: a member is forgotten once the View no longer lists it
 // (serf reaped it) or once it has been down longer than the reconnect
-// timeout, and at most shareMaxMembers members are tracked (beyond that,
+// timeout (and, being down, is not tracked again until it is alive), and at
+// most shareMaxMembers members are tracked (beyond that,
 // the member down longest is forgotten first, and an alive newcomer is not
 // tracked while every tracked member is alive). A member's recent window
 // keeps at most timelineSpans state changes; a member flapping faster than
@@ -229,7 +232,10 @@ func (s *shares) observe(ms []mesh.Member, now time.Time) (next time.Time) {
 		alive := m.Status == mesh.StatusAlive
 		mt := s.members[m.Name]
 		if mt == nil {
-			if mt = s.track(m.Name, now, alive); mt == nil {
+			if !alive {
+				continue // tracked from the first time it is seen alive
+			}
+			if mt = s.track(m.Name, now); mt == nil {
 				continue
 			}
 		}
@@ -310,9 +316,9 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// track starts tracking a member (write lock held); nil when the cap is
-// reached and no tracked member is down.
-func (s *shares) track(name string, now time.Time, alive bool) *memberTrack {
+// track starts tracking a member seen alive (write lock held); nil when the
+// cap is reached and no tracked member is down.
+func (s *shares) track(name string, now time.Time) *memberTrack {
 	if len(s.members) >= s.maxMembers {
 		var victim string
 		var since time.Time
@@ -326,10 +332,7 @@ func (s *shares) track(name string, now time.Time, alive bool) *memberTrack {
 		}
 		delete(s.members, victim)
 	}
-	mt := &memberTrack{up: newTimeline(now, alive), epoch: s.epoch, counts: map[string]*shareCounts{}}
-	if !alive {
-		mt.downSince = now
-	}
+	mt := &memberTrack{up: newTimeline(now, true), epoch: s.epoch, counts: map[string]*shareCounts{}}
 	s.members[name] = mt
 	return mt
 }
@@ -354,7 +357,7 @@ func (s *shares) counts(name, service string) *shareCounts {
 	defer s.mu.Unlock()
 	mt := s.members[name]
 	if mt == nil {
-		if mt = s.track(name, time.Now(), true); mt == nil {
+		if mt = s.track(name, time.Now()); mt == nil {
 			return nil
 		}
 	}
@@ -440,11 +443,9 @@ func (s *shares) measure(ms []mesh.Member, now time.Time) (map[string]*client.Me
 			sh.ProxyShare = float64(sh.ProxyRequests) / float64(g.proxied)
 		}
 		per[m.Name] = sh
-		if alive {
-			upSum += sh.Uptime
-			recentSum += sh.UptimeRecent
-			tracked++
-		}
+		upSum += sh.Uptime
+		recentSum += sh.UptimeRecent
+		tracked++
 	}
 	out.ModelShare, out.ModelAvailability = model(out.N)
 	if tracked > 0 {

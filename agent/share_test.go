@@ -146,7 +146,11 @@ func TestShareTrackerIsBounded(t *testing.T) {
 	now := time.Unix(100, 0)
 	var ms []mesh.Member
 	for i := range 6 {
-		ms = append(ms, shareMember("down-"+strconv.Itoa(i), "", mesh.StatusFailed, time.Time{}))
+		ms = append(ms, shareMember("down-"+strconv.Itoa(i), "", mesh.StatusAlive, time.Time{}))
+	}
+	s.observe(ms, now.Add(-time.Second))
+	for i := range ms {
+		ms[i].Status = mesh.StatusFailed
 	}
 	s.observe(ms, now)
 	for i := range 20 {
@@ -167,5 +171,35 @@ func TestShareTrackerIsBounded(t *testing.T) {
 	per, _ := s.measure(ms, now.Add(2*time.Second))
 	if p := per["up-00"]; p == nil || p.Picks != 1 || p.PickShare != 1 {
 		t.Errorf("up-00: %+v, want 1 pick, share 1", p)
+	}
+}
+
+// A member still listed failed is forgotten once it has been down longer
+// than forgetAfter, and not tracked again (with a fresh clock that would
+// make it look down all along) until it is alive; one first seen failed is
+// not tracked at all.
+func TestShareForgetsMembersDownTooLong(t *testing.T) {
+	t0 := time.Unix(9000, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	s := newShares(30 * time.Second)
+	s.observe([]mesh.Member{shareMember("m", "", mesh.StatusAlive, at(0))}, at(0))
+	down := []mesh.Member{shareMember("m", "", mesh.StatusFailed, at(0)), shareMember("old", "", mesh.StatusFailed, time.Time{})}
+	s.observe(down, at(10))
+	per, _ := s.measure(down, at(20))
+	if p := per["m"]; p == nil || !near(p.Uptime, 0.5) {
+		t.Fatalf("m down 10 s of 20: %+v, want uptime 0.5", p)
+	}
+	if per["old"] != nil {
+		t.Errorf("old, first seen failed, is tracked: %+v", per["old"])
+	}
+	s.observe(down, at(41))
+	s.observe(down, at(42))
+	if per, _ := s.measure(down, at(43)); per["m"] != nil {
+		t.Errorf("m down 31 s (forget after 30 s) is still tracked: %+v", per["m"])
+	}
+	back := []mesh.Member{shareMember("m", "", mesh.StatusAlive, at(50))}
+	s.observe(back, at(50))
+	if per, _ := s.measure(back, at(60)); per["m"] == nil || per["m"].Uptime != 1 || per["m"].ObservedSeconds != 10 {
+		t.Errorf("m back at 50 s: %+v, want tracked again from then, up", per["m"])
 	}
 }

@@ -71,8 +71,9 @@ type Measured struct {
 	N                 int     `json:"n"`
 	ModelShare        float64 `json:"model_share"`        // 1/n (0 when n = 0)
 	ModelAvailability float64 `json:"model_availability"` // 1 - 1/n (0 when n = 0)
-	// UptimeMean is the mean Uptime of the members now alive, over their
-	// lifetime and over the recent window.
+	// UptimeMean is the mean Uptime of the members listed (failed and left
+	// ones included, until they are forgotten), over their lifetime and
+	// over the recent window.
 	UptimeMean       float64 `json:"uptime_mean"`
 	UptimeRecentMean float64 `json:"uptime_recent_mean"`
 	// Availability is the fraction of the time since a member was first
