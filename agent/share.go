@@ -572,7 +572,7 @@ func newShareCollector(a *Agent) *shareCollector {
 		a:       a,
 		picks:   d("picks_total", "Times GET /v1/pick on this agent returned the member, by the member's service tag (\"\" for none).", "member", "service"),
 		proxied: d("proxy_requests_total", "Requests this agent's proxy forwarded to the member and got a response for, by the member's service tag.", "member", "service"),
-		uptime: d("member_uptime_ratio", "Fraction of the time since this agent first saw the member that it was alive; "+
+		uptime: d("member_uptime_ratio", "Fraction of the time since this agent first saw the member alive that it was alive; "+
 			"window=lifetime (since first seen) or recent (the last 5 minutes).", "member", "window"),
 		avail: d("service_availability_ratio", "Fraction of the time since this agent first saw the service healthy that at least one member was healthy "+
 			"(alive, numeric port tag, load sample at most 30 s old); window=lifetime or recent (the last 5 minutes).", "service", "window"),

@@ -55,11 +55,11 @@ type MemberShare struct {
 	ProxyRequests uint64  `json:"proxy_requests"`
 	ProxyShare    float64 `json:"proxy_share"`
 	// Uptime is the fraction of the time since this agent first saw the
-	// member that it was alive; UptimeRecent the same over the last
-	// Measured.RecentSeconds (or since first seen, if later).
+	// member alive that it was alive; UptimeRecent the same over the last
+	// Measured.RecentSeconds (or since first seen alive, if later).
 	Uptime       float64 `json:"uptime"`
 	UptimeRecent float64 `json:"uptime_recent"`
-	// ObservedSeconds is how long ago this agent first saw the member.
+	// ObservedSeconds is how long ago this agent first saw the member alive.
 	ObservedSeconds float64 `json:"observed_seconds"`
 }
 

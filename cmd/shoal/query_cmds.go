@@ -146,7 +146,7 @@ func loadCommand() *cli.Command {
 		Usage: "the mesh's load; shares of picks, uptime and availability beside P=N/n, A=1-1/n",
 		Description: "The load table, busiest first, with the aggregate. PICK% and PROXY% are each member's share of the picks " +
 			"this agent answered and of the requests its proxy forwarded, within the member's service; UP% is the " +
-			"fraction of the time since this agent first saw the member that it was alive. The footer puts the model " +
+			"fraction of the time since this agent first saw the member alive that it was alive. The footer puts the model " +
 			"of n interchangeable nodes (each takes P=N/n of N requests, availability A=1-1/n) for the current n " +
 			"beside what was measured: per service, the fraction of the time at least one member was healthy " +
 			"(alive, numeric port tag, load at most 30s old), over the agent's lifetime and the recent window.",
