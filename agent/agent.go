@@ -57,6 +57,9 @@ type Agent struct {
 	proxy *proxyRunner    // loadshare_adapter.go
 	scale *scaleRunner    // scale_adapter.go
 	dash  *dashboard      // dashboard.go, events_stream.go
+	// shares counts picks and proxied requests per member and tracks
+	// uptime and availability (share.go); nil before Start.
+	shares *shares
 }
 
 // Option adjusts an Agent at construction.
@@ -184,6 +187,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		a.cfg.NodeName = m.LocalName()
 	}
 
+	a.startShares(runCtx) // share.go: before the proxy, which counts into it
 	if err := a.startElection(runCtx); err != nil {
 		return err
 	}

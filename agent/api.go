@@ -268,7 +268,9 @@ func (a *Agent) handleLoad(w http.ResponseWriter, r *http.Request) {
 		}
 		return li != nil && li.CPUPercent > lj.CPUPercent
 	})
-	writeJSON(w, http.StatusOK, client.LoadReport{Members: out, Aggregate: Aggregate(ms, now)})
+	rep := client.LoadReport{Members: out, Aggregate: Aggregate(ms, now)}
+	a.addMeasured(&rep, ms, now) // share.go
+	writeJSON(w, http.StatusOK, rep)
 }
 
 func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
