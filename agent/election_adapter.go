@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -244,17 +245,43 @@ func (a *Agent) onElectionMessage(from string, body []byte) {
 	}
 }
 
+// maxHardStateFile bounds the election state file read into memory: its
+// JSON holds two terms and two names of at most election.MaxNameLen bytes.
+const maxHardStateFile = 4096
+
 func loadHardState(path string) (election.HardState, error) {
-	var hs election.HardState
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return hs, nil
+		return election.HardState{}, nil
 	}
 	if err != nil {
-		return hs, fmt.Errorf("election state: %w", err)
+		return election.HardState{}, fmt.Errorf("election state: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxHardStateFile+1))
+	if err != nil {
+		return election.HardState{}, fmt.Errorf("election state: %w", err)
+	}
+	hs, err := parseHardState(b)
+	if err != nil {
+		return hs, fmt.Errorf("election state %s is corrupt (%v): move it aside only if this node never promised a term to anyone, or restore it from a backup", path, err)
+	}
+	return hs, nil
+}
+
+// parseHardState decodes the election state file: the JSON of an
+// election.HardState, at most maxHardStateFile bytes, that election.New
+// takes as Config.Restore.
+func parseHardState(b []byte) (election.HardState, error) {
+	var hs election.HardState
+	if len(b) > maxHardStateFile {
+		return hs, fmt.Errorf("over %d bytes", maxHardStateFile)
 	}
 	if err := json.Unmarshal(b, &hs); err != nil {
-		return hs, fmt.Errorf("election state %s is corrupt (%v): move it aside only if this node never promised a term to anyone, or restore it from a backup", path, err)
+		return election.HardState{}, err
+	}
+	if err := hs.Check(); err != nil {
+		return election.HardState{}, err
 	}
 	return hs, nil
 }

@@ -44,8 +44,11 @@ func newCollector(a *Agent) *collector {
 		bytes:     d("gossip_bytes_total", "Bytes through the gossip port, streams included.", "direction"),
 		loadPkts:  d("gossip_load_packets_total", "Shoal load packets through the gossip port.", "direction"),
 		loadBytes: d("gossip_load_bytes_total", "Bytes of Shoal load packets through the gossip port.", "direction"),
-		dropped:   d("gossip_dropped_total", "Shoal packets dropped: undecodable, wrong key or label."),
-		sendErr:   d("gossip_send_errors_total", "Packets the gossip port failed to send."),
+		dropped: d("gossip_dropped_total", "Packets and streams dropped at the gossip port (Shoal's and memberlist's), by reason: "+
+			"decrypt (not sealed with an installed key), label (another mesh's label), decode (malformed), oversize, "+
+			"not_member (an election message from a non-member), replay (an election message refused as replayed or stale; also in gossip_stale_total{kind=\"election\"}), "+
+			"queue_full (memberlist's handler queue or push/pull limit), timeout (a stream that stalled).", "reason"),
+		sendErr: d("gossip_send_errors_total", "Packets the gossip port failed to send."),
 		stale: d("gossip_stale_total", "Gossip refused as not new: load entries older than (kind=load_older) or the same version as (load_same) the one held, "+
 			"election messages replayed or stale (election). Late copies count too; a replay shows as a rise.", "kind"),
 		sampleErr: d("sample_errors_total", "Load samples that failed."),
@@ -101,7 +104,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.loadPkts, s.ShoalPacketsOut.Load(), "out")
 	ctr(c.loadBytes, s.ShoalBytesIn.Load(), "in")
 	ctr(c.loadBytes, s.ShoalBytesOut.Load(), "out")
-	ctr(c.dropped, s.Dropped.Load())
+	for r := range mesh.NumDropReasons {
+		ctr(c.dropped, s.DroppedBy[r].Load(), mesh.DropReason(r).String())
+	}
 	ctr(c.sendErr, s.SendErrors.Load())
 	ctr(c.stale, s.StaleEntries.Load(), "load_older")
 	ctr(c.stale, s.SameEntries.Load(), "load_same")

@@ -182,5 +182,5 @@ func (c *Config) validate() error {
 	case len(c.Restore.Holder) > MaxNameLen:
 		return bad("Restore.Holder", fmt.Sprintf("%d bytes long", len(c.Restore.Holder)), fmt.Sprintf("at most %d bytes", MaxNameLen))
 	}
-	return nil
+	return c.Restore.Check()
 }

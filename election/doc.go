@@ -243,7 +243,10 @@
 //	                  without Lease; a renewal's stamp with it)
 //	        1..2 + n  RefHolder: uvarint length n (0..255), then n bytes
 //
-// A message is at most MaxMessageSize (794) bytes. Unmarshal accepts only the
+// Term and RefTerm are at most TermLimit (2^62), as are the terms of a
+// restored HardState (HardState.Check): a claim goes one above the highest
+// term seen, and must not wrap. A message is at most MaxMessageSize (794)
+// bytes. Unmarshal accepts only the
 // canonical encoding of a valid message — anything else (unknown version,
 // type or flag, non-minimal or overlong varint, over-long or non-UTF-8 name,
 // a flag or reference on a type that has none, trailing bytes) is an error

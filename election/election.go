@@ -59,6 +59,19 @@ type HardState struct {
 	MaxHolder string // who claimed MaxTerm, "" when unknown
 }
 
+// Check reports whether hs can be restored: terms up to TermLimit, names
+// up to MaxNameLen bytes. Config.Restore must pass it; an adapter checks
+// a state it reads from a file with it.
+func (hs HardState) Check() error {
+	switch {
+	case hs.Term > TermLimit || hs.MaxTerm > TermLimit:
+		return fmt.Errorf("%w: term %d or highest term %d above the limit %d", ErrInvalidConfig, hs.Term, hs.MaxTerm, uint64(TermLimit))
+	case len(hs.Holder) > MaxNameLen || len(hs.MaxHolder) > MaxNameLen:
+		return fmt.Errorf("%w: a holder's name of %d or %d bytes, at most %d", ErrInvalidConfig, len(hs.Holder), len(hs.MaxHolder), MaxNameLen)
+	}
+	return nil
+}
+
 // Status is a snapshot of a node's view of the election.
 type Status struct {
 	Name        string
@@ -716,6 +729,9 @@ func (n *Node) Step(m Message) error {
 	}
 	if _, ok := n.members[m.From]; !ok || m.From == n.cfg.Name {
 		return fmt.Errorf("%w: %s from %q", ErrUnknownMember, m.Type, m.From)
+	}
+	if m.Term > TermLimit || m.RefTerm > TermLimit {
+		return fmt.Errorf("%w: %s from %q: term %d or reference %d above the limit %d", ErrBadMessage, m.Type, m.From, m.Term, m.RefTerm, uint64(TermLimit))
 	}
 	switch m.Type {
 	case MsgChallenge:

@@ -92,6 +92,11 @@ const (
 	// MaxMessageSize is the longest encoded message: three header bytes,
 	// two uvarint terms of up to 10 bytes, three names of up to 2+255.
 	MaxMessageSize = 3 + 2*binary.MaxVarintLen64 + 3*(2+MaxNameLen)
+	// TermLimit bounds every term and stamp a message or a restored
+	// HardState may carry. A claim goes one above the highest term seen:
+	// without a bound, one message with term 2^64-1 (or such a state
+	// file) would make a node's next claim wrap to 0.
+	TermLimit = 1 << 62
 )
 
 const (
@@ -121,6 +126,8 @@ func (m *Message) check() error {
 		return fmt.Errorf("%w: reference on %s", ErrBadMessage, m.Type)
 	case m.RefHolder != "" && (m.Type == MsgChallenge || m.Type == MsgCoordinator || m.Type == MsgAck && m.Lease):
 		return fmt.Errorf("%w: reference holder on %s", ErrBadMessage, m.Type)
+	case m.Term > TermLimit || m.RefTerm > TermLimit:
+		return fmt.Errorf("%w: term %d or reference %d above the limit %d", ErrBadMessage, m.Term, m.RefTerm, uint64(TermLimit))
 	}
 	for _, f := range [...]struct {
 		name, v  string

@@ -16,8 +16,8 @@ var messageTable = []Message{
 	{Type: MsgAck, From: "n2", To: "n5", Term: 3, RefTerm: 2, RefHolder: "n4"},
 	{Type: MsgNack, From: "n2", To: "n5", Term: 3, Outranked: true, RefTerm: 3, RefHolder: "n2"},
 	{Type: MsgNack, From: "n2", To: "n5", Term: 3, NoQuorum: true},
-	{Type: MsgAck, From: strings.Repeat("a", MaxNameLen), To: strings.Repeat("b", MaxNameLen), Term: ^uint64(0),
-		RefTerm: ^uint64(0), RefHolder: strings.Repeat("c", MaxNameLen)},
+	{Type: MsgAck, From: strings.Repeat("a", MaxNameLen), To: strings.Repeat("b", MaxNameLen), Term: TermLimit,
+		RefTerm: TermLimit, RefHolder: strings.Repeat("c", MaxNameLen)},
 	{Type: MsgChallenge, From: "noeud-é", To: "節點", Term: 1},
 }
 
@@ -70,6 +70,8 @@ func TestMessageErrors(t *testing.T) {
 		{"outranked on ack", Message{Type: MsgAck, From: "a", To: "b", Outranked: true}, ErrBadMessage},
 		{"ref on challenge", Message{Type: MsgChallenge, From: "a", To: "b", RefTerm: 1}, ErrBadMessage},
 		{"not utf-8", Message{Type: MsgAck, From: "a\xff", To: "b"}, ErrBadMessage},
+		{"term above the limit", Message{Type: MsgCoordinator, From: "a", To: "b", Term: TermLimit + 1}, ErrBadMessage},
+		{"reference above the limit", Message{Type: MsgNack, From: "a", To: "b", Term: 1, RefTerm: ^uint64(0)}, ErrBadMessage},
 	} {
 		if _, err := tc.m.Marshal(); !errors.Is(err, tc.want) {
 			t.Errorf("%s: Marshal: %v, want %v", tc.name, err, tc.want)
@@ -91,6 +93,8 @@ func TestMessageErrors(t *testing.T) {
 		{"varint overflow", []byte{1, 4, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, ErrBadMessage},
 		{"name too long", []byte{1, 4, 0, 1, 0x80, 0x02}, ErrTooLarge},
 		{"too large", make([]byte, MaxMessageSize+1), ErrTooLarge},
+		// A claim of term 2^64-1 would make the next claim wrap to 0.
+		{"term 2^64-1", []byte{1, 3, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1, 'a', 1, 'b', 0, 0}, ErrBadMessage},
 	} {
 		if _, err := Unmarshal(tc.b); !errors.Is(err, tc.want) {
 			t.Errorf("%s: Unmarshal: %v, want %v", tc.name, err, tc.want)
@@ -116,6 +120,9 @@ func FuzzUnmarshal(f *testing.F) {
 				t.Fatalf("error %v wraps neither sentinel", err)
 			}
 			return
+		}
+		if m.Term > TermLimit || m.RefTerm > TermLimit {
+			t.Fatalf("accepted %v: a term above TermLimit", m)
 		}
 		again, err := m.Marshal()
 		if err != nil {

@@ -6,15 +6,31 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"sync"
+	"time"
 )
 
 // newStdLogger returns a *log.Logger (what serf and memberlist take) that
-// hands each line to l at the level named in its "[LEVEL]" prefix.
-func newStdLogger(l *slog.Logger) *log.Logger {
-	return log.New(&logBridge{l: l}, "", 0)
+// hands each line to l at the level named in its "[LEVEL]" prefix. Lines in
+// which memberlist reports a packet or stream it dropped are counted in
+// stats (memberlist keeps no counters of its own) and logged at most once
+// per dropLogEvery for each reason, so that a flood of garbage at the
+// gossip port does not become a flood of log lines.
+func newStdLogger(l *slog.Logger, stats *Stats) *log.Logger {
+	return log.New(&logBridge{l: l, stats: stats}, "", 0)
 }
 
-type logBridge struct{ l *slog.Logger }
+// dropLogEvery is the most often one reason's drop line is logged.
+const dropLogEvery = 10 * time.Second
+
+type logBridge struct {
+	l     *slog.Logger
+	stats *Stats
+
+	mu         sync.Mutex
+	lastLogged [NumDropReasons]time.Time
+	suppressed [NumDropReasons]uint64
+}
 
 func (b *logBridge) Write(p []byte) (int, error) {
 	msg := string(bytes.TrimSpace(p))
@@ -34,6 +50,27 @@ func (b *logBridge) Write(p []byte) (int, error) {
 	// attributes, so serf's copy goes to debug: one info line per event.
 	if level == slog.LevelInfo && strings.HasPrefix(msg, "serf: EventMember") {
 		level = slog.LevelDebug
+	}
+	if r, ok := memberlistDrop(msg); ok && level >= slog.LevelWarn {
+		if b.stats != nil {
+			b.stats.drop(r)
+		}
+		now := time.Now()
+		b.mu.Lock()
+		if now.Sub(b.lastLogged[r]) < dropLogEvery {
+			b.suppressed[r]++
+			b.mu.Unlock()
+			return len(p), nil
+		}
+		n := b.suppressed[r]
+		b.lastLogged[r], b.suppressed[r] = now, 0
+		b.mu.Unlock()
+		if n > 0 {
+			b.l.Log(context.Background(), level, msg, "reason", r.String(), "suppressed", n)
+			return len(p), nil
+		}
+		b.l.Log(context.Background(), level, msg, "reason", r.String())
+		return len(p), nil
 	}
 	b.l.Log(context.Background(), level, msg)
 	return len(p), nil

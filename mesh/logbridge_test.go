@@ -10,7 +10,7 @@ import (
 
 func TestLogBridgeLevelsAndOneLinePerMemberEvent(t *testing.T) {
 	var buf bytes.Buffer
-	l := newStdLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	l := newStdLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})), nil)
 	l.Print("2026/12/04 15:00:00 [INFO] serf: EventMemberJoin: n2 127.0.0.12")
 	l.Print("[WARN] memberlist: Refuting a suspect message (from: n3)")
 	l.Print("[ERR] memberlist: failed to receive: No installed keys could decrypt the message")

@@ -118,7 +118,7 @@ func New(cfg Config) (*Mesh, error) {
 	// coder (tens of KB) for a 30-byte ping; the profile of an idle mesh
 	// showed it near the top. Receivers take either form, stock serf too.
 	mc.EnableCompression = false
-	stdlog := newStdLogger(m.log)
+	stdlog := newStdLogger(m.log, &m.stats)
 	mc.Name = cfg.NodeName
 	mc.BindAddr = cfg.BindAddr
 	mc.BindPort = cfg.BindPort
@@ -723,15 +723,19 @@ func (m *Mesh) aliveLocked(name string) bool {
 func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 	body, err := m.sealer.Open(buf)
 	if err != nil || len(body) == 0 {
-		m.stats.Dropped.Add(1)
-		m.log.Debug("dropped packet", "from", from.String(), "err", err)
+		r := DropDecode
+		if err != nil {
+			r = openDropReason(err)
+		}
+		m.stats.drop(r)
+		m.log.Debug("dropped packet", "from", from.String(), "reason", r.String(), "err", err)
 		return
 	}
 	switch body[0] {
 	case KindLoad:
 		entries, _, err := DecodeEntries(body)
 		if err != nil {
-			m.stats.Dropped.Add(1)
+			m.stats.drop(DropDecode)
 			m.log.Debug("dropped load packet", "from", from.String(), "err", err)
 			return
 		}
@@ -774,7 +778,7 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 				m.stats.LoadDecodes.Add(1)
 				var err error
 				if dl, err = DecodeState(e.State); err != nil {
-					m.stats.Dropped.Add(1)
+					m.stats.drop(DropDecode)
 					continue
 				}
 			}
@@ -802,7 +806,7 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 	case KindElection:
 		from, ver, msg, err := DecodeElection(body)
 		if err != nil {
-			m.stats.Dropped.Add(1)
+			m.stats.drop(DropDecode)
 			return
 		}
 		m.mu.Lock()
@@ -813,10 +817,11 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 		}
 		m.mu.Unlock()
 		if !member || from == m.cfg.NodeName {
-			m.stats.Dropped.Add(1)
+			m.stats.drop(DropNotMember)
 			return
 		}
 		if res != ElectionFresh {
+			m.stats.drop(DropReplay)
 			m.stats.StaleElections.Add(1)
 			m.log.Debug("refused an election message", "from", from, "version", ver, "replayed", res == ElectionReplayed)
 			return
@@ -826,7 +831,7 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 			m.cfg.OnElection(from, append([]byte(nil), msg...))
 		}
 	default:
-		m.stats.Dropped.Add(1)
+		m.stats.drop(DropDecode)
 	}
 }
 

@@ -26,22 +26,19 @@ func (t *p2pTransport) handlePacketStream(s network.Stream) {
 	}
 	defer s.Close()
 	from := p2pAddr{s.Conn().RemotePeer()}
-	var hdr [4]byte
 	for {
-		if _, err := io.ReadFull(s, hdr[:]); err != nil {
-			return
-		}
-		n := binary.BigEndian.Uint32(hdr[:])
-		if n == 0 || n > p2pMaxFrame {
-			t.log.Debug("p2p: bad frame length, closing stream", "peer", from.String(), "len", n)
-			_ = s.Reset()
-			return
-		}
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(s, buf); err != nil {
+		buf, err := readFrame(s)
+		if err != nil {
+			var bad *badFrameError
+			if errors.As(err, &bad) {
+				t.stats.drop(bad.reason)
+				t.log.Debug("p2p: bad frame, closing stream", "peer", from.String(), "err", err)
+				_ = s.Reset()
+			}
 			return
 		}
 		ts := time.Now()
+		n := len(buf)
 		t.stats.PacketsIn.Add(1)
 		t.stats.BytesIn.Add(uint64(n) + 4)
 		if buf[0] == PacketMagic {
@@ -58,13 +55,61 @@ func (t *p2pTransport) handlePacketStream(s network.Stream) {
 	}
 }
 
+// A packet stream carries frames: a 4-byte big-endian length (1 to
+// p2pMaxFrame), then that many bytes of one packet.
+
+// badFrameError is a frame length out of bounds: the stream is reset and
+// the drop counted under reason.
+type badFrameError struct {
+	n      uint32
+	reason DropReason
+}
+
+func (e *badFrameError) Error() string {
+	return fmt.Sprintf("p2p: frame of %d bytes, want 1 to %d", e.n, p2pMaxFrame)
+}
+
+// readFrame reads one frame and returns its packet. Errors: the reader's
+// (io.EOF between frames, io.ErrUnexpectedEOF inside one), or a
+// *badFrameError; it never allocates more than p2pMaxFrame.
+func readFrame(r io.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	switch {
+	case n == 0:
+		return nil, &badFrameError{n, DropDecode}
+	case n > p2pMaxFrame:
+		return nil, &badFrameError{n, DropOversize}
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf, nil
+}
+
+// appendFrame appends the frame of packet b (1 to p2pMaxFrame bytes).
+func appendFrame(dst, b []byte) ([]byte, error) {
+	if len(b) == 0 || len(b) > p2pMaxFrame {
+		return dst, fmt.Errorf("p2p: packet of %d bytes", len(b))
+	}
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(b)))
+	return append(dst, b...), nil
+}
+
 func (t *p2pTransport) handleStream(s network.Stream) {
 	if !t.accept(s) {
 		return
 	}
 	c := &p2pConn{Stream: s, local: p2pAddr{t.self}, remote: p2pAddr{s.Conn().RemotePeer()}}
 	select {
-	case t.streamCh <- &countingConn{Conn: c, s: t.stats}:
+	case t.streamCh <- watchStream(&countingConn{Conn: c, s: t.stats}, t.stats, t.label):
 	case <-t.ctx.Done():
 		_ = s.Reset()
 	}
@@ -136,13 +181,11 @@ func (t *p2pTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time
 		t.stats.ShoalPacketsOut.Add(1)
 		t.stats.ShoalBytesOut.Add(uint64(len(b)))
 	}
-	if len(b) == 0 || len(b) > p2pMaxFrame {
+	frame, err := appendFrame(make([]byte, 0, 4+len(b)), b)
+	if err != nil {
 		t.stats.SendErrors.Add(1)
-		return now, fmt.Errorf("p2p: packet of %d bytes", len(b))
+		return now, err
 	}
-	frame := make([]byte, 4+len(b))
-	binary.BigEndian.PutUint32(frame, uint32(len(b)))
-	copy(frame[4:], b)
 	t.mu.Lock()
 	q, ok := t.queues[id]
 	if !ok {

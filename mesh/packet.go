@@ -46,6 +46,11 @@ var (
 	ErrNoKey     = errors.New("mesh: packet cannot be decrypted with any installed key")
 	ErrPlaintext = errors.New("mesh: unencrypted packet while gossip encryption is on")
 	ErrNotShoal  = errors.New("mesh: not a shoal packet")
+
+	// errOversize and errWrongLabel are wrapped, beside ErrBadPacket, so
+	// that a drop is counted under its reason (see DropReason).
+	errOversize   = errors.New("too large")
+	errWrongLabel = errors.New("wrong label")
 )
 
 // Entry is one member's load as carried in a packet: the encoded state and
@@ -311,7 +316,7 @@ func (s *Sealer) Open(p []byte) ([]byte, error) {
 		return nil, ErrNotShoal
 	}
 	if len(p) > MaxPacketSize {
-		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrBadPacket, len(p), MaxPacketSize)
+		return nil, fmt.Errorf("%w: %w: %d bytes, at most %d", ErrBadPacket, errOversize, len(p), MaxPacketSize)
 	}
 	if p[1]>>4 != packetVersion {
 		return nil, fmt.Errorf("%w: framing version %d", ErrBadPacket, p[1]>>4)
@@ -325,7 +330,7 @@ func (s *Sealer) Open(p []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: truncated label", ErrBadPacket)
 		}
 		if string(p[3:3+int(p[2])]) != s.label() {
-			return nil, fmt.Errorf("%w: label %q, this mesh is %q", ErrBadPacket, p[3:3+int(p[2])], s.label())
+			return nil, fmt.Errorf("%w: %w %q, this mesh is %q", ErrBadPacket, errWrongLabel, p[3:3+int(p[2])], s.label())
 		}
 		return p[3+int(p[2]):], nil
 	}

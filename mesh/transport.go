@@ -56,7 +56,7 @@ type netTransport struct{}
 
 func (netTransport) open(env *transportEnv) (memberlist.NodeAwareTransport, error) {
 	cfg := env.cfg
-	tr, err := newTransport(cfg.BindAddr, cfg.BindPort, env.stats, env.log, env.handle)
+	tr, err := newTransport(cfg.BindAddr, cfg.BindPort, cfg.Label, env.stats, env.log, env.handle)
 	if err != nil {
 		return nil, fmt.Errorf("gossip port %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
 	}
@@ -86,6 +86,7 @@ type transport struct {
 	handle   func(buf []byte, from net.Addr)
 	stats    *Stats
 	log      *slog.Logger
+	label    string // the mesh's label, for watchStream
 	closed   atomic.Bool
 	wg       sync.WaitGroup
 }
@@ -101,9 +102,12 @@ type Stats struct {
 	// election packets (a subset of the totals above).
 	ShoalPacketsIn, ShoalPacketsOut atomic.Uint64
 	ShoalBytesIn, ShoalBytesOut     atomic.Uint64
-	// Dropped counts Shoal packets dropped: undecodable, wrong key or label,
-	// or from a sender that is not a member.
-	Dropped atomic.Uint64
+	// Dropped counts packets and streams dropped at the gossip port,
+	// Shoal's and memberlist's: undecodable, wrong key or label, too large,
+	// election messages from non-members or replayed; DroppedBy counts
+	// them by DropReason (Dropped is the sum).
+	Dropped   atomic.Uint64
+	DroppedBy [NumDropReasons]atomic.Uint64
 	// SendErrors counts packets the transport failed to send.
 	SendErrors atomic.Uint64
 	// ViewBuilds counts the Views published; LoadDecodes the node states
@@ -143,7 +147,7 @@ func (s *Stats) countIn(b []byte) bool {
 const udpRecvBuf = 2 << 20
 
 // newTransport binds ip:port (TCP first, so port 0 picks one free for both).
-func newTransport(ip string, port int, stats *Stats, log *slog.Logger, handle func([]byte, net.Addr)) (*transport, error) {
+func newTransport(ip string, port int, label string, stats *Stats, log *slog.Logger, handle func([]byte, net.Addr)) (*transport, error) {
 	addr := net.ParseIP(ip)
 	if addr == nil {
 		return nil, fmt.Errorf("bind address %q is not an IP address", ip)
@@ -169,7 +173,7 @@ func newTransport(ip string, port int, stats *Stats, log *slog.Logger, handle fu
 		udp: udp, tcp: tcp, bindAll: addr.IsUnspecified(),
 		packetCh: make(chan *memberlist.Packet),
 		streamCh: make(chan net.Conn),
-		handle:   handle, stats: stats, log: log,
+		handle:   handle, stats: stats, log: log, label: label,
 	}
 	t.wg.Add(2)
 	go t.readUDP()
@@ -194,6 +198,7 @@ func (t *transport) readUDP() {
 			continue
 		}
 		if n < 1 {
+			t.stats.drop(DropDecode) // an empty datagram
 			continue
 		}
 		if t.stats.countIn(buf[:n]) {
@@ -220,7 +225,7 @@ func (t *transport) acceptTCP() {
 			continue
 		}
 		delay = 5 * time.Millisecond
-		t.streamCh <- &countingConn{Conn: c, s: t.stats}
+		t.streamCh <- watchStream(&countingConn{Conn: c, s: t.stats}, t.stats, t.label)
 	}
 }
 

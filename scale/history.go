@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"time"
@@ -77,19 +78,16 @@ type History struct {
 }
 
 // OpenHistory opens (creating if needed) the history at path and reads it
-// back, keeping the last keep records in memory. A torn last line (the
-// process died while writing it) is skipped.
+// back, keeping the last keep records in memory (however long the file).
+// A torn last line (the process died while writing it) is skipped.
 func OpenHistory(path string, keep int) (*History, error) {
 	h := &History{keep: max(keep, 1)}
 	if path == "" {
 		return h, nil
 	}
-	recs, err := ReadHistory(path)
+	recs, err := readHistory(path, h.keep)
 	if err != nil {
 		return nil, err
-	}
-	if len(recs) > h.keep {
-		recs = recs[len(recs)-h.keep:]
 	}
 	h.recent = recs
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -101,26 +99,51 @@ func OpenHistory(path string, keep int) (*History, error) {
 }
 
 // ReadHistory reads every record at path (none if the file is missing).
-func ReadHistory(path string) ([]Record, error) {
-	out := []Record{}
+func ReadHistory(path string) ([]Record, error) { return readHistory(path, 0) }
+
+func readHistory(path string, keep int) ([]Record, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return out, nil
+		return []Record{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("scale history: %w", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	out, err := DecodeHistory(f, keep)
+	if err != nil {
+		return nil, fmt.Errorf("scale history %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// MaxHistoryLine bounds one line of the history file.
+const MaxHistoryLine = 1 << 20
+
+// DecodeHistory reads history records, one JSON object a line, and returns
+// the last keep of them (keep ≤ 0: all), holding no more than keep in
+// memory. Lines that are not a record (a torn last line) are skipped; a
+// line over MaxHistoryLine bytes is an error.
+func DecodeHistory(r io.Reader, keep int) ([]Record, error) {
+	out := []Record{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), MaxHistoryLine)
 	for sc.Scan() {
-		var r Record
-		if json.Unmarshal(sc.Bytes(), &r) == nil {
-			out = append(out, r)
+		var rec Record
+		if json.Unmarshal(sc.Bytes(), &rec) != nil {
+			continue
 		}
+		if keep > 0 && len(out) == 2*keep {
+			// Drop the older half at once: amortised O(1) a record.
+			out = append(out[:0], out[keep:]...)
+		}
+		out = append(out, rec)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("scale history %s: %w", path, err)
+		return nil, err
+	}
+	if keep > 0 && len(out) > keep {
+		out = append([]Record(nil), out[len(out)-keep:]...)
 	}
 	return out, nil
 }

@@ -27,6 +27,11 @@ var (
 	ErrProviderConfig = errors.New("scale: invalid provider configuration")
 )
 
+// MaxCount bounds an instance count a provider reads from outside (a
+// webhook's answer, a command's output): a count above it is refused as
+// implausible, so that the policy's arithmetic on it cannot overflow.
+const MaxCount = 1 << 20
+
 // Provider changes the instance count of one resource (a Deployment, an
 // Auto Scaling group, whatever a webhook or command stands for).
 //

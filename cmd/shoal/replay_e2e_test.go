@@ -219,6 +219,12 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 func startCapture(t *testing.T, dst netip.AddrPort) *capture {
 	t.Helper()
+	return startCaptureOf(t, dst, func(p []byte) bool { return len(p) > 0 && p[0] == mesh.PacketMagic })
+}
+
+// startCaptureOf keeps the UDP payloads sent to dst for which keep is true.
+func startCaptureOf(t *testing.T, dst netip.AddrPort, keep func([]byte) bool) *capture {
+	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, int(htons(syscall.ETH_P_IP)))
 	if err != nil {
 		t.Fatalf("AF_PACKET socket: %v", err)
@@ -271,7 +277,7 @@ func startCapture(t *testing.T, dst netip.AddrPort) *capture {
 			if ul := int(binary.BigEndian.Uint16(udp[4:])); ul >= 8 && ul-8 <= len(payload) {
 				payload = payload[:ul-8]
 			}
-			if len(payload) == 0 || payload[0] != mesh.PacketMagic {
+			if !keep(payload) {
 				continue
 			}
 			c.mu.Lock()
@@ -287,6 +293,13 @@ func (c *capture) count() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.pkts)
+}
+
+// snapshot returns what has been captured so far.
+func (c *capture) snapshot() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][]byte(nil), c.pkts...)
 }
 
 // stop ends the capture and returns what it kept. Safe to call twice.

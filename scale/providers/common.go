@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shoalmesh/shoal/scale"
@@ -85,4 +86,24 @@ func actionTime(d scale.Decision) time.Time {
 		return d.Time
 	}
 	return time.Now().UTC()
+}
+
+// parseCount reads an instance count from a provider's answer (trimmed of
+// spaces): a decimal number from 0 to scale.MaxCount.
+func parseCount(s string) (int, bool) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	return n, err == nil && n >= 0 && n <= scale.MaxCount
+}
+
+// maxQuoted bounds what of an answer an error message quotes.
+const maxQuoted = 256
+
+// quoteAnswer quotes an answer (a response body, a command's output) for
+// an error message, trimmed of spaces and clipped to maxQuoted bytes.
+func quoteAnswer(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > maxQuoted {
+		return fmt.Sprintf("%q… (%d bytes)", s[:maxQuoted], len(s))
+	}
+	return fmt.Sprintf("%q", s)
 }

@@ -82,9 +82,9 @@ func (p *Exec) Current(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("current_command: %w", err)
 		}
-		n, err := strconv.Atoi(strings.TrimSpace(string(out)))
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("current_command %q printed %q: want a count", p.currentCmd, strings.TrimSpace(string(out)))
+		n, ok := parseCount(string(out))
+		if !ok {
+			return 0, fmt.Errorf("current_command %q printed %s: want a count from 0 to %d", p.currentCmd, quoteAnswer(out), scale.MaxCount)
 		}
 		return n, nil
 	}
@@ -128,7 +128,7 @@ func (p *Exec) run(ctx context.Context, command string, env []string) ([]byte, e
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
-	var stdout, stderr bytes.Buffer
+	var stdout, stderr capBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -153,3 +153,20 @@ func (p *Exec) LastAction(ctx context.Context) (scale.Applied, bool, error) {
 	a, ok := lastFromState(st)
 	return a, ok, nil
 }
+
+// capBuffer keeps the first maxAnswer bytes written to it and discards the
+// rest (the command is not told: its writes succeed), so that a command
+// that prints without end cannot fill the agent's memory. (The buffer is
+// a field, not embedded: an embedded bytes.Buffer's ReadFrom would let
+// io.Copy around Write.)
+type capBuffer struct{ b bytes.Buffer }
+
+func (c *capBuffer) Write(p []byte) (int, error) {
+	if room := maxAnswer - c.b.Len(); room > 0 {
+		c.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (c *capBuffer) Bytes() []byte  { return c.b.Bytes() }
+func (c *capBuffer) String() string { return c.b.String() }

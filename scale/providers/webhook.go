@@ -172,15 +172,28 @@ func (p *Webhook) askCurrent(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("webhook current_url: %w", err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("webhook current_url %s answered %s: %s", p.currentURL, resp.Status, strings.TrimSpace(string(b)))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	return parseCurrentAnswer(p.currentURL, resp.Status, resp.StatusCode, b)
+}
+
+// maxAnswer bounds the response body a webhook reads.
+const maxAnswer = 1 << 16
+
+// parseCurrentAnswer decodes current_url's answer: status 200 and
+// {"current": N}, N from 0 to scale.MaxCount, within maxAnswer bytes.
+// Errors name the URL and quote at most maxQuoted bytes of the body.
+func parseCurrentAnswer(url, status string, code int, b []byte) (int, error) {
+	if code != http.StatusOK {
+		return 0, fmt.Errorf("webhook current_url %s answered %s: %s", url, status, quoteAnswer(b))
 	}
 	var out struct {
 		Current *int `json:"current"`
 	}
-	if err := json.Unmarshal(b, &out); err != nil || out.Current == nil || *out.Current < 0 {
-		return 0, fmt.Errorf("webhook current_url %s: want {\"current\": N}, got %q", p.currentURL, strings.TrimSpace(string(b)))
+	if len(b) > maxAnswer || json.Unmarshal(b, &out) != nil || out.Current == nil {
+		return 0, fmt.Errorf("webhook current_url %s: want {\"current\": N}, got %s", url, quoteAnswer(b))
+	}
+	if n := *out.Current; n < 0 || n > scale.MaxCount {
+		return 0, fmt.Errorf("webhook current_url %s: current %d is not a count from 0 to %d", url, n, scale.MaxCount)
 	}
 	return *out.Current, nil
 }
@@ -252,16 +265,24 @@ func (p *Webhook) postOnce(ctx context.Context, body []byte, lease fence.Lease, 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	msg := strings.TrimSpace(string(b))
+	return postAnswer(p.url, lease, resp.Status, resp.StatusCode, b)
+}
+
+// postAnswer turns the receiver's answer to a POST into the outcome: nil
+// for 2xx, fence.ErrStaleTerm for 409, a permanent error for the other
+// 4xx, a retryable one otherwise. Errors quote at most maxQuoted bytes of
+// the body.
+func postAnswer(url string, lease fence.Lease, status string, code int, b []byte) error {
+	msg := quoteAnswer(b)
 	switch {
-	case resp.StatusCode/100 == 2:
+	case code/100 == 2:
 		return nil
-	case resp.StatusCode == http.StatusConflict:
+	case code == http.StatusConflict:
 		return errPermanent{fmt.Errorf("%w: the webhook receiver refused term %d from %q: %s", fence.ErrStaleTerm, lease.Term, lease.Holder, msg)}
-	case resp.StatusCode/100 == 4:
-		return errPermanent{fmt.Errorf("webhook %s answered %s: %s", p.url, resp.Status, msg)}
+	case code/100 == 4:
+		return errPermanent{fmt.Errorf("webhook %s answered %s: %s", url, status, msg)}
 	}
-	return fmt.Errorf("webhook %s answered %s: %s", p.url, resp.Status, msg)
+	return fmt.Errorf("webhook %s answered %s: %s", url, status, msg)
 }
 
 // LastAction returns the last action this provider's fence recorded.
