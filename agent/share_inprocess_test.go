@@ -18,7 +18,7 @@ import (
 )
 
 // metricValue reads one sample of a /metrics text: name{labels} value.
-func metricValue(text, name, labels string) (float64, bool) {
+func shareMetricValue(text, name, labels string) (float64, bool) {
 	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name+"{"+labels+"}") + ` (\S+)$`)
 	m := re.FindStringSubmatch(text)
 	if m == nil {
@@ -196,7 +196,7 @@ func TestShareAndAvailabilityInProcess(t *testing.T) {
 		{"shoal_proxy_requests_total", `member="s1",service="web"`, func(v float64) bool { return v > 0 && v < proxied/3 }, fmt.Sprintf("in (0, %d)", proxied/3)},
 		{"shoal_mesh_availability_ratio", `window="lifetime"`, func(v float64) bool { return v == 1 }, "1"},
 	} {
-		v, ok := metricValue(text, c.name, c.labels)
+		v, ok := shareMetricValue(text, c.name, c.labels)
 		if !ok || !c.check(v) {
 			t.Errorf("/metrics %s{%s} = %v (present %v), want %s", c.name, c.labels, v, ok, c.want)
 		}
