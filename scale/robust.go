@@ -194,5 +194,10 @@ func (u *Unsmoother) Update(t time.Time, y float64) float64 {
 	return y + u.Tau().Seconds()*b
 }
 
+// UnsmoothLag is how far behind the raw figures an Unsmoother's output
+// runs with its default span, gossip and sampling included (the agent sets
+// Config.MetricLag to at least this when it unsmooths).
+const UnsmoothLag = 4 * time.Second
+
 // Reset forgets the inputs (after a gap in the figures).
 func (u *Unsmoother) Reset() { u.ts, u.ys = u.ts[:0], u.ys[:0] }

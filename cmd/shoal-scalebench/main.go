@@ -207,10 +207,6 @@ type scalerSpec struct {
 	opts       scale.SimOptions
 }
 
-// agentMetricLag is the metric lag the agent's adapter declares when it
-// undoes the monitor's smoothing (agent/scale_adapter.go).
-const agentMetricLag = 4 * time.Second
-
 func specs(boot, hpaLag time.Duration) []scalerSpec {
 	base := scale.SimOptions{Start: startN, Target: target, Tolerance: tolerance, Min: minN, Boot: boot, ReadyKnown: true}
 	policy := func(label string, mod func(*scale.Config)) func() (scale.Scaler, error) {
@@ -237,7 +233,7 @@ func specs(boot, hpaLag time.Duration) []scalerSpec {
 		{rowShoal, "Shoal policy, defaults, ready count reported", policy("shoal", nil), base},
 		{rowNoReady, "Shoal policy, no ready count, --scale-boot-time set to the boot time", policy("shoal-noready", func(c *scale.Config) { c.BootTime = boot }), noReady},
 		{rowAgent, "Shoal through the agent's pipeline (5 s EWMA, 1 s gossip, unsmoothed by the adapter, ready count)",
-			policy("shoal-agent", func(c *scale.Config) { c.MetricLag = agentMetricLag }), agentView},
+			policy("shoal-agent", func(c *scale.Config) { c.MetricLag = scale.UnsmoothLag }), agentView},
 		{rowHPA, "HPA (faithful: 15 s sync, unready pods, 300 s down stabilization; metrics without lag)", func() (scale.Scaler, error) { return scale.NewHPA(target, minN, maxN), nil }, base},
 		{rowHPALag, fmt.Sprintf("HPA, metrics %v behind", hpaLag), func() (scale.Scaler, error) { return scale.NewHPA(target, minN, maxN), nil }, lagged},
 	}
