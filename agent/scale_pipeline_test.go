@@ -220,8 +220,14 @@ func pipelineFigures(t *testing.T, opts func(time.Duration) scale.SimOptions) {
 				re = append(re, r.Reactions...)
 				ep, ans, uo, act, rev, under = ep+r.Episodes, ans+r.Answered, uo+r.UnansweredOver, act+r.Actions, rev+r.Reversals, under+r.UnderSeconds
 			}
-			fmt.Fprintf(&b, "| %s | %v | %d / %d (%d) | %.0f / %.0f / %.0f | %d (%d) | %d |\n", shape, boot, ans, ep-ans, uo,
-				scale.Percentile(re, 50), scale.Percentile(re, 99), scale.Percentile(re, 100), act, rev, under)
+			pct := func(p float64) string {
+				if v := scale.Percentile(re, p); v == v {
+					return fmt.Sprintf("%.0f", v)
+				}
+				return "–"
+			}
+			fmt.Fprintf(&b, "| %s | %v | %d / %d (%d) | %s / %s / %s | %d (%d) | %d |\n", shape, boot, ans, ep-ans, uo,
+				pct(50), pct(99), pct(100), act, rev, under)
 		}
 	}
 	t.Log("\n" + b.String())
