@@ -78,7 +78,11 @@ func TestScaleUpOnAJumpNotOnABlip(t *testing.T) {
 // Noise on a plateau inside the band produces no action; the same noise
 // with the level above the band is answered.
 func TestPlateauNoiseProducesNoAction(t *testing.T) {
-	for seed := range uint64(5) {
+	seeds := uint64(5)
+	if raceEnabled {
+		seeds = 2
+	}
+	for seed := range seeds {
 		p := newPolicy(t, func(c *Config) { c.Max = 20 })
 		acted, _ := series(p, t0, 3, noisy(seed, 73, 0.05, 3600), nil)
 		if len(acted) != 0 {

@@ -65,11 +65,15 @@ func TestTraceShapes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("simulates 36 trace-hours")
 	}
+	seeds := 3
+	if raceEnabled {
+		seeds = 1 // the race detector makes the 36 trace-hours take minutes
+	}
 	for _, boot := range []time.Duration{0, 30 * time.Second} {
 		for _, shape := range []string{"osc40", "plateau", "dropout", "flash", "ramp-slow", "diurnal"} {
 			var sa, ha, srev int
 			var sr, hr []float64
-			for _, tr := range shapeTraces(t, shape) {
+			for _, tr := range shapeTraces(t, shape)[:seeds] {
 				s := Simulate(tr, defaultScaler(t, nil), simOpts(boot))
 				h := Simulate(tr, NewHPA(70, 1, 20), simOpts(boot))
 				sa, ha, srev = sa+s.Actions, ha+h.Actions, srev+s.Reversals

@@ -95,7 +95,8 @@ func (p *Exec) Counts(ctx context.Context) (scale.Counts, error) {
 	}
 	c, err := scale.ParseCounts(out)
 	if err != nil {
-		return scale.Counts{}, fmt.Errorf("current_command %q printed %s: %w", p.currentCmd, quoteAnswer(out), err)
+		return scale.Counts{}, fmt.Errorf("current_command %q printed %s: want a count from 0 to %d, optionally followed by the ready count (%w)",
+			p.currentCmd, quoteAnswer(out), scale.MaxCount, err)
 	}
 	return c, nil
 }
