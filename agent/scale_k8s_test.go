@@ -47,6 +47,20 @@ func TestScaleKubernetesMesh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No kubelet or controller here: the 3 pods' readiness is set by hand
+	// (the provider reports status.readyReplicas; with none ready the
+	// policy would hold, the load figures describing no serving instance).
+	setReady := func(n int32) {
+		d, err := cs.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Status.Replicas, d.Status.ReadyReplicas = n, n
+		if _, err := cs.AppsV1().Deployments("default").UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setReady(3)
 	replicas := func() int {
 		d, err := cs.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {

@@ -164,7 +164,7 @@ var settings = []Setting{
 	{Name: "scale-max", Env: "SHOAL_SCALE_MAX", Category: CatScale, Field: func(c *Config) any { return &c.Scale.Max },
 		Help: "most instances (0: unbounded)"},
 	{Name: "scale-up-window", Env: "SHOAL_SCALE_UP_WINDOW", Category: CatScale, Field: func(c *Config) any { return &c.Scale.UpWindow },
-		Help: "a higher recommendation must hold this long"},
+		Help: "shortest window whose median demand must clear the band to scale up"},
 	{Name: "scale-down-window", Env: "SHOAL_SCALE_DOWN_WINDOW", Category: CatScale, Field: func(c *Config) any { return &c.Scale.DownWindow },
 		Help: "scale-down stabilization window"},
 	{Name: "scale-up-cooldown", Env: "SHOAL_SCALE_UP_COOLDOWN", Category: CatScale, Field: func(c *Config) any { return &c.Scale.UpCooldown },
@@ -187,6 +187,12 @@ var settings = []Setting{
 		Help: "evaluate and record decisions, call no provider"},
 	{Name: "scale-interval", Env: "SHOAL_SCALE_INTERVAL", Category: CatScale, Field: func(c *Config) any { return &c.Scale.Interval },
 		Help: "how often the policy is evaluated"},
+	{Name: "scale-boot-time", Env: "SHOAL_SCALE_BOOT_TIME", Category: CatScale, Field: func(c *Config) any { return &c.Scale.BootTime },
+		Help: "how long a new instance takes to serve, until the provider's ready counts show it"},
+	{Name: "scale-trend-window", Env: "SHOAL_SCALE_TREND_WINDOW", Category: CatScale, Field: func(c *Config) any { return &c.Scale.TrendWindow },
+		Help: "how far back the demand's trend is fitted (0: no trend)"},
+	{Name: "scale-lookahead", Env: "SHOAL_SCALE_LOOKAHEAD", Category: CatScale, Field: func(c *Config) any { return &c.Scale.Lookahead },
+		Help: "how far beyond the boot time the trend is projected"},
 
 	// Forwarding proxy
 	{Name: "proxy-listen", Env: "SHOAL_PROXY_LISTEN", Category: CatProxy, Field: func(c *Config) any { return &c.ProxyListen },
