@@ -217,6 +217,8 @@ type Node struct {
 	renewIn     int               // stateLead: ticks to the next renewal
 	guardHolder string            // whom this node last granted a lease...
 	guardUntil  uint64            // ...so it grants no other holder before this tick
+	grantTerm   uint64            // the term of guardHolder's renewals granted...
+	grantStamp  uint64            // ...and the newest stamp granted under it
 	heard       uint64            // the tick of the last renewal from coord
 	deferred    *Message          // a claim held until the guard runs out
 	suspect     map[string]bool   // coordinators lost by missing renewals
@@ -706,7 +708,21 @@ func (n *Node) updateLease() {
 // claim held back for another holder is refused now: w acts.
 func (n *Node) grant(m Message) {
 	w := m.From
+	if m.Lease && w == n.guardHolder && m.Term == n.grantTerm && m.RefTerm <= n.grantStamp {
+		// A renewal no newer than one already granted (a duplicate, a
+		// late copy, a replay): it says nothing about the holder now, so
+		// it neither extends the grant nor counts as hearing from it.
+		// The Ack goes again; the holder ignores a stamp it has.
+		n.send(Message{Type: MsgAck, To: w, Term: m.Term, Lease: true, RefTerm: m.RefTerm})
+		return
+	}
 	n.guardHolder, n.guardUntil = w, n.now+uint64(n.cfg.LeaseTicks+n.cfg.DriftTicks)
+	if m.Lease {
+		if m.Term != n.grantTerm {
+			n.grantTerm, n.grantStamp = m.Term, 0
+		}
+		n.grantStamp = max(n.grantStamp, m.RefTerm)
+	}
 	n.heard = n.now
 	delete(n.suspect, w)
 	if d := n.deferred; d != nil && d.From != w {
@@ -1073,6 +1089,21 @@ func (n *Node) onCoordinator(m Message) {
 		case stateIdle:
 			n.lastCoord = w
 			n.startElection(modeNow)
+		}
+		return
+	}
+	if !n.isAlive(w) && w == n.guardHolder && m.Term == n.grantTerm && m.Term == n.promTerm && w == n.promHolder &&
+		(!m.Acting || m.Lease && m.RefTerm <= n.grantStamp) {
+		// From a holder this node granted an acting lease under this
+		// term, then lost (failed, or no renewal for LeaseTicks): its
+		// claim, which a claimant resends only until it wins, or a
+		// renewal no newer than one already granted. A late copy or a
+		// replay: acknowledge it again, as before, but do not name the
+		// lost holder anew; only a newer renewal can do that.
+		if m.Acting {
+			n.send(Message{Type: MsgAck, To: w, Term: m.Term, Lease: true, RefTerm: m.RefTerm})
+		} else {
+			n.send(Message{Type: MsgAck, To: w, Term: m.Term, RefTerm: n.prevTerm, RefHolder: n.prevHolder})
 		}
 		return
 	}

@@ -51,6 +51,9 @@ type Sim struct {
 	LeaseSent uint64
 	// Trace, if set, receives a line for every delivered message.
 	Trace func(string)
+	// Delivered, when set, is called with every message a node stepped
+	// without error (tests record them to replay later).
+	Delivered func(Message)
 	// Lost counts messages lost by the network or undeliverable (the
 	// receiver is down, gone, or across a partition).
 	Lost uint64
@@ -499,6 +502,9 @@ func (s *Sim) deliver(m Message) (bool, string, error) {
 		return true, "partitioned", nil
 	}
 	err := to.node.Step(m)
+	if err == nil && s.Delivered != nil {
+		s.Delivered(m)
+	}
 	if s.Trace != nil {
 		s.Trace(fmt.Sprintf("%d %v -> %v", s.now, m, to.node))
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -212,9 +213,27 @@ func ParseKey(s string) ([]byte, error) {
 // ReadKeyringFile reads a keyring file: a JSON array of base64 keys, the
 // primary first (serf's format, so serf's files work too).
 func ReadKeyringFile(path string) ([][]byte, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("keyring file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxKeyringFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("keyring file: %w", err)
+	}
+	return ParseKeyring(path, b)
+}
+
+// MaxKeyringFile bounds a keyring file: a few hundred keys.
+const MaxKeyringFile = 64 << 10
+
+// ParseKeyring decodes the content of the keyring file at path (named in
+// errors): at most MaxKeyringFile bytes, a JSON array of one or more
+// base64 keys of 16, 24 or 32 bytes, the primary first.
+func ParseKeyring(path string, b []byte) ([][]byte, error) {
+	if len(b) > MaxKeyringFile {
+		return nil, fmt.Errorf("keyring file %s is over %d bytes", path, MaxKeyringFile)
 	}
 	var ks []string
 	if err := json.Unmarshal(b, &ks); err != nil {
