@@ -148,6 +148,17 @@
 //     and it accepts an acting coordinator even under a term below the one
 //     it last claimed (without Preempt). A coordinator that meets a claim
 //     while it holds a lease refuses it and renews with the claimant.
+//   - Refusals: a member that promised a later term refuses a renewal
+//     (Nack, naming its promise). A coordinator that holds its lease does
+//     not step down for one such refusal (a stale candidate's claim, a
+//     promise kept across a restart): it steps down when a quorum of its
+//     committed set refuses with later promises, when a later term
+//     announces itself acting, when a higher rank that sees a quorum
+//     refuses it with a claim of its own (the bully rule; with Preempt, a
+//     preemption), or when its lease runs out. The refusing member, once
+//     it no longer names the claimant it promised, claims a term above its
+//     promise; the coordinator's lease holders refuse that claim naming the
+//     coordinator, and the member accepts it under its own failed claim.
 //   - Want and Leave: SetWant (something here needs a coordinator) makes a
 //     node that knows none elect on its own, at most once per LeaseTicks;
 //     without it the election stays lazy. Leave stops acting at once and

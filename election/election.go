@@ -201,6 +201,7 @@ type Node struct {
 	leaseFrom   uint64            // stateLead: the tick the lease counts from
 	wonAt       uint64            // stateLead: the tick it won its term
 	grants      map[string]uint64 // stateLead: the latest stamp each member granted
+	nacked      map[string]bool   // stateLead: members that refused it, promised to a later term
 	renewIn     int               // stateLead: ticks to the next renewal
 	guardHolder string            // whom this node last granted a lease...
 	guardUntil  uint64            // ...so it grants no other holder before this tick
@@ -373,6 +374,18 @@ func (n *Node) quorum() (seen, need int) {
 		need = total/2 + 1
 	}
 	return seen, need
+}
+
+// committedAmong returns how many committed members set holds, and how
+// many are needed for a quorum.
+func (n *Node) committedAmong(set map[string]bool) (k, need int) {
+	for name, in := range set {
+		if m, ok := n.members[name]; ok && m.committed && in {
+			k++
+		}
+	}
+	_, need = n.quorum()
+	return k, need
 }
 
 func (n *Node) hasQuorum() bool {
@@ -696,9 +709,15 @@ func (n *Node) grant(m Message) {
 	n.guardHolder, n.guardUntil = w, n.now+uint64(n.cfg.LeaseTicks+n.cfg.DriftTicks)
 	n.heard = n.now
 	delete(n.suspect, w)
-	if d := n.deferred; d != nil && d.From != w {
+	switch d := n.deferred; {
+	case d == nil:
+	case d.From != w:
 		n.deferred = nil
 		n.send(Message{Type: MsgNack, To: d.From, Term: d.Term, Lease: true, RefTerm: m.Term, RefHolder: w})
+	case d.Term <= m.Term:
+		// W's own claim, held while the grant to another holder ran: W
+		// won it (or a later term) without this node, and acts.
+		n.deferred = nil
 	}
 	stamp := uint64(0)
 	if m.Lease {
@@ -859,13 +878,7 @@ func (n *Node) checkWin() {
 	if seen < need {
 		return
 	}
-	got := 0
-	for name := range n.acks {
-		if m, ok := n.members[name]; ok && m.committed {
-			got++
-		}
-	}
-	if got < need {
+	if got, _ := n.committedAmong(n.acks); got < need {
 		return
 	}
 	for _, h := range [...]string{n.hoHolder, n.lastCoord} {
@@ -877,12 +890,13 @@ func (n *Node) checkWin() {
 	n.claimOpen = false
 	n.lastCoord = ""
 	n.metrics.ElectionsWon++
-	n.log.Debug("acting", "term", n.claimTerm, "acks", got, "quorum", need)
+	n.log.Debug("acting", "term", n.claimTerm, "acks", len(n.acks), "quorum", need)
 	n.setCoord(n.cfg.Name, n.claimTerm)
 	// Won, but not acting yet: an Ack of a claim is no lease (a claim
 	// that loses must not hold anyone back). The first renewal goes out
 	// now; a quorum of grants of it makes this node act.
 	n.grants = map[string]uint64{}
+	n.nacked = map[string]bool{}
 	n.leaseFrom, n.wonAt = 0, n.now
 	n.guardHolder, n.guardUntil = n.cfg.Name, 0
 	n.deferred = nil
@@ -893,7 +907,7 @@ func (n *Node) stepDown(reason string) {
 	n.log.Debug("stepping down", "term", n.claimTerm, "reason", reason)
 	n.metrics.StepDowns++
 	n.st = stateIdle
-	n.grants = nil
+	n.grants, n.nacked = nil, nil
 	// Listen for the coordinator that acts instead before claiming again.
 	n.quietUntil = n.now + uint64(n.cfg.LeaseTicks)
 	n.meekUntil = n.quietUntil
@@ -1107,6 +1121,25 @@ func (n *Node) onCoordinator(m Message) {
 	n.send(Message{Type: MsgNack, To: w, Term: m.Term, NoQuorum: !quorate, RefTerm: ref, RefHolder: refHolder})
 	if quorate && !n.outranks(w) && n.isAlive(w) && (n.st == stateClaim && m.Term >= n.claimTerm || n.st == stateProbe) {
 		n.wait(w) // a higher rank is claiming: let it
+		return
+	}
+	if m.Acting && quorate && m.Term < n.promTerm && n.promHolder != n.cfg.Name && !n.leaving &&
+		(n.st == stateIdle || n.st == stateWait || n.st == stateProbe) && n.now >= n.quietUntil &&
+		n.members[w] != nil && n.members[w].alive && !n.guarded(w) && !n.coordKnown() && (!n.cfg.Preempt || !n.outranks(w)) {
+		// W acts, but this node promised a later term to a claimant that
+		// it no longer names (no renewal from it for LeaseTicks) and
+		// grants nothing: a stale claim that failed. The promise stands, so it cannot grant W; it claims
+		// a term of its own above it instead. W's lease holders refuse
+		// that claim while W acts, naming W, and this node then accepts W
+		// under its own failed claim (above). Without this it would refuse
+		// W's renewals, and elect, for as long as W acts.
+		n.log.Debug("claiming above a stale promise", "promised", n.promTerm, "to", n.promHolder, "acting", w, "term", m.Term)
+		n.claimFails = 0
+		if !n.electing {
+			n.electing, n.elStart = true, n.now
+			n.metrics.ElectionsStarted++
+		}
+		n.claim()
 	}
 }
 
@@ -1114,6 +1147,9 @@ func (n *Node) onAck(m Message) {
 	if n.st == stateLead && m.Term == n.claimTerm {
 		// A grant of a renewal, with its stamp (which cannot be ahead of
 		// this node's clock). A late Ack of the claim grants nothing.
+		if m.Lease {
+			delete(n.nacked, m.From)
+		}
 		if st := m.RefTerm; m.Lease && st <= n.now && st > n.grants[m.From] {
 			n.grants[m.From] = st
 			n.updateLease()
@@ -1169,10 +1205,33 @@ func (n *Node) onNack(m Message) {
 			n.wait(h)
 		}
 	case stateLead:
-		if m.RefTerm > n.claimTerm || m.RefTerm == n.claimTerm && m.RefHolder != "" &&
-			m.RefHolder != n.cfg.Name && !n.outranks(m.RefHolder) {
+		switch {
+		case m.RefTerm == n.claimTerm && m.RefHolder != "" && m.RefHolder != n.cfg.Name && !n.outranks(m.RefHolder):
+			// A higher rank holds this very number (outside the membership
+			// assumption): the full term orders them, this node yields.
 			n.stepDown(fmt.Sprintf("%s promised term %d to %q", m.From, m.RefTerm, m.RefHolder))
 			n.startElection(modeWait)
+		case m.RefTerm > n.claimTerm && m.RefHolder == m.From && !m.NoQuorum && !n.outranks(m.From):
+			// A higher rank that sees a quorum runs for the role itself:
+			// the bully rule. (Without Preempt a higher rank that sees
+			// this node alive accepts it instead of refusing; with it,
+			// this is a preemption.)
+			n.stepDown(fmt.Sprintf("%s outranks this node and claims term %d", m.From, m.RefTerm))
+			n.startElection(modeWait)
+		case m.RefTerm > n.claimTerm:
+			// One member promised a later term to another: a stale
+			// candidate's claim, or a promise kept across a restart. That
+			// is no quorum's: the lease says whether this node may act
+			// (the member grants nothing while it refuses, and a term that
+			// wins a quorum has waited out this node's lease and
+			// announces itself). Step down only when a quorum of the
+			// committed set refuses with a later promise: then no lease
+			// can be renewed any more.
+			n.nacked[m.From] = true
+			if k, need := n.committedAmong(n.nacked); k >= need {
+				n.stepDown(fmt.Sprintf("%d members promised a term above %d (%s: %d to %q)", k, n.claimTerm, m.From, m.RefTerm, m.RefHolder))
+				n.startElection(modeWait)
+			}
 		}
 	}
 }
