@@ -1098,7 +1098,7 @@ func (n *Node) onCoordinator(m Message) {
 		n.maybePreempt()
 		return
 	}
-	if m.Acting && quorate && m.Term == n.promTerm && n.isAlive(w) && n.st != stateClaim && n.st != stateLead &&
+	if m.Acting && quorate && m.Term == n.promTerm && n.members[w] != nil && n.members[w].alive && n.st != stateClaim && n.st != stateLead &&
 		n.rankOf(w).Compare(n.rankOf(n.promHolder)) > 0 {
 		// W already acts under the term number this node promised to a
 		// lower-ranked holder (its own claim that failed, say): the full
@@ -1264,5 +1264,5 @@ func (n *Node) preempt() {
 
 // String describes the node's internal state, for debugging.
 func (n *Node) String() string {
-	return fmt.Sprintf("%s[%s promised=%d/%s max=%d]", n.cfg.Name, stateNames[n.st], n.promTerm, n.promHolder, n.maxTerm)
+	return fmt.Sprintf("%s[%s promised=%d/%s max=%d pw=%d def=%v pend=%t prio=%d]", n.cfg.Name, stateNames[n.st], n.promTerm, n.promHolder, n.maxTerm, n.preemptWait, n.deferred, n.pending, n.cfg.Priority)
 }

@@ -220,7 +220,10 @@ func (s *Sim) catchUp(sn *simNode) {
 	if missed > 1 {
 		sn.node.Listen()
 	}
-	s.after(sn)
+	// The caller refreshes the node's view next (what the failure
+	// detector learnt meanwhile), and checks the invariants then: the
+	// adapter too ticks, reads the view, and only then publishes.
+	s.send(sn)
 }
 
 // checkOverlap checks that at most one holder acts at this tick among the
@@ -395,6 +398,12 @@ func (s *Sim) after(sn *simNode) {
 	if sn.paused {
 		return
 	}
+	s.send(sn)
+	s.check(sn)
+}
+
+// send drains a node's outbox into the network.
+func (s *Sim) send(sn *simNode) {
 	for _, m := range sn.node.Messages() {
 		s.Sent.add(m)
 		if m.Lease && m.Type != MsgNack {
@@ -406,6 +415,10 @@ func (s *Sim) after(sn *simNode) {
 		}
 		s.queue = append(s.queue, simMsg{m: m, due: s.now + d})
 	}
+}
+
+// check checks the invariants after a node has done something.
+func (s *Sim) check(sn *simNode) {
 	l, ok := sn.node.Lease()
 	if !ok {
 		return
