@@ -124,11 +124,23 @@
 //     (the coordinator's own counts as now) and lasts LeaseTicks. A stamp
 //     is the sender's own tick when it sent the renewal, so no member can
 //     have granted it earlier. Without a quorum of fresh grants (a
-//     partition, a minority) the coordinator stops acting when the lease
-//     runs out, and steps down.
+//     partition, a minority, a stall) the coordinator stops acting when
+//     the lease runs out.
+//   - Lapse: a coordinator whose lease ran out keeps its term and renews
+//     for one more lease: if a quorum grants a renewal (the grants were
+//     late: a stalled process, a starved core, a pause shorter than a
+//     lease) it acts again under the same term; if not, it steps down. It
+//     steps down at once when a member refuses it with a later promise.
+//     One lease and no more: another holder wins only after the grants of
+//     the lapsed lease ran out (LeaseTicks+DriftTicks), and a member of its
+//     quorum would grant the lapsed coordinator's lower term again only
+//     after that holder is lost (RenewTicks+LeaseTicks without its
+//     renewal) and the member's own claim failed: later than the lapsed
+//     coordinator gives up. So no term acts after a later one acted.
 //   - A winner acts only after a quorum granted its first renewal (sent
 //     when it wins): an Ack of a claim is no lease, so a claim that loses
-//     holds nobody back.
+//     holds nobody back. A winner whose first renewal no quorum grants
+//     within LeaseTicks steps down.
 //   - Grant: a member that granted holder H a lease at its tick g grants
 //     (promises) no other claimant before g+LeaseTicks+DriftTicks: it
 //     holds the claim until then, and refuses it (Nack, Lease, naming H) if
@@ -138,9 +150,14 @@
 //     the two clocks' rates, which DriftTicks covers. Acting intervals of
 //     two holders never overlap, whether or not a provider fences.
 //   - Loss: a member that hears no renewal from the coordinator it names
-//     for LeaseTicks suspects it (it no longer counts as alive for the
-//     election, until it hears from it again) and elects another, without
-//     waiting for the failure detector.
+//     for RenewTicks+LeaseTicks (a lease after the renewal it missed)
+//     suspects it (it no longer counts as alive for the election, until it
+//     hears from it again) and elects another, without waiting for the
+//     failure detector. A coordinator stopped for less than LeaseTicks is
+//     back before that: its catch-up renewal finds every member still
+//     naming it, and it keeps its term. (The election costs little more
+//     for it: the claim could win no earlier than the grants run out,
+//     LeaseTicks+DriftTicks after the last one.)
 //   - Stalls: the adapter ticks the node for the time it missed before it
 //     handles anything after a pause, so a stalled coordinator's lease has
 //     run out before it reads a message that waited, and calls Listen: for

@@ -199,6 +199,7 @@ type Node struct {
 
 	// Leases (see the package doc).
 	leaseFrom   uint64            // stateLead: the tick the lease counts from
+	leased      bool              // stateLead: a quorum granted a renewal of this term
 	wonAt       uint64            // stateLead: the tick it won its term
 	grants      map[string]uint64 // stateLead: the latest stamp each member granted
 	nacked      map[string]bool   // stateLead: members that refused it, promised to a later term
@@ -269,7 +270,7 @@ func (n *Node) Messages() []Message {
 // Acting reports whether this node is the coordinator and may act now: it
 // won its term and holds a lease a quorum granted within LeaseTicks.
 func (n *Node) Acting() bool {
-	return n.st == stateLead && n.now < n.leaseFrom+uint64(n.cfg.LeaseTicks)
+	return n.st == stateLead && n.leased && n.now < n.leaseFrom+uint64(n.cfg.LeaseTicks)
 }
 
 // Lease returns the lease to act under and true while this node acts. Check
@@ -621,17 +622,28 @@ func (n *Node) Tick() {
 }
 
 // tickLease runs the lease timers: a coordinator whose lease ran out stops
-// acting; a member that heard no renewal from the coordinator it names for
-// LeaseTicks has lost it; a claim held back by a grant is looked at again
-// when the grant runs out; and a node that wants a coordinator and knows
-// none runs an election.
+// acting, and steps down if a quorum grants none of its renewals for one
+// more lease (a winner whose first renewal no quorum granted steps down at
+// once); a member that heard no renewal from the coordinator it names for
+// RenewTicks+LeaseTicks has lost it; a claim held back by a grant is
+// looked at again when the grant runs out; and a node that wants a
+// coordinator and knows none runs an election.
 func (n *Node) tickLease() {
 	L := uint64(n.cfg.LeaseTicks)
-	if n.st == stateLead && n.now >= max(n.leaseFrom, n.wonAt)+L {
+	switch {
+	case n.st != stateLead:
+	case !n.leased && n.now >= n.wonAt+L:
+		n.stepDown("no quorum granted its first renewal")
+		n.pending = false
+	case n.leased && n.now >= n.leaseFrom+2*L:
+		// Not acting since leaseFrom+L; it renewed for one more lease in
+		// case the grants were only late (a stall, a starved core), and no
+		// quorum granted any. (Why one lease and no more: see the package
+		// doc, Leases.)
 		n.stepDown("lease ran out")
 		n.pending = false
 	}
-	if n.coord != "" && n.coord != n.cfg.Name && n.now >= n.heard+L {
+	if n.coord != "" && n.coord != n.cfg.Name && n.now >= n.heard+uint64(n.cfg.RenewTicks)+L {
 		n.log.Debug("coordinator lost: no renewal", "coordinator", n.coord, "term", n.coordTerm)
 		n.metrics.CoordinatorLost++
 		n.suspect[n.coord] = true
@@ -666,8 +678,17 @@ func (n *Node) guarded(w string) bool {
 }
 
 // renew sends a renewal, stamped with this tick, to every alive member.
+// Renewals still in the outbox (ticks caught up after a stall) go unsent:
+// this one supersedes them.
 func (n *Node) renew() {
 	n.renewIn = n.cfg.RenewTicks
+	n.outbox = slices.DeleteFunc(n.outbox, func(m Message) bool {
+		stale := m.Type == MsgCoordinator && m.Acting && m.Lease
+		if stale {
+			n.metrics.Sent.Lease--
+		}
+		return stale
+	})
 	for _, name := range n.order {
 		if name != n.cfg.Name && n.members[name].alive {
 			n.announce(name)
@@ -696,8 +717,12 @@ func (n *Node) updateLease() {
 		return
 	}
 	slices.SortFunc(stamps, func(a, b uint64) int { return cmp.Compare(b, a) })
-	if from := stamps[need-1]; from > n.leaseFrom {
-		n.leaseFrom = from
+	from := stamps[need-1]
+	if from < n.wonAt {
+		return // grants of messages sent before it won (stamp 0: no renewal)
+	}
+	if !n.leased || from > n.leaseFrom {
+		n.leased, n.leaseFrom = true, from
 	}
 }
 
@@ -897,7 +922,7 @@ func (n *Node) checkWin() {
 	// now; a quorum of grants of it makes this node act.
 	n.grants = map[string]uint64{}
 	n.nacked = map[string]bool{}
-	n.leaseFrom, n.wonAt = 0, n.now
+	n.leaseFrom, n.wonAt, n.leased = 0, n.now, false
 	n.guardHolder, n.guardUntil = n.cfg.Name, 0
 	n.deferred = nil
 	n.renew()
@@ -930,7 +955,7 @@ func (n *Node) setCoord(name string, term uint64) {
 	}
 	if n.coord != name || n.coordTerm != term {
 		n.coord, n.coordTerm, n.coordSince = name, term, n.now
-		n.heard = n.now // it has LeaseTicks to renew
+		n.heard = n.now // it has RenewTicks+LeaseTicks to renew
 		// A new coordinator: a pending preemption was of another one. The
 		// same one again (each renewal names it) keeps the countdown, or a
 		// PreemptDelay longer than RenewTicks would never run out.
@@ -1150,8 +1175,8 @@ func (n *Node) onAck(m Message) {
 		if m.Lease {
 			delete(n.nacked, m.From)
 		}
-		if st := m.RefTerm; m.Lease && st <= n.now && st > n.grants[m.From] {
-			n.grants[m.From] = st
+		if prev, ok := n.grants[m.From]; m.Lease && m.RefTerm <= n.now && (!ok || m.RefTerm > prev) {
+			n.grants[m.From] = m.RefTerm
 			n.updateLease()
 		}
 		return
@@ -1201,11 +1226,27 @@ func (n *Node) onNack(m Message) {
 			n.wait(m.From)
 			return
 		}
-		if h := m.RefHolder; !m.NoQuorum && h != "" && h != n.cfg.Name && !n.outranks(h) && n.isAlive(h) {
+		h := m.RefHolder
+		switch {
+		case m.NoQuorum || h == n.cfg.Name:
+		case h != "" && !n.outranks(h) && n.isAlive(h):
 			n.wait(h)
+		case m.RefTerm > n.claimTerm && !n.leaving:
+			// The sender promised a later term to a lower rank: this
+			// claim cannot win with it. Claim above that term now (the
+			// bully rule) rather than resend a dead number until the
+			// claim times out; learning a number is no failed claim.
+			n.log.Debug("claiming above a later promise", "term", n.claimTerm, "promised", m.RefTerm, "to", h)
+			n.claimFails--
+			n.claim()
 		}
 	case stateLead:
 		switch {
+		case m.RefTerm > n.claimTerm && !n.Acting():
+			// It holds no lease (not yet, or no longer): a later term may
+			// have won; give way.
+			n.stepDown(fmt.Sprintf("%s promised term %d to %q", m.From, m.RefTerm, m.RefHolder))
+			n.startElection(modeWait)
 		case m.RefTerm == n.claimTerm && m.RefHolder != "" && m.RefHolder != n.cfg.Name && !n.outranks(m.RefHolder):
 			// A higher rank holds this very number (outside the membership
 			// assumption): the full term orders them, this node yields.

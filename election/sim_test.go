@@ -89,7 +89,7 @@ func simulate(t testing.TB, n int, scenario string) (msgs, lease uint64, ticks i
 			if err := s.Pause(c); err != nil {
 				t.Fatal(err)
 			}
-			for range s.cfg.Node.LeaseTicks {
+			for range s.cfg.Node.RenewTicks + s.cfg.Node.LeaseTicks + 1 {
 				s.Step()
 				ticks++
 			}
