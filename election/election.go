@@ -174,9 +174,10 @@ type Node struct {
 	electing bool
 	elStart  uint64
 
-	target   string // stateProbe: whom we challenged
-	attempts int    // stateProbe: challenges sent to target
-	waitFor  string // stateWait: the higher rank expected to claim ("" any)
+	target    string // stateProbe: whom we challenged
+	attempts  int    // stateProbe: challenges sent to target
+	waitFor   string // stateWait: the higher rank expected to claim ("" any)
+	thenClaim bool   // stateWait: claim when the wait runs out (the coordinator was lost)
 
 	promTerm    uint64 // the highest term promised
 	promHolder  string // to whom
@@ -581,6 +582,11 @@ func (n *Node) Tick() {
 		n.probeBelow(n.target)
 	case stateWait:
 		if n.timer--; n.timer <= 0 {
+			if n.thenClaim {
+				n.thenClaim = false
+				n.claim()
+				return
+			}
 			n.startElection(modeNow)
 		}
 	case stateClaim:
@@ -761,6 +767,10 @@ func (n *Node) Step(m Message) error {
 	if _, ok := n.members[m.From]; !ok || m.From == n.cfg.Name {
 		return fmt.Errorf("%w: %s from %q", ErrUnknownMember, m.Type, m.From)
 	}
+	// A coordinator lost by its missing renewals counts as alive again
+	// once it is heard from: it runs (a former coordinator stays
+	// suspected otherwise, and the others wait for claims it never makes).
+	delete(n.suspect, m.From)
 	switch m.Type {
 	case MsgChallenge:
 		n.onChallenge(m)
@@ -805,7 +815,7 @@ func (n *Node) startElection(mode startMode) {
 	case top == "":
 		n.claim()
 	case mode == modeLost:
-		n.wait(top)
+		n.waitLost(top)
 	default:
 		n.attempts = 0
 		n.challenge(top)
@@ -834,7 +844,30 @@ func (n *Node) highestAbove(below string) string {
 func (n *Node) wait(who string) {
 	n.st = stateWait
 	n.waitFor = who
+	n.thenClaim = false
 	n.timer = n.cfg.ClaimTimeout + n.jitter()
+}
+
+// waitLost is the wait after the coordinator was lost: the highest alive
+// rank claims at once; every other node waits AnswerTimeout ticks for each
+// alive rank above it, then claims, unless a claim from above came
+// meanwhile. A higher rank cut off from this side (alive in the failure
+// detector's view, deaf to it) costs one AnswerTimeout, not a ClaimTimeout
+// and a round of challenges; the claim is held by the members until their
+// grants to the lost coordinator run out anyway.
+func (n *Node) waitLost(top string) {
+	above := 0
+	for _, name := range n.order {
+		if name == n.cfg.Name {
+			break
+		}
+		if n.isAlive(name) {
+			above++
+		}
+	}
+	n.wait(top)
+	n.thenClaim = true
+	n.timer = above*n.cfg.AnswerTimeout + n.jitter()
 }
 
 func (n *Node) challenge(to string) {
@@ -1027,6 +1060,9 @@ func (n *Node) onCoordinator(m Message) {
 			d := m
 			n.deferred = &d
 		}
+		if n.st == stateWait && n.thenClaim && !n.outranks(w) {
+			n.wait(w) // a higher rank claims: no claim of its own
+		}
 		return
 	}
 	if n.st == stateLead && !m.Acting && n.Acting() && (!n.cfg.Preempt || n.outranks(w)) {
@@ -1096,6 +1132,11 @@ func (n *Node) onCoordinator(m Message) {
 		case stateIdle:
 			n.lastCoord = w
 			n.startElection(modeNow)
+		case stateWait:
+			if n.thenClaim {
+				n.thenClaim = false
+				n.claim() // its turn came early: a lower rank claims already
+			}
 		}
 		return
 	}
@@ -1231,11 +1272,14 @@ func (n *Node) onNack(m Message) {
 		case m.NoQuorum || h == n.cfg.Name:
 		case h != "" && !n.outranks(h) && n.isAlive(h):
 			n.wait(h)
-		case m.RefTerm > n.claimTerm && !n.leaving:
-			// The sender promised a later term to a lower rank: this
-			// claim cannot win with it. Claim above that term now (the
-			// bully rule) rather than resend a dead number until the
-			// claim times out; learning a number is no failed claim.
+		case !n.leaving && (m.RefTerm > n.claimTerm ||
+			m.RefTerm == n.claimTerm && m.From != "" && (m.From == n.lastCoord || m.From == n.hoHolder)):
+			// The sender promised a later term to a lower rank (or this
+			// very number to another, and its Ack is the handover this
+			// claim needs): this claim cannot win with it. Claim above
+			// that term now (the bully rule) rather than resend a dead
+			// number until the claim times out; learning a number is no
+			// failed claim.
 			n.log.Debug("claiming above a later promise", "term", n.claimTerm, "promised", m.RefTerm, "to", h)
 			n.claimFails--
 			n.claim()
