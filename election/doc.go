@@ -161,8 +161,10 @@
 //     for it: the claim could win no earlier than the grants run out,
 //     LeaseTicks+DriftTicks after the last one.)
 //   - Stalls: the adapter ticks the node for the time it missed before it
-//     handles anything after a pause, so a stalled coordinator's lease has
-//     run out before it reads a message that waited, and calls Listen: for
+//     handles anything after a pause (Stalled), so a stalled coordinator's
+//     lease has run out before it reads a message that waited (a member
+//     does not count those ticks against its coordinator: the renewals may
+//     be among the messages that waited), and calls Listen: for
 //     LeaseTicks it claims nothing of its own and takes over no election,
 //     and it accepts an acting coordinator even under a term below the one
 //     it last claimed (without Preempt). A coordinator that meets a claim

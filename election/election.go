@@ -213,6 +213,7 @@ type Node struct {
 	quietUntil  uint64            // no election for want before this tick
 	meekUntil   uint64            // after losing its lease: no bully takeover before this tick
 	want        bool              // something here needs a coordinator
+	stalled     bool              // ticking for time it was stopped (Stalled)
 	leaving     bool              // leaving or shutting down: never act again
 
 	outbox  []Message
@@ -309,6 +310,25 @@ func (n *Node) SetWant(want bool) { n.want = want }
 func (n *Node) Listen() {
 	n.quietUntil = max(n.quietUntil, n.now+uint64(n.cfg.LeaseTicks))
 	n.meekUntil = max(n.meekUntil, n.now+uint64(n.cfg.LeaseTicks))
+}
+
+// Stalled ticks the node k times at once, for time in which it was stopped
+// (SIGSTOP, a long GC, a starved core) and read nothing, then calls Listen.
+// Its own lease runs out in those ticks as it must. But it does not lose
+// the coordinator it names for renewals it could not read (they may be
+// waiting: it gives them RenewTicks from now), and it runs no election for
+// want (SetWant) in them: a member stopped for a second must not elect on
+// resuming before it reads the renewals that came meanwhile.
+func (n *Node) Stalled(k uint64) {
+	n.stalled = true
+	for range k {
+		n.Tick()
+	}
+	n.stalled = false
+	if L := uint64(n.cfg.LeaseTicks); n.coord != "" && n.coord != n.cfg.Name && n.now > L {
+		n.heard = max(n.heard, n.now-L)
+	}
+	n.Listen()
 }
 
 // Leave tells the node that it is leaving the mesh or shutting down: it stops
@@ -649,7 +669,7 @@ func (n *Node) tickLease() {
 		n.stepDown("lease ran out")
 		n.pending = false
 	}
-	if n.coord != "" && n.coord != n.cfg.Name && n.now >= n.heard+uint64(n.cfg.RenewTicks)+L {
+	if !n.stalled && n.coord != "" && n.coord != n.cfg.Name && n.now >= n.heard+uint64(n.cfg.RenewTicks)+L {
 		n.log.Debug("coordinator lost: no renewal", "coordinator", n.coord, "term", n.coordTerm)
 		n.metrics.CoordinatorLost++
 		n.suspect[n.coord] = true
@@ -667,7 +687,7 @@ func (n *Node) tickLease() {
 			n.onCoordinator(m)
 		}
 	}
-	if (n.want || n.pending) && !n.leaving && n.st == stateIdle && !n.coordKnown() && n.now >= n.quietUntil && n.hasQuorum() {
+	if (n.want && !n.stalled || n.pending) && !n.leaving && n.st == stateIdle && !n.coordKnown() && n.now >= n.quietUntil && n.hasQuorum() {
 		// Something needs a coordinator, or an election parked after its
 		// claims failed: try again, at most once per LeaseTicks (plus
 		// jitter, so that parked nodes do not all claim at once).

@@ -207,19 +207,13 @@ func (s *Sim) Resume(name string) error {
 // catchUp ticks a node for the ticks it missed, all at once and before it
 // sends anything, as the adapter does when its process resumes.
 func (s *Sim) catchUp(sn *simNode) {
-	missed := s.now - sn.ticked
-	want := sn.node.want
-	if missed > 1 {
-		sn.node.SetWant(false) // it heard nothing in the ticks it missed
-	}
-	for sn.ticked < s.now {
-		sn.ticked++
+	switch missed := s.now - sn.ticked; {
+	case missed > 1:
+		sn.node.Stalled(missed)
+	case missed == 1:
 		sn.node.Tick()
 	}
-	sn.node.SetWant(want)
-	if missed > 1 {
-		sn.node.Listen()
-	}
+	sn.ticked = s.now
 	// The caller refreshes the node's view next (what the failure
 	// detector learnt meanwhile), and checks the invariants then: the
 	// adapter too ticks, reads the view, and only then publishes.
