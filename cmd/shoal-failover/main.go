@@ -62,7 +62,7 @@ type Config struct {
 	// directory (agents' logs and data) in place and prints its path.
 	LogLevel string
 	Keep     bool
-	Log  func(format string, a ...any)
+	Log      func(format string, a ...any)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
