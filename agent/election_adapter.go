@@ -368,24 +368,19 @@ func (r *electionRunner) catchUp() {
 		}
 	}
 	missed := due - r.ticks
-	stalled := missed > uint64(r.lease/3)
-	if stalled {
-		// The ticks it missed stand for time in which it heard nothing:
-		// the liveness rule (a node that wants a coordinator and knows
-		// none elects one) must not fire in them, or a coordinator
-		// resumed after a stall longer than two leases claims a new term
-		// before it could hear the one that acted meanwhile.
-		r.node.SetWant(false)
+	r.ticks = due
+	if missed > uint64(r.lease/3) {
+		// Stopped for longer than a renewal interval: the ticks it
+		// missed stand for time in which it read nothing. Its lease runs
+		// out in them, but it neither loses its coordinator for renewals
+		// that may be waiting in the inbox nor elects for want, and then
+		// it listens (it may have been replaced meanwhile): see
+		// Node.Stalled.
+		r.node.Stalled(missed)
+		return
 	}
-	for r.ticks < due {
-		r.ticks++
+	for range missed {
 		r.node.Tick()
-	}
-	if stalled {
-		r.node.SetWant(r.want)
-		// Stopped for longer than a renewal interval: it may have been
-		// replaced meanwhile (see Node.Listen).
-		r.node.Listen()
 	}
 }
 

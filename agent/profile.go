@@ -28,8 +28,9 @@ type Preset struct {
 	// ticks, renewed every RenewTicks (3), with a margin of DriftTicks (2)
 	// that covers the tick granularity and clock rate drift up to 10%: a
 	// coordinator acts within 10 ticks of a quorum's grant, members that
-	// hear no renewal for that long elect another, and a side without a
-	// quorum stops acting within it.
+	// hear no renewal for that long after the renewal they missed (13
+	// ticks) elect another, a side without a quorum stops acting within
+	// it, and a coordinator stopped for less than it keeps its role.
 	ElectionTick time.Duration
 	// ProxyDialTimeout bounds the forwarding proxy's connect to a member;
 	// ProxyResponseHeaderTimeout its wait for the member's response headers.

@@ -29,6 +29,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden output in testdata
 //	                          NAME (to or from), A->B, or all
 //	stabilize                 deliver-msgs until nothing is in flight
 //	settle [MAX]              tick and deliver until quiet (default max 200)
+//	step [N]                  tick and deliver N times (default 1), quiet or not
 //	kill NAME | revive NAME | leave NAME
 //	pause NAME | resume NAME  stop a node unseen by the failure detector (SIGSTOP)
 //	restart NAME              a quick restart with the same HardState, unseen
@@ -306,6 +307,16 @@ func (h *harness) run(t *testing.T, line string) string {
 			return fmt.Sprintf("NOT settled after %d ticks", n)
 		}
 		return fmt.Sprintf("settled after %d ticks, %d messages", n, s.Sent.Total()-before)
+	case "step":
+		k := 1
+		if len(pos) > 0 {
+			k = atoi(pos[0])
+		}
+		before := s.Sent.Total()
+		for range k {
+			s.Step()
+		}
+		return fmt.Sprintf("%d messages", s.Sent.Total()-before)
 	case "kill":
 		must(s.Kill(pos[0]))
 		return ""

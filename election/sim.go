@@ -210,20 +210,17 @@ func (s *Sim) Resume(name string) error {
 // catchUp ticks a node for the ticks it missed, all at once and before it
 // sends anything, as the adapter does when its process resumes.
 func (s *Sim) catchUp(sn *simNode) {
-	missed := s.now - sn.ticked
-	want := sn.node.want
-	if missed > 1 {
-		sn.node.SetWant(false) // it heard nothing in the ticks it missed
-	}
-	for sn.ticked < s.now {
-		sn.ticked++
+	switch missed := s.now - sn.ticked; {
+	case missed > 1:
+		sn.node.Stalled(missed)
+	case missed == 1:
 		sn.node.Tick()
 	}
-	sn.node.SetWant(want)
-	if missed > 1 {
-		sn.node.Listen()
-	}
-	s.after(sn)
+	sn.ticked = s.now
+	// The caller refreshes the node's view next (what the failure
+	// detector learnt meanwhile), and checks the invariants then: the
+	// adapter too ticks, reads the view, and only then publishes.
+	s.send(sn)
 }
 
 // checkOverlap checks that at most one holder acts at this tick among the
@@ -398,6 +395,12 @@ func (s *Sim) after(sn *simNode) {
 	if sn.paused {
 		return
 	}
+	s.send(sn)
+	s.check(sn)
+}
+
+// send drains a node's outbox into the network.
+func (s *Sim) send(sn *simNode) {
 	for _, m := range sn.node.Messages() {
 		s.Sent.add(m)
 		if m.Lease && m.Type != MsgNack {
@@ -409,6 +412,10 @@ func (s *Sim) after(sn *simNode) {
 		}
 		s.queue = append(s.queue, simMsg{m: m, due: s.now + d})
 	}
+}
+
+// check checks the invariants after a node has done something.
+func (s *Sim) check(sn *simNode) {
 	l, ok := sn.node.Lease()
 	if !ok {
 		return
