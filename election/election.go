@@ -1126,7 +1126,7 @@ func (n *Node) onCoordinator(m Message) {
 		return
 	}
 	if m.Acting && n.st != stateLead && (m.Term < n.promTerm || m.Term == n.promTerm && !n.cfg.Preempt) &&
-		n.promHolder == n.cfg.Name && n.hasQuorum() &&
+		m.Term >= n.grantTerm && n.promHolder == n.cfg.Name && n.hasQuorum() &&
 		n.members[w] != nil && n.members[w].alive && (!n.cfg.Preempt || !n.outranks(w)) {
 		// W acts, under a term up to the one this node claimed for itself
 		// (a claim that failed, or a term it led before a stall): accept
@@ -1135,7 +1135,9 @@ func (n *Node) onCoordinator(m Message) {
 		// and claims that very number; its claim did not win (W's lease
 		// holders refused it), and refusing W's renewal with it would
 		// make W, which it outranks, step down. (With Preempt the full
-		// term (number, rank) decides, below.)
+		// term (number, rank) decides, below.) Never a term below one
+		// whose lease this node has granted: that is an old message
+		// (a replay, a late copy), not a coordinator acting now.
 		n.seeTerm(m.Term, w)
 		n.st = stateIdle
 		n.setCoord(w, m.Term)
