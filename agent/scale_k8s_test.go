@@ -85,7 +85,15 @@ func TestScaleKubernetesMesh(t *testing.T) {
 		return nil
 	})
 	top := as[2]
-	up := records(top, scale.OutcomeApplied)
+	// The record is written after the provider's call returns: the
+	// Deployment can show 4 before the history does.
+	var up []scale.Record
+	pollFor(t, 10*time.Second, "the step up in the coordinator's history", func() error {
+		if up = records(top, scale.OutcomeApplied); len(up) == 0 {
+			return fmt.Errorf("no applied record yet")
+		}
+		return nil
+	})
 	if len(up) != 1 || up[0].Lease.Holder != top.cfg.NodeName || up[0].Decision.Desired != 4 {
 		t.Fatalf("applied on the coordinator: %+v", up)
 	}
