@@ -505,8 +505,11 @@ func (n *Node) SetMembers(list []Member) {
 			m = &member{}
 			n.members[e.Name] = m
 		}
-		if !e.Alive || !wasAlive[e.Name] {
-			delete(n.suspect, e.Name) // failed, or back: the mesh's view rules again
+		if !e.Alive || !wasAlive[e.Name] || m.prio != e.Priority {
+			// Failed, or back, or restarted with another priority (the
+			// failure detector may not have seen it go): the mesh's view
+			// rules again.
+			delete(n.suspect, e.Name)
 		}
 		m.prio, m.alive, m.listed = e.Priority, e.Alive, true
 	}

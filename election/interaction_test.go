@@ -324,6 +324,10 @@ func (h *harness) run(t *testing.T, line string) string {
 		must(s.Revive(pos[0]))
 		return ""
 	case "restart":
+		if v, ok := kv["prio"]; ok {
+			must(s.RestartAs(pos[0], atoi(v)))
+			return ""
+		}
 		must(s.Restart(pos[0]))
 		return ""
 	case "want":

@@ -327,6 +327,21 @@ func (s *Sim) Restart(name string) error {
 	if err != nil {
 		return err
 	}
+	return s.restart(sn, name)
+}
+
+// RestartAs restarts the named node as Restart does, with another
+// priority (a process restarted with a new --priority).
+func (s *Sim) RestartAs(name string, priority int) error {
+	sn, err := s.get(name)
+	if err != nil {
+		return err
+	}
+	sn.prio = priority
+	return s.restart(sn, name)
+}
+
+func (s *Sim) restart(sn *simNode, name string) error {
 	c := s.cfg.Node
 	c.Name, c.Priority = name, sn.prio
 	c.Rand = rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
