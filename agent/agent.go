@@ -348,10 +348,11 @@ type Event struct {
 
 // eventLog keeps the most recent events.
 type eventLog struct {
-	mu   sync.Mutex
-	buf  []Event
-	next int
-	full bool
+	mu    sync.Mutex
+	buf   []Event
+	next  int
+	full  bool
+	added uint64 // every event ever added, the ones overwritten too
 }
 
 func newEventLog(n int) *eventLog { return &eventLog{buf: make([]Event, n)} }
@@ -360,10 +361,19 @@ func (l *eventLog) add(e Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.buf[l.next] = e
+	l.added++
 	l.next = (l.next + 1) % len(l.buf)
 	if l.next == 0 {
 		l.full = true
 	}
+}
+
+// total returns how many events were ever added: the log keeps only the
+// newest len(buf).
+func (l *eventLog) total() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.added
 }
 
 func (l *eventLog) list() []Event {

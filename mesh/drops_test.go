@@ -157,3 +157,100 @@ func TestLogBridgeCountsAndThrottlesDrops(t *testing.T) {
 		t.Errorf("no count of suppressed lines:\n%s", buf.String())
 	}
 }
+
+// TestInboundStreamsShareABudget: two streams that each declare 16 MiB of
+// encrypted state, at once, to a real node: one is read, the other fails
+// before its body is read (counted as oversize, from memberlist's "larger
+// than limit" line), since MaxInboundStreamBytes holds one such state. Once
+// the first has ended its share is back: a third is read (and, ending
+// inside its payload, counted as truncated).
+func TestInboundStreamsShareABudget(t *testing.T) {
+	key := bytes.Repeat([]byte{9}, 32)
+	n := startNode(t, 8, "", [][]byte{key}, "test")
+	addr := addrOf(n.m)
+	st := n.m.Stats()
+	const encryptMsg = 10
+	const declared = 16 << 20
+	if 2*declared <= MaxInboundStreamBytes || declared > maxStreamState {
+		t.Fatalf("the test wants room for one state of %d bytes, not two, in %d", declared, MaxInboundStreamBytes)
+	}
+	header := append([]byte{244, 4, 't', 'e', 's', 't', encryptMsg}, 1, 0, 0, 0) // 16 MiB, big-endian
+	open := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Write(append(header, make([]byte, 1024)...)); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	oversize := st.DroppedBy[DropOversize].Load()
+	// Each stream stalls until memberlist's deadline (500 ms on the
+	// local profile); the two overlap unless the machine holds one back
+	// that long, so a pair is tried again until one is refused.
+	refused := false
+	for try := 0; try < 5 && !refused; try++ {
+		open()
+		open()
+		waitFor(t, 20*time.Second, "both streams dropped", func() error {
+			if d := st.DroppedBy[DropOversize].Load() - oversize; d > 1 {
+				t.Fatalf("%d streams refused, want one of the two", d)
+			}
+			return nil
+		})
+		poll := time.Now().Add(3 * time.Second)
+		for time.Now().Before(poll) && !refused {
+			refused = st.DroppedBy[DropOversize].Load() > oversize
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !refused {
+		t.Fatal("no stream refused: two states of 16 MiB were read at once")
+	}
+	// Once the streams have ended (memberlist's deadline), their budget is
+	// back: a third stream is read until it ends inside its payload.
+	decode := st.DroppedBy[DropDecode].Load()
+	var c net.Conn
+	waitFor(t, 20*time.Second, "a later stream read, not refused", func() error {
+		before := st.DroppedBy[DropOversize].Load()
+		c = open()
+		_ = c.(*net.TCPConn).CloseWrite()
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			if st.DroppedBy[DropDecode].Load() > decode {
+				return nil
+			}
+			if st.DroppedBy[DropOversize].Load() > before {
+				return fmt.Errorf("refused again")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return fmt.Errorf("not counted")
+	})
+}
+
+func TestStreamDeclared(t *testing.T) {
+	for _, c := range []struct {
+		p            []byte
+		n            uint64
+		known, final bool
+	}{
+		{nil, 0, false, false},
+		{[]byte{244}, 0, false, false},
+		{[]byte{244, 0}, 0, false, true},
+		{[]byte{244, 4, 't', 'e'}, 0, false, false},
+		{[]byte{244, 4, 't', 'e', 's', 't'}, 0, false, false},
+		{[]byte{244, 4, 't', 'e', 's', 't', 6}, 0, false, true},
+		{[]byte{244, 4, 't', 'e', 's', 't', 10, 0, 0}, 0, false, false},
+		{[]byte{244, 4, 't', 'e', 's', 't', 10, 0, 0, 1, 0}, 256, true, true},
+		{[]byte{10, 0xff, 0xff, 0xff, 0xff, 7}, 1<<32 - 1, true, true},
+		{[]byte{6, 1, 2}, 0, false, true},
+	} {
+		n, known, final := streamDeclared(c.p)
+		if n != c.n || known != c.known || final != c.final {
+			t.Errorf("streamDeclared(%v) = %d, %t, %t; want %d, %t, %t", c.p, n, known, final, c.n, c.known, c.final)
+		}
+	}
+}

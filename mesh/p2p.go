@@ -29,6 +29,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"golang.org/x/sync/semaphore"
 )
 
 // Protocol IDs: memberlist packets framed on one long-lived stream per peer,
@@ -54,6 +55,7 @@ type p2pTransport struct {
 	advPort  int
 	packetCh chan *memberlist.Packet
 	streamCh chan net.Conn
+	budget   *semaphore.Weighted // inbound streams' declared state (MaxInboundStreamBytes)
 	handle   func([]byte, net.Addr)
 	stats    *Stats
 	pstats   P2PStats
@@ -129,7 +131,8 @@ func newP2PTransport(cfg Config, pc P2PConfig, ident any, stats *Stats, log *slo
 		packetCh: make(chan *memberlist.Packet, 256),
 		streamCh: make(chan net.Conn),
 		handle:   handle, stats: stats, log: log.With("transport", "p2p"),
-		ctx: ctx, cancel: cancel,
+		budget: semaphore.NewWeighted(MaxInboundStreamBytes),
+		ctx:    ctx, cancel: cancel,
 		queues:  map[peer.ID]*peerQueue{},
 		blocked: map[peer.ID]time.Time{},
 		hinted:  map[peer.ID]time.Time{},
