@@ -254,3 +254,32 @@ func TestStreamDeclared(t *testing.T) {
 		}
 	}
 }
+
+// FuzzStreamDeclared: any first bytes of a stream, as the transport's watch
+// reads them, give an answer and no panic; a length is read only from an
+// encrypted message's header, and only once the prefix holds it.
+func FuzzStreamDeclared(f *testing.F) {
+	f.Add([]byte{244, 4, 't', 'e', 's', 't', 10, 1, 0, 0, 0})
+	f.Add([]byte{10, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{244, 0})
+	f.Add([]byte{6, 0x80})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if len(p) > maxWatchPrefix {
+			p = p[:maxWatchPrefix]
+		}
+		n, known, final := streamDeclared(p)
+		if known && !final {
+			t.Fatalf("known without final for %v", p)
+		}
+		if !known && n != 0 {
+			t.Fatalf("length %d without known for %v", n, p)
+		}
+		if known {
+			// The same answer from any longer prefix.
+			n2, known2, _ := streamDeclared(append(append([]byte(nil), p...), 1, 2, 3))
+			if !known2 || n2 != n {
+				t.Fatalf("a longer prefix changed %d to %d, %t", n, n2, known2)
+			}
+		}
+	})
+}
