@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoalmesh/shoal/metrics"
 )
 
 // TestMemberlistDropsAreCounted sends one of each kind of garbage from
@@ -166,16 +168,24 @@ func TestLogBridgeCountsAndThrottlesDrops(t *testing.T) {
 // inside its payload, counted as truncated).
 func TestInboundStreamsShareABudget(t *testing.T) {
 	key := bytes.Repeat([]byte{9}, 32)
-	n := startNode(t, 8, "", [][]byte{key}, "test")
-	addr := addrOf(n.m)
-	st := n.m.Stats()
+	// The lan profile gives a stream 10 s (memberlist's TCPTimeout), so the
+	// two stalled streams below overlap on any machine.
+	m, err := New(Config{NodeName: "budget", BindAddr: "127.0.0.28", Profile: ProfileLAN,
+		Keys: [][]byte{key}, Label: "test",
+		Load: func() (metrics.Load, bool) { return metrics.Load{CPUPercent: 10, MemPercent: 50, Cores: 2}, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	addr := addrOf(m)
+	st := m.Stats()
 	const encryptMsg = 10
 	const declared = 16 << 20
 	if 2*declared <= MaxInboundStreamBytes || declared > maxStreamState {
 		t.Fatalf("the test wants room for one state of %d bytes, not two, in %d", declared, MaxInboundStreamBytes)
 	}
 	header := append([]byte{244, 4, 't', 'e', 's', 't', encryptMsg}, 1, 0, 0, 0) // 16 MiB, big-endian
-	open := func() net.Conn {
+	open := func() *net.TCPConn {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -184,50 +194,38 @@ func TestInboundStreamsShareABudget(t *testing.T) {
 		if _, err := c.Write(append(header, make([]byte, 1024)...)); err != nil {
 			t.Fatal(err)
 		}
-		return c
+		return c.(*net.TCPConn)
 	}
-	oversize := st.DroppedBy[DropOversize].Load()
-	// Each stream stalls until memberlist's deadline (500 ms on the
-	// local profile); the two overlap unless the machine holds one back
-	// that long, so a pair is tried again until one is refused.
-	refused := false
-	for try := 0; try < 5 && !refused; try++ {
-		open()
-		open()
-		waitFor(t, 20*time.Second, "both streams dropped", func() error {
-			if d := st.DroppedBy[DropOversize].Load() - oversize; d > 1 {
-				t.Fatalf("%d streams refused, want one of the two", d)
-			}
-			return nil
-		})
-		poll := time.Now().Add(3 * time.Second)
-		for time.Now().Before(poll) && !refused {
-			refused = st.DroppedBy[DropOversize].Load() > oversize
-			time.Sleep(20 * time.Millisecond)
+	count := func(r DropReason) uint64 { return st.DroppedBy[r].Load() }
+	oversize, decode := count(DropOversize), count(DropDecode)
+	a, b := open(), open()
+	waitFor(t, 20*time.Second, "one of two 16 MiB streams refused", func() error {
+		if d := count(DropOversize) - oversize; d != 1 {
+			return fmt.Errorf("%d refused", d)
 		}
-	}
-	if !refused {
-		t.Fatal("no stream refused: two states of 16 MiB were read at once")
-	}
-	// Once the streams have ended (memberlist's deadline), their budget is
-	// back: a third stream is read until it ends inside its payload.
-	decode := st.DroppedBy[DropDecode].Load()
-	var c net.Conn
+		return nil
+	})
+	// Both end (the refused one was failed already; the other ends inside
+	// its payload): the budget is back, and a third stream is read until
+	// it too ends inside its payload.
+	_ = a.CloseWrite()
+	_ = b.CloseWrite()
+	waitFor(t, 20*time.Second, "the stream that was read counted as truncated", func() error {
+		if d := count(DropDecode) - decode; d != 1 {
+			return fmt.Errorf("%d truncated", d)
+		}
+		return nil
+	})
+	c := open()
+	_ = c.CloseWrite()
 	waitFor(t, 20*time.Second, "a later stream read, not refused", func() error {
-		before := st.DroppedBy[DropOversize].Load()
-		c = open()
-		_ = c.(*net.TCPConn).CloseWrite()
-		deadline := time.Now().Add(3 * time.Second)
-		for time.Now().Before(deadline) {
-			if st.DroppedBy[DropDecode].Load() > decode {
-				return nil
-			}
-			if st.DroppedBy[DropOversize].Load() > before {
-				return fmt.Errorf("refused again")
-			}
-			time.Sleep(20 * time.Millisecond)
+		if d := count(DropOversize) - oversize; d != 1 {
+			t.Fatalf("%d refused: the budget was not given back", d)
 		}
-		return fmt.Errorf("not counted")
+		if d := count(DropDecode) - decode; d != 2 {
+			return fmt.Errorf("%d truncated", d)
+		}
+		return nil
 	})
 }
 
