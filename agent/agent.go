@@ -46,11 +46,20 @@ type Agent struct {
 	p2pFast   bool
 	transport mesh.Transport
 
+	// The API's guard and TLS (api_auth.go, api_tls.go); joinHook, when
+	// set, stands in for the mesh's join (the API fuzz test).
+	authz    *apiAuth
+	tls      *apiTLS
+	joinHook func([]string) (int, error)
+
 	// Components wired in their own files.
 	elect *electionRunner // election_adapter.go
 	proxy *proxyRunner    // loadshare_adapter.go
 	scale *scaleRunner    // scale_adapter.go
 	dash  *dashboard      // dashboard.go, events_stream.go
+	// shares counts picks and proxied requests per member and tracks
+	// uptime and availability (share.go); nil before Start.
+	shares *shares
 }
 
 // Option adjusts an Agent at construction.
@@ -87,7 +96,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, done: make(chan struct{}), leaveReq: make(chan struct{}, 1), events: newEventLog(512)}
+	a := &Agent{cfg: cfg, done: make(chan struct{}), leaveReq: make(chan struct{}, 1), events: newEventLog(512), authz: newAPIAuth(cfg)}
 	for _, o := range opts {
 		o(a)
 	}
@@ -141,8 +150,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if cfg.Advertise != "" {
 		ahost, aport, _ = splitHostPort("advertise", cfg.Advertise)
 	}
+	preset := cfg.preset()
 	tr := a.transport
-	if tr == nil && cfg.Profile == mesh.ProfileP2P {
+	if tr == nil && preset.P2P {
 		tr = mesh.P2PTransport(mesh.P2PConfig{Bootstrap: cfg.P2PBootstrap, Relay: cfg.Relay, MDNS: cfg.MDNS,
 			AllowPeers: cfg.P2PAllowPeers, MaxPeers: cfg.P2PMaxPeers, PublicNets: cfg.P2PPublicNets,
 			FastTimings: a.p2pFast || cfg.P2PFastTimings})
@@ -153,7 +163,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		BindPort:         bport,
 		AdvertiseAddr:    ahost,
 		AdvertisePort:    aport,
-		Profile:          cfg.Profile,
+		Profile:          preset.Mesh,
 		Tags:             cfg.Tags,
 		Priority:         cfg.Priority,
 		DataDir:          cfg.DataDir,
@@ -171,12 +181,13 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.mesh = m
-	if cfg.Profile == mesh.ProfileP2P && m.LocalName() != a.cfg.NodeName {
+	if preset.P2P && m.LocalName() != a.cfg.NodeName {
 		// On p2p the node name is the peer ID.
 		a.log.Info("p2p: node name is the peer ID", "peer_id", m.LocalName(), "addrs", m.P2PAddrs())
 		a.cfg.NodeName = m.LocalName()
 	}
 
+	a.startShares(runCtx) // share.go: before the proxy, which counts into it
 	if err := a.startElection(runCtx); err != nil {
 		return err
 	}
@@ -187,22 +198,37 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return err
 	}
 
+	if cfg.TLSCert != "" {
+		if a.tls, err = newAPITLS(cfg); err != nil { // api_tls.go
+			return err
+		}
+		warnCertTimes(a, a.tls.cur.Load().leaf)
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http-addr %s: %w", cfg.HTTPAddr, err)
 	}
 	a.httpLn = ln
-	a.http = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	a.http = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
+	serve := func() error { return a.http.Serve(ln) }
+	if a.tls != nil {
+		a.http.TLSConfig = a.tls.serverConfig()
+		serve = func() error { return a.http.ServeTLS(ln, "", "") }
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http server stopped", "err", err)
 		}
 	}()
+	if h, _, _ := net.SplitHostPort(cfg.HTTPAddr); !isLoopback(h) && a.tls == nil {
+		a.log.Warn("the API listens on an address other than loopback without TLS: its tokens and answers cross the network in clear (set --tls-cert and --tls-key)", "http", ln.Addr().String())
+	}
 	addr, port := m.LocalAddr()
 	a.log.Info("agent started", "gossip", net.JoinHostPort(addr, strconv.Itoa(port)), "http", ln.Addr().String(), "profile", cfg.Profile, "version", Version)
-	if len(keys) == 0 && cfg.Profile != mesh.ProfileP2P && !isLoopback(bhost) {
+	if len(keys) == 0 && !preset.P2P && !isLoopback(bhost) {
 		a.log.Warn("gossip is not encrypted on an address other than loopback (--insecure-gossip): anyone who reaches it can join the mesh, publish load and be picked", "bind", cfg.Bind)
 	}
 
@@ -322,10 +348,11 @@ type Event struct {
 
 // eventLog keeps the most recent events.
 type eventLog struct {
-	mu   sync.Mutex
-	buf  []Event
-	next int
-	full bool
+	mu    sync.Mutex
+	buf   []Event
+	next  int
+	full  bool
+	added uint64 // every event ever added, the ones overwritten too
 }
 
 func newEventLog(n int) *eventLog { return &eventLog{buf: make([]Event, n)} }
@@ -334,10 +361,19 @@ func (l *eventLog) add(e Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.buf[l.next] = e
+	l.added++
 	l.next = (l.next + 1) % len(l.buf)
 	if l.next == 0 {
 		l.full = true
 	}
+}
+
+// total returns how many events were ever added: the log keeps only the
+// newest len(buf).
+func (l *eventLog) total() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.added
 }
 
 func (l *eventLog) list() []Event {

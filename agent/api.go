@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,11 +19,11 @@ import (
 	"github.com/shoalmesh/shoal/metrics"
 )
 
-// Handler returns the agent's HTTP API, /metrics included. With an API token
-// set, every request must carry it as "Authorization: Bearer <token>".
+// Handler returns the agent's HTTP API, /metrics included, behind the
+// guard of api_auth.go: tokens and their scopes, backoff, body limits.
 func (a *Agent) Handler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), newCollector(a))
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), newCollector(a), a.authz)
 	if a.mesh != nil && a.mesh.P2PStats() != nil {
 		reg.MustRegister(newP2PCollector(a)) // prom.go
 	}
@@ -44,7 +43,7 @@ func (a *Agent) Handler() http.Handler {
 	a.registerScaleRoutes(mux, reg)
 	a.registerDashboardRoutes(mux, reg)
 	if a.cfg.EnableDebug {
-		// Go's profiler, behind the token like everything else.
+		// Go's profiler: admin scope (api_auth.go).
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -55,27 +54,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return a.auth(mux)
-}
-
-func (a *Agent) auth(next http.Handler) http.Handler {
-	if a.cfg.APIToken == "" {
-		return next
-	}
-	want := []byte("Bearer " + a.cfg.APIToken)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if dashboardPublic(r) { // dashboard.go: the page holds no data; its calls carry the token
-			next.ServeHTTP(w, r)
-			return
-		}
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="shoal"`)
-			writeErr(w, http.StatusUnauthorized, errors.New("missing or wrong API token (send Authorization: Bearer <token>)"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return a.guard(mux) // api_auth.go
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -90,13 +69,46 @@ func writeErr(w http.ResponseWriter, code int, err error) {
 	writeJSON(w, code, client.ErrorBody{Error: err.Error()})
 }
 
+// readJSON decodes the request body, one JSON object of v's type and
+// nothing after it; the guard has bounded the body (maxAPIBody). Answer
+// its error with bodyStatus.
 func readJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("request body: %w", err)
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("data after the JSON object")
+			if terr != nil && !isSyntaxErr(terr) {
+				err = terr
+			}
+		}
 	}
-	return nil
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &mbe):
+		return fmt.Errorf("request body is over the API's limit of %d bytes: %w", mbe.Limit, err)
+	case errors.Is(err, io.EOF):
+		return errors.New("request body is empty: want a JSON object")
+	}
+	return fmt.Errorf("request body: %w", err)
+}
+
+func isSyntaxErr(err error) bool {
+	var se *json.SyntaxError
+	return errors.As(err, &se)
+}
+
+// bodyStatus is the status for a readJSON error: 413 past the size limit,
+// 400 otherwise.
+func bodyStatus(err error) int {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest
 }
 
 func toClientLoad(l *metrics.Load) *client.Load {
@@ -254,7 +266,9 @@ func (a *Agent) handleLoad(w http.ResponseWriter, r *http.Request) {
 		}
 		return li != nil && li.CPUPercent > lj.CPUPercent
 	})
-	writeJSON(w, http.StatusOK, client.LoadReport{Members: out, Aggregate: Aggregate(ms, now)})
+	rep := client.LoadReport{Members: out, Aggregate: Aggregate(ms, now)}
+	a.addMeasured(&rep, ms, now) // share.go
+	writeJSON(w, http.StatusOK, rep)
 }
 
 func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
@@ -266,17 +280,34 @@ func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// maxJoinAddrs bounds the addresses one join request names.
+const maxJoinAddrs = 256
+
 func (a *Agent) handleJoin(w http.ResponseWriter, r *http.Request) {
 	var req client.JoinRequest
 	if err := readJSON(r, &req); err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+		writeErr(w, bodyStatus(err), err)
 		return
 	}
 	if len(req.Addrs) == 0 {
 		writeErr(w, http.StatusBadRequest, errors.New("no addresses to join"))
 		return
 	}
-	n, err := a.mesh.Join(req.Addrs)
+	if len(req.Addrs) > maxJoinAddrs {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("%d addresses to join: at most %d", len(req.Addrs), maxJoinAddrs))
+		return
+	}
+	for _, ad := range req.Addrs {
+		if ad == "" || len(ad) > 512 || strings.ContainsFunc(ad, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("join address %q: want host, host:port or a multiaddr, without spaces, at most 512 bytes", clip(ad)))
+			return
+		}
+	}
+	join := a.mesh.Join
+	if a.joinHook != nil {
+		join = a.joinHook
+	}
+	n, err := join(req.Addrs)
 	if n == 0 {
 		writeErr(w, http.StatusBadGateway, fmt.Errorf("could not join any of %v: %v", req.Addrs, err))
 		return
@@ -295,7 +326,7 @@ func (a *Agent) handleLeave(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) handleForceLeave(w http.ResponseWriter, r *http.Request) {
 	var req client.ForceLeaveRequest
 	if err := readJSON(r, &req); err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+		writeErr(w, bodyStatus(err), err)
 		return
 	}
 	if _, found := a.mesh.View().Member(req.Node); !found {
@@ -325,7 +356,7 @@ func (a *Agent) handleKeys(w http.ResponseWriter, r *http.Request) {
 	} else {
 		var req client.KeyRequest
 		if err := readJSON(r, &req); err != nil {
-			writeErr(w, http.StatusBadRequest, err)
+			writeErr(w, bodyStatus(err), err)
 			return
 		}
 		if _, perr := mesh.ParseKey(req.Key); perr != nil {

@@ -1,11 +1,10 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,14 +30,17 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err == nil {
 		v, err := time.ParseDuration(s)
 		if err != nil {
-			return fmt.Errorf("duration %q: %w", s, err)
+			return fmt.Errorf("duration %q: want a Go duration such as \"1.5s\" or a number of seconds", clip(s))
 		}
 		*d = Duration(v)
 		return nil
 	}
 	var f float64
 	if err := json.Unmarshal(b, &f); err != nil {
-		return fmt.Errorf("duration %s: want a string like \"1.5s\" or seconds", b)
+		return fmt.Errorf("duration %s: want a string like \"1.5s\" or seconds", clip(string(b)))
+	}
+	if math.IsNaN(f) || math.Abs(f) > float64(math.MaxInt64/int64(time.Second)) {
+		return fmt.Errorf("duration %s seconds is out of range", clip(string(b)))
 	}
 	*d = Duration(f * float64(time.Second))
 	return nil
@@ -48,7 +50,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
 // Config is everything an agent needs. Flags, SHOAL_* environment variables
-// and the optional JSON config file only fill this struct; Validate checks it.
+// and the optional JSON config file only fill this struct, all three from
+// the one table in settings.go: a new field needs an entry there
+// (TestSettingsCoverConfig). Validate checks it.
 type Config struct {
 	// NodeName is this node's unique name; default: the hostname.
 	NodeName string `json:"node_name"`
@@ -58,7 +62,7 @@ type Config struct {
 	Advertise string `json:"advertise"`
 	// Profile is lan, wan or local (fast timings for tests and dev meshes),
 	// or p2p (memberlist over libp2p; the node name becomes the peer ID of
-	// the key kept in DataDir).
+	// the key kept in DataDir). Each is a preset in profile.go.
 	Profile string `json:"profile"`
 	// P2PBootstrap lists peers (multiaddrs with /p2p/<id>) the p2p profile
 	// keeps connected and joins through, retried with backoff.
@@ -122,8 +126,20 @@ type Config struct {
 	Label string `json:"label"`
 	// HTTPAddr is where the API, /metrics and the dashboard listen.
 	HTTPAddr string `json:"http_addr"`
-	// APIToken protects the API; required when HTTPAddr is not loopback.
-	APIToken string `json:"api_token"`
+	// APIToken is the API's admin token: every endpoint, writes included.
+	// APIReadToken, when set, reads only (status, members, load, pick,
+	// leader, metrics, events, the dashboard's data). Once either is set,
+	// every request but the dashboard page needs one; without either, reads
+	// are open and writes are served to loopback clients only. HTTPAddr
+	// other than loopback needs a token or TLSClientCA (api_auth.go).
+	APIToken     string `json:"api_token"`
+	APIReadToken string `json:"api_read_token"`
+	// TLSCert and TLSKey (PEM files) serve the API over TLS, reloaded on
+	// SIGHUP; TLSClientCA (PEM) then requires client certificates signed
+	// by it (mutual TLS). See api_tls.go.
+	TLSCert     string `json:"tls_cert"`
+	TLSKey      string `json:"tls_key"`
+	TLSClientCA string `json:"tls_client_ca"`
 	// SampleInterval is how often load is sampled; HalfLife smooths it.
 	SampleInterval Duration `json:"sample_interval"`
 	HalfLife       Duration `json:"half_life"`
@@ -136,6 +152,11 @@ type Config struct {
 	ProxyListen   string `json:"proxy_listen"`
 	ProxyService  string `json:"proxy_service"`
 	ProxyStrategy string `json:"proxy_strategy"`
+	// ProxyInflightCount adds the proxy's own requests in flight to each
+	// member to the member's gossiped run queue when picking (the fast
+	// signal, loadshare_adapter.go); false picks by gossiped load alone,
+	// as cmd/shoal-proxybench does for comparison. Default true.
+	ProxyInflightCount bool `json:"proxy_inflight_count"`
 	// Scale is autoscaling: the provider and the policy (scale_adapter.go).
 	Scale ScaleConfig `json:"scale"`
 	// EnableDebug serves test hooks such as POST /v1/debug/load.
@@ -146,17 +167,18 @@ type Config struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		NodeName:       sanitizeName(host),
-		Bind:           "0.0.0.0:7946",
-		Profile:        mesh.ProfileLAN,
-		Tags:           map[string]string{},
-		RetryInterval:  Duration(time.Second),
-		LeaveOnTerm:    true,
-		HTTPAddr:       "127.0.0.1:7950",
-		SampleInterval: Duration(time.Second),
-		HalfLife:       Duration(5 * time.Second),
-		LogLevel:       "info",
-		Scale:          DefaultScaleConfig(),
+		NodeName:           sanitizeName(host),
+		Bind:               "0.0.0.0:7946",
+		Profile:            mesh.ProfileLAN,
+		Tags:               map[string]string{},
+		RetryInterval:      Duration(time.Second),
+		LeaveOnTerm:        true,
+		HTTPAddr:           "127.0.0.1:7950",
+		SampleInterval:     Duration(time.Second),
+		HalfLife:           Duration(5 * time.Second),
+		LogLevel:           "info",
+		ProxyInflightCount: true,
+		Scale:              DefaultScaleConfig(),
 	}
 }
 
@@ -174,76 +196,6 @@ func sanitizeName(h string) string {
 		h = h[:128]
 	}
 	return h
-}
-
-// LoadFile fills c from a JSON config file; unknown fields are errors.
-func (c *Config) LoadFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("%w: config file: %w", ErrConfig, err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
-	if err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
-	}
-	if len(b) > maxConfigFile {
-		return fmt.Errorf("%w: config file %s is over %d bytes", ErrConfig, path, maxConfigFile)
-	}
-	return c.decodeFile(path, b)
-}
-
-// maxConfigFile bounds the config file read into memory.
-const maxConfigFile = 1 << 20
-
-// decodeFile decodes one JSON object into c. Errors say where (line and
-// column) and unknown keys and anything after the object are refused.
-func (c *Config) decodeFile(path string, b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &se):
-			// Offset is just past the byte that broke the syntax.
-			return fmt.Errorf("%w: config file %s:%s: %v", ErrConfig, path, lineCol(b, se.Offset-1), err)
-		case errors.As(err, &te):
-			return fmt.Errorf("%w: config file %s:%s: %q wants %v, got a JSON %s", ErrConfig, path, lineCol(b, te.Offset), te.Field, te.Type, te.Value)
-		case errors.Is(err, io.EOF):
-			return fmt.Errorf("%w: config file %s is empty: want a JSON object", ErrConfig, path)
-		}
-		// Unknown fields and our own decoders' errors carry no offset;
-		// InputOffset is where the decoder stopped, just past the value.
-		return fmt.Errorf("%w: config file %s:%s: %v", ErrConfig, path, lineCol(b, dec.InputOffset()), err)
-	}
-	end := dec.InputOffset()
-	for end < int64(len(b)) && strings.ContainsRune(" \t\r\n", rune(b[end])) {
-		end++
-	}
-	if end < int64(len(b)) {
-		return fmt.Errorf("%w: config file %s:%s: data after the config object", ErrConfig, path, lineCol(b, end))
-	}
-	return nil
-}
-
-// lineCol turns a byte offset into "line:column" (both from 1).
-func lineCol(b []byte, off int64) string {
-	if off > int64(len(b)) {
-		off = int64(len(b))
-	}
-	if off < 0 {
-		off = 0
-	}
-	line, col := 1, 1
-	for _, ch := range b[:off] {
-		if ch == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-	}
-	return fmt.Sprintf("%d:%d", line, col)
 }
 
 // ParseTag parses one key=value tag.
@@ -275,12 +227,11 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	switch c.Profile {
-	case mesh.ProfileLAN, mesh.ProfileWAN, mesh.ProfileLocal, mesh.ProfileP2P:
-	default:
-		return fmt.Errorf("%w: profile %q: use lan, wan, local or p2p", ErrConfig, c.Profile)
+	preset, ok := LookupPreset(c.Profile) // profile.go
+	if !ok {
+		return fmt.Errorf("%w: profile %q: use %s", ErrConfig, clip(c.Profile), profileNames())
 	}
-	if c.Profile != mesh.ProfileP2P && (len(c.P2PBootstrap) > 0 || c.Relay || c.MDNS || len(c.P2PAllowPeers) > 0 || c.P2PMaxPeers != 0 || len(c.P2PPublicNets) > 0) {
+	if !preset.P2P && (len(c.P2PBootstrap) > 0 || c.Relay || c.MDNS || len(c.P2PAllowPeers) > 0 || c.P2PMaxPeers != 0 || len(c.P2PPublicNets) > 0) {
 		return fmt.Errorf("%w: --p2p-bootstrap, --relay, --mdns and the other --p2p-* settings need --profile p2p", ErrConfig)
 	}
 	if c.P2PMaxPeers < 0 || c.P2PMaxPeers > 100000 {
@@ -327,8 +278,8 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return err
 	}
-	if !isLoopback(host) && c.APIToken == "" {
-		return fmt.Errorf("%w: http-addr %s is not loopback: set an API token (--api-token or SHOAL_API_TOKEN) so the API is not open to the network", ErrConfig, c.HTTPAddr)
+	if err := c.checkAPISecurity(host); err != nil { // api_auth.go
+		return err
 	}
 	if c.SampleInterval < Duration(10*time.Millisecond) {
 		return fmt.Errorf("%w: sample-interval %v below 10ms", ErrConfig, time.Duration(c.SampleInterval))
@@ -365,7 +316,7 @@ func (c *Config) Validate() error {
 // directory by an earlier run counts as a key. The p2p profile has its own
 // rule (a key or an allow-list), checked by mesh.New.
 func (c *Config) checkGossipKey() error {
-	if c.Profile == mesh.ProfileP2P || c.InsecureGossip || c.EncryptKey != "" || c.KeyringFile != "" {
+	if c.preset().P2P || c.InsecureGossip || c.EncryptKey != "" || c.KeyringFile != "" {
 		return nil
 	}
 	host, _, _ := splitHostPort("bind", c.Bind)

@@ -12,11 +12,11 @@ import (
 	"testing"
 )
 
-// FuzzConfigFile feeds LoadFile arbitrary file contents: it never panics,
+// FuzzConfigFileValidate feeds LoadFile arbitrary file contents: it never panics,
 // refuses with ErrConfig, and a file it takes passes Validate or is
 // refused by it with an error, and writes back (json.Marshal) to a file
 // that loads to the same configuration.
-func FuzzConfigFile(f *testing.F) {
+func FuzzConfigFileValidate(f *testing.F) {
 	// Seeds: the bodies of TestConfigFileErrorsSayWhere, and files that set
 	// every kind of field.
 	for _, s := range []string{

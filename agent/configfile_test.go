@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,4 +67,31 @@ func TestHugeValuesAreCutInErrors(t *testing.T) {
 	if err == nil || len(err.Error()) > 300 || !strings.Contains(err.Error(), "(10000 bytes)") {
 		t.Fatalf("error for a 10 KB bind (%d bytes): %.200v", len(err.Error()), err)
 	}
+}
+
+// FuzzConfigFile: whatever the file holds, decoding returns (no panic), a
+// refusal is a configuration error, and its message stays short (values
+// quoted back are cut).
+func FuzzConfigFile(f *testing.F) {
+	for _, seed := range []string{
+		`{"node": "a", "retry-join": true, "join": ["10.0.0.2"], "tag": {"role": "db"}}`,
+		`{"node_name": "a", "scale": {"provider": "dry-run", "min": 2, "up_window": "30s"}}`,
+		`{"node": "a", "node_name": "b"}`, `{"scale": {"options": {"k": "v"}}, "scale-opt": {"k": "w"}}`,
+		`{"retry_interval": 1.5}`, `{"retry-interval": "5"}`, `{"scale": []}`, `[]`, `null`, `{} {}`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := DefaultConfig()
+		err := c.decodeFile("f.json", b)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrConfig) {
+			t.Fatalf("%q: %v is not an ErrConfig", b, err)
+		}
+		if len(err.Error()) > 600 {
+			t.Fatalf("%q: error of %d bytes: %.300s", b, len(err.Error()), err)
+		}
+	})
 }

@@ -103,6 +103,9 @@ type DashMember struct {
 	Weight      float64           `json:"weight"` // loadshare.Weight with default parameters
 	Age         float64           `json:"age"`    // seconds; -1 without load
 	Tags        map[string]string `json:"tags,omitempty"`
+	// Share is the member's measured share of picks and proxied requests
+	// and its uptime (share.go); nil for a member the agent does not track.
+	Share *client.MemberShare `json:"share,omitempty"`
 }
 
 // DashboardReport answers GET /v1/dashboard.
@@ -115,6 +118,9 @@ type DashboardReport struct {
 	Aggregate client.Aggregate `json:"aggregate"`
 	Leader    *client.Leader   `json:"leader,omitempty"`
 	Synthetic int              `json:"synthetic,omitempty"`
+	// Measured puts the measured shares and availability beside the model
+	// P = N/n, A = 1 - 1/n for the current n (share.go).
+	Measured *client.Measured `json:"measured,omitempty"`
 }
 
 // initDashboard is called by New once options are applied: it tees the
@@ -249,8 +255,11 @@ func (a *Agent) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	if rep.Leader != nil {
 		coord = rep.Leader.Coordinator
 	}
+	per, measured := a.shares.measure(ms, now) // share.go
+	rep.Measured = measured
 	for i, m := range ms {
 		rep.Members[i] = toDashMember(m, coord, now)
+		rep.Members[i].Share = per[m.Name]
 		rep.Counts[m.Status]++
 	}
 	writeJSON(w, http.StatusOK, rep)

@@ -98,6 +98,19 @@ func TestDashboardPageIsPublicItsDataIsNot(t *testing.T) {
 	if rep.Counts["failed"] == 0 || rep.Counts["alive"] == 0 || rep.Aggregate.Members == 0 {
 		t.Errorf("counts %v, aggregate %+v", rep.Counts, rep.Aggregate)
 	}
+	// Shares and uptime beside the model: the agent tracks itself (up all
+	// along), not the synthetic members; n counts every alive member shown.
+	if m := rep.Measured; m == nil || m.N != rep.Counts["alive"] || m.ModelShare != 1/float64(m.N) {
+		t.Errorf("measured %+v, want n = the %d alive members and the model share 1/n", rep.Measured, rep.Counts["alive"])
+	}
+	for _, m := range rep.Members {
+		if m.Self && (m.Share == nil || m.Share.Uptime != 1 || m.Share.PickShare != -1) {
+			t.Errorf("self share %+v, want uptime 1 and no picks", m.Share)
+		}
+		if !m.Self && m.Share != nil {
+			t.Errorf("synthetic %s has a share %+v", m.Name, m.Share)
+		}
+	}
 	var hist HistoryReport
 	_, body := get(t, a, "/v1/history", "tok")
 	if err := json.Unmarshal(body, &hist); err != nil || len(hist.Samples) == 0 || hist.IntervalSeconds != 2 {

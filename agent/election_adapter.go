@@ -107,23 +107,6 @@ type actResult struct {
 	err    error
 }
 
-// electionTiming returns the tick length for a mesh profile. The lease is
-// LeaseTicks (10) ticks, renewed every RenewTicks (3), with a margin of
-// DriftTicks (2) that covers the tick granularity and clock rate drift up to
-// 10%: a coordinator acts within 1 s of a quorum's grant on local and lan
-// (2 s on p2p, 5 s on wan), members that hear no renewal for that long elect
-// another, and a side without a quorum stops acting within it.
-func electionTiming(profile string) time.Duration {
-	switch profile {
-	case mesh.ProfileWAN:
-		return 500 * time.Millisecond
-	case mesh.ProfileP2P:
-		return 200 * time.Millisecond
-	default:
-		return 100 * time.Millisecond
-	}
-}
-
 // actingBound is how long a coordinator cut off from its quorum may go on
 // acting: until the lease its quorum last granted runs out (LeaseTicks from
 // the renewal it granted), which the next tick notices. The partition tests
@@ -143,7 +126,7 @@ func (a *Agent) runner() *electionRunner {
 func (a *Agent) startElection(ctx context.Context) error {
 	r := &electionRunner{
 		a: a, log: a.log.With("component", "election-adapter"),
-		tick: electionTiming(a.cfg.Profile), dataDir: a.cfg.DataDir,
+		tick: a.cfg.preset().ElectionTick, dataDir: a.cfg.DataDir,
 		leave:  make(chan chan struct{}),
 		inbox:  make(chan election.Message, 1024),
 		reqs:   make(chan struct{}, 1),
@@ -433,24 +416,19 @@ func (r *electionRunner) catchUp() {
 		}
 	}
 	missed := due - r.ticks
-	stalled := missed > uint64(r.lease/3)
-	if stalled {
-		// The ticks it missed stand for time in which it heard nothing:
-		// the liveness rule (a node that wants a coordinator and knows
-		// none elects one) must not fire in them, or a coordinator
-		// resumed after a stall longer than two leases claims a new term
-		// before it could hear the one that acted meanwhile.
-		r.node.SetWant(false)
+	r.ticks = due
+	if missed > uint64(r.lease/3) {
+		// Stopped for longer than a renewal interval: the ticks it
+		// missed stand for time in which it read nothing. Its lease runs
+		// out in them, but it neither loses its coordinator for renewals
+		// that may be waiting in the inbox nor elects for want, and then
+		// it listens (it may have been replaced meanwhile): see
+		// Node.Stalled.
+		r.node.Stalled(missed)
+		return
 	}
-	for r.ticks < due {
-		r.ticks++
+	for range missed {
 		r.node.Tick()
-	}
-	if stalled {
-		r.node.SetWant(r.want)
-		// Stopped for longer than a renewal interval: it may have been
-		// replaced meanwhile (see Node.Listen).
-		r.node.Listen()
 	}
 }
 
@@ -740,7 +718,7 @@ func (a *Agent) registerElectionRoutes(mux *http.ServeMux, reg *prometheus.Regis
 	})
 	// The action log is a test hook (each call appends to actions.jsonl):
 	// served only with --enable-debug or on the local profile.
-	if !a.cfg.EnableDebug && a.cfg.Profile != mesh.ProfileLocal {
+	if !a.cfg.preset().DebugHooks {
 		return
 	}
 	mux.HandleFunc("POST /v1/leader/act", func(w http.ResponseWriter, req *http.Request) {

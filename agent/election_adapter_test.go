@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"github.com/shoalmesh/shoal/internal/poll"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +16,8 @@ import (
 
 	"github.com/shoalmesh/shoal/client"
 	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/internal/poll"
+	"github.com/shoalmesh/shoal/metrics"
 )
 
 // pollFor checks cond until it holds or d passes (poll, never sleep for an
@@ -59,7 +59,10 @@ func startElectionMesh(t *testing.T, n, ip0 int, opts ...func(*Config)) []*Agent
 		for _, o := range opts {
 			o(&cfg)
 		}
-		a, err := New(cfg, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		// A steady 50% CPU instead of the host's: on a machine whose
+		// cores are all busy (CI runs packages side by side), the real
+		// figure made a scaler act (3 -> 6) before the test set its load.
+		a, err := New(cfg, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithReader(&steadyReader{pct: 50}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,4 +285,24 @@ func TestActingLog(t *testing.T) {
 			t.Errorf("%s logged acting under term %d while el-3 held term %d: %+v", a.cfg.NodeName, recs[0].Term, term, recs[0])
 		}
 	}
+}
+
+// steadyReader reads a host whose CPU is busy pct% of the time, with 1 GiB
+// of memory half used: load figures that do not depend on the machine the
+// test runs on. Each Read advances the CPU counters by one second.
+type steadyReader struct {
+	pct   float64
+	total float64
+}
+
+func (r *steadyReader) Read(context.Context) (metrics.Counters, error) {
+	r.total++
+	return metrics.Counters{
+		CPUBusy:      r.total * r.pct / 100,
+		CPUTotal:     r.total,
+		MemTotal:     1 << 30,
+		MemAvailable: 1 << 29,
+		MemUsed:      1 << 29,
+		LogicalCores: 1,
+	}, nil
 }

@@ -12,8 +12,8 @@ package agent
 // (Candidate.LoadAvg = gossiped load1 + requests in flight from this proxy).
 // The count is exact and instant; with the default picker (p2c) a member that
 // answers slowly accumulates requests in flight and stops winning
-// comparisons within a few requests. SHOAL_PROXY_INFLIGHT=0 turns the count
-// off (gossip alone), for comparison in cmd/shoal-proxybench.
+// comparisons within a few requests. --proxy-inflight-count=false turns the
+// count off (gossip alone), for comparison in cmd/shoal-proxybench.
 
 import (
 	"context"
@@ -24,7 +24,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -265,6 +264,7 @@ func (a *Agent) handlePick(pks *pickers, w http.ResponseWriter, r *http.Request)
 	}
 	out := make([]client.Picked, len(picked))
 	for i, c := range picked {
+		a.shares.countPick(c.Name, c.Tags[mesh.TagService]) // share.go
 		out[i] = client.Picked{
 			Name: c.Name, Addr: c.Addr, Self: c.Local,
 			Weight:   loadshare.Weight(c, loadshare.WeightParams{}),
@@ -282,7 +282,7 @@ func (a *Agent) handlePick(pks *pickers, w http.ResponseWriter, r *http.Request)
 func (a *Agent) registerPickRoutes(mux *http.ServeMux, reg *prometheus.Registry) {
 	pks := &pickers{}
 	mux.HandleFunc("GET /v1/pick", func(w http.ResponseWriter, r *http.Request) { a.handlePick(pks, w, r) })
-	reg.MustRegister(&proxyCollector{a: a})
+	reg.MustRegister(&proxyCollector{a: a}, newShareCollector(a)) // share.go
 }
 
 // proxyRunner runs the forwarding proxy.
@@ -296,14 +296,49 @@ type proxyRunner struct {
 	useCount bool
 	mesh     *mesh.Mesh
 	snap     atomic.Pointer[candSnapshot]
+	shares   *shares // counts the requests members answered (share.go)
 }
 
 // candSnapshot is the service's candidates from one View, and the members
 // they came from (for their load's age, which moves without a new View).
 type candSnapshot struct {
-	view  *mesh.View
-	cands []loadshare.Candidate
-	mems  []mesh.Member
+	view   *mesh.View
+	cands  []loadshare.Candidate
+	mems   []mesh.Member
+	byAddr map[string]int // candidate index by address
+}
+
+// snapshot returns the candidates of the current View, made again only
+// when the View changes.
+func (pr *proxyRunner) snapshot(now time.Time) *candSnapshot {
+	v := pr.mesh.View()
+	s := pr.snap.Load()
+	if s == nil || s.view != v {
+		s = &candSnapshot{view: v, byAddr: map[string]int{}}
+		for _, m := range v.Members() {
+			if m.Shoal.Service != pr.service && pr.service != "" {
+				continue
+			}
+			if c, portOK := Candidate(m, now); portOK || pr.service == "" {
+				s.byAddr[c.Addr] = len(s.cands)
+				s.cands, s.mems = append(s.cands, c), append(s.mems, m)
+			}
+		}
+		pr.snap.Store(s)
+	}
+	return s
+}
+
+// answered counts a proxied request for the member at addr, which gave a
+// response (share.go).
+func (pr *proxyRunner) answered(addr string) {
+	s := pr.snap.Load()
+	if s == nil || pr.shares == nil {
+		return
+	}
+	if i, ok := s.byAddr[addr]; ok {
+		pr.shares.countProxied(s.mems[i].Name, s.mems[i].Shoal.Service)
+	}
 }
 
 // members returns the service's candidates with this proxy's requests in
@@ -311,20 +346,7 @@ type candSnapshot struct {
 // changes; the ages are taken now.
 func (pr *proxyRunner) members() []loadshare.Candidate {
 	now := time.Now()
-	v := pr.mesh.View()
-	s := pr.snap.Load()
-	if s == nil || s.view != v {
-		s = &candSnapshot{view: v}
-		for _, m := range v.Members() {
-			if m.Shoal.Service != pr.service && pr.service != "" {
-				continue
-			}
-			if c, portOK := Candidate(m, now); portOK || pr.service == "" {
-				s.cands, s.mems = append(s.cands, c), append(s.mems, m)
-			}
-		}
-		pr.snap.Store(s)
-	}
+	s := pr.snapshot(now)
 	out := make([]loadshare.Candidate, len(s.cands))
 	copy(out, s.cands)
 	for i := range out {
@@ -355,25 +377,27 @@ func (a *Agent) startProxy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: proxy-strategy: %v", ErrConfig, err)
 	}
+	timing := cfg.preset()
 	pr := &proxyRunner{
 		service:  cfg.ProxyService,
 		flight:   &inflight{m: map[string]*atomic.Int64{}},
-		useCount: os.Getenv("SHOAL_PROXY_INFLIGHT") != "0",
+		useCount: cfg.ProxyInflightCount,
 		mesh:     a.mesh,
+		shares:   a.shares,
 	}
 	pr.tr = &http.Transport{
 		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: loadshare.DefaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: timing.ProxyDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: loadshare.DefaultResponseHeaderTimeout,
+		ResponseHeaderTimeout: timing.ProxyResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
 	}
 	pr.proxy, err = loadshare.NewProxy(loadshare.ProxyConfig{
 		Members:   pr.members,
 		Picker:    picker,
-		Transport: &countingTransport{next: pr.tr, f: pr.flight},
+		Transport: &countingTransport{next: pr.tr, f: pr.flight, answered: pr.answered},
 		Logger:    a.log,
 	})
 	if err != nil {
@@ -462,6 +486,9 @@ func (f *inflight) each(fn func(addr string, n int64)) {
 type countingTransport struct {
 	next http.RoundTripper
 	f    *inflight
+	// answered, when set, is told the address of each member that gave a
+	// response.
+	answered func(addr string)
 }
 
 func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -471,6 +498,9 @@ func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if err != nil {
 		c.Add(-1)
 		return nil, err
+	}
+	if t.answered != nil {
+		t.answered(req.URL.Host)
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil {
 		c.Add(-1) // an upgraded connection is not a request waiting for service

@@ -61,6 +61,10 @@ type scaleDeps struct {
 	requestElection func()
 	// leaving reports that the agent leaves the mesh or shuts down.
 	leaving func() bool
+	// halfLife and sampleEvery are the members' load smoothing (the
+	// monitor's EWMA, assumed the same on every member), which the runner
+	// undoes for cpu, mem and net (scale.Unsmoother); 0: none.
+	halfLife, sampleEvery time.Duration
 }
 
 // agentScaleDeps wires the runner to the agent's mesh and election.
@@ -87,7 +91,9 @@ func agentScaleDeps(a *Agent) scaleDeps {
 				e.Request()
 			}
 		},
-		leaving: a.leaving.Load,
+		leaving:     a.leaving.Load,
+		halfLife:    time.Duration(a.cfg.HalfLife),
+		sampleEvery: time.Duration(a.cfg.SampleInterval),
 	}
 }
 
@@ -109,6 +115,9 @@ type scaleRunner struct {
 
 	// Owned by run.
 	policy      *scale.Policy
+	unsmooth    *scale.Unsmoother // nil: the metric is not smoothed by the monitors
+	provReady   int               // the provider's ready count, when provReadyOK
+	provReadyOK bool
 	ledger      scale.Ledger // the newest action known anywhere
 	wasActing   bool
 	actingLease election.Lease // the lease of the last step, while acting
@@ -139,6 +148,12 @@ func newScaleRunner(cfg ScaleConfig, deps scaleDeps, provider scale.Provider, h 
 	pc, err := cfg.PolicyConfig()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if m, _ := scale.ParseMetric(pc.Metric); !m.Named && deps.halfLife > 0 {
+		// The monitors smooth cpu, mem and net before gossip; the policy's
+		// own robust windows want the raw figures, about UnsmoothLag late.
+		r.unsmooth = &scale.Unsmoother{HalfLife: deps.halfLife, Interval: deps.sampleEvery}
+		pc.MetricLag = max(pc.MetricLag, scale.UnsmoothLag)
 	}
 	if r.policy, err = scale.New(pc); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
@@ -175,7 +190,7 @@ func (a *Agent) startScale(ctx context.Context) error {
 			return fmt.Errorf("%w: %v", ErrConfig, err)
 		}
 		p, err = scale.NewProvider(scale.ProviderConfig{Name: cfg.Provider, Resource: cfg.Resource, Options: cfg.Options,
-			StateDir: a.cfg.DataDir, Node: a.cfg.NodeName, Logger: a.log})
+			StateDir: a.cfg.DataDir, Node: a.cfg.NodeName, Logger: a.log, Helper: cfg.ProviderHelper})
 		if err != nil {
 			_ = h.Close()
 			return fmt.Errorf("scale provider %s: %w", cfg.Provider, err)
@@ -267,6 +282,18 @@ func (r *scaleRunner) step(ctx context.Context) {
 	ms := r.deps.members()
 	loads, alive := memberLoads(ms)
 	value, valid, _ := scale.Aggregate(r.cfg.Metric, loads)
+	raw := value
+	if r.unsmooth != nil {
+		if valid {
+			value = r.unsmooth.Update(now, value)
+			if m, _ := scale.ParseMetric(r.cfg.Metric); m.Source != "net" {
+				value = min(value, 100) // percentages
+			}
+			value = max(value, 0)
+		} else {
+			r.unsmooth.Reset()
+		}
+	}
 	r.observe(ms)
 	lease, acting := r.lease()
 	if acting && (!r.wasActing || lease != r.actingLease) {
@@ -291,7 +318,11 @@ func (r *scaleRunner) step(ctx context.Context) {
 		bi.ProviderKnown = false
 	}
 	current, source := scale.Basis(bi)
-	d := r.policy.Evaluate(now, scale.Input{Current: current, Value: value, Valid: valid})
+	in := scale.Input{Current: current, Value: value, Valid: valid}
+	if acting && source == scale.SourceProvider && r.provReadyOK {
+		in.Ready, in.ReadyKnown = r.provReady, true
+	}
+	d := r.policy.Evaluate(now, in)
 	held := false
 	if !valid {
 		d, held = scale.HoldWithoutFigures(d, source == scale.SourceProvider)
@@ -299,7 +330,7 @@ func (r *scaleRunner) step(ctx context.Context) {
 	coord, term := r.deps.coordinator()
 	r.publish(func(s *client.ScaleStatus) {
 		s.Mode, s.Metric, s.Target, s.Min, s.Max, s.DryRun = r.policy.Config().Mode, d.Metric, d.Target, r.cfg.Min, r.cfg.Max, d.DryRun
-		s.Value, s.ValueValid, s.Members = value, valid, len(loads)
+		s.Value, s.ValueValid, s.Members = raw, valid, len(loads)
 		s.Current, s.CurrentSource, s.Desired, s.Recommendation, s.Action, s.Reasons = current, source, d.Desired, d.Recommendation, d.Action, d.Reasons
 		s.Acting, s.Coordinator, s.Term = acting, coord, term
 		s.UpdatedAt = now.UTC().Format(time.RFC3339Nano)
@@ -370,6 +401,7 @@ func (r *scaleRunner) step(ctx context.Context) {
 		r.policy.Record(act)
 		r.ledger.Learn(scale.Known{Lease: lease, Action: act, Source: "self"})
 		r.provCount, r.provAt, r.provKnown = d.Desired, now, true
+		r.provReadyOK = false // until the provider is read again
 		r.backoff = 0
 		r.announce(lease, act)
 		r.log.Info("scaled", "outcome", rec.Outcome, "from", d.Current, "to", d.Desired, "term", lease.Term, "basis", source, "reason", d.Reason())
@@ -386,20 +418,28 @@ func (r *scaleRunner) fail(now time.Time) {
 	r.retryAt = now.Add(r.backoff)
 }
 
-// providerCount asks the provider at most every 5 s (and after actions).
+// providerCount asks the provider at most every 5 s (and after actions),
+// with the ready count when the provider reports one (scale.ReadyReader).
 func (r *scaleRunner) providerCount(ctx context.Context, now time.Time) (int, error) {
 	if r.provKnown && now.Sub(r.provAt) < 5*time.Second {
 		return r.provCount, nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	n, err := r.provider.Current(cctx)
+	var c scale.Counts
+	var err error
+	if rr, ok := r.provider.(scale.ReadyReader); ok {
+		c, err = rr.Counts(cctx)
+	} else {
+		c.Current, err = r.provider.Current(cctx)
+	}
 	if err != nil {
-		r.provKnown = false
+		r.provKnown, r.provReadyOK = false, false
 		return 0, err
 	}
-	r.provCount, r.provAt, r.provKnown = n, now, true
-	return n, nil
+	r.provCount, r.provAt, r.provKnown = c.Current, now, true
+	r.provReady, r.provReadyOK = c.Ready, c.ReadyKnown
+	return c.Current, nil
 }
 
 // takeover runs when this node starts acting, or acts under a new lease: it

@@ -11,9 +11,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/shoalmesh/shoal/client"
 	prometheus "github.com/shoalmesh/shoal/internal/prom"
-	"github.com/shoalmesh/shoal/mesh"
+
+	"github.com/shoalmesh/shoal/client"
 	"github.com/shoalmesh/shoal/metrics"
 	"github.com/shoalmesh/shoal/scale"
 )
@@ -29,7 +29,7 @@ func toClientScaleRecord(r scale.Record) client.ScaleRecord {
 }
 
 func (a *Agent) registerScaleRoutes(mux *http.ServeMux, reg *prometheus.Registry) {
-	if a.cfg.EnableDebug || a.cfg.Profile == mesh.ProfileLocal {
+	if a.cfg.preset().DebugHooks { // --enable-debug, or the local profile
 		mux.HandleFunc("POST /v1/debug/load", a.handleDebugLoad)
 	}
 	r := a.scale
@@ -65,7 +65,7 @@ func (a *Agent) registerScaleRoutes(mux *http.ServeMux, reg *prometheus.Registry
 func (a *Agent) handleDebugLoad(w http.ResponseWriter, r *http.Request) {
 	var req client.DebugLoad
 	if err := readJSON(r, &req); err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+		writeErr(w, bodyStatus(err), err)
 		return
 	}
 	if req.Clear {

@@ -31,8 +31,9 @@ type ScaleConfig struct {
 	// Min and Max bound the instance count (Max 0: unbounded).
 	Min int `json:"min"`
 	Max int `json:"max"`
-	// UpWindow: a higher recommendation must hold this long; DownWindow:
-	// scale-down stabilization (highest recommendation over it).
+	// UpWindow: the shortest window whose median demand must clear the band
+	// to scale up (scale.Config.UpWindow); DownWindow: scale-down
+	// stabilization (highest recommendation over it).
 	UpWindow   Duration `json:"up_window"`
 	DownWindow Duration `json:"down_window"`
 	// UpCooldown and DownCooldown: the wait after any action before
@@ -53,6 +54,16 @@ type ScaleConfig struct {
 	DryRun bool `json:"dry_run"`
 	// Interval is how often the policy is evaluated.
 	Interval Duration `json:"interval"`
+	// BootTime is how long a new instance takes to serve, until the
+	// provider's ready counts show it (scale.Config.BootTime); TrendWindow
+	// (0: no trend) and Lookahead set the trend (scale.Config).
+	BootTime    Duration `json:"boot_time"`
+	TrendWindow Duration `json:"trend_window"`
+	Lookahead   Duration `json:"lookahead"`
+	// ProviderHelper is the path of the shoal-provider binary, which runs
+	// the aws and kubernetes providers; empty: next to this executable,
+	// then on $PATH (scale.ProviderConfig.Helper).
+	ProviderHelper string `json:"provider_helper"`
 }
 
 // DefaultScaleConfig returns scale.DefaultConfig's policy, scaling off.
@@ -64,6 +75,7 @@ func DefaultScaleConfig() ScaleConfig {
 		UpCooldown: Duration(p.UpCooldown), DownCooldown: Duration(p.DownCooldown),
 		UpStep: p.UpStep, UpStepPercent: p.UpStepPercent, DownStep: p.DownStep, DownStepPercent: p.DownStepPercent,
 		StepPeriod: Duration(p.StepPeriod), Interval: Duration(time.Second),
+		BootTime: Duration(p.BootTime), TrendWindow: Duration(p.TrendWindow), Lookahead: Duration(p.Lookahead),
 	}
 }
 
@@ -75,6 +87,7 @@ func (s ScaleConfig) PolicyConfig() (scale.Config, error) {
 		UpCooldown: time.Duration(s.UpCooldown), DownCooldown: time.Duration(s.DownCooldown),
 		UpStep: s.UpStep, UpStepPercent: s.UpStepPercent, DownStep: s.DownStep, DownStepPercent: s.DownStepPercent,
 		StepPeriod: time.Duration(s.StepPeriod), Mode: scale.ModeTarget, DryRun: s.DryRun,
+		BootTime: time.Duration(s.BootTime), TrendWindow: time.Duration(s.TrendWindow), Lookahead: time.Duration(s.Lookahead),
 	}
 	for _, t := range s.Thresholds {
 		th, err := scale.ParseThreshold(t)

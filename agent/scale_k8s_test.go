@@ -62,6 +62,20 @@ func TestScaleKubernetesMesh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No kubelet or controller here: the 3 pods' readiness is set by hand
+	// (the provider reports status.readyReplicas; with none ready the
+	// policy would hold, the load figures describing no serving instance).
+	setReady := func(n int32) {
+		d, err := cs.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Status.Replicas, d.Status.ReadyReplicas = n, n
+		if _, err := cs.AppsV1().Deployments("default").UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setReady(3)
 	replicas := func() int {
 		d, err := cs.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
@@ -86,7 +100,15 @@ func TestScaleKubernetesMesh(t *testing.T) {
 		return nil
 	})
 	top := as[2]
-	up := records(top, scale.OutcomeApplied)
+	// The record is written after the provider's call returns: the
+	// Deployment can show 4 before the history does.
+	var up []scale.Record
+	pollFor(t, 10*time.Second, "the step up in the coordinator's history", func() error {
+		if up = records(top, scale.OutcomeApplied); len(up) == 0 {
+			return fmt.Errorf("no applied record yet")
+		}
+		return nil
+	})
 	if len(up) != 1 || up[0].Lease.Holder != top.cfg.NodeName || up[0].Decision.Desired != 4 {
 		t.Fatalf("applied on the coordinator: %+v", up)
 	}

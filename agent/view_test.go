@@ -19,7 +19,10 @@ type meshCounts struct{ builds, decodes, changes, reads, events uint64 }
 
 func countsOf(a *Agent) meshCounts {
 	s := a.Mesh().Stats()
-	return meshCounts{s.ViewBuilds.Load(), s.LoadDecodes.Load(), s.LoadChanges.Load(), s.ViewReads.Load(), uint64(len(a.events.list()))}
+	// The event log keeps the newest 512: count every event ever added
+	// (on a loaded machine the joins alone fill it, and a count of what
+	// it holds stops moving).
+	return meshCounts{s.ViewBuilds.Load(), s.LoadDecodes.Load(), s.LoadChanges.Load(), s.ViewReads.Load(), a.events.total()}
 }
 
 func (c meshCounts) sub(o meshCounts) meshCounts {

@@ -3,33 +3,155 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
 // Client asks one agent. The zero value is not usable; use New.
 type Client struct {
-	base  string
-	token string
-	hc    *http.Client
+	base      string
+	token     string
+	hc        *http.Client
+	certAsked atomic.Bool // the agent asked for a client certificate we lack
 }
 
 // ErrAPI is wrapped by errors the agent answered with.
 var ErrAPI = errors.New("agent answered with an error")
 
 // New returns a client for the agent at addr (host:port or a URL).
-func New(addr, token string) *Client {
+func New(addr, token string) *Client { return NewTLS(addr, token, nil) }
+
+// NewTLS returns a client for an agent that serves TLS, checked with tc
+// (LoadTLS builds one). An addr without a scheme then means https://;
+// with tc nil NewTLS is New (an https:// addr uses the system's roots).
+func NewTLS(addr, token string, tc *tls.Config) *Client {
+	c := &Client{base: BaseURL(addr, tc != nil), token: token}
+	if tc != nil && tc.GetClientCertificate == nil {
+		// Note when the agent asks for a client certificate: under TLS 1.3
+		// its refusal of ours (or of none) may reach us as a broken pipe
+		// rather than as its alert, so the error alone does not say why.
+		tc = tc.Clone()
+		certs := tc.Certificates
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c.certAsked.Store(true)
+			if len(certs) > 0 {
+				return &certs[0], nil
+			}
+			return &tls.Certificate{}, nil
+		}
+	}
+	c.hc = &http.Client{Timeout: 30 * time.Second, Transport: Transport(tc)}
+	return c
+}
+
+// BaseURL is addr as a URL: an addr without a scheme gets https:// when
+// tlsOn, http:// otherwise.
+func BaseURL(addr string, tlsOn bool) string {
 	base := addr
 	if !strings.Contains(addr, "://") {
 		base = "http://" + addr
+		if tlsOn {
+			base = "https://" + addr
+		}
 	}
-	return &Client{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{Timeout: 30 * time.Second}}
+	return strings.TrimRight(base, "/")
+}
+
+// Transport is an HTTP transport that checks the agent with tc (nil: Go's
+// default transport).
+func Transport(tc *tls.Config) http.RoundTripper {
+	if tc == nil {
+		return http.DefaultTransport
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return tr
+}
+
+// maxPEMFile bounds a CA, certificate or key file read into memory.
+const maxPEMFile = 1 << 20
+
+func readPEM(what, name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
+	if err == nil && len(b) > maxPEMFile {
+		err = fmt.Errorf("over %d bytes: not a PEM file", maxPEMFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, name, err)
+	}
+	return b, nil
+}
+
+// LoadTLS builds the TLS config for an agent serving TLS: caFile (PEM)
+// holds the CA that signed the agent's certificate ("" trusts the system's
+// roots), certFile and keyFile a client certificate for an agent that
+// requires one (mutual TLS); both or neither.
+func LoadTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		b, err := readPEM("CA file", caFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", caFile)
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, fmt.Errorf("client certificate %q and key %q go together: give both or neither", certFile, keyFile)
+	}
+	if certFile != "" {
+		cb, err := readPEM("client certificate", certFile)
+		if err != nil {
+			return nil, err
+		}
+		kb, err := readPEM("client key", keyFile)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := tls.X509KeyPair(cb, kb)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate %s and key %s: %w", certFile, keyFile, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// tlsHint says what to change when a request failed for a TLS reason.
+func tlsHint(err error, body string) string {
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	s := err.Error() + body
+	switch {
+	case errors.As(err, &ua):
+		return " (the agent's certificate is not signed by a CA this client trusts: pass that CA with --ca or SHOAL_CA)"
+	case errors.As(err, &hn):
+		return " (the agent's certificate does not name the address asked: use an address it names)"
+	case strings.Contains(s, "certificate required"), strings.Contains(s, "bad certificate"), strings.Contains(s, "remote error: tls: unknown certificate authority"):
+		return " (the agent requires a client certificate its CA signed: pass --cert and --key, or SHOAL_CERT and SHOAL_KEY)"
+	case strings.Contains(s, "server gave HTTP response to HTTPS client"):
+		return " (the agent serves plain HTTP: leave out --ca, --cert, --key and https://)"
+	case strings.Contains(s, "Client sent an HTTP request to an HTTPS server"):
+		return " (the agent serves HTTPS: pass its CA with --ca, or an https:// address)"
+	}
+	return ""
 }
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
@@ -57,9 +179,16 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if c.certAsked.Load() {
+			return fmt.Errorf("agent at %s: %w (the agent requires a client certificate signed by the CA it trusts: pass --cert and --key, or SHOAL_CERT and SHOAL_KEY)", c.base, err)
+		}
+		if h := tlsHint(err, ""); h != "" {
+			return fmt.Errorf("agent at %s: %w%s", c.base, err, h)
+		}
 		return fmt.Errorf("cannot reach the agent at %s (is 'shoal agent' running? set --http-addr or SHOAL_HTTP_ADDR): %w", c.base, err)
 	}
 	defer resp.Body.Close()
+	c.certAsked.Store(false) // the agent took our certificate, if it asked
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
@@ -69,7 +198,8 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
 			return fmt.Errorf("%w (%d): %s", ErrAPI, resp.StatusCode, eb.Error)
 		}
-		return fmt.Errorf("%w (%d): %s", ErrAPI, resp.StatusCode, strings.TrimSpace(string(b)))
+		txt := strings.TrimSpace(string(b))
+		return fmt.Errorf("%w (%d): %s%s", ErrAPI, resp.StatusCode, txt, tlsHint(errors.New(""), txt))
 	}
 	if out == nil {
 		return nil

@@ -31,6 +31,95 @@ type Member struct {
 	P2PConn string `json:"p2p_conn,omitempty"`
 	// Coordinator is true on the member the agent names as coordinator.
 	Coordinator bool `json:"coordinator"`
+	// Share is what the agent measured of the member (GET /v1/load only;
+	// nil elsewhere, and for a member the agent does not track).
+	Share *MemberShare `json:"share,omitempty"`
+}
+
+// MemberShare is what the asked agent measured of one member: its share of
+// the picks it answered and of the requests its proxy forwarded, and how much
+// of the time the member was alive. Shares are taken within the member's
+// service (its service tag; "" groups the members without one), so that the
+// shares of a service's members sum to 1; -1 means no pick (or proxied
+// request) went to that service yet.
+type MemberShare struct {
+	// Service is the member's service tag ("" for none): the group its
+	// shares are taken in.
+	Service string `json:"service"`
+	// Picks counts the times GET /v1/pick on this agent returned the
+	// member (n=3 counts once for each of the three members returned).
+	Picks     uint64  `json:"picks"`
+	PickShare float64 `json:"pick_share"`
+	// ProxyRequests counts the requests this agent's proxy forwarded to
+	// the member and got a response for (any status).
+	ProxyRequests uint64  `json:"proxy_requests"`
+	ProxyShare    float64 `json:"proxy_share"`
+	// Uptime is the fraction of the time since this agent first saw the
+	// member alive that it was alive; UptimeRecent the same over the last
+	// Measured.RecentSeconds (or since first seen alive, if later).
+	Uptime       float64 `json:"uptime"`
+	UptimeRecent float64 `json:"uptime_recent"`
+	// ObservedSeconds is how long ago this agent first saw the member alive.
+	ObservedSeconds float64 `json:"observed_seconds"`
+}
+
+// Measured puts what the asked agent measured beside the simple model of a
+// cluster of n interchangeable nodes: each takes P = N/n of N requests
+// (ModelShare = 1/n) and the cluster's availability is A = 1 - 1/n.
+type Measured struct {
+	// N is the number of alive members now.
+	N                 int     `json:"n"`
+	ModelShare        float64 `json:"model_share"`        // 1/n (0 when n = 0)
+	ModelAvailability float64 `json:"model_availability"` // 1 - 1/n (0 when n = 0)
+	// UptimeMean is the mean Uptime of the members listed (failed and left
+	// ones included, until they are forgotten), over their lifetime and
+	// over the recent window.
+	UptimeMean       float64 `json:"uptime_mean"`
+	UptimeRecentMean float64 `json:"uptime_recent_mean"`
+	// Availability is the fraction of the time since a member was first
+	// healthy for GET /v1/pick without a service (alive with a load sample
+	// no older than the pickers' limit, 30 s) during which one was; -1
+	// before any was.
+	Availability       float64 `json:"availability"`
+	AvailabilityRecent float64 `json:"availability_recent"`
+	// RecentSeconds is the length of the recent window.
+	RecentSeconds float64 `json:"recent_seconds"`
+	// Picks and ProxyRequests are the totals the shares are taken from.
+	Picks         uint64 `json:"picks"`
+	ProxyRequests uint64 `json:"proxy_requests"`
+	// Services has one entry per service (service tag) sorted by name; the
+	// members without a service tag are the entry with Service "" when any
+	// exist.
+	Services []ServiceMeasured `json:"services"`
+}
+
+// ServiceMeasured is one service's model and measured figures.
+type ServiceMeasured struct {
+	Service string `json:"service"`
+	// N is the number of alive members with this service tag; Healthy how
+	// many of them GET /v1/pick?service=S could return now: alive, with a
+	// numeric port tag and a load sample no older than 30 s.
+	N                 int     `json:"n"`
+	Healthy           int     `json:"healthy"`
+	ModelShare        float64 `json:"model_share"`
+	ModelAvailability float64 `json:"model_availability"`
+	// Availability is the fraction of the time since this agent first saw
+	// the service healthy during which at least one of its members was
+	// healthy (the clock starts at the first healthy moment, so that an
+	// agent's start-up, before any load sample has arrived, is not counted
+	// as downtime); -1 before that, and for the group of members without a
+	// service (which nothing picks by name).
+	Availability       float64 `json:"availability"`
+	AvailabilityRecent float64 `json:"availability_recent"`
+	// Picks and ProxyRequests are the service's totals; the shares of its
+	// alive members range from PickShareMin to PickShareMax (-1 without
+	// picks), and likewise for the proxy.
+	Picks         uint64  `json:"picks"`
+	PickShareMin  float64 `json:"pick_share_min"`
+	PickShareMax  float64 `json:"pick_share_max"`
+	ProxyRequests uint64  `json:"proxy_requests"`
+	ProxyShareMin float64 `json:"proxy_share_min"`
+	ProxyShareMax float64 `json:"proxy_share_max"`
 }
 
 // GossipStats counts traffic through the agent's gossip port.
@@ -128,6 +217,9 @@ type Aggregate struct {
 type LoadReport struct {
 	Members   []Member  `json:"members"`
 	Aggregate Aggregate `json:"aggregate"`
+	// Measured is the shares and availability the agent measured, beside
+	// the model's figures for the current n; nil from an older agent.
+	Measured *Measured `json:"measured,omitempty"`
 }
 
 // JoinRequest asks the agent to join these addresses.

@@ -73,9 +73,11 @@ type Config struct {
 
 	// LeaseTicks (L) is how long a lease lasts. A coordinator acts only
 	// within L ticks of a renewal that a quorum granted, counted from its
-	// own tick when it sent the renewal; members that hear no renewal for
-	// L ticks start an election; a member that granted a lease grants no
-	// other holder for L + DriftTicks ticks after it did. Must be >= 2.
+	// own tick when it sent the renewal (one whose lease ran out renews
+	// for L more ticks before it steps down); members that hear no renewal
+	// for RenewTicks + L ticks start an election; a member that granted a
+	// lease grants no other holder for L + DriftTicks ticks after it did.
+	// Must be >= 2.
 	LeaseTicks int
 
 	// RenewTicks is the interval at which a coordinator renews its lease

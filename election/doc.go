@@ -80,10 +80,12 @@
 //     the list; if no higher rank answers, it claims. A node that answers runs
 //     the election itself in the same way (it challenges only higher ranks).
 //   - The named coordinator leaves or fails (SetMembers shows it gone or not
-//     alive), or its renewals stop for LeaseTicks: the highest alive rank
-//     claims at once; every other node waits ClaimTimeout for that claim
-//     before it challenges. A re-election after a loss therefore costs about
-//     2N messages, N-1 claims and N-1 Acks, plus one renewal round (2(N-1))
+//     alive), or its renewals stop (see Leases, Loss): the highest alive rank
+//     claims at once; every other node waits AnswerTimeout for each alive
+//     rank above it, and claims itself unless a claim from above came
+//     meanwhile (so a higher rank cut off unseen delays the election by one
+//     AnswerTimeout). A re-election after a loss therefore costs about 2N
+//     messages, N-1 claims and N-1 Acks, plus one renewal round (2(N-1))
 //     before the winner acts.
 //   - Something on the node needs a coordinator (SetWant) and none is known.
 //
@@ -124,11 +126,23 @@
 //     (the coordinator's own counts as now) and lasts LeaseTicks. A stamp
 //     is the sender's own tick when it sent the renewal, so no member can
 //     have granted it earlier. Without a quorum of fresh grants (a
-//     partition, a minority) the coordinator stops acting when the lease
-//     runs out, and steps down.
+//     partition, a minority, a stall) the coordinator stops acting when
+//     the lease runs out.
+//   - Lapse: a coordinator whose lease ran out keeps its term and renews
+//     for one more lease: if a quorum grants a renewal (the grants were
+//     late: a stalled process, a starved core, a pause shorter than a
+//     lease) it acts again under the same term; if not, it steps down. It
+//     steps down at once when a member refuses it with a later promise.
+//     One lease and no more: another holder wins only after the grants of
+//     the lapsed lease ran out (LeaseTicks+DriftTicks), and a member of its
+//     quorum would grant the lapsed coordinator's lower term again only
+//     after that holder is lost (RenewTicks+LeaseTicks without its
+//     renewal) and the member's own claim failed: later than the lapsed
+//     coordinator gives up. So no term acts after a later one acted.
 //   - A winner acts only after a quorum granted its first renewal (sent
 //     when it wins): an Ack of a claim is no lease, so a claim that loses
-//     holds nobody back.
+//     holds nobody back. A winner whose first renewal no quorum grants
+//     within LeaseTicks steps down.
 //   - Grant: a member that granted holder H a lease at its tick g grants
 //     (promises) no other claimant before g+LeaseTicks+DriftTicks: it
 //     holds the claim until then, and refuses it (Nack, Lease, naming H) if
@@ -138,16 +152,34 @@
 //     the two clocks' rates, which DriftTicks covers. Acting intervals of
 //     two holders never overlap, whether or not a provider fences.
 //   - Loss: a member that hears no renewal from the coordinator it names
-//     for LeaseTicks suspects it (it no longer counts as alive for the
-//     election, until it hears from it again) and elects another, without
-//     waiting for the failure detector.
+//     for RenewTicks+LeaseTicks (a lease after the renewal it missed)
+//     suspects it (it no longer counts as alive for the election, until it
+//     hears from it again) and elects another, without waiting for the
+//     failure detector. A coordinator stopped for less than LeaseTicks is
+//     back before that: its catch-up renewal finds every member still
+//     naming it, and it keeps its term. (The election costs little more
+//     for it: the claim could win no earlier than the grants run out,
+//     LeaseTicks+DriftTicks after the last one.)
 //   - Stalls: the adapter ticks the node for the time it missed before it
-//     handles anything after a pause, so a stalled coordinator's lease has
-//     run out before it reads a message that waited, and calls Listen: for
+//     handles anything after a pause (Stalled), so a stalled coordinator's
+//     lease has run out before it reads a message that waited (a member
+//     does not count those ticks against its coordinator: the renewals may
+//     be among the messages that waited), and calls Listen: for
 //     LeaseTicks it claims nothing of its own and takes over no election,
 //     and it accepts an acting coordinator even under a term below the one
 //     it last claimed (without Preempt). A coordinator that meets a claim
 //     while it holds a lease refuses it and renews with the claimant.
+//   - Refusals: a member that promised a later term refuses a renewal
+//     (Nack, naming its promise). A coordinator that holds its lease does
+//     not step down for one such refusal (a stale candidate's claim, a
+//     promise kept across a restart): it steps down when a quorum of its
+//     committed set refuses with later promises, when a later term
+//     announces itself acting, when a higher rank that sees a quorum
+//     refuses it with a claim of its own (the bully rule; with Preempt, a
+//     preemption), or when its lease runs out. The refusing member, once
+//     it no longer names the claimant it promised, claims a term above its
+//     promise; the coordinator's lease holders refuse that claim naming the
+//     coordinator, and the member accepts it under its own failed claim.
 //   - Want and Leave: SetWant (something here needs a coordinator) makes a
 //     node that knows none elect on its own, at most once per LeaseTicks;
 //     without it the election stays lazy. Leave stops acting at once and

@@ -187,9 +187,10 @@ type Node struct {
 	electing bool
 	elStart  uint64
 
-	target   string // stateProbe: whom we challenged
-	attempts int    // stateProbe: challenges sent to target
-	waitFor  string // stateWait: the higher rank expected to claim ("" any)
+	target    string // stateProbe: whom we challenged
+	attempts  int    // stateProbe: challenges sent to target
+	waitFor   string // stateWait: the higher rank expected to claim ("" any)
+	thenClaim bool   // stateWait: claim when the wait runs out (the coordinator was lost)
 
 	promTerm    uint64 // the highest term promised
 	promHolder  string // to whom
@@ -212,17 +213,22 @@ type Node struct {
 
 	// Leases (see the package doc).
 	leaseFrom   uint64            // stateLead: the tick the lease counts from
+	leased      bool              // stateLead: a quorum granted a renewal of this term
 	wonAt       uint64            // stateLead: the tick it won its term
 	grants      map[string]uint64 // stateLead: the latest stamp each member granted
+	nacked      map[string]bool   // stateLead: members that refused it, promised to a later term
 	renewIn     int               // stateLead: ticks to the next renewal
 	guardHolder string            // whom this node last granted a lease...
 	guardUntil  uint64            // ...so it grants no other holder before this tick
+	grantTerm   uint64            // the term of guardHolder's renewals granted...
+	grantStamp  uint64            // ...and the newest stamp granted under it
 	heard       uint64            // the tick of the last renewal from coord
 	deferred    *Message          // a claim held until the guard runs out
 	suspect     map[string]bool   // coordinators lost by missing renewals
 	quietUntil  uint64            // no election for want before this tick
 	meekUntil   uint64            // after losing its lease: no bully takeover before this tick
 	want        bool              // something here needs a coordinator
+	stalled     bool              // ticking for time it was stopped (Stalled)
 	leaving     bool              // leaving or shutting down: never act again
 
 	outbox  []Message
@@ -281,7 +287,7 @@ func (n *Node) Messages() []Message {
 // Acting reports whether this node is the coordinator and may act now: it
 // won its term and holds a lease a quorum granted within LeaseTicks.
 func (n *Node) Acting() bool {
-	return n.st == stateLead && n.now < n.leaseFrom+uint64(n.cfg.LeaseTicks)
+	return n.st == stateLead && n.leased && n.now < n.leaseFrom+uint64(n.cfg.LeaseTicks)
 }
 
 // Lease returns the lease to act under and true while this node acts. Check
@@ -319,6 +325,25 @@ func (n *Node) SetWant(want bool) { n.want = want }
 func (n *Node) Listen() {
 	n.quietUntil = max(n.quietUntil, n.now+uint64(n.cfg.LeaseTicks))
 	n.meekUntil = max(n.meekUntil, n.now+uint64(n.cfg.LeaseTicks))
+}
+
+// Stalled ticks the node k times at once, for time in which it was stopped
+// (SIGSTOP, a long GC, a starved core) and read nothing, then calls Listen.
+// Its own lease runs out in those ticks as it must. But it does not lose
+// the coordinator it names for renewals it could not read (they may be
+// waiting: it gives them RenewTicks from now), and it runs no election for
+// want (SetWant) in them: a member stopped for a second must not elect on
+// resuming before it reads the renewals that came meanwhile.
+func (n *Node) Stalled(k uint64) {
+	n.stalled = true
+	for range k {
+		n.Tick()
+	}
+	n.stalled = false
+	if L := uint64(n.cfg.LeaseTicks); n.coord != "" && n.coord != n.cfg.Name && n.now > L {
+		n.heard = max(n.heard, n.now-L)
+	}
+	n.Listen()
 }
 
 // Leave tells the node that it is leaving the mesh or shutting down: it stops
@@ -386,6 +411,18 @@ func (n *Node) quorum() (seen, need int) {
 		need = total/2 + 1
 	}
 	return seen, need
+}
+
+// committedAmong returns how many committed members set holds, and how
+// many are needed for a quorum.
+func (n *Node) committedAmong(set map[string]bool) (k, need int) {
+	for name, in := range set {
+		if m, ok := n.members[name]; ok && m.committed && in {
+			k++
+		}
+	}
+	_, need = n.quorum()
+	return k, need
 }
 
 func (n *Node) hasQuorum() bool {
@@ -468,8 +505,11 @@ func (n *Node) SetMembers(list []Member) {
 			m = &member{}
 			n.members[e.Name] = m
 		}
-		if !e.Alive || !wasAlive[e.Name] {
-			delete(n.suspect, e.Name) // failed, or back: the mesh's view rules again
+		if !e.Alive || !wasAlive[e.Name] || m.prio != e.Priority {
+			// Failed, or back, or restarted with another priority (the
+			// failure detector may not have seen it go): the mesh's view
+			// rules again.
+			delete(n.suspect, e.Name)
 		}
 		m.prio, m.alive, m.listed = e.Priority, e.Alive, true
 	}
@@ -580,6 +620,11 @@ func (n *Node) Tick() {
 		n.probeBelow(n.target)
 	case stateWait:
 		if n.timer--; n.timer <= 0 {
+			if n.thenClaim {
+				n.thenClaim = false
+				n.claim()
+				return
+			}
 			n.startElection(modeNow)
 		}
 	case stateClaim:
@@ -621,17 +666,28 @@ func (n *Node) Tick() {
 }
 
 // tickLease runs the lease timers: a coordinator whose lease ran out stops
-// acting; a member that heard no renewal from the coordinator it names for
-// LeaseTicks has lost it; a claim held back by a grant is looked at again
-// when the grant runs out; and a node that wants a coordinator and knows
-// none runs an election.
+// acting, and steps down if a quorum grants none of its renewals for one
+// more lease (a winner whose first renewal no quorum granted steps down at
+// once); a member that heard no renewal from the coordinator it names for
+// RenewTicks+LeaseTicks has lost it; a claim held back by a grant is
+// looked at again when the grant runs out; and a node that wants a
+// coordinator and knows none runs an election.
 func (n *Node) tickLease() {
 	L := uint64(n.cfg.LeaseTicks)
-	if n.st == stateLead && n.now >= max(n.leaseFrom, n.wonAt)+L {
+	switch {
+	case n.st != stateLead:
+	case !n.leased && n.now >= n.wonAt+L:
+		n.stepDown("no quorum granted its first renewal")
+		n.pending = false
+	case n.leased && n.now >= n.leaseFrom+2*L:
+		// Not acting since leaseFrom+L; it renewed for one more lease in
+		// case the grants were only late (a stall, a starved core), and no
+		// quorum granted any. (Why one lease and no more: see the package
+		// doc, Leases.)
 		n.stepDown("lease ran out")
 		n.pending = false
 	}
-	if n.coord != "" && n.coord != n.cfg.Name && n.now >= n.heard+L {
+	if !n.stalled && n.coord != "" && n.coord != n.cfg.Name && n.now >= n.heard+uint64(n.cfg.RenewTicks)+L {
 		n.log.Debug("coordinator lost: no renewal", "coordinator", n.coord, "term", n.coordTerm)
 		n.metrics.CoordinatorLost++
 		n.suspect[n.coord] = true
@@ -649,7 +705,7 @@ func (n *Node) tickLease() {
 			n.onCoordinator(m)
 		}
 	}
-	if (n.want || n.pending) && !n.leaving && n.st == stateIdle && !n.coordKnown() && n.now >= n.quietUntil && n.hasQuorum() {
+	if (n.want && !n.stalled || n.pending) && !n.leaving && n.st == stateIdle && !n.coordKnown() && n.now >= n.quietUntil && n.hasQuorum() {
 		// Something needs a coordinator, or an election parked after its
 		// claims failed: try again, at most once per LeaseTicks (plus
 		// jitter, so that parked nodes do not all claim at once).
@@ -666,8 +722,17 @@ func (n *Node) guarded(w string) bool {
 }
 
 // renew sends a renewal, stamped with this tick, to every alive member.
+// Renewals still in the outbox (ticks caught up after a stall) go unsent:
+// this one supersedes them.
 func (n *Node) renew() {
 	n.renewIn = n.cfg.RenewTicks
+	n.outbox = slices.DeleteFunc(n.outbox, func(m Message) bool {
+		stale := m.Type == MsgCoordinator && m.Acting && m.Lease
+		if stale {
+			n.metrics.Sent.Lease--
+		}
+		return stale
+	})
 	for _, name := range n.order {
 		if name != n.cfg.Name && n.members[name].alive {
 			n.announce(name)
@@ -696,8 +761,12 @@ func (n *Node) updateLease() {
 		return
 	}
 	slices.SortFunc(stamps, func(a, b uint64) int { return cmp.Compare(b, a) })
-	if from := stamps[need-1]; from > n.leaseFrom {
-		n.leaseFrom = from
+	from := stamps[need-1]
+	if from < n.wonAt {
+		return // grants of messages sent before it won (stamp 0: no renewal)
+	}
+	if !n.leased || from > n.leaseFrom {
+		n.leased, n.leaseFrom = true, from
 	}
 }
 
@@ -706,12 +775,32 @@ func (n *Node) updateLease() {
 // claim held back for another holder is refused now: w acts.
 func (n *Node) grant(m Message) {
 	w := m.From
+	if m.Lease && w == n.guardHolder && m.Term == n.grantTerm && m.RefTerm <= n.grantStamp {
+		// A renewal no newer than one already granted (a duplicate, a
+		// late copy, a replay): it says nothing about the holder now, so
+		// it neither extends the grant nor counts as hearing from it.
+		// The Ack goes again; the holder ignores a stamp it has.
+		n.send(Message{Type: MsgAck, To: w, Term: m.Term, Lease: true, RefTerm: m.RefTerm})
+		return
+	}
 	n.guardHolder, n.guardUntil = w, n.now+uint64(n.cfg.LeaseTicks+n.cfg.DriftTicks)
+	if m.Lease {
+		if m.Term != n.grantTerm {
+			n.grantTerm, n.grantStamp = m.Term, 0
+		}
+		n.grantStamp = max(n.grantStamp, m.RefTerm)
+	}
 	n.heard = n.now
 	delete(n.suspect, w)
-	if d := n.deferred; d != nil && d.From != w {
+	switch d := n.deferred; {
+	case d == nil:
+	case d.From != w:
 		n.deferred = nil
 		n.send(Message{Type: MsgNack, To: d.From, Term: d.Term, Lease: true, RefTerm: m.Term, RefHolder: w})
+	case d.Term <= m.Term:
+		// W's own claim, held while the grant to another holder ran: W
+		// won it (or a later term) without this node, and acts.
+		n.deferred = nil
 	}
 	stamp := uint64(0)
 	if m.Lease {
@@ -733,6 +822,10 @@ func (n *Node) Step(m Message) error {
 	if m.Term > TermLimit || m.RefTerm > TermLimit {
 		return fmt.Errorf("%w: %s from %q: term %d or reference %d above the limit %d", ErrBadMessage, m.Type, m.From, m.Term, m.RefTerm, uint64(TermLimit))
 	}
+	// A coordinator lost by its missing renewals counts as alive again
+	// once it is heard from: it runs (a former coordinator stays
+	// suspected otherwise, and the others wait for claims it never makes).
+	delete(n.suspect, m.From)
 	switch m.Type {
 	case MsgChallenge:
 		n.onChallenge(m)
@@ -777,7 +870,7 @@ func (n *Node) startElection(mode startMode) {
 	case top == "":
 		n.claim()
 	case mode == modeLost:
-		n.wait(top)
+		n.waitLost(top)
 	default:
 		n.attempts = 0
 		n.challenge(top)
@@ -806,7 +899,30 @@ func (n *Node) highestAbove(below string) string {
 func (n *Node) wait(who string) {
 	n.st = stateWait
 	n.waitFor = who
+	n.thenClaim = false
 	n.timer = n.cfg.ClaimTimeout + n.jitter()
+}
+
+// waitLost is the wait after the coordinator was lost: the highest alive
+// rank claims at once; every other node waits AnswerTimeout ticks for each
+// alive rank above it, then claims, unless a claim from above came
+// meanwhile. A higher rank cut off from this side (alive in the failure
+// detector's view, deaf to it) costs one AnswerTimeout, not a ClaimTimeout
+// and a round of challenges; the claim is held by the members until their
+// grants to the lost coordinator run out anyway.
+func (n *Node) waitLost(top string) {
+	above := 0
+	for _, name := range n.order {
+		if name == n.cfg.Name {
+			break
+		}
+		if n.isAlive(name) {
+			above++
+		}
+	}
+	n.wait(top)
+	n.thenClaim = true
+	n.timer = above*n.cfg.AnswerTimeout + n.jitter()
 }
 
 func (n *Node) challenge(to string) {
@@ -875,13 +991,7 @@ func (n *Node) checkWin() {
 	if seen < need {
 		return
 	}
-	got := 0
-	for name := range n.acks {
-		if m, ok := n.members[name]; ok && m.committed {
-			got++
-		}
-	}
-	if got < need {
+	if got, _ := n.committedAmong(n.acks); got < need {
 		return
 	}
 	for _, h := range [...]string{n.hoHolder, n.lastCoord} {
@@ -893,13 +1003,14 @@ func (n *Node) checkWin() {
 	n.claimOpen = false
 	n.lastCoord = ""
 	n.metrics.ElectionsWon++
-	n.log.Debug("acting", "term", n.claimTerm, "acks", got, "quorum", need)
+	n.log.Debug("acting", "term", n.claimTerm, "acks", len(n.acks), "quorum", need)
 	n.setCoord(n.cfg.Name, n.claimTerm)
 	// Won, but not acting yet: an Ack of a claim is no lease (a claim
 	// that loses must not hold anyone back). The first renewal goes out
 	// now; a quorum of grants of it makes this node act.
 	n.grants = map[string]uint64{}
-	n.leaseFrom, n.wonAt = 0, n.now
+	n.nacked = map[string]bool{}
+	n.leaseFrom, n.wonAt, n.leased = 0, n.now, false
 	n.guardHolder, n.guardUntil = n.cfg.Name, 0
 	n.deferred = nil
 	n.renew()
@@ -909,7 +1020,7 @@ func (n *Node) stepDown(reason string) {
 	n.log.Debug("stepping down", "term", n.claimTerm, "reason", reason)
 	n.metrics.StepDowns++
 	n.st = stateIdle
-	n.grants = nil
+	n.grants, n.nacked = nil, nil
 	// Listen for the coordinator that acts instead before claiming again.
 	n.quietUntil = n.now + uint64(n.cfg.LeaseTicks)
 	n.meekUntil = n.quietUntil
@@ -932,7 +1043,7 @@ func (n *Node) setCoord(name string, term uint64) {
 	}
 	if n.coord != name || n.coordTerm != term {
 		n.coord, n.coordTerm, n.coordSince = name, term, n.now
-		n.heard = n.now // it has LeaseTicks to renew
+		n.heard = n.now // it has RenewTicks+LeaseTicks to renew
 		// A new coordinator: a pending preemption was of another one. The
 		// same one again (each renewal names it) keeps the countdown, or a
 		// PreemptDelay longer than RenewTicks would never run out.
@@ -1004,6 +1115,9 @@ func (n *Node) onCoordinator(m Message) {
 			d := m
 			n.deferred = &d
 		}
+		if n.st == stateWait && n.thenClaim && !n.outranks(w) {
+			n.wait(w) // a higher rank claims: no claim of its own
+		}
 		return
 	}
 	if n.st == stateLead && !m.Acting && n.Acting() && (!n.cfg.Preempt || n.outranks(w)) {
@@ -1015,7 +1129,7 @@ func (n *Node) onCoordinator(m Message) {
 		return
 	}
 	if m.Acting && n.st != stateLead && (m.Term < n.promTerm || m.Term == n.promTerm && !n.cfg.Preempt) &&
-		n.promHolder == n.cfg.Name && n.hasQuorum() &&
+		m.Term >= n.grantTerm && n.promHolder == n.cfg.Name && n.hasQuorum() &&
 		n.members[w] != nil && n.members[w].alive && (!n.cfg.Preempt || !n.outranks(w)) {
 		// W acts, under a term up to the one this node claimed for itself
 		// (a claim that failed, or a term it led before a stall): accept
@@ -1024,7 +1138,9 @@ func (n *Node) onCoordinator(m Message) {
 		// and claims that very number; its claim did not win (W's lease
 		// holders refused it), and refusing W's renewal with it would
 		// make W, which it outranks, step down. (With Preempt the full
-		// term (number, rank) decides, below.)
+		// term (number, rank) decides, below.) Never a term below one
+		// whose lease this node has granted: that is an old message
+		// (a replay, a late copy), not a coordinator acting now.
 		n.seeTerm(m.Term, w)
 		n.st = stateIdle
 		n.setCoord(w, m.Term)
@@ -1073,6 +1189,26 @@ func (n *Node) onCoordinator(m Message) {
 		case stateIdle:
 			n.lastCoord = w
 			n.startElection(modeNow)
+		case stateWait:
+			if n.thenClaim {
+				n.thenClaim = false
+				n.claim() // its turn came early: a lower rank claims already
+			}
+		}
+		return
+	}
+	if !n.isAlive(w) && w == n.guardHolder && m.Term == n.grantTerm && m.Term == n.promTerm && w == n.promHolder &&
+		(!m.Acting || m.Lease && m.RefTerm <= n.grantStamp) {
+		// From a holder this node granted an acting lease under this
+		// term, then lost (failed, or no renewal for LeaseTicks): its
+		// claim, which a claimant resends only until it wins, or a
+		// renewal no newer than one already granted. A late copy or a
+		// replay: acknowledge it again, as before, but do not name the
+		// lost holder anew; only a newer renewal can do that.
+		if m.Acting {
+			n.send(Message{Type: MsgAck, To: w, Term: m.Term, Lease: true, RefTerm: m.RefTerm})
+		} else {
+			n.send(Message{Type: MsgAck, To: w, Term: m.Term, RefTerm: n.prevTerm, RefHolder: n.prevHolder})
 		}
 		return
 	}
@@ -1100,7 +1236,7 @@ func (n *Node) onCoordinator(m Message) {
 		n.maybePreempt()
 		return
 	}
-	if m.Acting && quorate && m.Term == n.promTerm && n.isAlive(w) && n.st != stateClaim && n.st != stateLead &&
+	if m.Acting && quorate && m.Term == n.promTerm && n.members[w] != nil && n.members[w].alive && n.st != stateClaim && n.st != stateLead &&
 		n.rankOf(w).Compare(n.rankOf(n.promHolder)) > 0 {
 		// W already acts under the term number this node promised to a
 		// lower-ranked holder (its own claim that failed, say): the full
@@ -1123,6 +1259,25 @@ func (n *Node) onCoordinator(m Message) {
 	n.send(Message{Type: MsgNack, To: w, Term: m.Term, NoQuorum: !quorate, RefTerm: ref, RefHolder: refHolder})
 	if quorate && !n.outranks(w) && n.isAlive(w) && (n.st == stateClaim && m.Term >= n.claimTerm || n.st == stateProbe) {
 		n.wait(w) // a higher rank is claiming: let it
+		return
+	}
+	if m.Acting && quorate && m.Term < n.promTerm && n.promHolder != n.cfg.Name && !n.leaving &&
+		(n.st == stateIdle || n.st == stateWait || n.st == stateProbe) && n.now >= n.quietUntil &&
+		n.members[w] != nil && n.members[w].alive && !n.guarded(w) && !n.coordKnown() && (!n.cfg.Preempt || !n.outranks(w)) {
+		// W acts, but this node promised a later term to a claimant that
+		// it no longer names (no renewal from it for LeaseTicks) and
+		// grants nothing: a stale claim that failed. The promise stands, so it cannot grant W; it claims
+		// a term of its own above it instead. W's lease holders refuse
+		// that claim while W acts, naming W, and this node then accepts W
+		// under its own failed claim (above). Without this it would refuse
+		// W's renewals, and elect, for as long as W acts.
+		n.log.Debug("claiming above a stale promise", "promised", n.promTerm, "to", n.promHolder, "acting", w, "term", m.Term)
+		n.claimFails = 0
+		if !n.electing {
+			n.electing, n.elStart = true, n.now
+			n.metrics.ElectionsStarted++
+		}
+		n.claim()
 	}
 }
 
@@ -1130,8 +1285,11 @@ func (n *Node) onAck(m Message) {
 	if n.st == stateLead && m.Term == n.claimTerm {
 		// A grant of a renewal, with its stamp (which cannot be ahead of
 		// this node's clock). A late Ack of the claim grants nothing.
-		if st := m.RefTerm; m.Lease && st <= n.now && st > n.grants[m.From] {
-			n.grants[m.From] = st
+		if m.Lease {
+			delete(n.nacked, m.From)
+		}
+		if prev, ok := n.grants[m.From]; m.Lease && m.RefTerm <= n.now && (!ok || m.RefTerm > prev) {
+			n.grants[m.From] = m.RefTerm
 			n.updateLease()
 		}
 		return
@@ -1181,14 +1339,56 @@ func (n *Node) onNack(m Message) {
 			n.wait(m.From)
 			return
 		}
-		if h := m.RefHolder; !m.NoQuorum && h != "" && h != n.cfg.Name && !n.outranks(h) && n.isAlive(h) {
+		h := m.RefHolder
+		switch {
+		case m.NoQuorum || h == n.cfg.Name:
+		case h != "" && !n.outranks(h) && n.isAlive(h):
 			n.wait(h)
+		case !n.leaving && (m.RefTerm > n.claimTerm ||
+			m.RefTerm == n.claimTerm && m.From != "" && (m.From == n.lastCoord || m.From == n.hoHolder)):
+			// The sender promised a later term to a lower rank (or this
+			// very number to another, and its Ack is the handover this
+			// claim needs): this claim cannot win with it. Claim above
+			// that term now (the bully rule) rather than resend a dead
+			// number until the claim times out; learning a number is no
+			// failed claim.
+			n.log.Debug("claiming above a later promise", "term", n.claimTerm, "promised", m.RefTerm, "to", h)
+			n.claimFails--
+			n.claim()
 		}
 	case stateLead:
-		if m.RefTerm > n.claimTerm || m.RefTerm == n.claimTerm && m.RefHolder != "" &&
-			m.RefHolder != n.cfg.Name && !n.outranks(m.RefHolder) {
+		switch {
+		case m.RefTerm > n.claimTerm && !n.Acting():
+			// It holds no lease (not yet, or no longer): a later term may
+			// have won; give way.
 			n.stepDown(fmt.Sprintf("%s promised term %d to %q", m.From, m.RefTerm, m.RefHolder))
 			n.startElection(modeWait)
+		case m.RefTerm == n.claimTerm && m.RefHolder != "" && m.RefHolder != n.cfg.Name && !n.outranks(m.RefHolder):
+			// A higher rank holds this very number (outside the membership
+			// assumption): the full term orders them, this node yields.
+			n.stepDown(fmt.Sprintf("%s promised term %d to %q", m.From, m.RefTerm, m.RefHolder))
+			n.startElection(modeWait)
+		case m.RefTerm > n.claimTerm && m.RefHolder == m.From && !m.NoQuorum && !n.outranks(m.From):
+			// A higher rank that sees a quorum runs for the role itself:
+			// the bully rule. (Without Preempt a higher rank that sees
+			// this node alive accepts it instead of refusing; with it,
+			// this is a preemption.)
+			n.stepDown(fmt.Sprintf("%s outranks this node and claims term %d", m.From, m.RefTerm))
+			n.startElection(modeWait)
+		case m.RefTerm > n.claimTerm:
+			// One member promised a later term to another: a stale
+			// candidate's claim, or a promise kept across a restart. That
+			// is no quorum's: the lease says whether this node may act
+			// (the member grants nothing while it refuses, and a term that
+			// wins a quorum has waited out this node's lease and
+			// announces itself). Step down only when a quorum of the
+			// committed set refuses with a later promise: then no lease
+			// can be renewed any more.
+			n.nacked[m.From] = true
+			if k, need := n.committedAmong(n.nacked); k >= need {
+				n.stepDown(fmt.Sprintf("%d members promised a term above %d (%s: %d to %q)", k, n.claimTerm, m.From, m.RefTerm, m.RefHolder))
+				n.startElection(modeWait)
+			}
 		}
 	}
 }
@@ -1221,5 +1421,5 @@ func (n *Node) preempt() {
 
 // String describes the node's internal state, for debugging.
 func (n *Node) String() string {
-	return fmt.Sprintf("%s[%s promised=%d/%s max=%d]", n.cfg.Name, stateNames[n.st], n.promTerm, n.promHolder, n.maxTerm)
+	return fmt.Sprintf("%s[%s promised=%d/%s max=%d pw=%d def=%v pend=%t prio=%d]", n.cfg.Name, stateNames[n.st], n.promTerm, n.promHolder, n.maxTerm, n.preemptWait, n.deferred, n.pending, n.cfg.Priority)
 }

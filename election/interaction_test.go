@@ -29,6 +29,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden output in testdata
 //	                          NAME (to or from), A->B, or all
 //	stabilize                 deliver-msgs until nothing is in flight
 //	settle [MAX]              tick and deliver until quiet (default max 200)
+//	step [N]                  tick and deliver N times (default 1), quiet or not
 //	kill NAME | revive NAME | leave NAME
 //	pause NAME | resume NAME  stop a node unseen by the failure detector (SIGSTOP)
 //	restart NAME              a quick restart with the same HardState, unseen
@@ -39,6 +40,11 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden output in testdata
 //	status                    every node's Status
 //	metrics NAME              a node's Metrics
 //	invariants                the Sim's invariant violations
+//	replay NAME [older]       deliver to NAME again every message delivered to
+//	                          it so far (older: only those whose term is below
+//	                          the highest it has seen), as a replaying attacker
+//	                          would, and say what each changed; replies go in
+//	                          flight
 func TestInteraction(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.txt")
 	if err != nil {
@@ -122,13 +128,74 @@ func runScript(t *testing.T, path string) {
 }
 
 type harness struct {
-	cfg  Config
-	seed uint64
-	sim  *Sim
+	cfg       Config
+	seed      uint64
+	sim       *Sim
+	delivered []Message // every message stepped without error, for replay
+	replaying bool      // replays are not recorded
 }
 
 func (h *harness) reset() {
 	h.sim = NewSim(SimConfig{Seed: h.seed, Node: h.cfg})
+	h.delivered = nil
+	h.sim.Delivered = func(m Message) {
+		if !h.replaying {
+			h.delivered = append(h.delivered, m)
+		}
+	}
+}
+
+// replay delivers again to name the messages delivered to it so far (only
+// those with a term below the highest it has seen, when older), and says
+// for each what it changed in the node's Status, HardState or Lease.
+func (h *harness) replay(t *testing.T, name string, older bool) string {
+	s := h.sim
+	n := s.Node(name)
+	// What a replay must not move: what the node shows and keeps, and
+	// the state behind its leases (whom it granted, until when, and when
+	// it last heard its coordinator renew).
+	type snapshot struct {
+		st       Status
+		hs       HardState
+		l        Lease
+		ok       bool
+		granted  string
+		until    uint64
+		heard    uint64
+		internal state
+	}
+	snap := func() snapshot {
+		l, ok := n.Lease()
+		return snapshot{n.Status(), n.HardState(), l, ok, n.guardHolder, n.guardUntil, n.heard, n.st}
+	}
+	max := n.HardState().MaxTerm
+	var out []string
+	k := 0
+	h.replaying = true
+	defer func() { h.replaying = false }()
+	for _, m := range h.delivered {
+		if m.To != name || older && m.Term >= max {
+			continue
+		}
+		k++
+		before := snap()
+		_, _, err := s.deliver(m)
+		after := snap()
+		l := "replayed " + m.String() + ": "
+		switch {
+		case err != nil:
+			l += "refused: " + err.Error()
+		case before == after:
+			l += "unchanged"
+		default:
+			l += fmt.Sprintf("CHANGED %+v -> %+v", before, after)
+		}
+		out = append(out, l)
+	}
+	if k == 0 {
+		return "nothing to replay"
+	}
+	return strings.Join(out, "\n")
 }
 
 func (h *harness) run(t *testing.T, line string) string {
@@ -240,6 +307,16 @@ func (h *harness) run(t *testing.T, line string) string {
 			return fmt.Sprintf("NOT settled after %d ticks", n)
 		}
 		return fmt.Sprintf("settled after %d ticks, %d messages", n, s.Sent.Total()-before)
+	case "step":
+		k := 1
+		if len(pos) > 0 {
+			k = atoi(pos[0])
+		}
+		before := s.Sent.Total()
+		for range k {
+			s.Step()
+		}
+		return fmt.Sprintf("%d messages", s.Sent.Total()-before)
 	case "kill":
 		must(s.Kill(pos[0]))
 		return ""
@@ -247,6 +324,10 @@ func (h *harness) run(t *testing.T, line string) string {
 		must(s.Revive(pos[0]))
 		return ""
 	case "restart":
+		if v, ok := kv["prio"]; ok {
+			must(s.RestartAs(pos[0], atoi(v)))
+			return ""
+		}
 		must(s.Restart(pos[0]))
 		return ""
 	case "want":
@@ -303,6 +384,8 @@ func (h *harness) run(t *testing.T, line string) string {
 		return fmt.Sprintf("started=%d won=%d settled=%d claims=%d failed=%d stepdowns=%d preemptions=%d lost=%d ticks-last=%d\nsent challenge=%d answer=%d coordinator=%d ack=%d nack=%d",
 			m.ElectionsStarted, m.ElectionsWon, m.ElectionsSettled, m.ClaimsStarted, m.ClaimsFailed, m.StepDowns, m.Preemptions, m.CoordinatorLost, m.ElectTicksLast,
 			m.Sent.Challenge, m.Sent.Answer, m.Sent.Coordinator, m.Sent.Ack, m.Sent.Nack)
+	case "replay":
+		return h.replay(t, pos[0], len(pos) > 1 && pos[1] == "older")
 	case "invariants":
 		v := s.Violations()
 		if len(v) == 0 {

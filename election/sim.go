@@ -51,6 +51,9 @@ type Sim struct {
 	LeaseSent uint64
 	// Trace, if set, receives a line for every delivered message.
 	Trace func(string)
+	// Delivered, when set, is called with every message a node stepped
+	// without error (tests record them to replay later).
+	Delivered func(Message)
 	// Lost counts messages lost by the network or undeliverable (the
 	// receiver is down, gone, or across a partition).
 	Lost uint64
@@ -207,20 +210,17 @@ func (s *Sim) Resume(name string) error {
 // catchUp ticks a node for the ticks it missed, all at once and before it
 // sends anything, as the adapter does when its process resumes.
 func (s *Sim) catchUp(sn *simNode) {
-	missed := s.now - sn.ticked
-	want := sn.node.want
-	if missed > 1 {
-		sn.node.SetWant(false) // it heard nothing in the ticks it missed
-	}
-	for sn.ticked < s.now {
-		sn.ticked++
+	switch missed := s.now - sn.ticked; {
+	case missed > 1:
+		sn.node.Stalled(missed)
+	case missed == 1:
 		sn.node.Tick()
 	}
-	sn.node.SetWant(want)
-	if missed > 1 {
-		sn.node.Listen()
-	}
-	s.after(sn)
+	sn.ticked = s.now
+	// The caller refreshes the node's view next (what the failure
+	// detector learnt meanwhile), and checks the invariants then: the
+	// adapter too ticks, reads the view, and only then publishes.
+	s.send(sn)
 }
 
 // checkOverlap checks that at most one holder acts at this tick among the
@@ -327,6 +327,21 @@ func (s *Sim) Restart(name string) error {
 	if err != nil {
 		return err
 	}
+	return s.restart(sn, name)
+}
+
+// RestartAs restarts the named node as Restart does, with another
+// priority (a process restarted with a new --priority).
+func (s *Sim) RestartAs(name string, priority int) error {
+	sn, err := s.get(name)
+	if err != nil {
+		return err
+	}
+	sn.prio = priority
+	return s.restart(sn, name)
+}
+
+func (s *Sim) restart(sn *simNode, name string) error {
 	c := s.cfg.Node
 	c.Name, c.Priority = name, sn.prio
 	c.Rand = rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
@@ -395,6 +410,12 @@ func (s *Sim) after(sn *simNode) {
 	if sn.paused {
 		return
 	}
+	s.send(sn)
+	s.check(sn)
+}
+
+// send drains a node's outbox into the network.
+func (s *Sim) send(sn *simNode) {
 	for _, m := range sn.node.Messages() {
 		s.Sent.add(m)
 		if m.Lease && m.Type != MsgNack {
@@ -406,6 +427,10 @@ func (s *Sim) after(sn *simNode) {
 		}
 		s.queue = append(s.queue, simMsg{m: m, due: s.now + d})
 	}
+}
+
+// check checks the invariants after a node has done something.
+func (s *Sim) check(sn *simNode) {
 	l, ok := sn.node.Lease()
 	if !ok {
 		return
@@ -499,6 +524,9 @@ func (s *Sim) deliver(m Message) (bool, string, error) {
 		return true, "partitioned", nil
 	}
 	err := to.node.Step(m)
+	if err == nil && s.Delivered != nil {
+		s.Delivered(m)
+	}
 	if s.Trace != nil {
 		s.Trace(fmt.Sprintf("%d %v -> %v", s.now, m, to.node))
 	}

@@ -2,6 +2,7 @@ package election
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -89,7 +90,7 @@ func simulate(t testing.TB, n int, scenario string) (msgs, lease uint64, ticks i
 			if err := s.Pause(c); err != nil {
 				t.Fatal(err)
 			}
-			for range s.cfg.Node.LeaseTicks {
+			for range s.cfg.Node.RenewTicks + s.cfg.Node.LeaseTicks + 1 {
 				s.Step()
 				ticks++
 			}
@@ -183,5 +184,75 @@ func checkActing(t testing.TB, s *Sim, scenario string) {
 	}
 	if v := s.Violations(); len(v) > 0 {
 		t.Fatalf("%s: %v", scenario, v)
+	}
+}
+
+// TestSimulationStarved models 100 agents on a starved machine: every tick
+// each node stalls with probability 2% for 1 to 9 ticks (SIGSTOP, a GC, a
+// core it does not get), unseen by the failure detector, and catches up
+// its ticks on resuming (Stalled), while its messages wait. After the
+// coordinator is killed, one election must replace it and the mesh then
+// keep that coordinator for 60 s of such stalls: no false failovers. (A
+// member that counted its own stall against the coordinator, or a
+// coordinator that stepped down when late grants let its lease lapse,
+// churned here through a dozen terms a minute.)
+func TestSimulationStarved(t *testing.T) {
+	n := 100
+	if testing.Short() {
+		n = 30
+	}
+	for seed := uint64(1); seed <= 3; seed++ {
+		s := NewSim(SimConfig{Seed: seed, Loss: 0.01, MaxDelay: 1, Node: DefaultConfig()})
+		ms := make([]Member, n)
+		for i := range ms {
+			ms[i] = Member{Name: fmt.Sprintf("n%04d", i), Priority: i}
+		}
+		if err := s.AddNodes(ms...); err != nil {
+			t.Fatal(err)
+		}
+		names := s.Names()
+		_ = s.Request(names[0])
+		if _, ok := s.Settle(3000); !ok {
+			t.Fatalf("seed %d: no first coordinator", seed)
+		}
+		if err := s.Kill(s.Node(names[0]).Status().Coordinator); err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(seed, 0x57a11))
+		stalled := map[string]int{}
+		for range 600 {
+			for _, name := range names {
+				switch k := stalled[name]; {
+				case k == 1:
+					delete(stalled, name)
+					_ = s.Resume(name)
+				case k > 1:
+					stalled[name] = k - 1
+				case s.Up(name) && rng.Float64() < 0.02:
+					stalled[name] = 1 + rng.IntN(9)
+					_ = s.Pause(name)
+				}
+			}
+			s.Step()
+		}
+		for _, name := range names {
+			if stalled[name] > 0 {
+				_ = s.Resume(name)
+			}
+		}
+		if _, ok := s.Settle(3000); !ok {
+			t.Fatalf("seed %d: not settled after the stalls", seed)
+		}
+		var won uint64
+		for _, name := range names {
+			won += s.Node(name).Metrics().ElectionsWon
+		}
+		t.Logf("seed %d: N=%d, %d elections won (the first, and one after the kill)", seed, n, won)
+		if won != 2 {
+			t.Errorf("seed %d: %d elections won, want 2: stalls of 0.1-0.9 s deposed coordinators", seed, won)
+		}
+		if v := s.Violations(); len(v) > 0 {
+			t.Errorf("seed %d: %v", seed, v)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -115,14 +116,7 @@ func (c *Config) withDefaults() {
 		c.BindAddr = "0.0.0.0"
 	}
 	if c.GossipInterval == 0 {
-		switch c.Profile {
-		case ProfileWAN:
-			c.GossipInterval = 500 * time.Millisecond
-		case ProfileLocal:
-			c.GossipInterval = 100 * time.Millisecond
-		default:
-			c.GossipInterval = 300 * time.Millisecond
-		}
+		c.GossipInterval = profiles[c.Profile].gossipInterval // 0 for no profile: validate says so
 	}
 	if c.PacketBudget == 0 {
 		c.PacketBudget = 1400
@@ -145,9 +139,7 @@ func (c *Config) validate() error {
 	if !ValidName(c.NodeName) {
 		return fmt.Errorf("%w: node name %q: use 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrConfig, c.NodeName)
 	}
-	switch c.Profile {
-	case ProfileLAN, ProfileWAN, ProfileLocal, ProfileP2P:
-	default:
+	if !ValidProfile(c.Profile) {
 		return fmt.Errorf("%w: profile %q: use lan, wan, local or p2p", ErrConfig, c.Profile)
 	}
 	if _, isP2P := c.Transport.(p2pSpec); isP2P != (c.Profile == ProfileP2P) {
@@ -221,9 +213,27 @@ func ParseKey(s string) ([]byte, error) {
 // ReadKeyringFile reads a keyring file: a JSON array of base64 keys, the
 // primary first (serf's format, so serf's files work too).
 func ReadKeyringFile(path string) ([][]byte, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("keyring file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxKeyringFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("keyring file: %w", err)
+	}
+	return ParseKeyring(path, b)
+}
+
+// MaxKeyringFile bounds a keyring file: a few hundred keys.
+const MaxKeyringFile = 64 << 10
+
+// ParseKeyring decodes the content of the keyring file at path (named in
+// errors): at most MaxKeyringFile bytes, a JSON array of one or more
+// base64 keys of 16, 24 or 32 bytes, the primary first.
+func ParseKeyring(path string, b []byte) ([][]byte, error) {
+	if len(b) > MaxKeyringFile {
+		return nil, fmt.Errorf("keyring file %s is over %d bytes", path, MaxKeyringFile)
 	}
 	var ks []string
 	if err := json.Unmarshal(b, &ks); err != nil {

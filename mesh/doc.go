@@ -117,8 +117,8 @@
 //     it, as IPsec's), and must be no more than ElectionWindow (10 s) below
 //     the newest load version held from the sender: a freshness window on
 //     the sender's own clock. Messages from names that are not members are
-//     dropped. Terms are the election's business: it must refuse a term
-//     below the one it knows (docs/threat-model.md).
+//     dropped. Terms are the election's business: it refuses a term below
+//     the one it knows (docs/threat-model.md, election/testdata/replay.txt).
 //   - Refusals are counted (Stats.StaleEntries, SameEntries, StaleElections;
 //     shoal_gossip_stale_total in /metrics). Late copies count too, so a
 //     replay shows as a rise, not as a non-zero value.
@@ -185,5 +185,8 @@
 // reader accepts any minor version of its major version and ignores bytes
 // past those it knows, so fields are added by appending. Every decoder
 // bounds its input and returns an error instead of panicking; garbage is
-// dropped and counted in Stats.Dropped.
+// dropped and counted in Stats.Dropped, by reason in Stats.DroppedBy
+// (DropReason; shoal_gossip_dropped_total{reason} in /metrics), memberlist's
+// drops included: it counts none itself, so they are read from its log
+// lines, each logged at most once per reason per 10 s.
 package mesh

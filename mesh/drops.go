@@ -3,9 +3,13 @@ package mesh
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
+	"sync"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // DropReason says why a packet or stream at the gossip port was dropped.
@@ -144,11 +148,38 @@ type truncWatch struct {
 	prefix []byte // the first bytes read, up to the encrypted header
 	total  uint64
 	done   bool
+
+	budget   *semaphore.Weighted
+	sized    bool  // the declared state was looked for
+	reserved int64 // taken from budget until Close
+	refused  error // the state did not fit: every later Read fails
+	closed   sync.Once
 }
 
-// watchStream wraps an accepted stream for the mesh labelled label.
-func watchStream(c net.Conn, s *Stats, label string) net.Conn {
-	return &truncWatch{Conn: c, s: s, label: label}
+// watchStream wraps an accepted stream for the mesh labelled label. The
+// state it declares is taken from budget while memberlist reads it.
+func watchStream(c net.Conn, s *Stats, label string, budget *semaphore.Weighted) net.Conn {
+	return &truncWatch{Conn: c, s: s, label: label, budget: budget}
+}
+
+// MaxInboundStreamBytes bounds the encrypted state that inbound streams
+// may declare at once, summed over the streams memberlist is reading.
+// memberlist reads a stream's whole declared state (up to its own 20 MB
+// bound) before it tries to open it, and takes any number of streams at
+// once: without this bound a few connections of garbage cost hundreds of
+// megabytes. A stream whose state does not fit fails before its body is
+// read (memberlist logs "larger than limit", counted as oversize). Room
+// for one stream of memberlist's largest state, or for about a hundred
+// push/pulls of a 1,000-node mesh at once.
+const MaxInboundStreamBytes = 24 << 20
+
+// errStreamBudget fails a stream whose declared state does not fit in
+// MaxInboundStreamBytes beside the streams being read. Its text holds
+// "larger than limit", which memberlistDrop counts as oversize.
+type errStreamBudget struct{ declared uint64 }
+
+func (e errStreamBudget) Error() string {
+	return fmt.Sprintf("stream state of %d bytes: larger than limit of %d bytes of inbound streams in flight", e.declared, MaxInboundStreamBytes)
 }
 
 // maxWatchPrefix holds a label header (2 + 255) and an encrypted header
@@ -156,6 +187,9 @@ func watchStream(c net.Conn, s *Stats, label string) net.Conn {
 const maxWatchPrefix = 2 + 255 + 5
 
 func (w *truncWatch) Read(b []byte) (int, error) {
+	if w.refused != nil {
+		return 0, w.refused
+	}
 	n, err := w.Conn.Read(b)
 	if w.done {
 		return n, err
@@ -164,6 +198,25 @@ func (w *truncWatch) Read(b []byte) (int, error) {
 		w.prefix = append(w.prefix, b[:min(n, room)]...)
 	}
 	w.total += uint64(n)
+	if !w.sized && w.budget != nil {
+		declared, known, final := streamDeclared(w.prefix)
+		switch {
+		case known && declared <= maxStreamState:
+			w.sized = true
+			if !w.budget.TryAcquire(int64(declared)) {
+				// The bytes read so far go up as they are (memberlist
+				// reads the label header from them, and io.ReadFull
+				// would drop an error that came with them); the next
+				// read, for the state's body, fails.
+				w.done = true
+				w.refused = errStreamBudget{declared}
+				return n, err
+			}
+			w.reserved = int64(declared)
+		case final || known:
+			w.sized = true // not encrypted, or above memberlist's own bound
+		}
+	}
 	if errors.Is(err, io.EOF) {
 		w.done = true
 		if truncatedStream(w.prefix, w.total, w.label) {
@@ -171,6 +224,46 @@ func (w *truncWatch) Read(b []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// Close closes the stream and gives back what its state took from the
+// budget.
+func (w *truncWatch) Close() error {
+	w.closed.Do(func() {
+		if w.reserved > 0 {
+			w.budget.Release(w.reserved)
+		}
+	})
+	return w.Conn.Close()
+}
+
+// streamDeclared reads the state an inbound memberlist stream declares
+// from its first bytes: after a label header, an encrypted message's type
+// and 4-byte length. known reports a length read; final, without one,
+// that none will come (not an encrypted message, an empty label).
+func streamDeclared(p []byte) (declared uint64, known, final bool) {
+	if len(p) > 0 && p[0] == 244 { // memberlist's label header
+		if len(p) < 2 {
+			return 0, false, false
+		}
+		if p[1] == 0 {
+			return 0, false, true
+		}
+		if len(p) < 2+int(p[1]) {
+			return 0, false, false
+		}
+		p = p[2+int(p[1]):]
+	}
+	const encryptMsg = 10
+	switch {
+	case len(p) == 0:
+		return 0, false, false
+	case p[0] != encryptMsg:
+		return 0, false, true
+	case len(p) < 5:
+		return 0, false, false
+	}
+	return uint64(binary.BigEndian.Uint32(p[1:5])), true, true
 }
 
 // truncatedStream reports whether a stream of total bytes that starts with

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoalmesh/shoal/metrics"
 )
 
 // TestMemberlistDropsAreCounted sends one of each kind of garbage from
@@ -156,4 +158,126 @@ func TestLogBridgeCountsAndThrottlesDrops(t *testing.T) {
 	if !strings.Contains(buf.String(), "suppressed=999") {
 		t.Errorf("no count of suppressed lines:\n%s", buf.String())
 	}
+}
+
+// TestInboundStreamsShareABudget: two streams that each declare 16 MiB of
+// encrypted state, at once, to a real node: one is read, the other fails
+// before its body is read (counted as oversize, from memberlist's "larger
+// than limit" line), since MaxInboundStreamBytes holds one such state. Once
+// the first has ended its share is back: a third is read (and, ending
+// inside its payload, counted as truncated).
+func TestInboundStreamsShareABudget(t *testing.T) {
+	key := bytes.Repeat([]byte{9}, 32)
+	// The lan profile gives a stream 10 s (memberlist's TCPTimeout), so the
+	// two stalled streams below overlap on any machine.
+	m, err := New(Config{NodeName: "budget", BindAddr: "127.0.0.28", Profile: ProfileLAN,
+		Keys: [][]byte{key}, Label: "test",
+		Load: func() (metrics.Load, bool) { return metrics.Load{CPUPercent: 10, MemPercent: 50, Cores: 2}, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	addr := addrOf(m)
+	st := m.Stats()
+	const encryptMsg = 10
+	const declared = 16 << 20
+	if 2*declared <= MaxInboundStreamBytes || declared > maxStreamState {
+		t.Fatalf("the test wants room for one state of %d bytes, not two, in %d", declared, MaxInboundStreamBytes)
+	}
+	header := append([]byte{244, 4, 't', 'e', 's', 't', encryptMsg}, 1, 0, 0, 0) // 16 MiB, big-endian
+	open := func() *net.TCPConn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Write(append(header, make([]byte, 1024)...)); err != nil {
+			t.Fatal(err)
+		}
+		return c.(*net.TCPConn)
+	}
+	count := func(r DropReason) uint64 { return st.DroppedBy[r].Load() }
+	oversize, decode := count(DropOversize), count(DropDecode)
+	a, b := open(), open()
+	waitFor(t, 20*time.Second, "one of two 16 MiB streams refused", func() error {
+		if d := count(DropOversize) - oversize; d != 1 {
+			return fmt.Errorf("%d refused", d)
+		}
+		return nil
+	})
+	// Both end (the refused one was failed already; the other ends inside
+	// its payload): the budget is back, and a third stream is read until
+	// it too ends inside its payload.
+	_ = a.CloseWrite()
+	_ = b.CloseWrite()
+	waitFor(t, 20*time.Second, "the stream that was read counted as truncated", func() error {
+		if d := count(DropDecode) - decode; d != 1 {
+			return fmt.Errorf("%d truncated", d)
+		}
+		return nil
+	})
+	c := open()
+	_ = c.CloseWrite()
+	waitFor(t, 20*time.Second, "a later stream read, not refused", func() error {
+		if d := count(DropOversize) - oversize; d != 1 {
+			t.Fatalf("%d refused: the budget was not given back", d)
+		}
+		if d := count(DropDecode) - decode; d != 2 {
+			return fmt.Errorf("%d truncated", d)
+		}
+		return nil
+	})
+}
+
+func TestStreamDeclared(t *testing.T) {
+	for _, c := range []struct {
+		p            []byte
+		n            uint64
+		known, final bool
+	}{
+		{nil, 0, false, false},
+		{[]byte{244}, 0, false, false},
+		{[]byte{244, 0}, 0, false, true},
+		{[]byte{244, 4, 't', 'e'}, 0, false, false},
+		{[]byte{244, 4, 't', 'e', 's', 't'}, 0, false, false},
+		{[]byte{244, 4, 't', 'e', 's', 't', 6}, 0, false, true},
+		{[]byte{244, 4, 't', 'e', 's', 't', 10, 0, 0}, 0, false, false},
+		{[]byte{244, 4, 't', 'e', 's', 't', 10, 0, 0, 1, 0}, 256, true, true},
+		{[]byte{10, 0xff, 0xff, 0xff, 0xff, 7}, 1<<32 - 1, true, true},
+		{[]byte{6, 1, 2}, 0, false, true},
+	} {
+		n, known, final := streamDeclared(c.p)
+		if n != c.n || known != c.known || final != c.final {
+			t.Errorf("streamDeclared(%v) = %d, %t, %t; want %d, %t, %t", c.p, n, known, final, c.n, c.known, c.final)
+		}
+	}
+}
+
+// FuzzStreamDeclared: any first bytes of a stream, as the transport's watch
+// reads them, give an answer and no panic; a length is read only from an
+// encrypted message's header, and only once the prefix holds it.
+func FuzzStreamDeclared(f *testing.F) {
+	f.Add([]byte{244, 4, 't', 'e', 's', 't', 10, 1, 0, 0, 0})
+	f.Add([]byte{10, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{244, 0})
+	f.Add([]byte{6, 0x80})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if len(p) > maxWatchPrefix {
+			p = p[:maxWatchPrefix]
+		}
+		n, known, final := streamDeclared(p)
+		if known && !final {
+			t.Fatalf("known without final for %v", p)
+		}
+		if !known && n != 0 {
+			t.Fatalf("length %d without known for %v", n, p)
+		}
+		if known {
+			// The same answer from any longer prefix.
+			n2, known2, _ := streamDeclared(append(append([]byte(nil), p...), 1, 2, 3))
+			if !known2 || n2 != n {
+				t.Fatalf("a longer prefix changed %d to %d, %t", n, n2, known2)
+			}
+		}
+	})
 }

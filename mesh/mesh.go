@@ -111,42 +111,9 @@ func New(cfg Config) (*Mesh, error) {
 		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	sc := serf.DefaultConfig()
-	var mc *memberlist.Config
-	switch cfg.Profile {
-	case ProfileWAN:
-		mc = memberlist.DefaultWANConfig()
-	case ProfileLocal:
-		mc = fastTimings(sc)
-		sc.TombstoneTimeout = 30 * time.Second
-		sc.ReconnectTimeout = 30 * time.Second
-		// A leave waits until its message is out (or this long), then lets
-		// it spread; shorter cut it off on a loaded machine, and the others
-		// took the leaving node for failed.
-		sc.BroadcastTimeout = 3 * time.Second
-		sc.LeavePropagateDelay = 500 * time.Millisecond
-	case ProfileP2P:
-		mc = memberlist.DefaultLANConfig()
-		if p, ok := cfg.Transport.(p2pSpec); ok && p.cfg.FastTimings {
-			mc = fastTimings(sc)
-			// A first stream to a peer is a QUIC handshake, Noise and
-			// identify, not a loopback TCP connect: 500 ms failed every
-			// join under the race detector on a loaded machine.
-			mc.TCPTimeout = 5 * time.Second
-			sc.BroadcastTimeout = time.Second
-			sc.LeavePropagateDelay = 200 * time.Millisecond
-		} else {
-			// Streams cross relays and NATs: give them WAN's time.
-			mc.TCPTimeout = 10 * time.Second
-		}
-	default:
-		mc = memberlist.DefaultLANConfig()
-	}
-	// A node that comes back at a new address (a rescheduled pod) may
-	// reclaim its name once its old self has been dead this long.
-	mc.DeadNodeReclaimTime = 30 * time.Second
-	if cfg.Profile == ProfileLocal {
-		mc.DeadNodeReclaimTime = time.Second
-	}
+	prof := profiles[cfg.Profile] // validate checked it; profile.go
+	mc := prof.memberlist(cfg, sc)
+	mc.DeadNodeReclaimTime = prof.deadNodeReclaim
 	// memberlist LZW-compresses every packet by default, allocating a fresh
 	// coder (tens of KB) for a 30-byte ping; the profile of an idle mesh
 	// showed it near the top. Receivers take either form, stock serf too.
@@ -269,21 +236,6 @@ func New(cfg Config) (*Mesh, error) {
 	go m.eventLoop()
 	go m.gossipLoop()
 	return m, nil
-}
-
-// fastTimings is the local profile's memberlist config (tests, dev meshes),
-// and sets serf's reap and reconnect intervals to match.
-func fastTimings(sc *serf.Config) *memberlist.Config {
-	mc := memberlist.DefaultLocalConfig()
-	mc.ProbeInterval = 200 * time.Millisecond
-	mc.ProbeTimeout = 100 * time.Millisecond
-	mc.GossipInterval = 50 * time.Millisecond
-	mc.SuspicionMult = 2
-	mc.PushPullInterval = 5 * time.Second
-	mc.TCPTimeout = 500 * time.Millisecond
-	sc.ReapInterval = time.Second
-	sc.ReconnectInterval = time.Second
-	return mc
 }
 
 func newTableFor(cfg Config) *Table {

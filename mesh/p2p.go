@@ -26,6 +26,7 @@ import (
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/sync/semaphore"
 )
 
 // Protocol IDs: memberlist packets framed on one long-lived stream per peer,
@@ -51,6 +52,7 @@ type p2pTransport struct {
 	advPort  int
 	packetCh chan *memberlist.Packet
 	streamCh chan net.Conn
+	budget   *semaphore.Weighted // inbound streams' declared state (MaxInboundStreamBytes)
 	handle   func([]byte, net.Addr)
 	stats    *Stats
 	pstats   P2PStats
@@ -126,7 +128,8 @@ func newP2PTransport(cfg Config, pc P2PConfig, ident any, stats *Stats, log *slo
 		packetCh: make(chan *memberlist.Packet, 256),
 		streamCh: make(chan net.Conn),
 		handle:   handle, stats: stats, log: log.With("transport", "p2p"),
-		ctx: ctx, cancel: cancel,
+		budget: semaphore.NewWeighted(MaxInboundStreamBytes),
+		ctx:    ctx, cancel: cancel,
 		queues:  map[peer.ID]*peerQueue{},
 		blocked: map[peer.ID]time.Time{},
 		hinted:  map[peer.ID]time.Time{},

@@ -109,7 +109,7 @@ func (t *p2pTransport) handleStream(s network.Stream) {
 	}
 	c := &p2pConn{Stream: s, local: p2pAddr{t.self}, remote: p2pAddr{s.Conn().RemotePeer()}}
 	select {
-	case t.streamCh <- watchStream(&countingConn{Conn: c, s: t.stats}, t.stats, t.label):
+	case t.streamCh <- watchStream(&countingConn{Conn: c, s: t.stats}, t.stats, t.label, t.budget):
 	case <-t.ctx.Done():
 		_ = s.Reset()
 	}

@@ -206,9 +206,14 @@ func TestP2PWrongKeyIsRefusedAndCounted(t *testing.T) {
 	if n, _ := evil.m.Join(a.m.P2PAddrs()); n > 0 {
 		t.Fatal("second attempt joined")
 	}
-	if a.m.P2PStats().GaterRefused.Load() == 0 && a.m.P2PStats().AuthRefused.Load() < 2 {
-		t.Error("second attempt neither gated nor refused")
-	}
+	// The refusal is counted on a's side, after the join has failed on
+	// evil's: wait for it.
+	waitFor(t, 5*time.Second, "second attempt gated or refused", func() error {
+		if a.m.P2PStats().GaterRefused.Load() == 0 && a.m.P2PStats().AuthRefused.Load() < 2 {
+			return errors.New("second attempt neither gated nor refused")
+		}
+		return nil
+	})
 }
 
 func TestP2PUnreachableBootstrapIsRetried(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-sockaddr"
 	"github.com/hashicorp/memberlist"
+	"golang.org/x/sync/semaphore"
 )
 
 // Transport is what carries a mesh: memberlist's packets and streams, and
@@ -83,6 +84,7 @@ type transport struct {
 	bindAll  bool
 	packetCh chan *memberlist.Packet
 	streamCh chan net.Conn
+	budget   *semaphore.Weighted // inbound streams' declared state (MaxInboundStreamBytes)
 	handle   func(buf []byte, from net.Addr)
 	stats    *Stats
 	log      *slog.Logger
@@ -174,6 +176,7 @@ func newTransport(ip string, port int, label string, stats *Stats, log *slog.Log
 		packetCh: make(chan *memberlist.Packet),
 		streamCh: make(chan net.Conn),
 		handle:   handle, stats: stats, log: log, label: label,
+		budget: semaphore.NewWeighted(MaxInboundStreamBytes),
 	}
 	t.wg.Add(2)
 	go t.readUDP()
@@ -225,7 +228,7 @@ func (t *transport) acceptTCP() {
 			continue
 		}
 		delay = 5 * time.Millisecond
-		t.streamCh <- watchStream(&countingConn{Conn: c, s: t.stats}, t.stats, t.label)
+		t.streamCh <- watchStream(&countingConn{Conn: c, s: t.stats}, t.stats, t.label, t.budget)
 	}
 }
 

@@ -6,15 +6,23 @@
 // Policy is pure: no clock, goroutines or I/O. Each Evaluate call gets the
 // time and an Input (the instance count and the aggregate of the watched
 // metric, see Aggregate and ParseMetric) and returns a Decision with its
-// reasons. In ModeTarget it uses the Kubernetes HPA's rule,
+// reasons. In ModeTarget it uses the Kubernetes HPA's rule on the demand,
 //
-//	desired = ceil(current × value / target)   when |value/target − 1| > tolerance
+//	demand  = value × ready            (the load the serving instances carry)
+//	desired = ceil(demand / target)    when |demand/(current × target) − 1| > tolerance
 //
-// then, in order:
+// where current counts booting instances and ready does not (Input.Ready,
+// from a provider that is a ReadyReader, or estimated from the boot time),
+// so capacity still booting is not scaled for twice (target.go):
 //
-//   - scale-up window (UpWindow, default 3 s): a recommendation above the
-//     count must have held over the whole window; the lowest one over the
-//     window is used;
+//   - scale-up test (UpWindow, default 5 s): the median demand over the up
+//     window or twice it, or its upper quartile over 4× or 8× it, must clear
+//     the band's top by 2.5 standard errors of the measured noise; the step
+//     is sized on that window's upper quartile; a cpu/mem figure pinned at
+//     100% asks for twice the serving instances;
+//   - trend (TrendWindow, 60 s): a significant, steady Theil–Sen rise
+//     projected over the boot time + Lookahead + MetricLag past the band
+//     scales up before the band is crossed, and holds scale-downs back;
 //   - scale-down stabilization (DownWindow, default 300 s, as the HPA): the
 //     highest recommendation over the window, once recommendations cover it;
 //   - cooldowns: UpCooldown (15 s) and DownCooldown (60 s) after the last
@@ -33,7 +41,8 @@
 // # Providers
 //
 // Provider is the interface to what gets scaled (Current, Scale with the
-// coordinator's fence.Lease). Providers register by name with
+// coordinator's fence.Lease); a ReadyReader also reports how many instances
+// serve (Counts). Providers register by name with
 // RegisterProvider and are built by NewProvider from a ProviderConfig; the
 // dry-run, webhook, exec, AWS and Kubernetes ones live in scale/providers,
 // which holds the SDKs: this package links only the standard library and
@@ -61,7 +70,8 @@
 //
 // # Simulation
 //
-// sim.go runs a Scaler over a recorded Trace on simulated time, next to the
-// reference HPA algorithm and a naive threshold: the policy tests and
-// cmd/shoal-scalebench use it.
+// sim.go runs a Scaler over a recorded Trace on simulated time (instances
+// that boot, metrics dropouts) and measures it per episode; hpa.go is the
+// Kubernetes HPA's algorithm (unready pods, stabilization, rate limits) to
+// compare with. The policy tests and cmd/shoal-scalebench use them.
 package scale

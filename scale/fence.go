@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -123,15 +124,40 @@ func (f *FileFence) lock() (func(), error) {
 
 func (f *FileFence) readLocked() (FenceState, error) {
 	var st FenceState
-	b, err := os.ReadFile(f.path)
+	fl, err := os.Open(f.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return st, nil
 	}
 	if err != nil {
 		return st, fmt.Errorf("scale: fence: %w", err)
 	}
-	if err := json.Unmarshal(b, &st); err != nil {
+	defer fl.Close()
+	b, err := io.ReadAll(io.LimitReader(fl, maxFenceFile+1))
+	if err != nil {
+		return st, fmt.Errorf("scale: fence: %w", err)
+	}
+	if st, err = DecodeFenceState(b); err != nil {
 		return st, fmt.Errorf("scale: fence file %s is corrupt (%v): restore it, or remove it only if no deposed coordinator can still act", f.path, err)
+	}
+	return st, nil
+}
+
+// maxFenceFile bounds the fence file read into memory: its JSON holds one
+// lease and one action.
+const maxFenceFile = 64 << 10
+
+// DecodeFenceState decodes a fence file's content: at most 64 KiB of JSON,
+// a count not below 0.
+func DecodeFenceState(b []byte) (FenceState, error) {
+	var st FenceState
+	if len(b) > maxFenceFile {
+		return FenceState{}, fmt.Errorf("over %d bytes", maxFenceFile)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return FenceState{}, err
+	}
+	if st.Count < 0 {
+		return FenceState{}, fmt.Errorf("count %d, want 0 or more", st.Count)
 	}
 	return st, nil
 }

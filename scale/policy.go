@@ -43,9 +43,13 @@ type Config struct {
 	Tolerance float64
 	// Min and Max bound the desired count (Max 0: no upper bound).
 	Min, Max int
-	// UpWindow is how long a recommendation above the current count must
-	// hold before the policy scales up; the lowest recommendation over the
-	// window is used (HPA's scale-up stabilization).
+	// UpWindow is the shortest window the scale-up test looks at
+	// (ModeTarget): the policy scales up when the median demand over the
+	// last UpWindow (or over 2×, 4×, … of it, up to TrendWindow) is above
+	// the tolerance band with confidence: median − 2.5 standard errors,
+	// the noise measured over the last TrendWindow. A blip shorter than
+	// half the window does not move the median; a small excess needs a
+	// longer window to be told from noise. 0: the latest value alone.
 	UpWindow time.Duration
 	// DownWindow is the scale-down stabilization: the policy scales down
 	// only to the highest recommendation over this window, and only once
@@ -71,12 +75,35 @@ type Config struct {
 	// DryRun marks every decision as dry-run: the caller records it and
 	// does not call the provider.
 	DryRun bool
+
+	// Readiness and trend (ModeTarget).
+	//
+	// BootTime is how long a new instance takes to serve, as a prior: once
+	// the input carries ready counts (Input.ReadyKnown) the policy uses the
+	// median of the boot times it observed instead. Without ready counts it
+	// takes instances added less than the boot time ago as booting.
+	BootTime time.Duration
+	// TrendWindow is how far back the demand's trend is fitted (Theil–Sen);
+	// 0 turns the trend off. The policy scales up ahead of the band when
+	// the demand, projected over the boot time plus Lookahead plus
+	// MetricLag, crosses it, and the fit is significant (slope ≥ 4 standard
+	// errors) and consistent (both halves of the window rise alike), which
+	// a plateau, a step or an oscillation is not.
+	TrendWindow time.Duration
+	// Lookahead is how far beyond the boot time the trend is projected.
+	Lookahead time.Duration
+	// MetricLag is how far behind the watched metric runs (smoothing,
+	// gossip): it is added to the projection, and for that long after the
+	// ready count rises the metric is taken to still describe the
+	// instances that served before.
+	MetricLag time.Duration
 }
 
-// DefaultConfig returns the defaults: 70% mean CPU, 10% tolerance, a 3 s
+// DefaultConfig returns the defaults: 70% mean CPU, 10% tolerance, a 5 s
 // scale-up window, HPA's 300 s scale-down stabilization, 15 s up and 60 s
 // down cooldowns, HPA's default step limits (up: max(4, 100%) per 15 s; down:
-// 100% per 15 s), 1 to 10 instances.
+// 100% per 15 s), 1 to 10 instances; a 60 s trend window projected 30 s
+// beyond the boot time (no boot time assumed until one is observed).
 func DefaultConfig() Config {
 	return Config{
 		Metric:          "cpu",
@@ -84,7 +111,7 @@ func DefaultConfig() Config {
 		Tolerance:       0.1,
 		Min:             1,
 		Max:             10,
-		UpWindow:        3 * time.Second,
+		UpWindow:        5 * time.Second,
 		DownWindow:      300 * time.Second,
 		UpCooldown:      15 * time.Second,
 		DownCooldown:    60 * time.Second,
@@ -93,6 +120,8 @@ func DefaultConfig() Config {
 		DownStepPercent: 100,
 		StepPeriod:      15 * time.Second,
 		Mode:            ModeTarget,
+		TrendWindow:     60 * time.Second,
+		Lookahead:       30 * time.Second,
 	}
 }
 
@@ -114,7 +143,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: scale-tolerance %v: want 0 ≤ tolerance < 1 (0.1 is 10%%)", ErrConfig, c.Tolerance)
 	}
 	for name, d := range map[string]time.Duration{"scale-up-window": c.UpWindow, "scale-down-window": c.DownWindow,
-		"scale-up-cooldown": c.UpCooldown, "scale-down-cooldown": c.DownCooldown, "scale-step-period": c.StepPeriod} {
+		"scale-up-cooldown": c.UpCooldown, "scale-down-cooldown": c.DownCooldown, "scale-step-period": c.StepPeriod,
+		"scale-boot-time": c.BootTime, "scale-trend-window": c.TrendWindow, "scale-lookahead": c.Lookahead, "scale-metric-lag": c.MetricLag} {
 		if d < 0 {
 			return fmt.Errorf("%w: %s %v is negative", ErrConfig, name, d)
 		}
@@ -222,12 +252,20 @@ func ParseThreshold(s string) (Threshold, error) {
 
 // Input is what the policy sees at one evaluation.
 type Input struct {
-	// Current is the instance count now (the provider's, or the mesh's).
+	// Current is the instance count now (the provider's, or the mesh's):
+	// the count asked for, booting instances included.
 	Current int
 	// Value is the aggregate of Config.Metric; Valid false means no load
-	// figures were available (no decision is taken on missing data).
+	// figures were available (no decision is taken on missing data). In
+	// ModeTarget it is taken as the load per serving instance.
 	Value float64
 	Valid bool
+	// Ready is how many of the instances serve (Kubernetes readyReplicas,
+	// an Auto Scaling group's InService instances, a hook's report), when
+	// ReadyKnown. The demand is Value × Ready: booting instances carry
+	// none, and the policy does not scale again for load they will absorb.
+	Ready      int
+	ReadyKnown bool
 }
 
 // Decision is the outcome of one evaluation, with the reasons for it.
@@ -244,7 +282,10 @@ type Decision struct {
 	Metric         string  `json:"metric"`
 	Value          float64 `json:"value"`
 	Target         float64 `json:"target,omitempty"`
-	DryRun         bool    `json:"dry_run,omitempty"`
+	// Ready is the count of serving instances the demand was computed
+	// from (ModeTarget): reported, or estimated from the boot time.
+	Ready  int  `json:"ready,omitempty"`
+	DryRun bool `json:"dry_run,omitempty"`
 	// Reasons explain the decision in order: the rule, then whatever held
 	// it back or bounded it.
 	Reasons []string `json:"reasons"`
@@ -271,8 +312,15 @@ type rec struct {
 type Policy struct {
 	cfg     Config
 	recs    []rec       // recommendations, oldest first, pruned to the longest window
-	actions []Action    // recent actions, pruned to max(StepPeriod, cooldowns)
+	actions []Action    // recent actions, pruned to max(StepPeriod, cooldowns, boot time)
 	since   []time.Time // ModeThresholds: since when each rule's condition holds (zero: not holding)
+
+	// ModeTarget's readiness and trend state (target.go).
+	series  []sample    // demand samples, oldest first
+	readies []readyAt   // ready counts seen within MetricLag
+	pending []pendingUp // scale-ups whose instances are not all ready yet
+	boots   []time.Duration
+	ceiling float64 // the metric's saturation value (100 for cpu and mem), 0: none
 }
 
 // New returns a Policy for cfg, or the validation error.
@@ -283,7 +331,11 @@ func New(cfg Config) (*Policy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Policy{cfg: cfg, since: make([]time.Time, len(cfg.Thresholds))}, nil
+	p := &Policy{cfg: cfg, since: make([]time.Time, len(cfg.Thresholds))}
+	if m, _ := ParseMetric(cfg.Metric); !m.Named && (m.Source == "cpu" || m.Source == "mem") {
+		p.ceiling = 100
+	}
+	return p, nil
 }
 
 // Config returns the policy's configuration.
@@ -297,6 +349,7 @@ func (p *Policy) Record(a Action) {
 		return
 	}
 	p.actions = append(p.actions, a)
+	p.noteAction(a)
 }
 
 // LastAction returns the latest recorded action.
@@ -324,12 +377,10 @@ func (p *Policy) Evaluate(now time.Time, in Input) Decision {
 		d.Reasons = append(d.Reasons, "no load figures: holding")
 		return p.bound(now, d)
 	}
-	var r int
-	if c.Mode == ModeThresholds {
-		r = p.thresholds(now, in, &d)
-	} else {
-		r = p.proportional(in, &d)
+	if c.Mode != ModeThresholds {
+		return p.evaluateTarget(now, in, d)
 	}
+	r := p.thresholds(now, in, &d)
 	d.Recommendation = r
 	p.recs = append(p.recs, rec{now, r})
 	p.prune(now)
@@ -337,52 +388,12 @@ func (p *Policy) Evaluate(now time.Time, in Input) Decision {
 	want := cur
 	switch {
 	case r > cur:
-		if c.Mode == ModeThresholds {
-			want = r // the rule's own duration was the window
-		} else if lo, ok := p.held(now, c.UpWindow, false); !ok {
-			d.Reasons = append(d.Reasons, fmt.Sprintf("scale-up window: recommendation above %d not held for %v yet", cur, c.UpWindow))
-		} else if lo > cur {
-			want = lo
-			if lo < r {
-				d.Reasons = append(d.Reasons, fmt.Sprintf("scale-up window: lowest recommendation over %v is %d", c.UpWindow, lo))
-			}
-		} else {
-			d.Reasons = append(d.Reasons, fmt.Sprintf("scale-up window: recommendation was %d within the last %v", lo, c.UpWindow))
-		}
+		want = r // the rule's own duration was the window
 	case r < cur:
-		if c.Mode == ModeThresholds {
-			want = r
-		} else if hi, ok := p.held(now, c.DownWindow, true); !ok {
-			d.Reasons = append(d.Reasons, fmt.Sprintf("scale-down stabilization: recommendations do not cover %v yet", c.DownWindow))
-		} else if hi < cur {
-			want = hi
-			if hi > r {
-				d.Reasons = append(d.Reasons, fmt.Sprintf("scale-down stabilization: highest recommendation over %v is %d", c.DownWindow, hi))
-			}
-		} else {
-			d.Reasons = append(d.Reasons, fmt.Sprintf("scale-down stabilization: recommendation was %d within the last %v", hi, c.DownWindow))
-		}
+		want = r
 	}
 	d.Desired = want
 	return p.bound(now, d)
-}
-
-// proportional is the HPA rule.
-func (p *Policy) proportional(in Input, d *Decision) int {
-	c := &p.cfg
-	ratio := in.Value / c.Target
-	cur := in.Current
-	if math.Abs(ratio-1) <= c.Tolerance {
-		d.Reasons = append(d.Reasons, fmt.Sprintf("%s %.1f within %.0f%% of target %v: keep %d", c.Metric, in.Value, c.Tolerance*100, c.Target, cur))
-		return cur
-	}
-	if cur == 0 {
-		d.Reasons = append(d.Reasons, "no instances: the bounds decide")
-		return 0
-	}
-	r := int(math.Ceil(float64(cur) * ratio))
-	d.Reasons = append(d.Reasons, fmt.Sprintf("%s %.1f vs target %v: ceil(%d × %.3f) = %d", c.Metric, in.Value, c.Target, cur, ratio, r))
-	return r
 }
 
 // thresholds applies ModeThresholds: the largest step of the 'above' rules
@@ -532,6 +543,8 @@ func (p *Policy) ResetWindows() { p.reset() }
 
 func (p *Policy) reset() {
 	p.recs = p.recs[:0]
+	p.series = p.series[:0]
+	p.readies = p.readies[:0]
 	for i := range p.since {
 		p.since[i] = time.Time{}
 	}
@@ -552,7 +565,7 @@ func (p *Policy) prune(now time.Time) {
 		p.recs[n-2] = p.recs[n-1]
 		p.recs = p.recs[:n-1]
 	}
-	horizon := max(p.cfg.StepPeriod, p.cfg.UpCooldown, p.cfg.DownCooldown)
+	horizon := max(p.cfg.StepPeriod, p.cfg.UpCooldown, p.cfg.DownCooldown, p.BootEstimate())
 	for len(p.actions) > 1 && now.Sub(p.actions[0].Time) > horizon {
 		p.actions = p.actions[1:]
 	}

@@ -61,48 +61,6 @@ func TestToleranceAndFormula(t *testing.T) {
 	}
 }
 
-func TestUpWindowMustHold(t *testing.T) {
-	p := newPolicy(t, nil) // 3 s window
-	c := &clock{t0}
-	cur := 3
-	run(p, c, 10*time.Second, &cur, 50) // below target but > min: down window not covered
-	if cur != 3 {
-		t.Fatalf("scaled on low load without 300 s of history: %d", cur)
-	}
-	// Load jumps: 1, 2 s in, not yet; 3 s in, scale.
-	var at time.Duration
-	start := c.now
-	for cur == 3 && c.now.Sub(start) < 10*time.Second {
-		run(p, c, time.Second, &cur, 100)
-		at = c.now.Sub(start)
-	}
-	// The first high sample is 1 s in; the window holds 3 s after it.
-	if cur != 5 || at != 4*time.Second { // ceil(3 × 100/70) = 5
-		t.Fatalf("scaled to %d after %v, want 5 after 4s", cur, at)
-	}
-	// A 2 s blip does not scale.
-	p2 := newPolicy(t, nil)
-	c2 := &clock{t0}
-	cur2 := 3
-	run(p2, c2, 5*time.Second, &cur2, 65)
-	if acted := run(p2, c2, 2*time.Second, &cur2, 100); len(acted) != 0 {
-		t.Fatalf("2 s blip acted: %+v", acted)
-	}
-	if acted := run(p2, c2, 10*time.Second, &cur2, 65); len(acted) != 0 {
-		t.Fatalf("acted after the blip: %+v", acted)
-	}
-	// The lowest recommendation over the window is used: 100 then 85.
-	p3 := newPolicy(t, func(c *Config) { c.UpCooldown = 0 })
-	c3 := &clock{t0}
-	cur3 := 3
-	run(p3, c3, 5*time.Second, &cur3, 65)
-	run(p3, c3, 2*time.Second, &cur3, 100)
-	acted := run(p3, c3, 2*time.Second, &cur3, 85) // ceil(3×85/70)=4
-	if len(acted) != 1 || acted[0].Desired != 4 {
-		t.Fatalf("want one action to 4 (lowest over the window), got %+v", acted)
-	}
-}
-
 func TestDownStabilization(t *testing.T) {
 	p := newPolicy(t, func(c *Config) { c.DownCooldown = 0 })
 	c := &clock{t0}

@@ -2,11 +2,13 @@ package scale
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -70,6 +72,82 @@ type LastActionReader interface {
 	LastAction(ctx context.Context) (Applied, bool, error)
 }
 
+// Counts is what a ReadyReader reads: the count asked for (as Current)
+// and, when the resource tells, how many of those instances are ready to
+// serve.
+type Counts struct {
+	Current    int
+	Ready      int
+	ReadyKnown bool
+}
+
+// ReadyReader is implemented by providers that can tell how many instances
+// serve, not only how many were asked for: Kubernetes (status.readyReplicas
+// of the Deployment or StatefulSet), AWS (instances InService and Healthy),
+// an exec current_command or webhook current_url whose answer carries a
+// ready count. The policy then counts booting instances as capacity that
+// is coming, not as capacity that serves (Input.Ready). Counts answers
+// what Current answers (or its error, ErrCountUnknown included) and, in
+// the same read, the ready count when the resource reports one
+// (ReadyKnown false otherwise).
+type ReadyReader interface {
+	Counts(ctx context.Context) (Counts, error)
+}
+
+// ErrBadCounts is wrapped by the error for a count answer that does not
+// parse or is out of range (negative, or absurdly large).
+var ErrBadCounts = errors.New("scale: bad count answer")
+
+// ParseCounts reads a count answer from a hook (an exec current_command's
+// output): one whole number (the count), two (the count, then how many of
+// those instances are ready), or a JSON object {"current": N, "ready": M}
+// with ready optional; each from 0 to MaxCount. Surrounding white space is
+// ignored. Errors wrap ErrBadCounts and do not quote the answer (the
+// caller quotes it, clipped).
+func ParseCounts(b []byte) (Counts, error) {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 4096 {
+		return Counts{}, fmt.Errorf("%w: %d bytes", ErrBadCounts, len(s))
+	}
+	if strings.HasPrefix(s, "{") {
+		var v struct {
+			Current *int `json:"current"`
+			Ready   *int `json:"ready"`
+		}
+		if err := json.Unmarshal([]byte(s), &v); err != nil || v.Current == nil {
+			return Counts{}, fmt.Errorf("%w: want {\"current\": N} or {\"current\": N, \"ready\": M}", ErrBadCounts)
+		}
+		c := Counts{Current: *v.Current}
+		if v.Ready != nil {
+			c.Ready, c.ReadyKnown = *v.Ready, true
+		}
+		return c, c.check()
+	}
+	f := strings.Fields(s)
+	if len(f) < 1 || len(f) > 2 {
+		return Counts{}, fmt.Errorf("%w: want a count, optionally followed by the ready count", ErrBadCounts)
+	}
+	var c Counts
+	var err error
+	if c.Current, err = strconv.Atoi(f[0]); err != nil {
+		return Counts{}, fmt.Errorf("%w: the count is not a whole number", ErrBadCounts)
+	}
+	if len(f) == 2 {
+		if c.Ready, err = strconv.Atoi(f[1]); err != nil {
+			return Counts{}, fmt.Errorf("%w: the ready count is not a whole number", ErrBadCounts)
+		}
+		c.ReadyKnown = true
+	}
+	return c, c.check()
+}
+
+func (c Counts) check() error {
+	if c.Current < 0 || c.Current > MaxCount || (c.ReadyKnown && (c.Ready < 0 || c.Ready > MaxCount)) {
+		return fmt.Errorf("%w: counts must be from 0 to %d (got %d, ready %d)", ErrBadCounts, MaxCount, c.Current, c.Ready)
+	}
+	return nil
+}
+
 // Applied is an action a provider carried out, with its lease.
 type Applied struct {
 	Time  time.Time   `json:"time"`
@@ -98,6 +176,9 @@ type ProviderConfig struct {
 	// Logger is the agent's logger; a component attribute is added by the
 	// provider. Nil discards.
 	Logger *slog.Logger
+	// Helper is the path of the binary that runs providers out of process
+	// (aws and kubernetes: shoal-provider); empty: the default places.
+	Helper string
 }
 
 // Opt returns Options[key] or def.

@@ -12,39 +12,67 @@ import (
 )
 
 // This file is a pure simulation of a scaled service driven by a recorded
-// load trace, and the two reference algorithms the policy is compared
-// with: the Kubernetes HPA's (15 s sync, 300 s scale-down stabilization,
-// its default step policies) and a naive threshold. The policy tests and
+// load trace, and the reference algorithms the policy is compared with: the
+// Kubernetes HPA's (hpa.go) and a naive threshold. The policy tests and
 // cmd/shoal-scalebench run it.
+//
+// The service: every instance is asked for by a scale-up call and serves
+// Boot later; the demand of each second is spread evenly over the serving
+// instances, so the utilization is demand ÷ ready (what a scaler's metric
+// shows is capped at 100%). A scale-down removes instances not yet serving
+// first, then the newest (as a Kubernetes ReplicaSet does).
 
 // Trace is a load trace: Demand[i] is the demand at second i, in percent of
-// one instance (250 = two and a half instances' worth of work).
+// one instance (250 = two and a half instances' worth of work). NoMetrics,
+// when not nil, marks the seconds whose load figures never reach the
+// scaler (a metrics dropout); the demand goes on.
 type Trace struct {
-	Name   string
-	Demand []float64
+	Name      string
+	Demand    []float64
+	NoMetrics []bool
 }
 
-// ReadTrace reads a trace in CSV: a header line, then "second,demand".
+// ReadTrace reads a trace in CSV: a header line, then "second,demand" or
+// "second,demand,metrics" where metrics is 1, or 0 for a second without
+// load figures.
 func ReadTrace(name string, r io.Reader) (Trace, error) {
 	t := Trace{Name: name}
 	sc := bufio.NewScanner(r)
 	line := 0
+	cols := 0
 	for sc.Scan() {
 		line++
 		s := strings.TrimSpace(sc.Text())
-		if line == 1 || s == "" || strings.HasPrefix(s, "#") {
+		if line == 1 {
+			cols = len(strings.Split(s, ","))
+			if cols != 2 && cols != 3 {
+				return t, fmt.Errorf("trace %s: header %q: want second,demand[,metrics]", name, s)
+			}
 			continue
 		}
-		sec, dem, ok := strings.Cut(s, ",")
-		if !ok {
-			return t, fmt.Errorf("trace %s line %d: want second,demand", name, line)
+		if s == "" || strings.HasPrefix(s, "#") {
+			continue
 		}
-		i, err1 := strconv.Atoi(sec)
-		v, err2 := strconv.ParseFloat(dem, 64)
-		if err1 != nil || err2 != nil || i != len(t.Demand) || v < 0 {
+		f := strings.Split(s, ",")
+		if len(f) != cols {
+			return t, fmt.Errorf("trace %s line %d: %q: want %d fields", name, line, s, cols)
+		}
+		i, err1 := strconv.Atoi(f[0])
+		v, err2 := strconv.ParseFloat(f[1], 64)
+		if err1 != nil || err2 != nil || i != len(t.Demand) || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 			return t, fmt.Errorf("trace %s line %d: %q", name, line, s)
 		}
 		t.Demand = append(t.Demand, v)
+		if cols == 3 {
+			switch f[2] {
+			case "1":
+				t.NoMetrics = append(t.NoMetrics, false)
+			case "0":
+				t.NoMetrics = append(t.NoMetrics, true)
+			default:
+				return t, fmt.Errorf("trace %s line %d: metrics %q: want 1 or 0", name, line, f[2])
+			}
+		}
 	}
 	return t, sc.Err()
 }
@@ -52,19 +80,56 @@ func ReadTrace(name string, r io.Reader) (Trace, error) {
 // WriteTrace writes t in ReadTrace's format.
 func WriteTrace(w io.Writer, t Trace) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintln(bw, "second,demand")
+	if t.NoMetrics == nil {
+		fmt.Fprintln(bw, "second,demand")
+		for i, v := range t.Demand {
+			fmt.Fprintf(bw, "%d,%.2f\n", i, v)
+		}
+		return bw.Flush()
+	}
+	fmt.Fprintln(bw, "second,demand,metrics")
 	for i, v := range t.Demand {
-		fmt.Fprintf(bw, "%d,%.2f\n", i, v)
+		m := 1
+		if i < len(t.NoMetrics) && t.NoMetrics[i] {
+			m = 0
+		}
+		fmt.Fprintf(bw, "%d,%.2f,%d\n", i, v, m)
 	}
 	return bw.Flush()
 }
 
-// Scaler is an algorithm under simulation: every Period it sees the count
-// and the observed utilization, and returns the count it asks for.
+// Instance is one simulated instance: when it was asked for and when it
+// started serving (Serving false: still booting). Times are from the
+// simulation's start; the instances there at the start were started long
+// before.
+type Instance struct {
+	Start, ReadyAt time.Duration
+	Serving        bool
+}
+
+// Observation is what a scaler sees at one step.
+type Observation struct {
+	// Current is the count asked for, booting instances included; Ready
+	// how many serve. ReadyKnown tells whether the scaler is given Ready
+	// (a provider that reports it); the HPA always sees its pods.
+	Current, Ready int
+	ReadyKnown     bool
+	// Util is the utilization the scaler's metrics pipeline shows, per
+	// serving instance; Valid false during a metrics dropout.
+	Util  float64
+	Valid bool
+	// MetricAge is how old the figure is (the pipeline's delay).
+	MetricAge time.Duration
+	// Instances are the instances, oldest first.
+	Instances []Instance
+}
+
+// Scaler is an algorithm under simulation: every Period it observes the
+// service and returns the count it asks for.
 type Scaler interface {
 	Name() string
 	Period() time.Duration
-	Step(now time.Time, current int, util float64) int
+	Step(now time.Time, o Observation) int
 }
 
 // PolicyScaler runs a Policy as the agent does: evaluate, and record the
@@ -77,89 +142,13 @@ type PolicyScaler struct {
 
 func (s *PolicyScaler) Name() string          { return s.Label }
 func (s *PolicyScaler) Period() time.Duration { return s.Every }
-func (s *PolicyScaler) Step(now time.Time, cur int, util float64) int {
-	d := s.P.Evaluate(now, Input{Current: cur, Value: util, Valid: true})
+func (s *PolicyScaler) Step(now time.Time, o Observation) int {
+	in := Input{Current: o.Current, Value: o.Util, Valid: o.Valid, Ready: o.Ready, ReadyKnown: o.ReadyKnown}
+	d := s.P.Evaluate(now, in)
 	if d.Action != ActionNone {
-		s.P.Record(Action{Time: now, From: cur, To: d.Desired})
+		s.P.Record(Action{Time: now, From: o.Current, To: d.Desired})
 	}
 	return d.Desired
-}
-
-// HPA is the Kubernetes HPA's algorithm (pkg/controller/podautoscaler,
-// autoscaling/v2 with default behavior): every Sync, desired =
-// ceil(current × util/target) outside the tolerance; scale-up stabilization
-// 0 s, scale-down stabilization DownWindow (the highest recommendation over
-// it); scale-up limited to max(4 pods, 100%) per 15 s, scale-down to 100%
-// per 15 s; min/max bounds.
-type HPA struct {
-	Target, Tolerance float64
-	Sync, DownWindow  time.Duration
-	Min, Max          int
-	recs              []rec
-	events            []Action
-}
-
-// NewHPA returns the HPA with its defaults (15 s sync, 300 s stabilization,
-// 10% tolerance).
-func NewHPA(target float64, minN, maxN int) *HPA {
-	return &HPA{Target: target, Tolerance: 0.1, Sync: 15 * time.Second, DownWindow: 300 * time.Second, Min: minN, Max: maxN}
-}
-
-func (h *HPA) Name() string          { return "HPA (15 s sync, 300 s down stabilization)" }
-func (h *HPA) Period() time.Duration { return h.Sync }
-func (h *HPA) Step(now time.Time, cur int, util float64) int {
-	ratio := util / h.Target
-	r := cur
-	if math.Abs(ratio-1) > h.Tolerance {
-		r = int(math.Ceil(float64(cur) * ratio))
-	}
-	// stabilizeRecommendationWithBehaviors
-	up, down := r, r
-	for _, x := range h.recs {
-		if !x.t.Before(now) { // scale-up window 0: only now
-			up = min(up, x.n)
-		}
-		if x.t.After(now.Add(-h.DownWindow)) {
-			down = max(down, x.n)
-		}
-	}
-	h.recs = append(h.recs, rec{now, r})
-	for len(h.recs) > 0 && !h.recs[0].t.After(now.Add(-h.DownWindow)) {
-		h.recs = h.recs[1:]
-	}
-	want := cur
-	if want < up {
-		want = up
-	}
-	if want > down {
-		want = down
-	}
-	// convertDesiredReplicasWithBehaviorRate, default policies, period 15 s.
-	period := 15 * time.Second
-	added, removed := 0, 0
-	for _, e := range h.events {
-		if e.Time.After(now.Add(-period)) {
-			if e.To > e.From {
-				added += e.To - e.From
-			} else {
-				removed += e.From - e.To
-			}
-		}
-	}
-	if want > cur {
-		base := cur - added
-		limit := max(base+4, base*2)
-		want = min(want, limit)
-	} else if want < cur {
-		base := cur + removed
-		limit := base - base // 100%: down to 0
-		want = max(want, limit)
-	}
-	want = min(max(want, h.Min), h.Max)
-	if want != cur {
-		h.events = append(h.events, Action{Time: now, From: cur, To: want})
-	}
-	return want
 }
 
 // Naive is a threshold scaler with no windows and no cooldowns: every
@@ -174,11 +163,13 @@ func (s *Naive) Name() string {
 	return fmt.Sprintf("naive threshold (+1 above %.0f%%, -1 below %.0f%%, every %v)", s.Up, s.Down, s.Every)
 }
 func (s *Naive) Period() time.Duration { return s.Every }
-func (s *Naive) Step(now time.Time, cur int, util float64) int {
+func (s *Naive) Step(now time.Time, o Observation) int {
+	cur := o.Current
 	switch {
-	case util > s.Up && cur < s.Max:
+	case !o.Valid:
+	case o.Util > s.Up && cur < s.Max:
 		return cur + 1
-	case util < s.Down && cur > s.Min:
+	case o.Util < s.Down && cur > s.Min:
 		return cur - 1
 	}
 	return cur
@@ -188,74 +179,144 @@ func (s *Naive) Step(now time.Time, cur int, util float64) int {
 type SimOptions struct {
 	// Start is the instance count at second 0.
 	Start int
-	// Target and Tolerance define the crossings and the under-provisioned
-	// seconds (utilization above Target × (1+Tolerance)).
+	// Target and Tolerance define the band: an episode starts when the
+	// utilization rises above Target × (1+Tolerance); Min is the lowest
+	// count (no over-provisioning is counted at it).
 	Target, Tolerance float64
-	// Boot is how long a new instance takes before it carries load.
+	Min               int
+	// Boot is how long a new instance takes before it serves.
 	Boot time.Duration
+	// ReadyKnown gives the scaler the ready count (Observation.Ready).
+	ReadyKnown bool
 	// HalfLife smooths what the scaler sees (the agent's EWMA; 0: none)
-	// and Delay delays it (gossip), both on a 1 s sample.
+	// and Delay delays it (gossip; a metrics pipeline), both on a 1 s
+	// sample. Unsmooth runs the agent's Unsmoother (HalfLife known) on
+	// what arrives, as the agent's scale adapter does.
 	HalfLife, Delay time.Duration
+	Unsmooth        bool
+	// ReversalWindow: an action against the direction of the one before,
+	// less than this after it, is a reversal (0: 10 minutes).
+	ReversalWindow time.Duration
 }
 
 // SimResult is what one run measured.
 type SimResult struct {
 	Scaler string
-	// Latencies are the seconds from each crossing (utilization rising
-	// through Target) to the next scale-up call, for the crossings that got
-	// one before utilization fell back; Crossings counts all of them.
-	Latencies []float64
-	Crossings int
-	// BandLatencies and BandCrossings are the same for utilization rising
-	// through the top of the tolerance band, Target × (1+Tolerance): the
-	// level from which a scaler with a tolerance is meant to act.
-	BandLatencies []float64
-	BandCrossings int
-	// Actions counts provider calls (Up + Down).
-	Actions, Up, Down int
-	// UnderSeconds: seconds with utilization above Target × (1+Tolerance);
-	// OverloadSeconds: seconds with demand above the ready capacity.
-	UnderSeconds, OverloadSeconds int
-	// InstanceSeconds is the integral of the count (cost).
+	// Episodes: each starts at the first second the utilization (of the
+	// serving instances) is above the band's top since it was last at or
+	// below the target, and ends when it is at or below the target again.
+	// Reactions holds, per answered episode, the seconds from its start to
+	// the first scale-up call (0 when a call made since the utilization was
+	// last at or below the target anticipated it). An episode no call
+	// answered has no reaction: Episodes − Answered counts them and
+	// UnansweredOver sums their seconds above the band (all of which are
+	// in UnderSeconds too).
+	Episodes, Answered int
+	Reactions          []float64
+	UnansweredOver     int
+	// Actions counts provider calls (Up + Down); Reversals the actions
+	// against the direction of the one before, within ReversalWindow.
+	Actions, Up, Down, Reversals int
+	// UnderSeconds: seconds with the utilization of the serving instances
+	// above the band's top; OverSeconds: seconds with the demand below the
+	// band's bottom on the count asked for, above Min; OverloadSeconds:
+	// utilization above 100%.
+	UnderSeconds, OverSeconds, OverloadSeconds int
+	// InstanceSeconds is the integral of the count asked for (cost).
 	InstanceSeconds float64
-	// Counts is the count at every second.
+	// Counts is the count asked for at every second.
 	Counts []int
+	// Calls are the provider calls; Log the episodes.
+	Calls []Call
+	Log   []Episode
 }
 
-// Simulate runs s over tr, one step per second.
+// Episode is one episode of a simulation: its first and last second above
+// the band, and the reaction (see SimResult.Reactions).
+type Episode struct {
+	Start, LastOver int
+	Reaction        float64 // when Answered
+	Answered        bool
+	Over            int // seconds above the band
+}
+
+// Call is one provider call in a simulation.
+type Call struct {
+	Second   int
+	From, To int
+}
+
+// episode tracks one episode (see SimResult).
+type episode struct {
+	open, answered  bool
+	start, lastOver int
+	reaction        float64
+	over            int
+}
+
+// Simulate runs s over tr, one second at a time.
 func Simulate(tr Trace, s Scaler, o SimOptions) SimResult {
 	res := SimResult{Scaler: s.Name()}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	n := o.Start
-	type pending struct {
-		at time.Duration
-		k  int
+	inst := make([]Instance, o.Start)
+	for i := range inst {
+		inst[i] = Instance{Start: -time.Hour, ReadyAt: -time.Hour, Serving: true}
 	}
-	var booting []pending
-	ready := n
 	every := max(int(s.Period()/time.Second), 1)
 	delay := int(o.Delay / time.Second)
-	seen := make([]float64, len(tr.Demand)) // what the scaler's input pipeline shows at each second
+	revWin := o.ReversalWindow
+	if revWin <= 0 {
+		revWin = 10 * time.Minute
+	}
+	seen := make([]float64, len(tr.Demand)) // what the metrics pipeline shows at each second
 	ew := 0.0
-	var cross, band crossing
-	over := o.Target
-	bandTop := o.Target * (1 + o.Tolerance)
-	var lastUtil float64
-	for i, dem := range tr.Demand {
-		now := time.Duration(i) * time.Second
-		// Instances that finished booting.
-		kept := booting[:0]
-		for _, b := range booting {
-			if b.at <= now {
-				ready += b.k
-			} else {
-				kept = append(kept, b)
+	un := Unsmoother{HalfLife: o.HalfLife}
+	band := o.Target * (1 + o.Tolerance)
+	low := o.Target * (1 - o.Tolerance)
+	var ep episode
+	lastLow, lastUp := -1, -1
+	var lastAct Call
+	hasAct := false
+	closeEp := func() {
+		if !ep.open {
+			return
+		}
+		res.Episodes++
+		e := Episode{Start: ep.start, LastOver: ep.lastOver, Reaction: ep.reaction, Answered: ep.answered, Over: ep.over}
+		if !ep.answered {
+			res.UnansweredOver += ep.over
+		}
+		res.Log = append(res.Log, e)
+		ep = episode{}
+	}
+	readyCount := func() int {
+		n := 0
+		for _, x := range inst {
+			if x.Serving {
+				n++
 			}
 		}
-		booting = kept
-		ready = min(ready, n)
-		util := dem / float64(max(ready, 1))
-		measured := min(util, 100)
+		return n
+	}
+	utilOf := func(dem float64, ready int) float64 {
+		if ready == 0 {
+			if dem > 0 {
+				return math.Inf(1)
+			}
+			return 0
+		}
+		return dem / float64(ready)
+	}
+	for i, dem := range tr.Demand {
+		now := time.Duration(i) * time.Second
+		for k := range inst {
+			if !inst[k].Serving && inst[k].ReadyAt <= now {
+				inst[k].Serving = true
+			}
+		}
+		ready := readyCount()
+		util := utilOf(dem, ready)
+		measured := math.Min(util, 100)
 		if o.HalfLife > 0 {
 			if i == 0 {
 				ew = measured
@@ -267,74 +328,95 @@ func Simulate(tr Trace, s Scaler, o SimOptions) SimResult {
 		} else {
 			seen[i] = measured
 		}
-		obs := seen[max(i-delay, 0)]
+		oi := max(i-delay, 0)
+		obs, valid := seen[oi], tr.NoMetrics == nil || !tr.NoMetrics[oi]
+		if o.Unsmooth && o.HalfLife > 0 {
+			if valid {
+				obs = math.Max(un.Update(t0.Add(now), obs), 0)
+			} else {
+				un.Reset()
+			}
+		}
 
-		// Crossings of the target and of the band, on the true utilization.
-		res.Crossings += cross.see(i, util, lastUtil, over)
-		res.BandCrossings += band.see(i, util, lastUtil, bandTop)
-		lastUtil = util
+		// Episodes, on the utilization the service has this second.
+		switch {
+		case util <= o.Target:
+			lastLow = i
+			closeEp()
+		case util > band && !ep.open:
+			ep = episode{open: true, start: i, lastOver: i, over: 1}
+			if lastUp >= 0 && lastUp >= lastLow {
+				ep.answered = true // anticipated
+				res.Reactions = append(res.Reactions, 0)
+				res.Answered++
+			}
+		case util > band:
+			ep.lastOver = i
+			ep.over++
+		}
 
 		if i%every == 0 {
-			want := s.Step(t0.Add(now), n, obs)
-			if want != n {
+			cur := len(inst)
+			want := s.Step(t0.Add(now), Observation{Current: cur, Ready: ready, ReadyKnown: o.ReadyKnown, Util: obs, Valid: valid,
+				MetricAge: time.Duration(i-oi) * time.Second, Instances: slices.Clone(inst)})
+			want = max(want, 0)
+			if want != cur {
+				c := Call{Second: i, From: cur, To: want}
+				res.Calls = append(res.Calls, c)
 				res.Actions++
-				if want > n {
+				if hasAct && (want > cur) != (lastAct.To > lastAct.From) && time.Duration(i-lastAct.Second)*time.Second < revWin {
+					res.Reversals++
+				}
+				lastAct, hasAct = c, true
+				if want > cur {
 					res.Up++
-					if l, ok := cross.answer(i); ok {
-						res.Latencies = append(res.Latencies, l)
+					lastUp = i
+					if ep.open && !ep.answered {
+						ep.answered, ep.reaction = true, float64(i-ep.start)
+						res.Reactions = append(res.Reactions, ep.reaction)
+						res.Answered++
 					}
-					if l, ok := band.answer(i); ok {
-						res.BandLatencies = append(res.BandLatencies, l)
+					for range want - cur {
+						inst = append(inst, Instance{Start: now, ReadyAt: now + o.Boot, Serving: o.Boot <= 0})
 					}
-					booting = append(booting, pending{now + o.Boot, want - n})
 				} else {
 					res.Down++
-					ready = min(ready, want)
-				}
-				n = want
-				if o.Boot == 0 {
-					ready = n
-					booting = booting[:0]
+					inst = removeInstances(inst, cur-want)
 				}
 			}
 		}
-		u := dem / float64(max(ready, 1))
-		if u > o.Target*(1+o.Tolerance) {
+		ready = readyCount()
+		u := utilOf(dem, ready)
+		if u > band {
 			res.UnderSeconds++
 		}
 		if u > 100 {
 			res.OverloadSeconds++
 		}
-		res.InstanceSeconds += float64(n)
-		res.Counts = append(res.Counts, n)
+		if n := len(inst); n > o.Min && dem/float64(n) < low {
+			res.OverSeconds++
+		}
+		res.InstanceSeconds += float64(len(inst))
+		res.Counts = append(res.Counts, len(inst))
 	}
+	closeEp()
 	return res
 }
 
-// crossing tracks utilization rising through a level until a scale-up
-// call answers it or utilization falls back.
-type crossing struct {
-	open bool
-	at   int
-}
-
-func (c *crossing) see(i int, util, last, level float64) int {
-	switch {
-	case !c.open && util > level && (i == 0 || last <= level):
-		c.open, c.at = true, i
-		return 1
-	case c.open && util <= level:
-		c.open = false
+// removeInstances removes k instances: booting ones first, newest first,
+// then the newest serving ones.
+func removeInstances(inst []Instance, k int) []Instance {
+	for j := len(inst) - 1; j >= 0 && k > 0; j-- {
+		if !inst[j].Serving {
+			inst = slices.Delete(inst, j, j+1)
+			k--
+		}
 	}
-	return 0
-}
-
-func (c *crossing) answer(i int) (float64, bool) {
-	if !c.open {
-		return 0, false
+	for k > 0 && len(inst) > 0 {
+		inst = inst[:len(inst)-1]
+		k--
 	}
-	c.open = false
-	return float64(i - c.at), true
+	return inst
 }
 
 // Percentile returns the p-th percentile (0..100) of xs by linear

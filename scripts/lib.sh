@@ -55,3 +55,12 @@ apt_install() {
 	apt_retry apt-get -o DPkg::Lock::Timeout=600 update -qq &&
 		apt_retry env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@"
 }
+
+# fuzz_targets: prints "PKG TARGET" for every fuzz target in the module
+# (func FuzzX in a _test.go file), PKG as ./dir, sorted.
+fuzz_targets() {
+	grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . |
+		grep -v '^\./\.git/' |
+		sed -E 's#^(.*)/[^/]+_test\.go:func (Fuzz[A-Za-z0-9_]*)$#\1 \2#' |
+		sort -u
+}

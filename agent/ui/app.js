@@ -52,6 +52,10 @@
     return Math.floor(s / 3600) + 'h' + String(Math.floor(s % 3600 / 60)).padStart(2, '0') + 'm';
   }
   const clock = (d) => d.toLocaleTimeString([], { hour12: false });
+  // Shares and uptime are fractions; -1 (or no share) means nothing measured.
+  const shareOf = (m, k) => (m.share && m.share[k] >= 0 ? m.share[k] : -1);
+  const frac = (v) => (v >= 0 ? (100 * v).toFixed(1) + '%' : '–');
+  const fracRange = (lo, hi, n) => (n > 0 && lo >= 0 ? (lo.toFixed(3) === hi.toFixed(3) ? frac(lo) : `${(100 * lo).toFixed(1)}–${frac(hi)}`) + ` of ${n}` : '–');
   const tagStr = (t) => t ? Object.keys(t).sort().map((k) => k + '=' + t[k]).join(', ') : '';
   function bar(v, cls) {
     const w = Math.max(0, Math.min(100, v));
@@ -69,6 +73,9 @@
     net: (a, b) => (a.net_rx + a.net_tx) - (b.net_rx + b.net_tx),
     weight: (a, b) => a.weight - b.weight,
     age: (a, b) => a.age - b.age,
+    pick: (a, b) => shareOf(a, 'pick_share') - shareOf(b, 'pick_share'),
+    proxy: (a, b) => shareOf(a, 'proxy_share') - shareOf(b, 'proxy_share'),
+    up: (a, b) => shareOf(a, 'uptime') - shareOf(b, 'uptime'),
   };
 
   function visibleMembers() {
@@ -113,9 +120,12 @@
         `<td class="num hide-s">${load ? '&darr;' + rate(m.net_rx) + ' &uarr;' + rate(m.net_tx) : '–'}</td>` +
         `<td class="num hide-s">${m.status === 'alive' && load ? m.weight.toFixed(2) : '–'}</td>` +
         `<td class="num age${ageCls}">${age(m.age)}</td>` +
+        `<td class="num pick hide-s">${frac(shareOf(m, 'pick_share'))}</td>` +
+        `<td class="num proxy hide-m">${frac(shareOf(m, 'proxy_share'))}</td>` +
+        `<td class="num up">${frac(shareOf(m, 'uptime'))}</td>` +
         `<td class="tags hide-m" title="${esc(tagStr(m.tags))}">${esc(tagStr(m.tags))}</td></tr>`;
     }
-    if (!page.length) html = `<tr><td colspan="8" class="muted">${state.dash ? 'no member matches' : 'loading…'}</td></tr>`;
+    if (!page.length) html = `<tr><td colspan="11" class="muted">${state.dash ? 'no member matches' : 'loading…'}</td></tr>`;
     $('rows').innerHTML = html;
     stats.rows = page.length;
     const total = state.dash ? state.dash.members.length : 0;
@@ -150,6 +160,30 @@
     $('s-cpu').textContent = ag.members ? pct(ag.cpu_mean) : '–';
     $('s-mem').textContent = ag.members ? pct(ag.mem_mean) : '–';
     $('s-age').textContent = ag.members ? age(ag.max_age_seconds) : '–';
+  }
+
+  // ---- model and measured -----------------------------------------------------
+  function renderMeasured() {
+    const d = state.dash;
+    const m = d && d.measured;
+    $('measured').hidden = !m;
+    if (!m) return;
+    const win = m.recent_seconds >= 60 && m.recent_seconds % 60 === 0 ? (m.recent_seconds / 60) + 'm' : m.recent_seconds + 's';
+    $('recent-window').textContent = win;
+    const model = (n, share, a) => n > 0 ? [`N/${n} = ${frac(share)}`, a.toFixed(2)] : ['–', '–'];
+    const rows = [];
+    const [mp, ma] = model(m.n, m.model_share, m.model_availability);
+    rows.push(`<tr data-scope="mesh"><td>all members</td><td class="num">${m.n}</td><td class="num">${mp}</td><td class="num">${ma}</td>` +
+      `<td class="num avail">${frac(m.availability)}</td><td class="num hide-s">${frac(m.availability_recent)}</td><td class="num hide-s">–</td>` +
+      `<td class="num">${m.picks} picks</td><td class="num hide-m">${m.proxy_requests} proxied</td><td class="num hide-m uptime">${frac(m.uptime_mean)}</td></tr>`);
+    for (const s of m.services || []) {
+      const [sp, sa] = model(s.n, s.model_share, s.model_availability);
+      const name = s.service ? 'service ' + esc(s.service) : 'no service';
+      rows.push(`<tr data-scope="${s.service ? 'service' : 'none'}" data-service="${esc(s.service)}"><td>${name}</td><td class="num">${s.n}</td><td class="num">${sp}</td><td class="num">${sa}</td>` +
+        `<td class="num avail">${frac(s.availability)}</td><td class="num hide-s">${frac(s.availability_recent)}</td><td class="num hide-s">${s.service ? s.healthy : '–'}</td>` +
+        `<td class="num">${fracRange(s.pick_share_min, s.pick_share_max, s.picks)}</td><td class="num hide-m">${fracRange(s.proxy_share_min, s.proxy_share_max, s.proxy_requests)}</td><td class="num hide-m">–</td></tr>`);
+    }
+    $('measured-rows').innerHTML = rows.join('');
   }
 
   // ---- scaler -------------------------------------------------------------
@@ -299,6 +333,7 @@
     renderSummary();
     renderMembers();
     renderEvents();
+    renderMeasured();
     renderScale();
     renderChart();
     const ms = performance.now() - t;

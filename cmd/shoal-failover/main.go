@@ -58,14 +58,18 @@ type Config struct {
 	Out string
 	// Skip "shoal" or "raft" to measure only the other.
 	Skip string
-	Log  func(format string, a ...any)
+	// LogLevel is the Shoal agents' --log-level; Keep leaves the working
+	// directory (agents' logs and data) in place and prints its path.
+	LogLevel string
+	Keep     bool
+	Log      func(format string, a ...any)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "raft-node" {
 		return runRaftNode(args[1:], stderr)
 	}
-	cfg := Config{Kills: 2, Rounds: 2, Poll: 50 * time.Millisecond, Timeout: 60 * time.Second, ShoalRev: "HEAD", Profile: "lan"}
+	cfg := Config{Kills: 2, Rounds: 2, Poll: 50 * time.Millisecond, Timeout: 60 * time.Second, ShoalRev: "HEAD", Profile: "lan", LogLevel: "warn"}
 	fs := flag.NewFlagSet("shoal-failover", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sizes := fs.String("n", "5,30", "comma-separated mesh sizes")
@@ -78,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Profile, "profile", cfg.Profile, "Shoal agents' profile: lan, wan or local")
 	fs.StringVar(&cfg.Out, "out", "", "append the Markdown section to this file (e.g. docs/benchmarks.md)")
 	fs.StringVar(&cfg.Skip, "skip", "", `"shoal" or "raft": measure only the other`)
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "Shoal agents' --log-level (debug logs every election step)")
+	fs.BoolVar(&cfg.Keep, "keep", false, "keep the working directory (agents' logs) and print its path")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -353,7 +353,11 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	if cfg.Keep {
+		defer cfg.Log("kept %s (agents' logs: */log)", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
 	ps := &procs{tmp: tmp}
 	defer ps.killAll()
 
@@ -477,7 +481,7 @@ func (s *shoalImpl) start(ctx context.Context, ps *procs, n int) ([]*proc, error
 		name := fmt.Sprintf("shoal-%02d", i)
 		argv := []string{s.bin, "agent", "--node", name, "--bind", ip + ":7946", "--http-addr", ip + ":7950",
 			"--profile", s.profile, "--priority", strconv.Itoa(i), "--data-dir", filepath.Join(ps.tmp, name, "data"),
-			"--log-level", "warn", "--leave-on-terminate=false"}
+			"--log-level", s.cfg.LogLevel, "--leave-on-terminate=false"}
 		if i > 1 {
 			argv = append(argv, "--join", "127.0.30.1:7946", "--retry-join", "--retry-max", "10")
 		}

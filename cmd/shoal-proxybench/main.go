@@ -7,7 +7,7 @@
 // most -conc requests at once for -svc each, and one of them (web-3) takes
 // -slow times as long, so under load it queues. The first agent runs the
 // proxy (--proxy-listen, p2c); a second proxy, on a sixth agent started with
-// SHOAL_PROXY_INFLIGHT=0, picks with gossip alone; nginx (if installed) runs
+// --proxy-inflight-count=false, picks with gossip alone; nginx (if installed) runs
 // round-robin over the same five backends with keep-alive. An open-loop
 // load generator (Poisson arrivals, a fixed number of requests per phase)
 // drives each target in turn at each -rates value: throughput, p50/p99
@@ -368,8 +368,8 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	gossipOnly, err := startAgent(ps, bin, dir, "proxy-gossip-only", "127.0.0.87", join, []string{"SHOAL_PROXY_INFLIGHT=0"},
-		"--proxy-listen", proxyPort(), "--proxy-service", "web", "--proxy-strategy", "p2c")
+	gossipOnly, err := startAgent(ps, bin, dir, "proxy-gossip-only", "127.0.0.87", join, nil,
+		"--proxy-listen", proxyPort(), "--proxy-service", "web", "--proxy-strategy", "p2c", "--proxy-inflight-count=false")
 	if err != nil {
 		return err
 	}
@@ -510,7 +510,7 @@ func report(o options, phases []*phase, paths []target, lats [][]time.Duration, 
 	} else {
 		w("nginx: **skipped** (%v). ", ri.nginxErr)
 	}
-	w("`shoal p2c (gossip only)` is a second proxy started with `SHOAL_PROXY_INFLIGHT=0`: it picks by gossiped load alone.\n\n")
+	w("`shoal p2c (gossip only)` is a second proxy started with `--proxy-inflight-count=false`: it picks by gossiped load alone.\n\n")
 	w("Machine: %d CPUs (GOMAXPROCS %d), %s, load average %s at start, %s at end (the machine is shared: read the columns side by side).\n\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), ri.loadStart, ri.loadEnd)
 

@@ -1,14 +1,18 @@
-// Command shoal-scalebench compares Shoal's scale policy with the plain
-// Kubernetes HPA algorithm and a naive threshold on the recorded load traces
-// in scale/testdata/traces (step, ramp, spike, oscillation), and prints the
-// table that docs/benchmarks.md carries:
+// Command shoal-scalebench compares Shoal's scale policy with the
+// Kubernetes HPA's algorithm (scale/hpa.go) on load traces, per episode, and
+// prints the tables that docs/benchmarks.md carries:
 //
-//	go run ./cmd/shoal-scalebench               # markdown table on stdout
-//	go run ./cmd/shoal-scalebench -boot 30s     # instances take 30 s to boot
-//	go run ./cmd/shoal-scalebench -gen scale/testdata/traces   # regenerate the traces (seed 1)
+//	go run ./cmd/shoal-scalebench                       # both boot times, every table
+//	go run ./cmd/shoal-scalebench -boot 30s             # one boot time
+//	go run ./cmd/shoal-scalebench -gen-shapes scale/testdata/traces/shapes   # regenerate the six shapes
+//	go run ./cmd/shoal-scalebench -gen scale/testdata/traces                 # regenerate the four older traces
 //
-// Everything is simulated on a fake clock, one step per second, so a run
-// takes well under a second and gives the same figures every time.
+// The traces: six shapes (diurnal, flash crowd, slow ramp, a 40 s
+// oscillation, a noisy plateau inside the band, 30 s metrics dropouts),
+// each from three seeds (shapes.go), and the four older traces (step, ramp,
+// spike, oscillation; traces.go). Everything is simulated on a fake clock,
+// one step per second (scale/sim.go), so a run gives the same figures
+// every time on any machine.
 package main
 
 import (
@@ -31,65 +35,8 @@ func main() {
 	}
 }
 
-// Names of the traces, in table order.
+// Names of the older traces, in table order.
 var traceNames = []string{"step", "ramp", "spike", "oscillation"}
-
-func run(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("shoal-scalebench", flag.ContinueOnError)
-	dir := fs.String("traces", "scale/testdata/traces", "directory of the CSV traces")
-	gen := fs.String("gen", "", "write freshly generated traces into this directory and exit")
-	seed := fs.Uint64("seed", 1, "with -gen: the seed")
-	boot := fs.Duration("boot", 0, "time a new instance takes before it carries load (same for every scaler)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *gen != "" {
-		if err := os.MkdirAll(*gen, 0o755); err != nil {
-			return err
-		}
-		for _, t := range generate(*seed) {
-			f, err := os.Create(filepath.Join(*gen, t.Name+".csv"))
-			if err != nil {
-				return err
-			}
-			if err := scale.WriteTrace(f, t); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	traces, err := readTraces(*dir)
-	if err != nil {
-		return err
-	}
-	rows, err := compare(traces, *boot)
-	if err != nil {
-		return err
-	}
-	printMarkdown(out, rows, *boot)
-	return nil
-}
-
-func readTraces(dir string) ([]scale.Trace, error) {
-	var out []scale.Trace
-	for _, n := range traceNames {
-		f, err := os.Open(filepath.Join(dir, n+".csv"))
-		if err != nil {
-			return nil, fmt.Errorf("trace %s: %w (run from the repository root, or set -traces)", n, err)
-		}
-		t, err := scale.ReadTrace(n, f)
-		f.Close()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, nil
-}
 
 // Simulation constants shared by every scaler.
 const (
@@ -100,18 +47,175 @@ const (
 	maxN      = 20
 )
 
-type scalerSpec struct {
-	label string
-	make  func() (scale.Scaler, error)
-	opts  scale.SimOptions
+func run(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("shoal-scalebench", flag.ContinueOnError)
+	dir := fs.String("traces", "scale/testdata/traces", "directory of the older CSV traces")
+	shapesDir := fs.String("shapes", "scale/testdata/traces/shapes", "directory of the six shapes' CSV traces")
+	gen := fs.String("gen", "", "write the older traces, freshly generated, into this directory and exit")
+	genShapes := fs.String("gen-shapes", "", "write the six shapes' traces, freshly generated, into this directory and exit")
+	seed := fs.Uint64("seed", 1, "with -gen: the seed")
+	boot := fs.String("boot", "0s,30s", "instance boot times to run, comma-separated (the same for every scaler)")
+	only := fs.String("shape", "", "run only this shape (and no older trace)")
+	hpaLag := fs.Duration("hpa-lag", 30*time.Second, "metrics lag of the second HPA row (metrics-server's scrape and window)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *gen != "" {
+		return writeTraces(*gen, generate(*seed))
+	}
+	if *genShapes != "" {
+		var ts []scale.Trace
+		for _, s := range shapeNames {
+			for _, sd := range shapeSeeds {
+				t, err := generateShape(s, sd)
+				if err != nil {
+					return err
+				}
+				ts = append(ts, t)
+			}
+		}
+		return writeTraces(*genShapes, ts)
+	}
+	var boots []time.Duration
+	for _, s := range strings.Split(*boot, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || d < 0 {
+			return fmt.Errorf("-boot %q: want durations such as 0s,30s", *boot)
+		}
+		boots = append(boots, d)
+	}
+	order := shapeNames
+	if *only != "" {
+		order = []string{*only}
+	}
+	shapes, err := readShapes(*shapesDir, order)
+	if err != nil {
+		return err
+	}
+	older, err := readTraces(*dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Target %v%% utilization, tolerance %v%%, %d instances at the start, bounds %d–%d; one step per second.\n\n",
+		target, tolerance*100, startN, minN, maxN)
+	for _, b := range boots {
+		groups := map[string][]scale.Trace{}
+		for _, t := range shapes {
+			groups[shapeOf(t.Name)] = append(groups[shapeOf(t.Name)], t)
+		}
+		res, err := compare(specs(b, *hpaLag), order, groups)
+		if err != nil {
+			return err
+		}
+		printShapes(out, b, order, res)
+		printTargets(out, b, order, res)
+	}
+	if *only != "" {
+		return nil
+	}
+	groups := map[string][]scale.Trace{}
+	for _, t := range older {
+		groups[t.Name] = []scale.Trace{t}
+	}
+	for _, b := range boots {
+		res, err := compare(specs(b, *hpaLag), traceNames, groups)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "### The four older traces, boot %v\n\n", b)
+		printShapes(out, b, traceNames, res)
+	}
+	return nil
 }
 
-func specs(boot time.Duration) []scalerSpec {
-	base := scale.SimOptions{Start: startN, Target: target, Tolerance: tolerance, Boot: boot}
-	shoal := func(label string) func() (scale.Scaler, error) {
+func writeTraces(dir string, ts []scale.Trace) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, t := range ts {
+		f, err := os.Create(filepath.Join(dir, t.Name+".csv"))
+		if err != nil {
+			return err
+		}
+		if err := scale.WriteTrace(f, t); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readTrace(path, name string) (scale.Trace, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return scale.Trace{}, fmt.Errorf("trace %s: %w (run from the repository root, or set -traces / -shapes)", name, err)
+	}
+	defer f.Close()
+	return scale.ReadTrace(name, f)
+}
+
+func readTraces(dir string) ([]scale.Trace, error) {
+	var out []scale.Trace
+	for _, n := range traceNames {
+		t, err := readTrace(filepath.Join(dir, n+".csv"), n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func readShapes(dir string, shapes []string) ([]scale.Trace, error) {
+	var out []scale.Trace
+	for _, s := range shapes {
+		for _, sd := range shapeSeeds {
+			n := fmt.Sprintf("%s-%d", s, sd)
+			t, err := readTrace(filepath.Join(dir, n+".csv"), n)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// shapeOf is the shape of a trace named SHAPE-SEED.
+func shapeOf(name string) string {
+	if i := strings.LastIndex(name, "-"); i > 0 {
+		return name[:i]
+	}
+	return name
+}
+
+// The rows.
+const (
+	rowShoal   = "shoal"
+	rowNoReady = "shoal-noready"
+	rowAgent   = "shoal-agent"
+	rowHPA     = "hpa"
+	rowHPALag  = "hpa-lag"
+)
+
+type scalerSpec struct {
+	key, label string
+	make       func() (scale.Scaler, error)
+	opts       scale.SimOptions
+}
+
+func specs(boot, hpaLag time.Duration) []scalerSpec {
+	base := scale.SimOptions{Start: startN, Target: target, Tolerance: tolerance, Min: minN, Boot: boot, ReadyKnown: true}
+	policy := func(label string, mod func(*scale.Config)) func() (scale.Scaler, error) {
 		return func() (scale.Scaler, error) {
 			cfg := scale.DefaultConfig()
 			cfg.Target, cfg.Min, cfg.Max = target, minN, maxN
+			if mod != nil {
+				mod(&cfg)
+			}
 			p, err := scale.New(cfg)
 			if err != nil {
 				return nil, err
@@ -119,88 +223,121 @@ func specs(boot time.Duration) []scalerSpec {
 			return &scale.PolicyScaler{Label: label, P: p, Every: time.Second}, nil
 		}
 	}
+	noReady := base
+	noReady.ReadyKnown = false
 	agentView := base
-	agentView.HalfLife, agentView.Delay = 5*time.Second, time.Second
+	agentView.HalfLife, agentView.Delay, agentView.Unsmooth = 5*time.Second, time.Second, true
+	lagged := base
+	lagged.Delay = hpaLag
 	return []scalerSpec{
-		{"Shoal policy, defaults (1 s evaluation)", shoal("shoal"), base},
-		{"Shoal as the agent sees it (+5 s EWMA, 1 s gossip)", shoal("shoal-agent"), agentView},
-		{"HPA algorithm (15 s sync, 300 s down stabilization)", func() (scale.Scaler, error) { return scale.NewHPA(target, minN, maxN), nil }, base},
-		{"naive threshold (+1 above 70%, -1 below 50%, every 1 s)", func() (scale.Scaler, error) {
-			return &scale.Naive{Up: target, Down: target - 20, Every: time.Second, Min: minN, Max: maxN}, nil
-		}, base},
+		{rowShoal, "Shoal policy, defaults, ready count reported", policy("shoal", nil), base},
+		{rowNoReady, "Shoal policy, no ready count, --scale-boot-time set to the boot time", policy("shoal-noready", func(c *scale.Config) { c.BootTime = boot }), noReady},
+		{rowAgent, "Shoal through the agent's pipeline (5 s EWMA, 1 s gossip, unsmoothed by the adapter, ready count)",
+			policy("shoal-agent", func(c *scale.Config) { c.MetricLag = scale.UnsmoothLag }), agentView},
+		{rowHPA, "HPA (faithful: 15 s sync, unready pods, 300 s down stabilization; metrics without lag)", func() (scale.Scaler, error) { return scale.NewHPA(target, minN, maxN), nil }, base},
+		{rowHPALag, fmt.Sprintf("HPA, metrics %v behind", hpaLag), func() (scale.Scaler, error) { return scale.NewHPA(target, minN, maxN), nil }, lagged},
 	}
 }
 
-type row struct {
-	label     string
-	perTrace  map[string]scale.SimResult
-	latencies []float64
-	crossings int
-	band      []float64
-	bandCross int
+// agg is one scaler's results over one shape's traces.
+type agg struct {
+	episodes, answered, unansOver int
+	reactions                     []float64
+	actions, reversals            int
+	under, over, overload         int
+	instanceSeconds               float64
 }
 
-func compare(traces []scale.Trace, boot time.Duration) ([]row, error) {
-	var rows []row
-	for _, sp := range specs(boot) {
-		r := row{label: sp.label, perTrace: map[string]scale.SimResult{}}
-		for _, t := range traces {
-			s, err := sp.make()
-			if err != nil {
-				return nil, err
+type results struct {
+	specs []scalerSpec
+	by    map[string]map[string]*agg // spec key → shape → agg
+}
+
+func compare(sp []scalerSpec, order []string, groups map[string][]scale.Trace) (results, error) {
+	res := results{specs: sp, by: map[string]map[string]*agg{}}
+	for _, s := range sp {
+		res.by[s.key] = map[string]*agg{}
+		for _, shape := range order {
+			a := &agg{}
+			for _, t := range groups[shape] {
+				sc, err := s.make()
+				if err != nil {
+					return res, err
+				}
+				r := scale.Simulate(t, sc, s.opts)
+				a.episodes += r.Episodes
+				a.answered += r.Answered
+				a.unansOver += r.UnansweredOver
+				a.reactions = append(a.reactions, r.Reactions...)
+				a.actions += r.Actions
+				a.reversals += r.Reversals
+				a.under += r.UnderSeconds
+				a.over += r.OverSeconds
+				a.overload += r.OverloadSeconds
+				a.instanceSeconds += r.InstanceSeconds
 			}
-			res := scale.Simulate(t, s, sp.opts)
-			r.perTrace[t.Name] = res
-			r.latencies = append(r.latencies, res.Latencies...)
-			r.crossings += res.Crossings
-			r.band = append(r.band, res.BandLatencies...)
-			r.bandCross += res.BandCrossings
+			res.by[s.key][shape] = a
 		}
-		rows = append(rows, r)
 	}
-	return rows, nil
+	return res, nil
 }
 
 func fmtS(v float64) string {
 	if math.IsNaN(v) {
 		return "–"
 	}
-	return fmt.Sprintf("%.0f s", v)
+	return fmt.Sprintf("%.0f", v)
 }
 
-func fmtLat(xs []float64) string {
-	return fmt.Sprintf("%s / %s / %s", fmtS(scale.Percentile(xs, 50)), fmtS(scale.Percentile(xs, 99)), fmtS(scale.Percentile(xs, 100)))
+func printShapes(w io.Writer, boot time.Duration, order []string, res results) {
+	fmt.Fprintf(w, "#### Boot %v: per shape, summed over its traces\n\n", boot)
+	fmt.Fprintln(w, "| shape | scaler | episodes: answered / unanswered (their s above the band) | reaction p50 / p99 / max s | actions (reversals) | under-provisioned s | over-provisioned s | overloaded s | instance-hours |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	for _, shape := range order {
+		for _, s := range res.specs {
+			a := res.by[s.key][shape]
+			fmt.Fprintf(w, "| %s | %s | %d / %d (%d) | %s / %s / %s | %d (%d) | %d | %d | %d | %.1f |\n", shape, s.label,
+				a.answered, a.episodes-a.answered, a.unansOver, fmtS(scale.Percentile(a.reactions, 50)), fmtS(scale.Percentile(a.reactions, 99)),
+				fmtS(scale.Percentile(a.reactions, 100)), a.actions, a.reversals, a.under, a.over, a.overload, a.instanceSeconds/3600)
+		}
+	}
+	fmt.Fprintln(w)
 }
 
-func printMarkdown(w io.Writer, rows []row, boot time.Duration) {
-	fmt.Fprintf(w, "Target 70%% utilization, tolerance 10%%, 3 instances at the start, bounds 1–20, instance boot time %v.\n\n", boot)
-	fmt.Fprintln(w, "| scaler | crossing 70% → scale-up call p50 / p99 / max | answered | crossing 77% (band) → call p50 / p99 / max | answered | actions on oscillation | actions (step / ramp / spike) | under-provisioned s | overloaded s | instance-hours |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
-	for _, r := range rows {
-		under, overl, inst := 0, 0, 0.0
-		for _, res := range r.perTrace {
-			under += res.UnderSeconds
-			overl += res.OverloadSeconds
-			inst += res.InstanceSeconds
+// printTargets prints issue 16's targets per shape: reaction p99 ≤ 0.5× the
+// HPA's, actions ≤ the HPA's, under-provisioned seconds ≤ 0.8× the HPA's,
+// through the agent's pipeline p99 ≤ 10 s.
+func printTargets(w io.Writer, boot time.Duration, order []string, res results) {
+	fmt.Fprintf(w, "#### Boot %v: issue 16's targets against the faithful HPA (metrics without lag)\n\n", boot)
+	fmt.Fprintln(w, "| shape | reaction p99: Shoal / HPA (≤ 0.5×) | actions: Shoal / HPA (≤) | under-provisioned s: Shoal / HPA (≤ 0.8×) | agent's pipeline p99 (≤ 10 s) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, shape := range order {
+		s, h, ag := res.by[rowShoal][shape], res.by[rowHPA][shape], res.by[rowAgent][shape]
+		sp, hp, ap := scale.Percentile(s.reactions, 99), scale.Percentile(h.reactions, 99), scale.Percentile(ag.reactions, 99)
+		verdict := func(ok bool) string {
+			if ok {
+				return "met"
+			}
+			return "**missed**"
 		}
-		fmt.Fprintf(w, "| %s | %s | %d / %d | %s | %d / %d | %d | %d / %d / %d | %d | %d | %.1f |\n", r.label,
-			fmtLat(r.latencies), len(r.latencies), r.crossings, fmtLat(r.band), len(r.band), r.bandCross,
-			r.perTrace["oscillation"].Actions,
-			r.perTrace["step"].Actions, r.perTrace["ramp"].Actions, r.perTrace["spike"].Actions,
-			under, overl, inst/3600)
+		react := "no episodes"
+		if !math.IsNaN(sp) || !math.IsNaN(hp) {
+			react = fmt.Sprintf("%s / %s: %s", fmtS(sp), fmtS(hp), verdict(nanZero(sp) <= 0.5*nanZero(hp)))
+		}
+		agent := "no episodes"
+		if !math.IsNaN(ap) {
+			agent = fmt.Sprintf("%s s: %s", fmtS(ap), verdict(ap <= 10))
+		}
+		fmt.Fprintf(w, "| %s | %s | %d / %d: %s | %d / %d: %s | %s |\n", shape, react,
+			s.actions, h.actions, verdict(s.actions <= h.actions),
+			s.under, h.under, verdict(float64(s.under) <= 0.8*float64(h.under)), agent)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Per trace: p50 / p99 from crossing 70% to the scale-up call; the same from crossing 77%; under-provisioned seconds; actions.")
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "| scaler | %s |\n", strings.Join(traceNames, " | "))
-	fmt.Fprintf(w, "|---|%s\n", strings.Repeat("---|", len(traceNames)))
-	for _, r := range rows {
-		cells := make([]string, 0, len(traceNames))
-		for _, n := range traceNames {
-			res := r.perTrace[n]
-			cells = append(cells, fmt.Sprintf("%s / %s; %s / %s; %d s; %d", fmtS(scale.Percentile(res.Latencies, 50)), fmtS(scale.Percentile(res.Latencies, 99)),
-				fmtS(scale.Percentile(res.BandLatencies, 50)), fmtS(scale.Percentile(res.BandLatencies, 99)), res.UnderSeconds, res.Actions))
-		}
-		fmt.Fprintf(w, "| %s | %s |\n", r.label, strings.Join(cells, " | "))
+}
+
+func nanZero(v float64) float64 {
+	if math.IsNaN(v) {
+		return 0
 	}
+	return v
 }

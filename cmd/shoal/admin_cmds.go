@@ -24,7 +24,11 @@ func joinCommand() *cli.Command {
 			}
 			ctx, cancel := context.WithTimeout(c.Context, clientTimeout(c, 30*time.Second))
 			defer cancel()
-			n, err := apiClient(c).Join(ctx, c.Args().Slice())
+			api, err := apiClient(c)
+			if err != nil {
+				return err
+			}
+			n, err := api.Join(ctx, c.Args().Slice())
 			if err != nil {
 				return err
 			}
@@ -45,7 +49,11 @@ func leaveCommand() *cli.Command {
 			}
 			ctx, cancel := context.WithTimeout(c.Context, clientTimeout(c, 30*time.Second))
 			defer cancel()
-			if err := apiClient(c).Leave(ctx); err != nil {
+			api, err := apiClient(c)
+			if err != nil {
+				return err
+			}
+			if err := api.Leave(ctx); err != nil {
 				return err
 			}
 			fmt.Fprintln(c.App.Writer, "leaving")
@@ -66,7 +74,11 @@ func forceLeaveCommand() *cli.Command {
 			}
 			ctx, cancel := ctxOf(c)
 			defer cancel()
-			if err := apiClient(c).ForceLeave(ctx, c.Args().First(), c.Bool("prune")); err != nil {
+			api, err := apiClient(c)
+			if err != nil {
+				return err
+			}
+			if err := api.ForceLeave(ctx, c.Args().First(), c.Bool("prune")); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.App.Writer, "%s marked as left\n", c.Args().First())
@@ -135,7 +147,11 @@ func runKeys(c *cli.Context, op, key string) error {
 	}
 	ctx, cancel := ctxOf(c)
 	defer cancel()
-	resp, err := apiClient(c).Keys(ctx, op, key)
+	api, err := apiClient(c)
+	if err != nil {
+		return err
+	}
+	resp, err := api.Keys(ctx, op, key)
 	if err != nil {
 		return err
 	}

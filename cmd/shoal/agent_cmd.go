@@ -19,193 +19,99 @@ import (
 	"github.com/shoalmesh/shoal/scale"
 )
 
-func env(name string) []string { return []string{"SHOAL_" + name} }
-
+// agentFlags are the agent's flags: --config, and one per setting of the
+// table in agent/settings.go (a new flag is an entry there, not here).
 func agentFlags() []cli.Flag {
+	flags := []cli.Flag{&cli.StringFlag{Name: "config", EnvVars: []string{"SHOAL_CONFIG"}, Category: agent.CatNode,
+		Usage: "JSON config file (flags and SHOAL_* variables override it; keys in docs/config.md)"}}
 	d := agent.DefaultConfig()
-	return append([]cli.Flag{
-		&cli.StringFlag{Name: "config", EnvVars: env("CONFIG"), Usage: "JSON config file (flags and SHOAL_* variables override it)"},
-		&cli.StringFlag{Name: "node", EnvVars: env("NODE"), Value: d.NodeName, Usage: "node name, unique in the mesh"},
-		&cli.StringFlag{Name: "bind", EnvVars: env("BIND"), Value: d.Bind, Usage: "gossip address (UDP and TCP), ip:port"},
-		&cli.StringFlag{Name: "advertise", EnvVars: env("ADVERTISE"), Usage: "address other members dial, ip:port"},
-		&cli.StringFlag{Name: "profile", EnvVars: env("PROFILE"), Value: d.Profile, Usage: "lan, wan, local (timings) or p2p (libp2p: QUIC/TCP, NAT traversal; the node name is the peer ID)"},
-		&cli.StringSliceFlag{Name: "p2p-bootstrap", EnvVars: env("P2P_BOOTSTRAP"), Usage: "p2p: bootstrap peer multiaddr /ip4/…/udp/…/quic-v1/p2p/<id> (repeatable)"},
-		&cli.BoolFlag{Name: "relay", EnvVars: env("RELAY"), Usage: "p2p: serve as a circuit relay for nodes behind NAT (needs a public address)"},
-		&cli.BoolFlag{Name: "mdns", EnvVars: env("MDNS"), Usage: "p2p: find peers on the local network with mDNS"},
-		&cli.StringSliceFlag{Name: "p2p-allow-peer", EnvVars: env("P2P_ALLOW_PEERS"), Usage: "p2p: admit only these peer IDs (repeatable; in addition to the mesh key)"},
-		&cli.IntFlag{Name: "p2p-max-peers", EnvVars: env("P2P_MAX_PEERS"), Usage: "p2p: size libp2p's connection and resource limits for this many peers (0: 512)"},
-		&cli.BoolFlag{Name: "p2p-fast-timings", EnvVars: env("P2P_FAST_TIMINGS"), Usage: "p2p: memberlist's fast local timings (shoal dev and tests on one host; not for real networks)"},
-		&cli.StringSliceFlag{Name: "p2p-public-net", EnvVars: env("P2P_PUBLIC_NETS"), Usage: "p2p: CIDR range to treat as public for hole punching (the outside of your NATs when it is a private WAN or CGNAT; repeatable)"},
-		&cli.StringSliceFlag{Name: "tag", EnvVars: env("TAGS"), Usage: "key=value tag (repeatable)"},
-		&cli.IntFlag{Name: "priority", EnvVars: env("PRIORITY"), Usage: "rank in coordinator elections (higher wins)"},
-		&cli.BoolFlag{Name: "preempt", EnvVars: env("PREEMPT"), Usage: "take over from a lower-ranked coordinator already in place"},
-		&cli.IntFlag{Name: "quorum", EnvVars: env("QUORUM"), Usage: "members (counting this one) that must be seen to act as coordinator (0: a majority)"},
-		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "address of a member to join (repeatable)"},
-		&cli.BoolFlag{Name: "retry-join", EnvVars: env("RETRY_JOIN"), Usage: "keep retrying the join list with backoff"},
-		&cli.IntFlag{Name: "retry-max", EnvVars: env("RETRY_MAX"), Usage: "join attempts with --retry-join (0: forever)"},
-		&cli.DurationFlag{Name: "retry-interval", EnvVars: env("RETRY_INTERVAL"), Value: time.Duration(d.RetryInterval), Usage: "first wait between join attempts (doubles)"},
-		&cli.BoolFlag{Name: "leave-on-terminate", EnvVars: env("LEAVE_ON_TERMINATE"), Value: d.LeaveOnTerm, Usage: "leave gracefully on SIGTERM/SIGINT"},
-		&cli.BoolFlag{Name: "rejoin-after-leave", EnvVars: env("REJOIN_AFTER_LEAVE"), Usage: "rejoin snapshot members even after a graceful leave"},
-		&cli.DurationFlag{Name: "reconnect-timeout", EnvVars: env("RECONNECT_TIMEOUT"), Usage: "how long a failed member stays listed (and is retried) before it is reaped (0: the profile's, 24h on lan and wan, 30s on local)"},
-		&cli.StringFlag{Name: "data-dir", EnvVars: env("DATA_DIR"), Usage: "directory for the membership snapshot and keyring"},
-		&cli.StringFlag{Name: "acting-log", EnvVars: env("ACTING_LOG"), Usage: "append one JSON line per change of this node's acting state and per lease renewal to FILE"},
-		&cli.StringFlag{Name: "encrypt", EnvVars: env("ENCRYPT"), Usage: "base64 gossip key (see 'shoal keygen')"},
-		&cli.StringFlag{Name: "keyring-file", EnvVars: env("KEYRING_FILE"), Usage: "JSON array of base64 gossip keys, primary first"},
-		&cli.BoolFlag{Name: "insecure-gossip", EnvVars: env("INSECURE_GOSSIP"), Usage: "gossip without a key on an address other than loopback (anyone who reaches the port can join and publish load)"},
-		&cli.StringFlag{Name: "label", EnvVars: env("LABEL"), Usage: "mesh label: meshes with different labels never mix"},
-		&cli.StringFlag{Name: "http-addr", EnvVars: env("HTTP_ADDR"), Value: d.HTTPAddr, Usage: "API, /metrics and dashboard address"},
-		&cli.StringFlag{Name: "api-token", EnvVars: env("API_TOKEN"), Usage: "API token (required when --http-addr is not loopback)"},
-		&cli.DurationFlag{Name: "sample-interval", EnvVars: env("SAMPLE_INTERVAL"), Value: time.Duration(d.SampleInterval), Usage: "load sampling interval"},
-		&cli.DurationFlag{Name: "half-life", EnvVars: env("HALF_LIFE"), Value: time.Duration(d.HalfLife), Usage: "load smoothing half-life (0: none)"},
-		&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: d.LogLevel, Usage: "debug, info, warn or error"},
-		&cli.BoolFlag{Name: "log-json", EnvVars: env("LOG_JSON"), Usage: "log as JSON lines"},
-		&cli.StringFlag{Name: "proxy-listen", EnvVars: env("PROXY_LISTEN"), Usage: "run the forwarding proxy on this ip:port (needs --proxy-service)"},
-		&cli.StringFlag{Name: "proxy-service", EnvVars: env("PROXY_SERVICE"), Usage: "the proxy forwards to members tagged service=NAME with a port tag"},
-		&cli.StringFlag{Name: "proxy-strategy", EnvVars: env("PROXY_STRATEGY"), Usage: "the proxy's picker: p2c (default), weighted-random, swrr, local-first, round-robin, random, least-loaded"},
-	}, scaleFlags()...) // scale_cmd.go
+	for _, s := range agent.Settings() {
+		flags = append(flags, settingFlag(s, s.Field(&d)))
+	}
+	return flags
+}
+
+// settingFlag is the flag of a setting, its default from def (a pointer to
+// the field in DefaultConfig).
+func settingFlag(s agent.Setting, def any) cli.Flag {
+	env := []string{s.Env}
+	switch v := def.(type) {
+	case *string:
+		return &cli.StringFlag{Name: s.Name, EnvVars: env, Category: s.Category, Usage: s.Help, Value: *v}
+	case *bool:
+		return &cli.BoolFlag{Name: s.Name, EnvVars: env, Category: s.Category, Usage: s.Help, Value: *v}
+	case *int:
+		return &cli.IntFlag{Name: s.Name, EnvVars: env, Category: s.Category, Usage: s.Help, Value: *v}
+	case *float64:
+		return &cli.Float64Flag{Name: s.Name, EnvVars: env, Category: s.Category, Usage: s.Help, Value: *v}
+	case *agent.Duration:
+		return &cli.DurationFlag{Name: s.Name, EnvVars: env, Category: s.Category, Usage: s.Help, Value: time.Duration(*v)}
+	case *[]string, *map[string]string:
+		// Defaults of lists and maps are empty: a default here would be
+		// kept under the values given.
+		return &cli.StringSliceFlag{Name: s.Name, EnvVars: env, Category: s.Category, Usage: s.Help}
+	}
+	panic(fmt.Sprintf("setting --%s: no flag for a field of type %T", s.Name, def))
+}
+
+// setFromFlag copies a setting's flag (or its variable) into cfg. Lists
+// replace what the file gave; key=value maps add to it.
+func setFromFlag(c *cli.Context, s agent.Setting, cfg *agent.Config) error {
+	switch p := s.Field(cfg).(type) {
+	case *string:
+		*p = c.String(s.Name)
+	case *bool:
+		*p = c.Bool(s.Name)
+	case *int:
+		*p = c.Int(s.Name)
+	case *float64:
+		*p = c.Float64(s.Name)
+	case *agent.Duration:
+		*p = agent.Duration(c.Duration(s.Name))
+	case *[]string:
+		*p = c.StringSlice(s.Name)
+	case *map[string]string:
+		return s.AddItems(cfg, c.StringSlice(s.Name))
+	default:
+		return fmt.Errorf("setting --%s: no flag for a field of type %T", s.Name, p)
+	}
+	return nil
 }
 
 // agentConfig builds the Config: defaults, then the file, then whatever
-// flags or SHOAL_* variables set.
+// flags or SHOAL_* variables set (a flag beats its variable), and
+// validates it.
 func agentConfig(c *cli.Context) (agent.Config, error) {
+	cfg, err := buildAgentConfig(c)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+func buildAgentConfig(c *cli.Context) (agent.Config, error) {
 	cfg := agent.DefaultConfig()
 	if p := c.String("config"); p != "" {
 		if err := cfg.LoadFile(p); err != nil {
 			return cfg, err
 		}
 	}
-	set := c.IsSet
-	if set("node") {
-		cfg.NodeName = c.String("node")
-	}
-	if set("bind") {
-		cfg.Bind = c.String("bind")
-	}
-	if set("advertise") {
-		cfg.Advertise = c.String("advertise")
-	}
-	if set("profile") {
-		cfg.Profile = c.String("profile")
-	}
-	if set("p2p-bootstrap") {
-		cfg.P2PBootstrap = c.StringSlice("p2p-bootstrap")
-	}
-	if set("relay") {
-		cfg.Relay = c.Bool("relay")
-	}
-	if set("mdns") {
-		cfg.MDNS = c.Bool("mdns")
-	}
-	if set("p2p-allow-peer") {
-		cfg.P2PAllowPeers = c.StringSlice("p2p-allow-peer")
-	}
-	if set("p2p-max-peers") {
-		cfg.P2PMaxPeers = c.Int("p2p-max-peers")
-	}
-	if set("p2p-fast-timings") {
-		cfg.P2PFastTimings = c.Bool("p2p-fast-timings")
-	}
-	if set("p2p-public-net") {
-		cfg.P2PPublicNets = c.StringSlice("p2p-public-net")
-	}
-	if set("tag") {
-		if cfg.Tags == nil {
-			cfg.Tags = map[string]string{}
+	for _, s := range agent.Settings() {
+		if !c.IsSet(s.Name) {
+			continue
 		}
-		for _, t := range c.StringSlice("tag") {
-			k, v, err := agent.ParseTag(t)
-			if err != nil {
-				return cfg, err
-			}
-			cfg.Tags[k] = v
+		if err := setFromFlag(c, s, &cfg); err != nil {
+			return cfg, err
 		}
 	}
-	if set("priority") {
-		cfg.Priority = c.Int("priority")
-	}
-	if set("preempt") {
-		cfg.Preempt = c.Bool("preempt")
-	}
-	if set("quorum") {
-		cfg.Quorum = c.Int("quorum")
-	}
-	if set("join") {
-		cfg.Join = c.StringSlice("join")
-	}
-	if set("retry-join") {
-		cfg.RetryJoin = c.Bool("retry-join")
-	}
-	if set("retry-max") {
-		cfg.RetryMax = c.Int("retry-max")
-	}
-	if set("retry-interval") {
-		cfg.RetryInterval = agent.Duration(c.Duration("retry-interval"))
-	}
-	if set("leave-on-terminate") {
-		cfg.LeaveOnTerm = c.Bool("leave-on-terminate")
-	}
-	if set("rejoin-after-leave") {
-		cfg.RejoinAfterLeave = c.Bool("rejoin-after-leave")
-	}
-	if set("reconnect-timeout") {
-		cfg.ReconnectTimeout = agent.Duration(c.Duration("reconnect-timeout"))
-	}
-	if set("data-dir") {
-		cfg.DataDir = c.String("data-dir")
-	}
-	if set("acting-log") {
-		cfg.ActingLog = c.String("acting-log")
-	}
-	if set("encrypt") {
-		cfg.EncryptKey = c.String("encrypt")
-	}
-	if set("keyring-file") {
-		cfg.KeyringFile = c.String("keyring-file")
-	}
-	if set("insecure-gossip") {
-		cfg.InsecureGossip = c.Bool("insecure-gossip")
-	}
-	if set("label") {
-		cfg.Label = c.String("label")
-	}
-	if set("http-addr") {
-		cfg.HTTPAddr = c.String("http-addr")
-	}
-	if set("api-token") {
-		cfg.APIToken = c.String("api-token")
-	}
-	if set("sample-interval") {
-		cfg.SampleInterval = agent.Duration(c.Duration("sample-interval"))
-	}
-	if set("half-life") {
-		cfg.HalfLife = agent.Duration(c.Duration("half-life"))
-	}
-	if set("log-level") {
-		cfg.LogLevel = c.String("log-level")
-	}
-	if set("log-json") {
-		cfg.LogJSON = c.Bool("log-json")
-	}
-	if set("proxy-listen") {
-		cfg.ProxyListen = c.String("proxy-listen")
-	}
-	if set("proxy-service") {
-		cfg.ProxyService = c.String("proxy-service")
-	}
-	if set("proxy-strategy") {
-		cfg.ProxyStrategy = c.String("proxy-strategy")
-	}
-	if err := applyScaleFlags(c, &cfg); err != nil { // scale_cmd.go
-		return cfg, err
-	}
-	return cfg, cfg.Validate()
+	return cfg, nil
 }
 
 func agentCommand() *cli.Command {
 	return &cli.Command{
 		Name:               "agent",
 		Usage:              "run the Shoal agent on this host",
-		Flags:              categorize(agentFlags()),
+		Flags:              agentFlags(),
 		CustomHelpTemplate: agentHelpTemplate,
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
@@ -232,6 +138,9 @@ func agentCommand() *cli.Command {
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 			defer signal.Stop(sigs)
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP) // reload the API's TLS certificate (api_tls.go)
+			defer signal.Stop(hup)
 			ctx, cancel := context.WithCancel(c.Context)
 			defer cancel()
 			go func() {
@@ -245,6 +154,16 @@ func agentCommand() *cli.Command {
 				return asUsage(err)
 			}
 			footprint.StartTrimmer(ctx, log) // drops start-up's pages of the binary
+			go func() {
+				for {
+					select {
+					case <-hup:
+						_ = a.ReloadTLS() // logs its outcome; a failure keeps the certificate in use
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
 			select {
 			case <-ctx.Done():
 				log.Info("signal received, stopping", "leave", cfg.LeaveOnTerm)

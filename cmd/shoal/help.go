@@ -3,11 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
-	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/shoalmesh/shoal/agent"
 )
 
 // helpWidth bounds every line of 'shoal CMD --help'.
@@ -86,62 +87,19 @@ func wrapText(s string, width int, indent string) string {
 	return b.String()
 }
 
-// agentFlagCategories groups 'shoal agent --help'. Flags whose names start
-// with a prefix below need no entry of their own; every other flag must be
-// listed (TestAgentHelpIsGroupedAndNarrow fails otherwise).
-var agentFlagCategories = map[string]string{
-	"config": "Node", "node": "Node", "bind": "Node", "advertise": "Node", "profile": "Node",
-	"tag": "Node", "data-dir": "Node", "label": "Node",
-	"join": "Joining", "retry-join": "Joining", "retry-max": "Joining", "retry-interval": "Joining",
-	"leave-on-terminate": "Joining", "rejoin-after-leave": "Joining", "reconnect-timeout": "Joining",
-	"encrypt": "Security", "keyring-file": "Security", "api-token": "Security", "insecure-gossip": "Security",
-	"relay": "p2p (--profile p2p)", "mdns": "p2p (--profile p2p)",
-	"priority": "Coordination", "preempt": "Coordination", "quorum": "Coordination", "acting-log": "Coordination",
-	"http-addr": "API, logs and load sampling", "log-level": "API, logs and load sampling", "log-json": "API, logs and load sampling",
-	"sample-interval": "API, logs and load sampling", "half-life": "API, logs and load sampling",
-	"enable-debug": "API, logs and load sampling",
-}
-
-var agentFlagPrefixes = []struct{ prefix, category string }{
-	{"p2p-", "p2p (--profile p2p)"},
-	{"proxy-", "Forwarding proxy"},
-	{"scale-", "Autoscaling"},
-}
-
-// categorize sets each flag's Category from agentFlagCategories.
-func categorize(flags []cli.Flag) []cli.Flag {
-	for _, f := range flags {
-		cat := flagCategory(f.Names()[0])
-		if cat == "" {
-			continue
-		}
-		if v := reflect.ValueOf(f); v.Kind() == reflect.Pointer {
-			if fld := v.Elem().FieldByName("Category"); fld.IsValid() && fld.CanSet() && fld.Kind() == reflect.String {
-				fld.SetString(cat)
-			}
-		}
-	}
-	return flags
-}
-
+// flagCategory is an agent flag's group in 'shoal agent --help': its
+// setting's Category in the table (agent/settings.go); "" for no setting.
 func flagCategory(name string) string {
-	if c, ok := agentFlagCategories[name]; ok {
-		return c
+	if name == "config" {
+		return agent.CatNode
 	}
-	for _, p := range agentFlagPrefixes {
-		if strings.HasPrefix(name, p.prefix) {
-			return p.category
-		}
-	}
-	return ""
+	s, _ := agent.LookupSetting(name)
+	return s.Category
 }
 
 // agentCategoryOrder is the order of the groups in 'shoal agent --help'
 // (urfave/cli sorts them by name).
-var agentCategoryOrder = []string{
-	"Node", "Joining", "Security", "API, logs and load sampling", "Coordination",
-	"Autoscaling", "Forwarding proxy", "p2p (--profile p2p)",
-}
+var agentCategoryOrder = agent.Categories
 
 // agentHelpTemplate is urfave/cli's command template with the flag groups
 // in agentCategoryOrder.

@@ -11,7 +11,7 @@ import (
 func TestAgentHelpIsGroupedAndNarrow(t *testing.T) {
 	for _, f := range agentFlags() {
 		if flagCategory(f.Names()[0]) == "" {
-			t.Errorf("agent flag --%s has no help group: add it to agentFlagCategories", f.Names()[0])
+			t.Errorf("agent flag --%s has no help group: give its entry in agent/settings.go a Category", f.Names()[0])
 		}
 	}
 	var cmds [][]string

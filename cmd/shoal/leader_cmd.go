@@ -31,7 +31,10 @@ func leaderCommand() *cli.Command {
 			}
 			ctx, cancel := ctxOf(c)
 			defer cancel()
-			api := apiClient(c)
+			api, err := apiClient(c)
+			if err != nil {
+				return err
+			}
 			var l client.Leader
 			if c.Bool("elect") {
 				if l, err = api.Elect(ctx); err != nil {

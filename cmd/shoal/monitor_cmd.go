@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/shoalmesh/shoal/agent"
+	"github.com/shoalmesh/shoal/client"
 )
 
 func monitorCommand() *cli.Command {
@@ -49,10 +50,11 @@ func monitorCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			q := url.Values{"level": {c.String("level")}, "logs": {fmt.Sprint(c.Bool("logs"))}, "events": {fmt.Sprint(c.Bool("events"))}}
-			base := c.String("http-addr")
-			if !strings.Contains(base, "://") {
-				base = "http://" + base
+			tc, err := clientTLS(c) // output.go
+			if err != nil {
+				return err
 			}
+			base := client.BaseURL(c.String("http-addr"), tc != nil)
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/v1/monitor?"+q.Encode(), nil)
 			if err != nil {
 				return err
@@ -63,7 +65,9 @@ func monitorCommand() *cli.Command {
 			req.Header.Set("Accept", "text/event-stream")
 			// --timeout bounds the answer's headers; the stream itself runs
 			// until Ctrl-C, watched by the agent's keep-alives below.
-			hc := &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: clientTimeout(c, 0)}}
+			tr := client.Transport(tc).(*http.Transport).Clone()
+			tr.ResponseHeaderTimeout = clientTimeout(c, 0)
+			hc := &http.Client{Transport: tr}
 			resp, err := hc.Do(req)
 			if err != nil {
 				if ctx.Err() != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,7 +19,10 @@ import (
 func clientFlags(withFormat bool) []cli.Flag {
 	fs := []cli.Flag{
 		&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:7950", EnvVars: []string{"SHOAL_HTTP_ADDR"}, Usage: "the agent's API address"},
-		&cli.StringFlag{Name: "token", EnvVars: []string{"SHOAL_API_TOKEN"}, Usage: "the agent's API token"},
+		&cli.StringFlag{Name: "token", EnvVars: []string{"SHOAL_API_TOKEN"}, Usage: "the agent's API token (admin or read)"},
+		&cli.StringFlag{Name: "ca", EnvVars: []string{"SHOAL_CA"}, Usage: "PEM file of the CA that signed the agent's certificate: speak HTTPS to an agent with --tls-cert"},
+		&cli.StringFlag{Name: "cert", EnvVars: []string{"SHOAL_CERT"}, Usage: "client certificate (PEM) for an agent with --tls-client-ca"},
+		&cli.StringFlag{Name: "key", EnvVars: []string{"SHOAL_KEY"}, Usage: "the client certificate's private key (PEM)"},
 		&cli.DurationFlag{Name: "timeout", Value: defaultClientTimeout, EnvVars: []string{"SHOAL_CLIENT_TIMEOUT"},
 			Usage: "give up on an agent that has not answered after this long (join and leave get at least 30s)",
 			Action: func(_ *cli.Context, d time.Duration) error {
@@ -34,8 +38,30 @@ func clientFlags(withFormat bool) []cli.Flag {
 	return fs
 }
 
-func apiClient(c *cli.Context) *client.Client {
-	return client.New(c.String("http-addr"), c.String("token"))
+// apiClient is the client the flags describe: HTTPS when --ca, --cert or
+// an https:// address says so.
+func apiClient(c *cli.Context) (*client.Client, error) {
+	tc, err := clientTLS(c)
+	if err != nil {
+		return nil, err
+	}
+	return client.NewTLS(c.String("http-addr"), c.String("token"), tc), nil
+}
+
+// clientTLS is the TLS config --ca, --cert and --key ask for (nil: none).
+func clientTLS(c *cli.Context) (*tls.Config, error) {
+	ca, cert, key := c.String("ca"), c.String("cert"), c.String("key")
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	if addr := c.String("http-addr"); strings.HasPrefix(strings.ToLower(addr), "http://") {
+		return nil, usagef("--ca, --cert and --key speak TLS, but --http-addr %q says http://: use https:// or no scheme", addr)
+	}
+	tc, err := client.LoadTLS(ca, cert, key)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return tc, nil
 }
 
 // defaultClientTimeout is how long a client command waits for an agent: an
@@ -86,7 +112,11 @@ func queryAction[T any](fetch func(*client.Client, context.Context) (T, error), 
 		}
 		ctx, cancel := ctxOf(c)
 		defer cancel()
-		v, err := fetch(apiClient(c), ctx)
+		api, err := apiClient(c)
+		if err != nil {
+			return err
+		}
+		v, err := fetch(api, ctx)
 		if err != nil {
 			return err
 		}

@@ -52,7 +52,11 @@ func pickCommand() *cli.Command {
 			}
 			ctx, cancel := ctxOf(c)
 			defer cancel()
-			picked, err := apiClient(c).Pick(ctx, req)
+			api, err := apiClient(c)
+			if err != nil {
+				return err
+			}
+			picked, err := api.Pick(ctx, req)
 			if err != nil {
 				return err
 			}

@@ -50,7 +50,10 @@ func topCommand() *cli.Command {
 			if iv < 100*time.Millisecond {
 				return usagef("--interval %v: use 100ms or more", iv)
 			}
-			cl := apiClient(c)
+			cl, err := apiClient(c)
+			if err != nil {
+				return err
+			}
 			out, isFile := c.App.Writer.(*os.File)
 			if c.Bool("once") || !isFile || !term.IsTerminal(int(out.Fd())) {
 				ctx, cancel := ctxOf(c)

@@ -113,13 +113,6 @@ func ActionTime(d scale.Decision) time.Time {
 	return time.Now().UTC()
 }
 
-// parseCount reads an instance count from a provider's answer (trimmed of
-// spaces): a decimal number from 0 to scale.MaxCount.
-func parseCount(s string) (int, bool) {
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	return n, err == nil && n >= 0 && n <= scale.MaxCount
-}
-
 // maxQuoted bounds what of an answer an error message quotes.
 const maxQuoted = 256
 

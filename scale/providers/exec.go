@@ -33,7 +33,8 @@ const ExecName = "exec"
 // A non-zero exit is a failure (stderr's tail in the error); a command that
 // outlives the timeout is killed with its process group. Options: timeout
 // (default 30s), current_command (prints the instance count, for Current;
-// with it the count is authoritative), fence_file.
+// with it the count is authoritative; it may print the ready count after
+// it, "5 3", or {"current": 5, "ready": 3}, for Counts), fence_file.
 type Exec struct {
 	command, currentCmd string
 	timeout             time.Duration
@@ -45,6 +46,7 @@ type Exec struct {
 var (
 	_ scale.Provider         = (*Exec)(nil)
 	_ scale.LastActionReader = (*Exec)(nil)
+	_ scale.ReadyReader      = (*Exec)(nil)
 )
 
 // NewExec is the exec provider's factory.
@@ -77,18 +79,26 @@ func (p *Exec) Authoritative() bool { return p.currentCmd != "" }
 // in this node's fence is only its own last action, which another node may
 // have superseded (LastAction returns it with its lease).
 func (p *Exec) Current(ctx context.Context) (int, error) {
-	if p.currentCmd != "" {
-		out, err := p.run(ctx, p.currentCmd, nil)
-		if err != nil {
-			return 0, fmt.Errorf("current_command: %w", err)
-		}
-		n, ok := parseCount(string(out))
-		if !ok {
-			return 0, fmt.Errorf("current_command %q printed %s: want a count from 0 to %d", p.currentCmd, quoteAnswer(out), scale.MaxCount)
-		}
-		return n, nil
+	c, err := p.Counts(ctx)
+	return c.Current, err
+}
+
+// Counts runs current_command and reads the count and, when it prints one
+// after it, the ready count (scale.ParseCounts).
+func (p *Exec) Counts(ctx context.Context) (scale.Counts, error) {
+	if p.currentCmd == "" {
+		return scale.Counts{}, scale.ErrCountUnknown
 	}
-	return 0, scale.ErrCountUnknown
+	out, err := p.run(ctx, p.currentCmd, nil)
+	if err != nil {
+		return scale.Counts{}, fmt.Errorf("current_command: %w", err)
+	}
+	c, err := scale.ParseCounts(out)
+	if err != nil {
+		return scale.Counts{}, fmt.Errorf("current_command %q printed %s: want a count from 0 to %d, optionally followed by the ready count (%w)",
+			p.currentCmd, quoteAnswer(out), scale.MaxCount, err)
+	}
+	return c, nil
 }
 
 // Scale fences the lease and runs the command.

@@ -41,11 +41,12 @@ import (
 	"github.com/shoalmesh/shoal/scale"
 )
 
-// HelperName is the helper binary's file name; HelperEnv names the
-// environment variable that gives its path instead.
+// HelperName is the helper binary's file name; HelperEnv is the
+// environment variable of the agent's --scale-provider-helper setting,
+// which gives its path instead (ProviderConfig.Helper).
 const (
 	HelperName = "shoal-provider"
-	HelperEnv  = "SHOAL_PROVIDER_HELPER"
+	HelperEnv  = "SHOAL_SCALE_PROVIDER_HELPER"
 )
 
 // HelperIdle is how long a helper with no calls keeps running.
@@ -77,6 +78,7 @@ type helperReply struct {
 	ID      uint64         `json:"id,omitempty"`
 	Ready   *helperReady   `json:"ready,omitempty"`
 	Count   int            `json:"count,omitempty"`
+	Counts  *scale.Counts  `json:"counts,omitempty"`
 	Applied *scale.Applied `json:"applied,omitempty"`
 	Found   bool           `json:"found,omitempty"`
 	Err     *helperError   `json:"error,omitempty"`
@@ -86,6 +88,8 @@ type helperReply struct {
 type helperReady struct {
 	Authoritative bool `json:"authoritative"`
 	LastAction    bool `json:"last_action"`
+	// Counts: the provider tells the ready count (scale.ReadyReader).
+	Counts bool `json:"counts"`
 }
 
 type helperError struct {
@@ -153,7 +157,7 @@ func (e *helperError) err() error {
 // HelperFactory returns the factory of a provider that runs in the helper.
 func HelperFactory(name string) scale.Factory {
 	return func(cfg scale.ProviderConfig) (scale.Provider, error) {
-		exe, err := findHelper()
+		exe, err := findHelper(cfg.Helper)
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", name, err)
 		}
@@ -185,14 +189,20 @@ func HelperFactory(name string) scale.Factory {
 	}
 }
 
-// findHelper looks for the helper binary: $SHOAL_PROVIDER_HELPER, next to
-// this executable, on $PATH.
-func findHelper() (string, error) {
-	if p := os.Getenv(HelperEnv); p != "" {
-		if st, err := os.Stat(p); err != nil || st.IsDir() {
-			return "", fmt.Errorf("%s=%s: not an executable file (%v)", HelperEnv, p, err)
+// findHelper looks for the helper binary: at path (the agent's
+// --scale-provider-helper), else at $SHOAL_SCALE_PROVIDER_HELPER (the same
+// setting for a provider built outside the agent, as in tests), else next
+// to this executable, else on $PATH.
+func findHelper(path string) (string, error) {
+	what := "--scale-provider-helper"
+	if path == "" {
+		path, what = os.Getenv(HelperEnv), HelperEnv
+	}
+	if path != "" {
+		if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("%s %s: not an executable file (%v)", what, path, err)
 		}
-		return p, nil
+		return path, nil
 	}
 	var tried []string
 	if self, err := os.Executable(); err == nil {
@@ -206,7 +216,7 @@ func findHelper() (string, error) {
 		return p, nil
 	}
 	tried = append(tried, "$PATH")
-	return "", fmt.Errorf("it runs in the helper binary %s, not found (looked at %s; set %s to its path): build it with 'go build ./cmd/shoal-provider' and install it next to shoal",
+	return "", fmt.Errorf("it runs in the helper binary %s, not found (looked at %s; give its path with --scale-provider-helper or %s): build it with 'go build ./cmd/shoal-provider' and install it next to shoal",
 		HelperName, strings.Join(tried, ", "), HelperEnv)
 }
 
@@ -233,6 +243,7 @@ type helperLastAction struct{ *helperProvider }
 var (
 	_ scale.Provider         = (*helperProvider)(nil)
 	_ scale.LastActionReader = (*helperLastAction)(nil)
+	_ scale.ReadyReader      = (*helperProvider)(nil)
 )
 
 func (p *helperProvider) Name() string        { return p.name }
@@ -244,6 +255,24 @@ func (p *helperProvider) Current(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return r.Count, nil
+}
+
+// Counts asks the provider for its counts, ready count included, when it
+// reads one; otherwise it answers Current's count with the ready count
+// unknown, which the scaler takes as it takes a provider without counts.
+func (p *helperProvider) Counts(ctx context.Context) (scale.Counts, error) {
+	if !p.ready.Counts {
+		n, err := p.Current(ctx)
+		return scale.Counts{Current: n}, err
+	}
+	r, err := p.call(ctx, helperRequest{Op: "counts"})
+	if err != nil {
+		return scale.Counts{}, err
+	}
+	if r.Counts == nil {
+		return scale.Counts{}, fmt.Errorf("%w: provider helper: counts answer without counts", scale.ErrBadCounts)
+	}
+	return *r.Counts, nil
 }
 
 func (p *helperProvider) Scale(ctx context.Context, desired int, lease fence.Lease, d scale.Decision) error {
@@ -571,7 +600,8 @@ func ServeHelper(in io.Reader, out io.Writer, factories map[string]scale.Factory
 		return err
 	}
 	lr, hasLast := p.(scale.LastActionReader)
-	write(helperReply{Ready: &helperReady{Authoritative: p.Authoritative(), LastAction: hasLast}})
+	rr, hasCounts := p.(scale.ReadyReader)
+	write(helperReply{Ready: &helperReady{Authoritative: p.Authoritative(), LastAction: hasLast, Counts: hasCounts}})
 
 	var (
 		mu      sync.Mutex
@@ -610,6 +640,15 @@ func ServeHelper(in io.Reader, out io.Writer, factories map[string]scale.Factory
 			switch req.Op {
 			case "current":
 				r.Count, err = p.Current(ctx)
+			case "counts":
+				if !hasCounts {
+					err = fmt.Errorf("provider helper: %s reads no ready count", c.Name)
+					break
+				}
+				var n scale.Counts
+				if n, err = rr.Counts(ctx); err == nil {
+					r.Counts = &n
+				}
 			case "scale":
 				if req.Lease == nil || req.Decision == nil {
 					err = errors.New("provider helper: scale without a lease or a decision")

@@ -170,8 +170,12 @@ func TestHelperCallCancelled(t *testing.T) {
 func TestHelperMissing(t *testing.T) {
 	t.Setenv(HelperEnv, "/nonexistent/shoal-provider")
 	_, err := HelperFactory(AWSName)(scale.ProviderConfig{Name: AWSName, Resource: "web"})
-	if err == nil || !strings.Contains(err.Error(), "SHOAL_PROVIDER_HELPER=/nonexistent/shoal-provider") {
+	if err == nil || !strings.Contains(err.Error(), "SHOAL_SCALE_PROVIDER_HELPER /nonexistent/shoal-provider") {
 		t.Errorf("helper path that does not exist: %v; want an error naming it", err)
+	}
+	_, err = HelperFactory(AWSName)(scale.ProviderConfig{Name: AWSName, Resource: "web", Helper: "/etc/hostname"})
+	if err == nil || !strings.Contains(err.Error(), "--scale-provider-helper /etc/hostname: not an executable") {
+		t.Errorf("helper path that is not executable: %v; want an error naming the setting and the path", err)
 	}
 	t.Setenv(HelperEnv, "")
 	t.Setenv("PATH", t.TempDir())

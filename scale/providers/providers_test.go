@@ -230,13 +230,30 @@ func TestWebhook(t *testing.T) {
 }
 
 func TestWebhookCurrentURL(t *testing.T) {
+	var answer atomic.Value
+	answer.Store(`{"current": 6}`)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, `{"current": 6}`)
+		fmt.Fprint(w, answer.Load().(string))
 	}))
 	defer srv.Close()
 	p := newProvider(t, scale.ProviderConfig{Name: WebhookName, Resource: srv.URL, Options: map[string]string{"secret": "x", "current_url": srv.URL + "/count"}})
-	if n, err := p.Current(context.Background()); err != nil || n != 6 || !p.Authoritative() {
+	ctx := context.Background()
+	if n, err := p.Current(ctx); err != nil || n != 6 || !p.Authoritative() {
 		t.Fatalf("%d %v (authoritative %v)", n, err, p.Authoritative())
+	}
+	rr := p.(scale.ReadyReader)
+	if c, err := rr.Counts(ctx); err != nil || c != (scale.Counts{Current: 6}) {
+		t.Fatalf("no ready field: %+v %v", c, err)
+	}
+	answer.Store(`{"current": 6, "ready": 4}`)
+	if c, err := rr.Counts(ctx); err != nil || c != (scale.Counts{Current: 6, Ready: 4, ReadyKnown: true}) {
+		t.Fatalf("with a ready field: %+v %v", c, err)
+	}
+	for _, bad := range []string{`{"current": 6, "ready": -1}`, `{"ready": 2}`, `6 4`, `{"current": "6"}`} {
+		answer.Store(bad)
+		if _, err := rr.Counts(ctx); err == nil || !strings.Contains(err.Error(), "current_url") {
+			t.Errorf("answer %s: %v, want an error naming current_url", bad, err)
+		}
 	}
 }
 
@@ -249,6 +266,24 @@ func TestExec(t *testing.T) {
 	ctx := context.Background()
 	if n, err := p.Current(ctx); err != nil || n != 3 || !p.Authoritative() {
 		t.Fatalf("current_command: %d %v (authoritative %v)", n, err, p.Authoritative())
+	}
+	// The ready count, when the command prints one.
+	for out, want := range map[string]scale.Counts{
+		"echo 3":                            {Current: 3},
+		"echo '5 2'":                        {Current: 5, Ready: 2, ReadyKnown: true},
+		`echo '{"current": 5, "ready": 4}'`: {Current: 5, Ready: 4, ReadyKnown: true},
+		"printf '  7\\t7\\n'":               {Current: 7, Ready: 7, ReadyKnown: true},
+	} {
+		q := newProvider(t, scale.ProviderConfig{Name: ExecName, Resource: "true", Options: map[string]string{"current_command": out}})
+		if c, err := q.(scale.ReadyReader).Counts(ctx); err != nil || c != want {
+			t.Errorf("current_command %s: %+v %v, want %+v", out, c, err, want)
+		}
+	}
+	for _, out := range []string{"echo 5 two", "echo -1", "echo '5 3 1'", "echo"} {
+		q := newProvider(t, scale.ProviderConfig{Name: ExecName, Resource: "true", Options: map[string]string{"current_command": out}})
+		if _, err := q.Current(ctx); !errors.Is(err, scale.ErrBadCounts) || !strings.Contains(err.Error(), out) {
+			t.Errorf("current_command %s: %v, want ErrBadCounts naming the command", out, err)
+		}
 	}
 	if err := p.Scale(ctx, 4, fence.Lease{Holder: "el-3", Priority: 3, Term: 9}, decision(3, 4)); err != nil {
 		t.Fatal(err)
@@ -305,4 +340,3 @@ func TestBadProviderConfig(t *testing.T) {
 		}
 	}
 }
-

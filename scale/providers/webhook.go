@@ -59,7 +59,8 @@ type WebhookPayload struct {
 // fence.ErrStaleTerm); other 4xx answers are not retried. Options:
 // secret (required), retries (default 3), backoff (first wait, 200ms),
 // timeout (per attempt, 10s), current_url (GET answering {"current": N},
-// for Current), fence_file.
+// for Current, or {"current": N, "ready": M} with the instances that
+// serve, for Counts), fence_file.
 type Webhook struct {
 	url, currentURL string
 	secret          []byte
@@ -74,6 +75,7 @@ type Webhook struct {
 var (
 	_ scale.Provider         = (*Webhook)(nil)
 	_ scale.LastActionReader = (*Webhook)(nil)
+	_ scale.ReadyReader      = (*Webhook)(nil)
 )
 
 // NewWebhook is the webhook provider's factory.
@@ -156,21 +158,23 @@ func (p *Webhook) Authoritative() bool { return p.currentURL != "" }
 // this node's fence is only its own last action, which another node may
 // have superseded (LastAction returns it with its lease).
 func (p *Webhook) Current(ctx context.Context) (int, error) {
-	if p.currentURL != "" {
-		return p.askCurrent(ctx)
-	}
-	return 0, scale.ErrCountUnknown
+	c, err := p.Counts(ctx)
+	return c.Current, err
 }
 
-func (p *Webhook) askCurrent(ctx context.Context) (int, error) {
+// Counts asks current_url: {"current": N} and, optionally, "ready": M.
+func (p *Webhook) Counts(ctx context.Context) (scale.Counts, error) {
+	if p.currentURL == "" {
+		return scale.Counts{}, scale.ErrCountUnknown
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.currentURL, nil)
 	if err != nil {
-		return 0, err
+		return scale.Counts{}, err
 	}
 	req.Header.Set(SignatureHeader, Sign(p.secret, nil))
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("webhook current_url: %w", err)
+		return scale.Counts{}, fmt.Errorf("webhook current_url: %w", err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
@@ -181,22 +185,28 @@ func (p *Webhook) askCurrent(ctx context.Context) (int, error) {
 const maxAnswer = 1 << 16
 
 // parseCurrentAnswer decodes current_url's answer: status 200 and
-// {"current": N}, N from 0 to scale.MaxCount, within maxAnswer bytes.
-// Errors name the URL and quote at most maxQuoted bytes of the body.
-func parseCurrentAnswer(url, status string, code int, b []byte) (int, error) {
+// {"current": N} or {"current": N, "ready": M}, each from 0 to
+// scale.MaxCount, within maxAnswer bytes. Errors name the URL and quote at
+// most maxQuoted bytes of the body.
+func parseCurrentAnswer(url, status string, code int, b []byte) (scale.Counts, error) {
 	if code != http.StatusOK {
-		return 0, fmt.Errorf("webhook current_url %s answered %s: %s", url, status, quoteAnswer(b))
+		return scale.Counts{}, fmt.Errorf("webhook current_url %s answered %s: %s", url, status, quoteAnswer(b))
 	}
 	var out struct {
 		Current *int `json:"current"`
+		Ready   *int `json:"ready"`
 	}
 	if len(b) > maxAnswer || json.Unmarshal(b, &out) != nil || out.Current == nil {
-		return 0, fmt.Errorf("webhook current_url %s: want {\"current\": N}, got %s", url, quoteAnswer(b))
+		return scale.Counts{}, fmt.Errorf("webhook current_url %s: want {\"current\": N} or {\"current\": N, \"ready\": M}, got %s", url, quoteAnswer(b))
 	}
-	if n := *out.Current; n < 0 || n > scale.MaxCount {
-		return 0, fmt.Errorf("webhook current_url %s: current %d is not a count from 0 to %d", url, n, scale.MaxCount)
+	c := scale.Counts{Current: *out.Current}
+	if out.Ready != nil {
+		c.Ready, c.ReadyKnown = *out.Ready, true
 	}
-	return *out.Current, nil
+	if c.Current < 0 || c.Current > scale.MaxCount || (c.ReadyKnown && (c.Ready < 0 || c.Ready > scale.MaxCount)) {
+		return scale.Counts{}, fmt.Errorf("webhook current_url %s: current %d, ready %d: want counts from 0 to %d", url, c.Current, c.Ready, scale.MaxCount)
+	}
+	return c, nil
 }
 
 // Scale fences the lease and POSTs the decision.

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -189,7 +190,7 @@ func startAgent(t *testing.T, name, ip, join string) *proc {
 		gossip: fmt.Sprintf("%s:%d", ip, freePort(t, ip)), stderr: &bytes.Buffer{}}
 	args := []string{"agent", "--node", name, "--bind", p.gossip, "--profile", "local", "--http-addr", p.http,
 		"--api-token", token, "--data-dir", t.TempDir(), "--sample-interval", "200ms", "--log-level", "warn",
-		"--tag", "role=browser-test"}
+		"--tag", "role=browser-test", "--tag", "service=web", "--tag", "port=8080"}
 	if join != "" {
 		args = append(args, "--join", join)
 	}
@@ -251,6 +252,14 @@ func TestDashboardFiveAgents(t *testing.T) {
 		return nil
 	})
 
+	// Work picked through b1, for the shares the page shows.
+	const picks = 100
+	for range picks {
+		if _, err := c.Pick(context.Background(), client.PickRequest{Service: "web"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	ctx := newBrowser(t, 1280, 900)
 	url := "http://" + procs[0].http + "/?interval=500"
 	start := time.Now()
@@ -275,6 +284,30 @@ func TestDashboardFiveAgents(t *testing.T) {
 	if n := eval[int](t, ctx, `document.querySelectorAll('#rows td.cpu .bar b').length`); n != 5 {
 		t.Errorf("%d CPU bars, want 5", n)
 	}
+	// Shares and uptime beside the model: every alive member up for a
+	// plausible fraction (b1 itself always; on a loaded machine the local
+	// profile's fast failure detector takes a slow member for failed now
+	// and then, and its up % says so), the pick shares summing to 100%, and
+	// the web row with n=5 beside the model's 20% each and A=0.80.
+	ups := eval[[]string](t, ctx, `[...document.querySelectorAll('#rows tr[data-status="alive"] td.up')].map((td) => td.textContent)`)
+	if len(ups) != 5 {
+		t.Errorf("up %% of the alive rows: %q, want 5", ups)
+	}
+	for _, u := range ups {
+		if v, err := strconv.ParseFloat(strings.TrimSuffix(u, "%"), 64); err != nil || v <= 0 || v > 100 {
+			t.Errorf("up %% %q: want a percentage in (0, 100]", u)
+		}
+	}
+	if u := eval[string](t, ctx, `document.querySelector('#rows tr[data-name="b1"] td.up').textContent`); u != "100.0%" {
+		t.Errorf("b1's up %% of itself is %q, want 100.0%%", u)
+	}
+	if sum := eval[float64](t, ctx, `[...document.querySelectorAll('#rows td.pick')].reduce((s, td) => s + (parseFloat(td.textContent) || 0), 0)`); sum < 99.5 || sum > 100.5 {
+		t.Errorf("pick %% column sums to %.1f, want 100", sum)
+	}
+	waitJS(t, ctx, 5*time.Second, "model and measured panel for web",
+		`(() => { const r = document.querySelector('#measured-rows tr[data-service="web"]'); if (!r) return false;
+			const c = [...r.cells].map((td) => td.textContent);
+			return !document.getElementById('measured').hidden && c[1] === '5' && c[2] === 'N/5 = 20.0%' && c[3] === '0.80' && c[4] === '100.0%' && /of 1\d\d$/.test(c[7]); })()`)
 	waitJS(t, ctx, 10*time.Second, "chart has samples", `(window.__shoal.polls > 2) && /samples/.test(document.getElementById('chart-note').textContent)`)
 	screenshot(t, ctx, "dashboard-five.png")
 
@@ -293,6 +326,9 @@ func TestDashboardFiveAgents(t *testing.T) {
 	if n := eval[int](t, ctx, `document.querySelectorAll('#rows tr[data-status="alive"]').length`); n != 4 {
 		t.Errorf("%d alive rows after the kill, want 4", n)
 	}
+	waitJS(t, ctx, 5*time.Second, "b5's uptime below 100% and web still available with n=4",
+		`(() => { const up = document.querySelector('#rows tr[data-name="b5"] td.up'); const r = document.querySelector('#measured-rows tr[data-service="web"]');
+			return up && parseFloat(up.textContent) < 100 && r && r.cells[1].textContent === '4' && r.cells[4].textContent === '100.0%'; })()`)
 	screenshot(t, ctx, "dashboard-failed.png")
 
 	// Sorting and filtering.

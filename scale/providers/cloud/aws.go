@@ -51,6 +51,7 @@ type AWS struct {
 var (
 	_ scale.Provider         = (*AWS)(nil)
 	_ scale.LastActionReader = (*AWS)(nil)
+	_ scale.ReadyReader      = (*AWS)(nil)
 )
 
 // NewAWS is the AWS provider's factory. It describes the group once, so
@@ -159,6 +160,23 @@ func (p *AWS) Current(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return int(aws.ToInt32(g.DesiredCapacity)), nil
+}
+
+// Counts returns the group's desired capacity and, as the ready count, its
+// instances InService and Healthy (Pending ones boot; Terminating,
+// Standby and unhealthy ones do not serve).
+func (p *AWS) Counts(ctx context.Context) (scale.Counts, error) {
+	g, err := p.describe(ctx)
+	if err != nil {
+		return scale.Counts{}, err
+	}
+	c := scale.Counts{Current: int(aws.ToInt32(g.DesiredCapacity)), ReadyKnown: true}
+	for _, in := range g.Instances {
+		if in.LifecycleState == types.LifecycleStateInService && aws.ToString(in.HealthStatus) == "Healthy" {
+			c.Ready++
+		}
+	}
+	return c, nil
 }
 
 // Scale fences the lease against the local fence and the group's term tag,

@@ -41,8 +41,10 @@ type fakeASG struct {
 	min, max int
 	desired  int
 	tags     map[string]string
-	requests []url.Values
-	auth     []string
+	// instances are the group's instances: "STATE/HEALTH" each.
+	instances []string
+	requests  []url.Values
+	auth      []string
 }
 
 func (f *fakeASG) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -64,7 +66,12 @@ func (f *fakeASG) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			for k, v := range f.tags {
 				tags += fmt.Sprintf("<member><Key>%s</Key><Value>%s</Value><ResourceId>web</ResourceId><ResourceType>auto-scaling-group</ResourceType><PropagateAtLaunch>false</PropagateAtLaunch></member>", k, v)
 			}
-			groups = fmt.Sprintf("<member><AutoScalingGroupName>web</AutoScalingGroupName><MinSize>%d</MinSize><MaxSize>%d</MaxSize><DesiredCapacity>%d</DesiredCapacity><Tags>%s</Tags></member>", f.min, f.max, f.desired, tags)
+			insts := ""
+			for i, sh := range f.instances {
+				st, health, _ := strings.Cut(sh, "/")
+				insts += fmt.Sprintf("<member><InstanceId>i-%d</InstanceId><AvailabilityZone>eu-west-1a</AvailabilityZone><LifecycleState>%s</LifecycleState><HealthStatus>%s</HealthStatus><ProtectedFromScaleIn>false</ProtectedFromScaleIn></member>", i, st, health)
+			}
+			groups = fmt.Sprintf("<member><AutoScalingGroupName>web</AutoScalingGroupName><MinSize>%d</MinSize><MaxSize>%d</MaxSize><DesiredCapacity>%d</DesiredCapacity><Instances>%s</Instances><Tags>%s</Tags></member>", f.min, f.max, f.desired, insts, tags)
 		}
 		fmt.Fprintf(w, `<DescribeAutoScalingGroupsResponse %s><DescribeAutoScalingGroupsResult><AutoScalingGroups>%s</AutoScalingGroups></DescribeAutoScalingGroupsResult><ResponseMetadata><RequestId>r1</RequestId></ResponseMetadata></DescribeAutoScalingGroupsResponse>`, ns, groups)
 	case "CreateOrUpdateTags":
@@ -127,6 +134,17 @@ func testAWS(t *testing.T, factory scale.Factory) {
 	ctx := context.Background()
 	if n, err := p.Current(ctx); err != nil || n != 3 {
 		t.Fatalf("current %d %v", n, err)
+	}
+	// Ready: InService and Healthy only.
+	f.mu.Lock()
+	f.instances = []string{"InService/Healthy", "InService/Healthy", "Pending/Healthy", "InService/Unhealthy", "Terminating/Healthy"}
+	f.mu.Unlock()
+	rr, ok := p.(scale.ReadyReader)
+	if !ok {
+		t.Fatalf("%T reads no ready count", p)
+	}
+	if c, err := rr.Counts(ctx); err != nil || c != (scale.Counts{Current: 3, Ready: 2, ReadyKnown: true}) {
+		t.Fatalf("counts %+v %v: want 3 desired, 2 InService and Healthy", c, err)
 	}
 	lease := fence.Lease{Holder: "el-3", Priority: 3, Term: 4}
 	// Asking for 9 sets 5: the group's max.

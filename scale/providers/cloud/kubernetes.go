@@ -130,6 +130,7 @@ type Kubernetes struct {
 var (
 	_ scale.Provider         = (*Kubernetes)(nil)
 	_ scale.LastActionReader = (*Kubernetes)(nil)
+	_ scale.ReadyReader      = (*Kubernetes)(nil)
 )
 
 func init() {
@@ -300,6 +301,31 @@ func (k *Kubernetes) Current(ctx context.Context) (int, error) {
 		return 0, k.wrap("get the scale of", err)
 	}
 	return n, nil
+}
+
+// Counts returns spec.replicas and, as the ready count,
+// status.readyReplicas of the Deployment or StatefulSet (one read of the
+// object, which the provider may already get): pods that pass their
+// readiness probe, absent meaning none.
+func (k *Kubernetes) Counts(ctx context.Context) (scale.Counts, error) {
+	u, err := k.obj.c.Get(ctx, k.cfg.Name, metav1.GetOptions{})
+	if err != nil {
+		return scale.Counts{}, k.wrap("get", err)
+	}
+	n, err := replicasField(u, 1)
+	if err != nil {
+		return scale.Counts{}, err
+	}
+	c := scale.Counts{Current: n}
+	ready, _, err := unstructured.NestedInt64(u.Object, "status", "readyReplicas")
+	if err != nil {
+		return scale.Counts{}, fmt.Errorf("the apiserver's %s: status.readyReplicas: %v", u.GetKind(), err)
+	}
+	if ready < 0 || ready > scale.MaxCount {
+		return scale.Counts{}, fmt.Errorf("the apiserver's %s: status.readyReplicas %d", u.GetKind(), ready)
+	}
+	c.Ready, c.ReadyKnown = int(ready), true
+	return c, nil
 }
 
 // Check reaches the apiserver at start-up: the object must exist and this

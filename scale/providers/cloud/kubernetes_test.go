@@ -210,6 +210,35 @@ func TestKubernetesProvider(t *testing.T) {
 		}
 	})
 
+	t.Run("ReadyCount", func(t *testing.T) {
+		// No kubelet or controller here: the Deployment's status is set by
+		// hand, as the deployment controller would from its pods.
+		kubeDeployment(t, cs, ns, "ready", 3)
+		p := kubeProvider(t, c.AdminKubeconfig, ns+"/deployment/ready")
+		got, err := p.Counts(ctx)
+		if err != nil || got.Current != 3 || !got.ReadyKnown || got.Ready != 0 {
+			t.Fatalf("no status yet: %+v %v; want 3 asked for, 0 ready (absent means none)", got, err)
+		}
+		if err := p.Scale(ctx, 5, fence.Lease{Holder: "n", Term: 1}, kubeDecision(3, 5)); err != nil {
+			t.Fatal(err)
+		}
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "ready", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Status.Replicas, d.Status.ReadyReplicas, d.Status.ObservedGeneration = 5, 3, d.Generation
+		if _, err := cs.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		got, err = p.Counts(ctx)
+		if err != nil || got != (scale.Counts{Current: 5, Ready: 3, ReadyKnown: true}) {
+			t.Fatalf("5 asked for, 3 ready: got %+v %v", got, err)
+		}
+		if n, err := p.Current(ctx); err != nil || n != 5 {
+			t.Fatalf("Current %d %v: the count asked for", n, err)
+		}
+	})
+
 	t.Run("LowerTermRefused", func(t *testing.T) {
 		kubeDeployment(t, cs, ns, "fenced", 2)
 		res := ns + "/deployment/fenced"
