@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -173,8 +174,12 @@ func TestHelperMissing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "SHOAL_SCALE_PROVIDER_HELPER /nonexistent/shoal-provider") {
 		t.Errorf("helper path that does not exist: %v; want an error naming it", err)
 	}
-	_, err = HelperFactory(AWSName)(scale.ProviderConfig{Name: AWSName, Resource: "web", Helper: "/etc/hostname"})
-	if err == nil || !strings.Contains(err.Error(), "--scale-provider-helper /etc/hostname: not an executable") {
+	plain := filepath.Join(t.TempDir(), "shoal-provider")
+	if err := os.WriteFile(plain, []byte("not a program"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = HelperFactory(AWSName)(scale.ProviderConfig{Name: AWSName, Resource: "web", Helper: plain})
+	if err == nil || !strings.Contains(err.Error(), "--scale-provider-helper "+plain+": not an executable") {
 		t.Errorf("helper path that is not executable: %v; want an error naming the setting and the path", err)
 	}
 	t.Setenv(HelperEnv, "")
