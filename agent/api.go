@@ -12,11 +12,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/serf/serf"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shoalmesh/shoal/client"
+	prometheus "github.com/shoalmesh/shoal/internal/prom"
 	"github.com/shoalmesh/shoal/mesh"
 	"github.com/shoalmesh/shoal/metrics"
 )
@@ -25,7 +23,7 @@ import (
 // guard of api_auth.go: tokens and their scopes, backoff, body limits.
 func (a *Agent) Handler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCollector(a), a.authz.failures)
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), newCollector(a), a.authz)
 	if a.mesh != nil && a.mesh.P2PStats() != nil {
 		reg.MustRegister(newP2PCollector(a)) // prom.go
 	}
@@ -52,7 +50,7 @@ func (a *Agent) Handler() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", prometheus.HandlerFor(reg, prometheus.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

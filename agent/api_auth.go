@@ -34,9 +34,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	prometheus "github.com/shoalmesh/shoal/internal/prom"
 )
 
 // maxAPIBody bounds every request body the API reads.
@@ -94,22 +95,36 @@ type apiAuth struct {
 	admin, read       [sha256.Size]byte
 	hasAdmin, hasRead bool
 	throttle          *authThrottle
-	failures          *prometheus.CounterVec
+	failures          map[string]*atomic.Uint64 // by reason; the keys are authReasons, fixed at start
+	failuresDesc      *prometheus.Desc
 	now               func() time.Time
+}
+
+// authReasons are every value of the failure counter's label.
+var authReasons = []string{authMissing, authMalformed, authWrong, authScope, authNotLoopback, authThrottled}
+
+// Describe and Collect make the guard the collector of
+// shoal_api_auth_failures_total, every reason shown from the start at 0.
+func (g *apiAuth) Describe(ch chan<- *prometheus.Desc) { ch <- g.failuresDesc }
+func (g *apiAuth) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range authReasons {
+		ch <- prometheus.MustNewConstMetric(g.failuresDesc, prometheus.CounterValue, float64(g.failures[r].Load()), r)
+	}
 }
 
 func newAPIAuth(cfg Config) *apiAuth {
 	g := &apiAuth{throttle: newAuthThrottle(authFailLimit, authFailWindow, authFailClients), now: time.Now,
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shoal_api_auth_failures_total",
-			Help: "API requests refused by authentication or authorization, by reason."}, []string{"reason"})}
+		failures: make(map[string]*atomic.Uint64, len(authReasons)),
+		failuresDesc: prometheus.NewDesc("shoal_api_auth_failures_total",
+			"API requests refused by authentication or authorization, by reason.", []string{"reason"}, nil)}
+	for _, r := range authReasons {
+		g.failures[r] = new(atomic.Uint64)
+	}
 	if cfg.APIToken != "" {
 		g.admin, g.hasAdmin = sha256.Sum256([]byte(cfg.APIToken)), true
 	}
 	if cfg.APIReadToken != "" {
 		g.read, g.hasRead = sha256.Sum256([]byte(cfg.APIReadToken)), true
-	}
-	for _, r := range []string{authMissing, authMalformed, authWrong, authScope, authNotLoopback, authThrottled} {
-		g.failures.WithLabelValues(r) // shown at 0 from the start
 	}
 	return g
 }
@@ -126,14 +141,14 @@ func (a *Agent) guard(next http.Handler) http.Handler {
 		}
 		who := clientKey(r.RemoteAddr)
 		if wait, blocked := g.throttle.blocked(who, g.now()); blocked {
-			g.failures.WithLabelValues(authThrottled).Inc()
+			g.failures[authThrottled].Add(1)
 			secs := int((wait + time.Second - 1) / time.Second)
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			writeErr(w, http.StatusTooManyRequests, fmt.Errorf("too many wrong API tokens from %s (%d within %v): try again in %ds", who, authFailLimit, authFailWindow, secs))
 			return
 		}
 		if code, reason, err := g.check(r, scope); err != nil {
-			g.failures.WithLabelValues(reason).Inc()
+			g.failures[reason].Add(1)
 			if reason == authWrong || reason == authMalformed {
 				g.throttle.fail(who, g.now())
 			}

@@ -23,11 +23,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/shoalmesh/shoal/client"
 	"github.com/shoalmesh/shoal/election"
 	"github.com/shoalmesh/shoal/internal/atomicfile"
+	prometheus "github.com/shoalmesh/shoal/internal/prom"
 	"github.com/shoalmesh/shoal/mesh"
 )
 
@@ -59,6 +58,11 @@ type electionRunner struct {
 	// ends at a known time.
 	base  time.Time
 	ticks uint64
+	// idle is set while run ticks only every idleTick: no coordinator is
+	// known, none is wanted, and nothing in the Node is timed (see
+	// canIdle). The ticks it skips are caught up, in order, before the
+	// next event, as after any gap; only the stall rules do not apply.
+	idle  bool
 	leave chan chan struct{}
 
 	inbox chan election.Message
@@ -308,6 +312,20 @@ func (r *electionRunner) run() {
 	view := r.a.mesh.View()
 	r.syncMembers(view)
 	for {
+		// An idle mesh (no scaler, nobody asked for a coordinator) needs
+		// no election clock: tick seldom rather than ten times a second,
+		// one of an idle agent's largest sources of wakeups.
+		if idle := r.canIdle(); idle != r.idle {
+			if !idle {
+				r.catchUp() // the clock of the idle spell, without stall rules
+			}
+			r.idle = idle
+			if idle {
+				t.Reset(idleTick)
+			} else {
+				t.Reset(r.tick)
+			}
+		}
 		// Every event first brings the Node's clock up to the monotonic
 		// clock: after a pause (SIGSTOP, a long GC, a starved VM) the
 		// Node ticks for the time it missed, so its lease runs out and it
@@ -351,12 +369,42 @@ func (r *electionRunner) run() {
 	}
 }
 
+// idleTick is how often run ticks while idle.
+const idleTick = 2 * time.Second
+
+// canIdle reports whether the Node has nothing timed to do: no coordinator
+// known (so no lease to renew or to watch), none wanted by this node, no
+// election, claim, retransmission or preemption pending (Node.Busy). A
+// message, a membership change or a request wakes run at once and catches
+// the clock up first; the first such event that makes the Node busy brings
+// the full tick rate back.
+func (r *electionRunner) canIdle() bool {
+	if r.want || r.node.Busy() {
+		return false
+	}
+	if _, ok := r.node.Lease(); ok {
+		return false
+	}
+	st := r.node.Status()
+	return st.Coordinator == "" && !st.Electing && !st.Acting && !st.IsSelf
+}
+
 // catchUp ticks the Node once for every tick length that passed since its
 // last tick. After a long stall it ticks at most 4 leases' worth and moves
 // the base on: every timer has run out by then.
 func (r *electionRunner) catchUp() {
 	due := uint64(time.Since(r.base) / r.tick)
 	if due <= r.ticks {
+		return
+	}
+	if r.idle {
+		// Ticks skipped on purpose (canIdle): nothing in the Node was
+		// timed, no coordinator was known, so there is nothing a stall
+		// could have made stale; just bring the clock up.
+		for r.ticks < due {
+			r.ticks++
+			r.node.Tick()
+		}
 		return
 	}
 	if gap := due - r.ticks; gap > uint64(r.lease) {

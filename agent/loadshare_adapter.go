@@ -31,9 +31,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/shoalmesh/shoal/client"
+	prometheus "github.com/shoalmesh/shoal/internal/prom"
 	"github.com/shoalmesh/shoal/loadshare"
 	"github.com/shoalmesh/shoal/mesh"
 )

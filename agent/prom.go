@@ -3,8 +3,7 @@ package agent
 import (
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	prometheus "github.com/shoalmesh/shoal/internal/prom"
 	"github.com/shoalmesh/shoal/mesh"
 )
 

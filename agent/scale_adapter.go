@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -39,7 +40,7 @@ import (
 	"github.com/shoalmesh/shoal/mesh"
 	"github.com/shoalmesh/shoal/metrics"
 	"github.com/shoalmesh/shoal/scale"
-	_ "github.com/shoalmesh/shoal/scale/providers" // dry-run, webhook, exec, aws, kubernetes
+	_ "github.com/shoalmesh/shoal/scale/providers" // dry-run, webhook, exec; aws, kubernetes through the helper
 )
 
 // scaleDeps is what the scale runner needs from the agent, and all it
@@ -189,7 +190,7 @@ func (a *Agent) startScale(ctx context.Context) error {
 			return fmt.Errorf("%w: %v", ErrConfig, err)
 		}
 		p, err = scale.NewProvider(scale.ProviderConfig{Name: cfg.Provider, Resource: cfg.Resource, Options: cfg.Options,
-			StateDir: a.cfg.DataDir, Node: a.cfg.NodeName, Logger: a.log})
+			StateDir: a.cfg.DataDir, Node: a.cfg.NodeName, Logger: a.log, Helper: cfg.ProviderHelper})
 		if err != nil {
 			_ = h.Close()
 			return fmt.Errorf("scale provider %s: %w", cfg.Provider, err)
@@ -221,6 +222,9 @@ func (a *Agent) stopScale() {
 		close(r.stop)
 	}
 	<-r.done
+	if c, ok := r.provider.(io.Closer); ok {
+		_ = c.Close() // a provider in the helper process: stop the helper
+	}
 	_ = r.history.Close()
 }
 

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	prometheus "github.com/shoalmesh/shoal/internal/prom"
 
 	"github.com/shoalmesh/shoal/client"
 	"github.com/shoalmesh/shoal/metrics"

@@ -60,6 +60,10 @@ type ScaleConfig struct {
 	BootTime    Duration `json:"boot_time"`
 	TrendWindow Duration `json:"trend_window"`
 	Lookahead   Duration `json:"lookahead"`
+	// ProviderHelper is the path of the shoal-provider binary, which runs
+	// the aws and kubernetes providers; empty: next to this executable,
+	// then on $PATH (scale.ProviderConfig.Helper).
+	ProviderHelper string `json:"provider_helper"`
 }
 
 // DefaultScaleConfig returns scale.DefaultConfig's policy, scaling off.

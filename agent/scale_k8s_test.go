@@ -5,6 +5,8 @@ package agent
 import (
 	"context"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +19,19 @@ import (
 
 	"github.com/shoalmesh/shoal/internal/k8stest"
 	"github.com/shoalmesh/shoal/scale"
+	"github.com/shoalmesh/shoal/scale/providers"
 )
+
+// useProviderHelper builds the helper the Kubernetes provider runs in
+// (cmd/shoal-provider) and points the agents of this test at it.
+func useProviderHelper(t *testing.T) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), providers.HelperName)
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/shoalmesh/shoal/cmd/shoal-provider").CombinedOutput(); err != nil {
+		t.Fatalf("building the provider helper: %v\n%s", err, out)
+	}
+	t.Setenv(providers.HelperEnv, bin)
+}
 
 // TestScaleKubernetesMesh: three agents and a real kube-apiserver. Synthetic
 // load crosses the target; the coordinator scales the Deployment up through
@@ -26,6 +40,7 @@ import (
 // down cooldown has passed, it scales the Deployment down.
 func TestScaleKubernetesMesh(t *testing.T) {
 	cluster := k8stest.Start(t, k8stest.Options{})
+	useProviderHelper(t)
 	rc, err := clientcmd.BuildConfigFromFlags("", cluster.AdminKubeconfig)
 	if err != nil {
 		t.Fatal(err)

@@ -149,6 +149,8 @@ var settings = []Setting{
 	// Autoscaling
 	{Name: "scale-provider", Env: "SHOAL_SCALE_PROVIDER", Category: CatScale, Field: func(c *Config) any { return &c.Scale.Provider },
 		Help: "autoscaling provider: dry-run, webhook, exec, aws, kubernetes (empty: off)"},
+	{Name: "scale-provider-helper", Env: "SHOAL_SCALE_PROVIDER_HELPER", Category: CatScale, Field: func(c *Config) any { return &c.Scale.ProviderHelper },
+		Help: "path of the shoal-provider binary, which runs the aws and kubernetes providers (empty: next to shoal, then on $PATH)"},
 	{Name: "scale-resource", Env: "SHOAL_SCALE_RESOURCE", Category: CatScale, Field: func(c *Config) any { return &c.Scale.Resource },
 		Help: "what the provider scales: webhook URL, command, Auto Scaling group, [namespace/]deployment/NAME"},
 	{Name: "scale-opt", Env: "SHOAL_SCALE_OPTS", Category: CatScale, Field: func(c *Config) any { return &c.Scale.Options }, ParseItem: parseOption,

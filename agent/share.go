@@ -58,7 +58,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	prometheus "github.com/shoalmesh/shoal/internal/prom"
 
 	"github.com/shoalmesh/shoal/client"
 	"github.com/shoalmesh/shoal/loadshare"

@@ -15,7 +15,6 @@ import (
 
 	"github.com/hashicorp/go-sockaddr"
 	"github.com/hashicorp/memberlist"
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -26,9 +25,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
-	"github.com/libp2p/go-libp2p/p2p/security/noise"
-	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -187,7 +184,7 @@ func newP2PTransport(cfg Config, pc P2PConfig, ident any, stats *Stats, log *slo
 	// two and a handful of streams; the rest is head-room for relays,
 	// identify and hole punching.
 	limits := rcmgr.DefaultLimits
-	libp2p.SetDefaultServiceLimits(&limits)
+	p2pServiceLimits(&limits)
 	conns := rcmgr.LimitVal(2*maxPeers + 64)
 	streams := rcmgr.LimitVal(16*maxPeers + 256)
 	partial := rcmgr.PartialLimitConfig{
@@ -212,21 +209,20 @@ func newP2PTransport(cfg Config, pc P2PConfig, ident any, stats *Stats, log *slo
 	cm, err := connmgr.NewConnManager(maxPeers+maxPeers/4, 2*maxPeers, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
 		cancel()
+		_ = rm.Close()
 		return nil, fmt.Errorf("libp2p connection manager: %w", err)
 	}
-	opts := []libp2p.Option{
-		libp2p.Identity(idn.key),
-		libp2p.ListenAddrStrings(listen...),
-		libp2p.Transport(libp2pquic.NewTransport),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Security(noise.ID, noise.New),
-		libp2p.ResourceManager(rm),
-		libp2p.ConnectionManager(cm),
-		libp2p.ConnectionGater(&p2pGater{t: t}),
-		libp2p.UserAgent("shoal"),
-		libp2p.DisableMetrics(),
-		libp2p.EnableRelay(),
-		libp2p.EnableHolePunching(holepunch.WithMetricsTracer(punchCounter{t})),
+	hc := hostConfig{key: idn.key, rm: rm, cm: cm, gater: &p2pGater{t: t},
+		punch: []holepunch.Option{holepunch.WithMetricsTracer(punchCounter{t})}}
+	for _, s := range listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			cancel()
+			_ = rm.Close()
+			_ = cm.Close()
+			return nil, fmt.Errorf("listen address %s: %w", s, err)
+		}
+		hc.listen = append(hc.listen, a)
 	}
 	if pc.Relay {
 		// libp2p's defaults cut a relayed connection after 2 minutes or
@@ -236,13 +232,15 @@ func newP2PTransport(cfg Config, pc P2PConfig, ident any, stats *Stats, log *slo
 		rc.MaxReservations = maxPeers
 		rc.MaxCircuits = 64
 		rc.ReservationTTL = time.Hour
-		opts = append(opts, libp2p.EnableRelayService(relayv2.WithResources(rc)), libp2p.ForceReachabilityPublic())
-	} else if len(boot) > 0 {
-		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(boot))
+		hc.relay, hc.relayRc = true, rc
+	} else {
+		hc.static = boot
 	}
-	h, err := libp2p.New(opts...)
+	h, err := newP2PHost(hc)
 	if err != nil {
 		cancel()
+		_ = rm.Close()
+		_ = cm.Close()
 		return nil, fmt.Errorf("start libp2p host on %v: %w", listen, err)
 	}
 	t.h = h

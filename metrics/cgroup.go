@@ -245,3 +245,39 @@ func flatKeyed(data []byte, key string) (v uint64, found bool, err error) {
 	}
 	return 0, false, nil
 }
+
+// MemoryLimit returns the smallest memory.max on the path from this
+// process's cgroup v2 up to the root (a container's, a pod's, a systemd
+// slice's), the limit the process is OOM-killed by. ok is false without
+// cgroup v2 or without a limit.
+func MemoryLimit() (limit uint64, ok bool) {
+	return memoryLimit(DefaultCgroupRoot, DefaultProcSelfCgroup)
+}
+
+func memoryLimit(root, procSelfCgroup string) (uint64, bool) {
+	data, err := os.ReadFile(procSelfCgroup)
+	if err != nil {
+		return 0, false
+	}
+	rel, ok := cgroupV2Path(data)
+	if !ok {
+		return 0, false
+	}
+	dir := cgroupDir(root, rel)
+	if dir == "" {
+		return 0, false
+	}
+	root = filepath.Clean(root)
+	var best uint64
+	for d := dir; ; d = filepath.Dir(d) {
+		if data, ok, err := readCgroupFile(d, "memory.max"); err == nil && ok {
+			if v, limited, err := parseMemoryMax(data); err == nil && limited && (best == 0 || v < best) {
+				best = v
+			}
+		}
+		if d == root || len(d) <= len(root) {
+			break
+		}
+	}
+	return best, best > 0
+}

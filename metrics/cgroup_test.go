@@ -302,3 +302,32 @@ func TestSystemReaderCgroup(t *testing.T) {
 		t.Fatalf("malformed cpu.max: err = %v, want ErrCgroupFormat", err)
 	}
 }
+
+func TestMemoryLimitIsTheSmallestOnThePath(t *testing.T) {
+	root := t.TempDir()
+	tree := kubeTree()
+	pod := "kubepods.slice/kubepods-burstable.slice/pod1"
+	writeFiles(t, root, tree)
+	self := filepath.Join(t.TempDir(), "cgroup")
+	write := func(s string) {
+		if err := os.WriteFile(self, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("0::/" + pod + "/ctr1\n")
+	if got, ok := memoryLimit(root, self); !ok || got != 536870912 {
+		t.Errorf("container under a pod: memoryLimit() = %d, %v; want the container's 536870912", got, ok)
+	}
+	write("0::/" + pod + "\n")
+	if got, ok := memoryLimit(root, self); !ok || got != 1073741824 {
+		t.Errorf("the pod itself: memoryLimit() = %d, %v; want the pod's 1073741824", got, ok)
+	}
+	write("0::/kubepods.slice\n")
+	if got, ok := memoryLimit(root, self); ok {
+		t.Errorf("no limit on the path: memoryLimit() = %d, true; want none", got)
+	}
+	write("1:name=systemd:/x\n")
+	if got, ok := memoryLimit(root, self); ok {
+		t.Errorf("cgroup v1 only: memoryLimit() = %d, true; want none", got)
+	}
+}

@@ -176,6 +176,9 @@ type ProviderConfig struct {
 	// Logger is the agent's logger; a component attribute is added by the
 	// provider. Nil discards.
 	Logger *slog.Logger
+	// Helper is the path of the binary that runs providers out of process
+	// (aws and kubernetes: shoal-provider); empty: the default places.
+	Helper string
 }
 
 // Opt returns Options[key] or def.

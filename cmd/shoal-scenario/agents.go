@@ -148,6 +148,9 @@ func (ps *procSet) start(im impl, idx int, join string) (*agentProc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = a.Dir
 	cmd.Env = childEnv()
+	if e, ok := im.(interface{ extraEnv() []string }); ok {
+		cmd.Env = append(cmd.Env, e.extraEnv()...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: a Ctrl-C at the terminal reaches only the runner,
 	// which then kills every agent itself. Pdeathsig: should the runner die
@@ -239,7 +242,11 @@ type shoalImpl struct {
 	// name prefixes the agents' names ("" means "shoal"); profile is the
 	// --profile ("" means lan); key, when set, is given as --encrypt.
 	name, profile, key string
+	// env is added to the agents' environment.
+	env []string
 }
+
+func (s *shoalImpl) extraEnv() []string { return s.env }
 
 func (s *shoalImpl) Name() string {
 	if s.name == "" {

@@ -16,7 +16,15 @@
 // p2p (same binary, same gossip key) side by side and measures both the same
 // way: resident memory (with its anonymous and file-backed parts, PSS and the
 // Go runtime's own figures), idle CPU, gossip bytes, join time and failure
-// detection. See docs/benchmarks.md.
+// detection.
+//
+//	go run ./cmd/shoal-scenario footprint -n 30 -variant old=BIN1 -variant new=BIN2
+//
+// The footprint scenario runs a mesh per Shoal binary (and per profile and
+// mesh size, NAME=BIN[:PROFILE[:N]]) and one of stock serf side by side and
+// reports memory (RSS, its anonymous and file-backed parts, PSS, Go heap)
+// and idle CPU per agent as ratios to serf, and the cost of one more peer
+// where variants differ only in N. See docs/benchmarks.md.
 package main
 
 import (
@@ -45,8 +53,12 @@ scenarios:
   p2p    N Shoal agents on --profile lan and N on --profile p2p side by side:
          memory (RSS, its parts, Go heap), idle CPU, gossip bytes, join time,
          failure detection
+  footprint
+         meshes of several Shoal binaries (builds, commits, profiles, sizes)
+         and of stock serf side by side: memory and idle CPU per agent, as
+         ratios to serf, and the cost of one more peer
 
-run 'shoal-scenario mesh -h' or 'shoal-scenario p2p -h' for the flags
+run 'shoal-scenario SCENARIO -h' for its flags
 `)
 }
 
@@ -62,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "mesh":
 	case "p2p":
 		return runP2PCmd(args, stdout, stderr)
+	case "footprint":
+		return runFootprintCmd(args, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "shoal-scenario: unknown scenario %q\n", args[0])
 		usage(stderr)

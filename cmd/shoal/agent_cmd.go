@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/shoalmesh/shoal/agent"
+	"github.com/shoalmesh/shoal/internal/footprint"
 	"github.com/shoalmesh/shoal/scale"
 )
 
@@ -128,6 +129,8 @@ func agentCommand() *cli.Command {
 				return err
 			}
 			log := agent.NewLogger(os.Stderr, cfg.LogLevel, cfg.LogJSON)
+			gc := footprint.SetGCDefaults() // GOGC, GOMEMLIMIT from the environment win
+			log.Debug("garbage collector", "gogc", gc.Percent, "memory_limit", gc.Limit, "cgroup_memory_max", gc.CgroupLimit)
 			a, err := agent.New(cfg, agent.WithLogger(log))
 			if err != nil {
 				return asUsage(err)
@@ -150,6 +153,7 @@ func agentCommand() *cli.Command {
 			if err := a.Start(ctx); err != nil {
 				return asUsage(err)
 			}
+			footprint.StartTrimmer(ctx, log) // drops start-up's pages of the binary
 			go func() {
 				for {
 					select {

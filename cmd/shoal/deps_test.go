@@ -7,25 +7,47 @@ import (
 )
 
 // TestDeps pins what the shoal binary links with each build tag (`go list
-// -deps`, as tailscale pins its binaries): the default build has every
-// library, and each tag drops its library entirely, not only the files that
-// name it. TestSmallBuildDropsLibrariesAndSaysSo checks that what a tag
+// -deps`, as tailscale pins its binaries): the default build has libp2p and
+// the rest, and each tag drops its library entirely, not only the files
+// that name it. TestSmallBuildDropsLibrariesAndSaysSo checks that what a tag
 // drops then fails with a message naming the tag.
+//
+// Every Go process runs the initialisers of every package it links and
+// pages in their code, so what is linked is what each agent pays for in
+// memory (docs/benchmarks.md, footprint). No build links the cloud SDKs
+// (the AWS and Kubernetes providers run in cmd/shoal-provider, started only
+// where they are used) nor the libp2p transports the mesh does not use.
 func TestDeps(t *testing.T) {
 	const (
-		libp2p    = "github.com/libp2p/go-libp2p"
-		clientGo  = "k8s.io/client-go/rest"
-		awsASG    = "github.com/aws/aws-sdk-go-v2/service/autoscaling"
-		serf      = "github.com/hashicorp/serf/serf"
-		promhttp  = "github.com/prometheus/client_golang/prometheus/promhttp"
-		noLibp2p  = "built with nolibp2p"
-		noK8s     = "built with nok8s"
-		noAWS     = "built with noaws"
-		benchOnly = "a benchmark's dependency, not the product's"
+		libp2pQUIC = "github.com/libp2p/go-libp2p/p2p/transport/quic"
+		libp2pTCP  = "github.com/libp2p/go-libp2p/p2p/transport/tcp"
+		relay      = "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+		holepunch  = "github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+		mdns       = "github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+		serf       = "github.com/hashicorp/serf/serf"
+		prom       = "github.com/shoalmesh/shoal/internal/prom"
+		noLibp2p   = "built with nolibp2p"
+		benchOnly  = "a benchmark's dependency, not the product's"
+		helper     = "the AWS and Kubernetes providers run in the helper binary shoal-provider (scale/providers/helper.go), not in every agent"
+		unused     = "a libp2p transport the mesh never listens on or dials (mesh/p2p_host.go builds the host without libp2p.New)"
 	)
 	always := map[string]string{
-		"k8s.io/client-go/kubernetes": "the typed clientset registers every API group in init (~13 MB RSS per agent)",
-		"github.com/hashicorp/raft":   benchOnly,
+		"k8s.io":                                                 helper,
+		"sigs.k8s.io":                                            helper,
+		"github.com/aws/aws-sdk-go-v2":                           helper,
+		"github.com/aws/smithy-go":                               helper,
+		deptest.Module + "/scale/providers/cloud":                helper,
+		"github.com/hashicorp/raft":                              benchOnly,
+		"github.com/libp2p/go-libp2p/config":                     unused + "; it links WebRTC",
+		"github.com/libp2p/go-libp2p/p2p/transport/webrtc":       unused,
+		"github.com/libp2p/go-libp2p/p2p/transport/websocket":    unused,
+		"github.com/libp2p/go-libp2p/p2p/transport/webtransport": unused,
+		"github.com/pion":                                        unused + " (WebRTC)",
+		"github.com/quic-go/webtransport-go":                     unused,
+		"github.com/quic-go/quic-go/http3":                       unused + " (WebTransport)",
+		"github.com/gorilla/websocket":                           unused,
+		"go.uber.org/fx":                                         "libp2p.New's dependency injection; the host is built by hand",
+		"go.uber.org/dig":                                        "libp2p.New's dependency injection; the host is built by hand",
 	}
 	with := func(more map[string]string) map[string]string {
 		m := map[string]string{}
@@ -37,24 +59,22 @@ func TestDeps(t *testing.T) {
 		}
 		return m
 	}
-	dropLibp2p := map[string]string{"github.com/libp2p": noLibp2p, "github.com/multiformats": noLibp2p}
-	dropK8s := map[string]string{"k8s.io": noK8s, "sigs.k8s.io": noK8s}
-	dropAWS := map[string]string{"github.com/aws/aws-sdk-go-v2": noAWS, "github.com/aws/smithy-go": noAWS}
-	merge := func(ms ...map[string]string) map[string]string {
-		m := map[string]string{}
-		for _, x := range ms {
-			for k, v := range x {
-				m[k] = v
-			}
-		}
-		return with(m)
+	dropLibp2p := with(map[string]string{"github.com/libp2p": noLibp2p, "github.com/multiformats": noLibp2p, "github.com/quic-go": noLibp2p})
+	// Without libp2p nothing needs the Prometheus client: /metrics is
+	// written by internal/prom (2.75 MiB less binary).
+	noClient := map[string]string{
+		"github.com/prometheus/client_golang": "/metrics is internal/prom's; the client (and protobuf) came only with libp2p",
+		"google.golang.org/protobuf":          "/metrics is internal/prom's; the client (and protobuf) came only with libp2p",
 	}
+	for k, v := range noClient {
+		dropLibp2p[k] = v
+	}
+	p2p := []string{libp2pQUIC, libp2pTCP, relay, holepunch, mdns, serf}
 	for _, c := range []deptest.DepChecker{
-		{Tags: "", BadDeps: always, WantDeps: []string{libp2p, clientGo, awsASG, serf, promhttp}},
-		{Tags: "nolibp2p", BadDeps: with(dropLibp2p), WantDeps: []string{clientGo, awsASG, serf}},
-		{Tags: "nok8s", BadDeps: with(dropK8s), WantDeps: []string{libp2p, awsASG, serf}},
-		{Tags: "noaws", BadDeps: with(dropAWS), WantDeps: []string{libp2p, clientGo, serf}},
-		{Tags: "nolibp2p,nok8s,noaws", BadDeps: merge(dropLibp2p, dropK8s, dropAWS), WantDeps: []string{serf, promhttp}},
+		{Tags: "", BadDeps: always, WantDeps: append(p2p, prom)},
+		{Tags: "nolibp2p", BadDeps: dropLibp2p, WantDeps: []string{serf, prom}},
+		{Tags: "nok8s,noaws", BadDeps: always, WantDeps: p2p},
+		{Tags: "nolibp2p,nok8s,noaws", BadDeps: dropLibp2p, WantDeps: []string{serf, prom}},
 	} {
 		c.Pkg = "."
 		t.Run("tags="+c.Tags, func(t *testing.T) { c.Check(t) })

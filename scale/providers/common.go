@@ -1,20 +1,26 @@
-// Package providers holds Shoal's scaling providers: dry-run, webhook, exec,
-// AWS Auto Scaling (not built with -tags noaws) and Kubernetes (not built
-// with -tags nok8s). Each registers itself with scale.RegisterProvider in
-// init; import the package for its side effect:
+// Package providers holds Shoal's scaling providers: dry-run, webhook and
+// exec in the agent's process, AWS Auto Scaling (not built with -tags noaws)
+// and Kubernetes (not built with -tags nok8s) in a helper process. Each
+// registers itself with scale.RegisterProvider in init; import the package
+// for its side effect:
 //
 //	import _ "github.com/shoalmesh/shoal/scale/providers"
+//
+// The AWS and Kubernetes providers themselves (package providers/cloud,
+// with aws-sdk-go-v2 and client-go) run in the helper binary shoal-provider
+// (cmd/shoal-provider), which the agent starts only when it needs them (see
+// helper.go): every Go process runs the package initialisers of everything
+// it links, and those SDKs cost every agent about 10 MiB of binary and 8 MB
+// of memory for a provider only the coordinator of a mesh that scales
+// calls. This package links neither (deps_test.go pins it).
 //
 // Every provider fences: it refuses a lease lower than the last it acted on
 // (fence.Fence.AdmitLease over a persisted scale.FileFence, or, for AWS
 // and Kubernetes, over the term kept on the group or object as well).
-//
-// The SDKs (aws-sdk-go-v2, client-go) live here and nowhere in package
-// scale, whose policy links only the standard library and Shoal's pure
-// packages (deps_test.go pins both).
 package providers
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -22,6 +28,23 @@ import (
 	"time"
 
 	"github.com/shoalmesh/shoal/scale"
+)
+
+// Provider names.
+const (
+	AWSName        = "aws"
+	KubernetesName = "kubernetes"
+)
+
+// Errors the AWS and Kubernetes providers return (also across the helper
+// process: errors.Is holds for them on the agent's side).
+var (
+	// ErrNoGroup is returned when the Auto Scaling group does not exist.
+	ErrNoGroup = errors.New("no such Auto Scaling group")
+	// ErrScaleConflict: the resource changed under the provider (another
+	// writer, or a count other than the one the decision was computed from)
+	// and the change was not applied; decide again from a fresh Current.
+	ErrScaleConflict = errors.New("scale: the resource changed since the decision; not applied, decide again")
 )
 
 // Option keys shared by every provider.
@@ -38,8 +61,8 @@ func init() {
 	scale.RegisterProvider(ExecName, NewExec)
 }
 
-// openFence opens the provider's fence file.
-func openFence(cfg scale.ProviderConfig) (*scale.FileFence, error) {
+// OpenFence opens the provider's fence file.
+func OpenFence(cfg scale.ProviderConfig) (*scale.FileFence, error) {
 	path := cfg.Opt(OptFenceFile, "")
 	if path == "" && cfg.StateDir != "" {
 		path = filepath.Join(cfg.StateDir, "scale-fence-"+cfg.Name+".json")
@@ -47,7 +70,8 @@ func openFence(cfg scale.ProviderConfig) (*scale.FileFence, error) {
 	return scale.NewFileFence(path)
 }
 
-func optDuration(cfg scale.ProviderConfig, key string, def time.Duration) (time.Duration, error) {
+// OptDuration reads option key as a positive duration (def when unset).
+func OptDuration(cfg scale.ProviderConfig, key string, def time.Duration) (time.Duration, error) {
 	s := cfg.Opt(key, "")
 	if s == "" {
 		return def, nil
@@ -59,7 +83,8 @@ func optDuration(cfg scale.ProviderConfig, key string, def time.Duration) (time.
 	return d, nil
 }
 
-func optInt(cfg scale.ProviderConfig, key string, def, lo int) (int, error) {
+// OptInt reads option key as a whole number ≥ lo (def when unset).
+func OptInt(cfg scale.ProviderConfig, key string, def, lo int) (int, error) {
 	s := cfg.Opt(key, "")
 	if s == "" {
 		return def, nil
@@ -71,17 +96,17 @@ func optInt(cfg scale.ProviderConfig, key string, def, lo int) (int, error) {
 	return n, nil
 }
 
-// lastFromState returns the fence state's last action.
-func lastFromState(st scale.FenceState) (scale.Applied, bool) {
+// LastFromState returns the fence state's last action.
+func LastFromState(st scale.FenceState) (scale.Applied, bool) {
 	if st.Last == nil {
 		return scale.Applied{}, false
 	}
 	return *st.Last, true
 }
 
-// actionTime is the time an action is recorded under: the decision's (the
+// ActionTime is the time an action is recorded under: the decision's (the
 // policy's clock), or now.
-func actionTime(d scale.Decision) time.Time {
+func ActionTime(d scale.Decision) time.Time {
 	if !d.Time.IsZero() {
 		return d.Time
 	}

@@ -32,11 +32,11 @@ func NewDryRun(cfg scale.ProviderConfig) (scale.Provider, error) {
 	if err := cfg.CheckOptions("initial", OptFenceFile); err != nil {
 		return nil, err
 	}
-	initial, err := optInt(cfg, "initial", -1, 0)
+	initial, err := OptInt(cfg, "initial", -1, 0)
 	if err != nil {
 		return nil, err
 	}
-	f, err := openFence(cfg)
+	f, err := OpenFence(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ func (p *DryRun) Scale(ctx context.Context, desired int, lease fence.Lease, d sc
 		}
 		p.log.Info("dry-run: would scale", "from", from, "to", desired, "term", lease.Term, "holder", lease.Holder, "reason", d.Reason())
 		st.Count, st.Known = desired, true
-		st.Last = &scale.Applied{Time: actionTime(d), From: from, To: desired, Lease: lease}
+		st.Last = &scale.Applied{Time: ActionTime(d), From: from, To: desired, Lease: lease}
 		return nil
 	})
 }
@@ -85,6 +85,6 @@ func (p *DryRun) LastAction(ctx context.Context) (scale.Applied, bool, error) {
 	if err != nil {
 		return scale.Applied{}, false, err
 	}
-	a, ok := lastFromState(st)
+	a, ok := LastFromState(st)
 	return a, ok, nil
 }

@@ -57,11 +57,11 @@ func NewExec(cfg scale.ProviderConfig) (scale.Provider, error) {
 	if strings.TrimSpace(cfg.Resource) == "" {
 		return nil, fmt.Errorf("%w: provider exec: no command: set --scale-resource to a command line (run with /bin/sh -c)", scale.ErrProviderConfig)
 	}
-	timeout, err := optDuration(cfg, "timeout", 30*time.Second)
+	timeout, err := OptDuration(cfg, "timeout", 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	f, err := openFence(cfg)
+	f, err := OpenFence(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +105,7 @@ func (p *Exec) Counts(ctx context.Context) (scale.Counts, error) {
 func (p *Exec) Scale(ctx context.Context, desired int, lease fence.Lease, d scale.Decision) error {
 	return p.fence.Do(lease, func(st *scale.FenceState) error {
 		js, _ := json.Marshal(d)
-		at := actionTime(d)
+		at := ActionTime(d)
 		env := []string{
 			"SHOAL_SCALE_DESIRED=" + strconv.Itoa(desired),
 			"SHOAL_SCALE_CURRENT=" + strconv.Itoa(d.Current),
@@ -160,7 +160,7 @@ func (p *Exec) LastAction(ctx context.Context) (scale.Applied, bool, error) {
 	if err != nil {
 		return scale.Applied{}, false, err
 	}
-	a, ok := lastFromState(st)
+	a, ok := LastFromState(st)
 	return a, ok, nil
 }
 

@@ -8,8 +8,10 @@ import (
 	"github.com/shoalmesh/shoal/scale"
 )
 
+// ErrNoKubernetes is what a build with -tags nok8s says when asked for the
+// Kubernetes provider.
+var ErrNoKubernetes = errors.New("this build has no Kubernetes provider (built with -tags nok8s); use a build without that tag")
+
 func init() {
-	scale.RegisterProvider("kubernetes", func(scale.ProviderConfig) (scale.Provider, error) {
-		return nil, errors.New("this build has no Kubernetes provider (built with -tags nok8s); use a build without that tag")
-	})
+	scale.RegisterProvider(KubernetesName, func(scale.ProviderConfig) (scale.Provider, error) { return nil, ErrNoKubernetes })
 }

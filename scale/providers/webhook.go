@@ -83,12 +83,12 @@ func NewWebhook(cfg scale.ProviderConfig) (scale.Provider, error) {
 	if err := cfg.CheckOptions("secret", "retries", "backoff", "timeout", "current_url", OptFenceFile); err != nil {
 		return nil, err
 	}
-	if err := checkURL(cfg, "resource", cfg.Resource); err != nil {
+	if err := CheckURL(cfg, "resource", cfg.Resource); err != nil {
 		return nil, err
 	}
 	cur := cfg.Opt("current_url", "")
 	if cur != "" {
-		if err := checkURL(cfg, "current_url", cur); err != nil {
+		if err := CheckURL(cfg, "current_url", cur); err != nil {
 			return nil, err
 		}
 	}
@@ -96,19 +96,19 @@ func NewWebhook(cfg scale.ProviderConfig) (scale.Provider, error) {
 	if secret == "" {
 		return nil, fmt.Errorf("%w: provider webhook: option secret is empty: set --scale-opt secret=... (the receiver checks %s with it)", scale.ErrProviderConfig, SignatureHeader)
 	}
-	retries, err := optInt(cfg, "retries", 3, 0)
+	retries, err := OptInt(cfg, "retries", 3, 0)
 	if err != nil {
 		return nil, err
 	}
-	backoff, err := optDuration(cfg, "backoff", 200*time.Millisecond)
+	backoff, err := OptDuration(cfg, "backoff", 200*time.Millisecond)
 	if err != nil {
 		return nil, err
 	}
-	timeout, err := optDuration(cfg, "timeout", 10*time.Second)
+	timeout, err := OptDuration(cfg, "timeout", 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	f, err := openFence(cfg)
+	f, err := OpenFence(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +116,8 @@ func NewWebhook(cfg scale.ProviderConfig) (scale.Provider, error) {
 		node: cfg.Node, hc: &http.Client{Timeout: timeout}, fence: f, log: cfg.Logger.With("component", "scale-webhook")}, nil
 }
 
-func checkURL(cfg scale.ProviderConfig, what, s string) error {
+// CheckURL checks that option what holds an http:// or https:// URL.
+func CheckURL(cfg scale.ProviderConfig, what, s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%w: provider %s: %s %q: want an http:// or https:// URL", scale.ErrProviderConfig, cfg.Name, what, s)
@@ -212,7 +213,7 @@ func parseCurrentAnswer(url, status string, code int, b []byte) (scale.Counts, e
 func (p *Webhook) Scale(ctx context.Context, desired int, lease fence.Lease, d scale.Decision) error {
 	return p.fence.Do(lease, func(st *scale.FenceState) error {
 		pl := WebhookPayload{Node: p.node, Holder: lease.Holder, Priority: lease.Priority, Term: lease.Term,
-			Current: d.Current, Desired: desired, Action: d.Action, Reason: d.Reason(), Time: actionTime(d), Decision: d}
+			Current: d.Current, Desired: desired, Action: d.Action, Reason: d.Reason(), Time: ActionTime(d), Decision: d}
 		body, err := json.Marshal(pl)
 		if err != nil {
 			return err
@@ -301,6 +302,6 @@ func (p *Webhook) LastAction(ctx context.Context) (scale.Applied, bool, error) {
 	if err != nil {
 		return scale.Applied{}, false, err
 	}
-	a, ok := lastFromState(st)
+	a, ok := LastFromState(st)
 	return a, ok, nil
 }

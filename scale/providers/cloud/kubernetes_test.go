@@ -1,6 +1,6 @@
 //go:build !nok8s
 
-package providers
+package cloud
 
 import (
 	"github.com/shoalmesh/shoal/internal/poll"
@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,7 @@ import (
 	"github.com/shoalmesh/shoal/fence"
 	"github.com/shoalmesh/shoal/internal/k8stest"
 	"github.com/shoalmesh/shoal/scale"
+	"github.com/shoalmesh/shoal/scale/providers"
 )
 
 // These tests run against a real kube-apiserver and etcd (internal/k8stest,
@@ -106,9 +108,9 @@ func kubeReplicas(t *testing.T, cs kubernetes.Interface, ns, name string) int {
 
 func kubeProvider(t *testing.T, kubeconfig, resource string) *Kubernetes {
 	t.Helper()
-	p, err := scale.NewProvider(scale.ProviderConfig{
+	p, err := newKubernetesProvider(scale.ProviderConfig{
 		Name: "kubernetes", Resource: resource, Node: "test-node",
-		Options: map[string]string{"kubeconfig": kubeconfig, "timeout": "20s"},
+		Options: map[string]string{"kubeconfig": kubeconfig, "timeout": "20s"}, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -301,8 +303,8 @@ func TestKubernetesProvider(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := p2.Scale(ctx, 3, lease, kubeDecision(c2, 3))
-		if !errors.Is(err, ErrScaleConflict) {
-			t.Fatalf("second writer from the same old count: err = %v, want ErrScaleConflict", err)
+		if !errors.Is(err, providers.ErrScaleConflict) {
+			t.Fatalf("second writer from the same old count: err = %v, want providers.ErrScaleConflict", err)
 		}
 		t.Logf("loser: %v", err)
 		if got := kubeReplicas(t, cs, ns, "race"); got != 4 {
@@ -320,7 +322,7 @@ func TestKubernetesProvider(t *testing.T) {
 
 	t.Run("ConcurrentWritersSameOldCount", func(t *testing.T) {
 		// Eight writers race from the same count at once: exactly one
-		// change lands; every other gets ErrScaleConflict.
+		// change lands; every other gets providers.ErrScaleConflict.
 		kubeDeployment(t, cs, ns, "stampede", 1)
 		res := ns + "/deployment/stampede"
 		const n = 8
@@ -348,7 +350,7 @@ func TestKubernetesProvider(t *testing.T) {
 					t.Fatalf("writers %d and %d both applied a change computed from 1 replica", won, i)
 				}
 				won = i
-			case !errors.Is(err, ErrScaleConflict):
+			case !errors.Is(err, providers.ErrScaleConflict):
 				t.Fatalf("writer %d: %v", i, err)
 			}
 		}
@@ -447,8 +449,8 @@ func TestKubernetesProvider(t *testing.T) {
 		}
 		cur := kubeReplicas(t, cs, ns, "hooked")
 		err := p.Scale(ctx, cur+1, lease, kubeDecision(cur, cur+1))
-		if !errors.Is(err, ErrScaleConflict) {
-			t.Fatalf("err = %v, want ErrScaleConflict", err)
+		if !errors.Is(err, providers.ErrScaleConflict) {
+			t.Fatalf("err = %v, want providers.ErrScaleConflict", err)
 		}
 		if got := kubeReplicas(t, cs, ns, "hooked"); got != 10 {
 			t.Fatalf("replicas = %d, want the other writer's 10", got)
@@ -584,8 +586,10 @@ func kubeEventually(t *testing.T, f func() error) {
 	poll.Until(t, 20*time.Second, "kubernetes condition", f)
 }
 
-// Configuration errors need no cluster.
+// Configuration errors need no cluster. They are asked for as the agent
+// asks, through the helper process: the agent's start fails with them.
 func TestKubernetesConfigErrors(t *testing.T) {
+	useHelper(t)
 	missing := filepath.Join(t.TempDir(), "no-such-kubeconfig")
 	garbage := filepath.Join(t.TempDir(), "garbage")
 	if err := os.WriteFile(garbage, []byte("this: is: not: a kubeconfig\n\t-"), 0o600); err != nil {
@@ -620,8 +624,8 @@ func TestKubernetesConfigErrors(t *testing.T) {
 // kubeManifests reads deploy/kubernetes/*.yaml (nil if there are none).
 func kubeManifests(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join("..", "..", "deploy", "kubernetes", "*.yaml"))
-	more, _ := filepath.Glob(filepath.Join("..", "..", "deploy", "kubernetes", "*.yml"))
+	files, _ := filepath.Glob(filepath.Join("..", "..", "..", "deploy", "kubernetes", "*.yaml"))
+	more, _ := filepath.Glob(filepath.Join("..", "..", "..", "deploy", "kubernetes", "*.yml"))
 	files = append(files, more...)
 	var objs []*unstructured.Unstructured
 	for _, f := range files {

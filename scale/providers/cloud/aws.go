@@ -1,10 +1,9 @@
 //go:build !noaws
 
-package providers
+package cloud
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -18,12 +17,10 @@ import (
 
 	"github.com/shoalmesh/shoal/fence"
 	"github.com/shoalmesh/shoal/scale"
+	"github.com/shoalmesh/shoal/scale/providers"
 )
 
-// AWSName is the AWS Auto Scaling provider's name.
-const AWSName = "aws"
-
-func init() { scale.RegisterProvider(AWSName, NewAWS) }
+func init() { factories[providers.AWSName] = NewAWS }
 
 // Tags the AWS provider keeps on the group.
 const (
@@ -60,13 +57,13 @@ var (
 // NewAWS is the AWS provider's factory. It describes the group once, so
 // that a missing group or missing permissions show at start-up.
 func NewAWS(cfg scale.ProviderConfig) (scale.Provider, error) {
-	if err := cfg.CheckOptions("region", "endpoint", "timeout", OptFenceFile); err != nil {
+	if err := cfg.CheckOptions("region", "endpoint", "timeout", providers.OptFenceFile); err != nil {
 		return nil, err
 	}
 	if cfg.Resource == "" {
 		return nil, fmt.Errorf("%w: provider aws: no group: set --scale-resource to the Auto Scaling group's name", scale.ErrProviderConfig)
 	}
-	timeout, err := optDuration(cfg, "timeout", 15*time.Second)
+	timeout, err := providers.OptDuration(cfg, "timeout", 15*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +82,7 @@ func NewAWS(cfg scale.ProviderConfig) (scale.Provider, error) {
 	}
 	endpoint := cfg.Opt("endpoint", "")
 	if endpoint != "" {
-		if err := checkURL(cfg, "endpoint", endpoint); err != nil {
+		if err := providers.CheckURL(cfg, "endpoint", endpoint); err != nil {
 			return nil, err
 		}
 	}
@@ -94,7 +91,7 @@ func NewAWS(cfg scale.ProviderConfig) (scale.Provider, error) {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 	})
-	f, err := openFence(cfg)
+	f, err := providers.OpenFence(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -106,10 +103,7 @@ func NewAWS(cfg scale.ProviderConfig) (scale.Provider, error) {
 }
 
 // Name returns "aws".
-func (p *AWS) Name() string { return AWSName }
-
-// ErrNoGroup is returned when the Auto Scaling group does not exist.
-var ErrNoGroup = errors.New("no such Auto Scaling group")
+func (p *AWS) Name() string { return providers.AWSName }
 
 func (p *AWS) describe(ctx context.Context) (types.AutoScalingGroup, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
@@ -125,7 +119,7 @@ func (p *AWS) describe(ctx context.Context) (types.AutoScalingGroup, error) {
 			return g, nil
 		}
 	}
-	return types.AutoScalingGroup{}, fmt.Errorf("aws: %w %q (check the name and the region)", ErrNoGroup, p.group)
+	return types.AutoScalingGroup{}, fmt.Errorf("aws: %w %q (check the name and the region)", providers.ErrNoGroup, p.group)
 }
 
 func groupTag(g types.AutoScalingGroup, key string) (string, bool) {
@@ -207,7 +201,7 @@ func (p *AWS) Scale(ctx context.Context, desired int, lease fence.Lease, d scale
 			p.log.Info("desired capacity clamped to the group's bounds", "group", p.group, "desired", desired, "min", lo, "max", hi, "set", want)
 		}
 		from := int(aws.ToInt32(g.DesiredCapacity))
-		at := actionTime(d)
+		at := providers.ActionTime(d)
 		cctx, cancel := context.WithTimeout(ctx, p.timeout)
 		defer cancel()
 		if err := p.tag(cctx, AWSTermTag, FormatLeaseTag(lease)); err != nil {

@@ -1,11 +1,10 @@
 //go:build !nok8s
 
-package providers
+package cloud
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/shoalmesh/shoal/fence"
 	"github.com/shoalmesh/shoal/scale"
+	"github.com/shoalmesh/shoal/scale/providers"
 )
 
 // The Kubernetes provider ("kubernetes") scales a Deployment or StatefulSet
@@ -55,7 +55,7 @@ import (
 // that computed a change from the same old count cannot both apply it: the
 // scale.Decision carries the count it was computed from (scale.Decision.Current), and
 // after a re-read that finds another count the provider returns
-// ErrScaleConflict instead of applying a stale change; the caller decides
+// providers.ErrScaleConflict instead of applying a stale change; the caller decides
 // again from the new count (or passes a re-decide function to ScaleFunc).
 //
 // Client: the dynamic client (k8s.io/client-go/dynamic) on unstructured
@@ -81,11 +81,6 @@ const (
 	KubernetesAnnotationLast = "shoal.io/last-action"
 )
 
-// ErrScaleConflict: the resource changed under the provider (another
-// writer, or a count other than the one the decision was computed from)
-// and the change was not applied; decide again from a fresh Current.
-var ErrScaleConflict = errors.New("scale: the resource changed since the decision; not applied, decide again")
-
 // KubernetesConfig configures a Kubernetes provider.
 type KubernetesConfig struct {
 	// Kind is "Deployment" or "StatefulSet" (case-insensitive; "deploy",
@@ -104,7 +99,7 @@ type KubernetesConfig struct {
 	// Timeout bounds each request to the apiserver (default 10s).
 	Timeout time.Duration
 	// ConflictRetries is how many times a write that met a conflict is
-	// re-read and retried before ErrScaleConflict (default 5).
+	// re-read and retried before providers.ErrScaleConflict (default 5).
 	ConflictRetries int
 	// Node is this agent's name, kept with the last action.
 	Node string
@@ -139,7 +134,7 @@ var (
 )
 
 func init() {
-	scale.RegisterProvider("kubernetes", newKubernetesProvider)
+	factories[providers.KubernetesName] = newKubernetesProvider
 }
 
 // newKubernetesProvider is the registry's factory. Resource is
@@ -391,7 +386,7 @@ func (k *Kubernetes) reviewAccess(ctx context.Context, attrs *authorizationv1.Re
 // Scale implements Provider: it sets the replicas to desired under lease.
 // d.Current is taken as the count the decision was computed from: if the
 // object holds another count, nothing is written and the error wraps
-// ErrScaleConflict (decide again). A zero scale.Decision (Action "") skips that
+// providers.ErrScaleConflict (decide again). A zero scale.Decision (Action "") skips that
 // check. A lease lower than the one on the object, or than the last one
 // this provider acted on, is refused with an error wrapping
 // fence.ErrStaleTerm.
@@ -400,7 +395,7 @@ func (k *Kubernetes) Scale(ctx context.Context, desired int, lease fence.Lease, 
 	return k.ScaleFunc(ctx, lease, d.Reason(), func(current int) (int, error) {
 		if haveBasis && current != basis {
 			return 0, fmt.Errorf("%w: %s has %d replicas, the decision (to %d) was computed from %d",
-				ErrScaleConflict, k.Object(), current, desired, basis)
+				providers.ErrScaleConflict, k.Object(), current, desired, basis)
 		}
 		return desired, nil
 	})
@@ -434,7 +429,7 @@ func (k *Kubernetes) ScaleFunc(ctx context.Context, lease fence.Lease, reason st
 		}
 		lastErr = err
 	}
-	return fmt.Errorf("%w: %s: still conflicting after %d attempts: %v", ErrScaleConflict, k.Object(), k.cfg.ConflictRetries+1, lastErr)
+	return fmt.Errorf("%w: %s: still conflicting after %d attempts: %v", providers.ErrScaleConflict, k.Object(), k.cfg.ConflictRetries+1, lastErr)
 }
 
 // scaleOnce is one read-decide-write round. A returned error for which
