@@ -19,9 +19,11 @@
 // the members sorted by name, their status, Shoal's tags parsed once
 // (Member.Shoal; names and reserved keys in tags.go) and their load decoded
 // once. The mesh publishes a new View, with the next version, when something
-// changes: a batch of membership events, a change of this node's tags, or a
-// new load state accepted into the table (a packet's worth of them at once);
-// every 10 gossip rounds (1 s local, 3 s lan) it also reconciles with serf,
+// changes: a batch of membership events, a change of this node's tags, a
+// change of its own load, or new load states of others accepted into the
+// table (those once a gossip round, all the round's at once, so that a
+// node builds at most ten Views a second for them whatever the mesh size);
+// every 3 s (1 s on the local profile) it also reconciles with serf,
 // which reports a leave intent
 // without an event. Publishing closes the older View's Changed channel.
 // A copy of a state already held (forwarded, or resent in full) is not
@@ -59,32 +61,68 @@
 // A tag change is a memberlist alive broadcast, retransmitted about
 // RetransmitMult × log10(N+1) times by every node: some 16 sends per node per
 // change at 1,000 members. Gossiping load that way once a second from each of
-// 1,000 nodes would be ~40 times memberlist's LAN gossip budget. Instead each
-// node runs its own rounds on the same port: every GossipInterval (300 ms on
-// lan) it pushes ONE packet to GossipFanout random alive Shoal members (2, or
-// 3 above 100 peers), holding its own state (age 0) and then the entries it
-// holds, versions it has forwarded fewer than 3 times first, freshest first,
-// up to PacketBudget (1,400) bytes. Bytes per node per second are therefore
-// bounded by fanout × budget / interval (about 9–14 KB/s at the top) whatever
-// the mesh size and however fast loads change; freshest-first makes new
-// information spread as an epidemic while it is new. Ages travel as ages,
-// not timestamps, so clocks never need to agree. Tags carry static facts.
+// 1,000 nodes would be ~40 times memberlist's LAN gossip budget. Instead the
+// mesh runs its own dissemination on the same port. Tags carry static facts.
 //
-// Buckets and refreshes: a node publishes a new state only when its load
-// moved past a bucket (Moved: a CPU or memory point, 10% of a rate);
-// otherwise it re-confirms the last one. A changed state goes out in full
-// (23 bytes) in the first 3 packets from each node, then as an 8-byte
-// refresh (ID, age, version and a 16-bit tag of the state) that a receiver
-// holding that state takes as a confirmation; every 10th packet is all in
-// full, so a node that missed a change catches up.
+// # Dissemination
+//
+// Every member must hear, from every other, a recent confirmation of its
+// load: N × N confirmations a period, N per node. Random push gossip pays
+// for that several times over (a node hears most confirmations from several
+// peers, and the last few members only after many rounds); the relay
+// delivers each confirmation to each member once.
+//
+// The relay. Each node sorts the alive Shoal members by NameID; a member's
+// position is its rank, n the count, d = RelayBits(n) = ⌈log2 n⌉. Rounds
+// (GossipInterval, 100 ms on lan) are cut on the wall clock, and round r
+// has bit r mod d. A node starts a broadcast of its own entry (Table.Inject)
+// on the current bit j0 when its state changed (in full) or ConfirmInterval
+// passed since the last (as a refresh: ID, age, version and a 16-bit tag of
+// the state). At step h the broadcast takes bit b = (j0+h) mod d: every
+// holder at distance δ behind the origin in the order passes it to distance
+// δ + 2^b if that is below n. After d steps every member holds it, each
+// exactly once (recursive doubling: the holders after each step are the
+// sums of the bits taken so far). A node sends, per round, one packet to
+// the member 2^b ahead of it, holding every broadcast it is passing on in
+// that round (several when members' clocks disagree by a large part of a
+// round, or when the entries exceed PacketBudget). Packets group entries
+// by (j0, h), two bytes a group, so receivers know each broadcast's next
+// bit without per-entry cost. A node passes on an entry only if its version
+// is above any it has passed on for that member (Table.MergeRelay): a
+// replayed relay packet costs its receiver no sends.
+//
+// Wants. A lost packet, a member that is slow, dead but not yet declared
+// so, or an order that differs between nodes (a join or failure on its way)
+// leaves some members without a broadcast. Every third round a node lists,
+// in a relay packet of its own to a random member, up to 64 members whose
+// load it holds older than ConfirmInterval + (d+1) rounds (when a
+// confirmation is due to have arrived), holds none of, or must have in full
+// because it saw a confirmation of a state it does not hold (Table.Wants): 5
+// bytes each (NameID, its age in 100 ms units or "full"). The receiver
+// answers, in a load packet (kind 1) to the member's address (not to where
+// the packet came from), with what it holds at least a round fresher
+// (Table.Answer). A member asked for is not asked for again within 5
+// rounds, doubling to 40 while nothing newer arrives, so members with no
+// load to give cost little.
+//
+// ConfirmInterval defaults by n to max(2 rounds, 0.6 s × (n/100)^0.37):
+// 0.6 s at 100 members, 1.4 s at 1,000, 3.3 s at 10,000. The age a member
+// shows is then between the depth of the relay (up to d rounds) and that
+// plus the interval; bytes per node are about n/interval confirmations (8
+// bytes each) plus every state change of every member once (23 bytes),
+// plus one packet a round. Measured and simulated figures are in
+// docs/benchmarks.md; SimulateDissemination models the scheme up to
+// 10,000 members.
+//
+// Buckets: a node publishes a new state only when its load moved past a
+// bucket (Moved: a CPU or memory point, 10% of a rate); otherwise it
+// re-confirms the last one.
 //
 // Age: an entry's age is the time since its origin last published or
 // confirmed that state. The sample behind it is at most one sampling
-// interval older still.
-//
-// Measured and simulated figures, and the N = 1,000 target this misses, are
-// in docs/benchmarks.md; SimulateDissemination runs the real Table and
-// encoding on a modelled network.
+// interval older still. Ages travel as ages, not timestamps, so clocks
+// never need to agree; rounds cut on clocks that disagree cost packets, not
+// correctness.
 //
 // # Replay protection
 //
@@ -104,8 +142,8 @@
 //     clock passes its old versions, or the member is reaped and rejoins).
 //     Versions are only ever compared with the same origin's, so clocks
 //     need not agree between hosts; ages still travel as ages.
-//   - A node confirms its load every round under a new version; forwarders
-//     pass on the version they hold. A receiver takes an entry only if its
+//   - A node confirms its load under a new version each time it starts a
+//     broadcast; relays pass on the version they received. A receiver takes an entry only if its
 //     version is above the one it holds for that member (Table.Merge): an
 //     older state never comes back. A copy of the version it holds
 //     refreshes nothing: it may only move the estimate of when the origin
@@ -137,7 +175,8 @@
 // refreshes 8 instead of 7; election messages carry 5 bytes more.
 // Per-node figures before and after are in docs/benchmarks.md. Version 1 packets
 // (without versions) are refused, so agents before and after this change
-// do not exchange load: upgrade a mesh all at once.
+// do not exchange load: upgrade a mesh all at once. The same holds for the
+// relay (kind 3): agents before it count its packets as dropped.
 //
 // # Packet layout
 //
@@ -155,7 +194,7 @@
 // The key is memberlist's primary gossip key; every installed key is tried
 // when opening, so rotation (install, use, remove) needs no downtime. Body:
 //
-//	0   1  kind: 1 load entries, 2 election message
+//	0   1  kind: 1 load entries, 2 election message, 3 relay
 //	kind 1: uvarint base (the sender's VersionAt(now), ≤ 2^62),
 //	        uvarint count (≤ 1024), then per entry:
 //	        4 bytes NameID (FNV-1a of the member name, big-endian),
@@ -166,6 +205,12 @@
 //	kind 2: 1 byte sender name length (1–128), sender name,
 //	        uvarint version (the sender's VersionClock),
 //	        election message (≤ 4,096 bytes)
+//	kind 3: uvarint base (the sender's VersionClock), 4 bytes sender NameID,
+//	        uvarint group count (≤ 64), per group: 1 byte j0 (< 31),
+//	        1 byte h (1–31), uvarint entry count, entries as in kind 1
+//	        (≤ 1024 in all); uvarint want count (≤ 256), per want: 4 bytes
+//	        NameID, 1 byte (bit 7: full state; bits 0–6: age in 100 ms;
+//	        255: holds none)
 //
 // # Node state layout (version 1.0, 16 bytes, big-endian)
 //

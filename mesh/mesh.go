@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,11 +69,28 @@ type Mesh struct {
 	rng    *rand.Rand // owned by the gossip goroutine
 	closed sync.Once
 
+	// The relay's order (m.mu): NameIDs of the alive Shoal members, this
+	// node included, sorted; positions by ID; their names. Rebuilt when
+	// orderDirty says membership changed.
+	order      []uint32
+	orderPos   map[uint32]int
+	orderNames []string
+	orderDirty bool
+	// loadsDirty: a member's load changed since the last View. Loads
+	// received are published once a round (gossipOnce), not once a
+	// packet: at N members each changing every 10 s, a View a change cost
+	// a node N/10 rebuilds of N members a second (at N = 200 in one
+	// process, most of two cores); a round's wait adds nothing to the ages,
+	// which count from the origin.
+	loadsDirty bool
+
 	// Owned by the gossip goroutine.
-	round     uint64
-	published bool
-	pubLoad   metrics.Load
-	pubState  []byte
+	round      uint64
+	published  bool
+	pubLoad    metrics.Load
+	pubState   []byte
+	injState   []byte    // the state of the last broadcast of our own
+	injectedAt time.Time // when it began
 }
 
 type memberState struct {
@@ -222,6 +241,7 @@ func New(cfg Config) (*Mesh, error) {
 	for _, mem := range s.Members() {
 		m.updateMemberLocked(mem)
 	}
+	m.orderDirty = true
 	m.publishLocked(time.Now())
 	m.mu.Unlock()
 	if x, ok := m.trans.(p2pExtras); ok {
@@ -239,9 +259,7 @@ func New(cfg Config) (*Mesh, error) {
 }
 
 func newTableFor(cfg Config) *Table {
-	t := NewTable(cfg.NodeName)
-	t.FullRounds = cfg.FullRounds
-	return t
+	return NewTable(cfg.NodeName)
 }
 
 func mergeKeys(stored, given [][]byte) [][]byte {
@@ -562,6 +580,7 @@ func (m *Mesh) eventLoop() {
 				}
 			}
 			if changed {
+				m.orderDirty = true
 				m.publishLocked(now)
 			}
 			m.mu.Unlock()
@@ -577,8 +596,16 @@ func (m *Mesh) eventLoop() {
 	}
 }
 
-// reconcileEvery is how many gossip rounds pass between reconciliations.
-const reconcileEvery = 10
+// reconcileRounds is how many gossip rounds pass between reconciliations:
+// about 1 s on the local profile, 3 s on the others (serf.Members copies
+// every member, which at thousands of members is not free).
+func (m *Mesh) reconcileRounds() uint64 {
+	every := 3 * time.Second
+	if m.cfg.Profile == ProfileLocal {
+		every = time.Second
+	}
+	return max(1, uint64(every/m.cfg.GossipInterval))
+}
 
 // reconcile compares serf's member list with the members the View shows and
 // publishes a new View if they differ. Events carry almost every change;
@@ -607,33 +634,95 @@ func (m *Mesh) reconcile(now time.Time) {
 		}
 	}
 	if changed {
+		m.orderDirty = true
 		m.publishLocked(now)
 	}
 }
 
 func (m *Mesh) gossipLoop() {
 	defer m.wg.Done()
-	t := time.NewTicker(m.cfg.GossipInterval)
+	// Rounds are cut on the wall clock, so that members whose clocks agree
+	// take the same step of the relay in the same round (see Relay).
+	every := m.cfg.GossipInterval
+	t := time.NewTimer(time.Until(time.Now().Truncate(every).Add(every)))
 	defer t.Stop()
 	var buf []byte
 	for {
 		select {
 		case <-m.stop:
 			return
-		case now := <-t.C:
+		case <-t.C:
+			now := time.Now()
 			buf = m.gossipOnce(now, buf[:0])
-			if m.round%reconcileEvery == 0 {
+			if m.round%m.reconcileRounds() == 0 {
 				m.reconcile(now)
 			}
+			t.Reset(time.Until(time.Now().Truncate(every).Add(every)))
 		}
 	}
 }
 
-// gossipOnce publishes this node's load and pushes one packet of the
-// freshest entries to GossipFanout random alive Shoal members.
+// ConfirmIntervalFor is the default ConfirmInterval for n members and a
+// round of gossip: max(2 rounds, 0.6 s × (n/100)^0.37). Bytes per node grow
+// about as n/interval, so as n^0.63, while the time a confirmation takes to
+// reach everyone grows as log2 n rounds.
+func ConfirmIntervalFor(n int, gossip time.Duration) time.Duration {
+	p := time.Duration(float64(600*time.Millisecond) * math.Pow(float64(max(n, 1))/100, 0.37))
+	return max(p, 2*gossip)
+}
+
+// wantAgeFor is the age past which a member's load is asked for: a
+// confirmation reaches everyone within d rounds of being sent, and the next
+// follows a confirm interval later; three rounds more of slack.
+func wantAgeFor(confirm, gossip time.Duration, d int) time.Duration {
+	return confirm + time.Duration(d+1)*gossip
+}
+
+const (
+	// maxWantsPerRound bounds the wants a node sends in a round.
+	maxWantsPerRound = 64
+	// wantRetryRounds: a member asked for is not asked for again within
+	// this many rounds (doubling while no newer version arrives).
+	wantRetryRounds = 5
+	// wantEveryRounds: a node sends its wants, in a packet of their own to
+	// a random member, every this many rounds.
+	wantEveryRounds = 3
+)
+
+// rebuildOrderLocked rebuilds the relay's order from the members if
+// membership changed.
+func (m *Mesh) rebuildOrderLocked() {
+	if !m.orderDirty && m.orderPos != nil {
+		return
+	}
+	m.orderDirty = false
+	m.order = m.order[:0]
+	m.orderNames = m.orderNames[:0]
+	for name, ms := range m.members {
+		id := NameID(name)
+		if ms.shoal && ms.status == serf.StatusAlive && !m.collide[id] {
+			m.order = append(m.order, id)
+		}
+	}
+	slices.Sort(m.order)
+	if m.orderPos == nil {
+		m.orderPos = map[uint32]int{}
+	}
+	clear(m.orderPos)
+	for i, id := range m.order {
+		m.orderPos[id] = i
+		m.orderNames = append(m.orderNames, m.ids[id])
+	}
+}
+
+// gossipOnce publishes this node's load, starts a broadcast of it when it
+// changed or a confirm interval passed, makes one relay step, and asks a
+// peer for what it lacks.
 func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
+	haveLoad := false
 	if m.cfg.Load != nil {
 		if l, ok := m.cfg.Load(); ok {
+			haveLoad = true
 			// Publish a new state only when the load moved past a bucket
 			// (see Moved); otherwise re-confirm the last one.
 			fresh := !m.published || Moved(m.pubLoad, l)
@@ -661,44 +750,141 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 			m.mu.Unlock()
 		}
 	}
-	m.round++
 	m.mu.Lock()
-	peers := make([]memberlist.Address, 0, len(m.members))
-	for name, ms := range m.members {
-		if name != m.cfg.NodeName && ms.shoal && ms.status == serf.StatusAlive {
-			peers = append(peers, ms.addr)
-		}
+	if m.loadsDirty {
+		m.publishLocked(now)
 	}
-	if len(peers) == 0 {
+	m.mu.Unlock()
+	m.round++
+	every := m.cfg.GossipInterval
+	m.mu.Lock()
+	m.rebuildOrderLocked()
+	n := len(m.order)
+	self, inOrder := m.orderPos[NameID(m.cfg.NodeName)]
+	if n < 2 || !inOrder {
 		m.mu.Unlock()
 		return buf
 	}
-	full := m.round%uint64(m.cfg.FullEvery) == 0
-	entries := m.table.Select(now, m.cfg.PacketBudget, m.cfg.MaxForwardAge, m.aliveLocked, full)
-	m.mu.Unlock()
-	if len(entries) == 0 {
-		return buf
+	d := RelayBits(n)
+	bit := int(now.UnixNano()/int64(every)) % d
+	confirm := m.cfg.ConfirmInterval
+	if confirm == 0 {
+		confirm = ConfirmIntervalFor(n, every)
 	}
-	body := AppendEntries(nil, VersionAt(now), entries)
-	pkt, err := m.sealer.Seal(buf, body)
-	if err != nil {
-		m.log.Warn("seal load packet", "err", err)
-		return buf
-	}
-	fanout := m.cfg.GossipFanout
-	if fanout == 0 {
-		fanout = 2
-		if len(peers) > 100 {
-			fanout = 3
+	if haveLoad {
+		changed := !bytes.Equal(m.injState, m.pubState)
+		if changed || now.Sub(m.injectedAt) >= confirm-every/2 {
+			m.table.Inject(bit, changed || m.injState == nil)
+			m.injState, m.injectedAt = m.pubState, now
 		}
 	}
-	for i := 0; i < fanout && len(peers) > 0; i++ {
-		j := m.rng.IntN(len(peers))
-		_, _ = m.trans.WriteToAddress(pkt, peers[j])
-		peers[j] = peers[len(peers)-1]
-		peers = peers[:len(peers)-1]
+	outs := m.table.Relay(now, n, d, func(name string) (int, bool) {
+		p, ok := m.orderPos[NameID(name)]
+		return (self - p + n) % n, ok
+	})
+	type dest struct {
+		addr memberlist.Address
+		out  RelayOut
 	}
-	return pkt
+	var dests []dest
+	for _, o := range outs {
+		name := m.orderNames[(self+1<<o.Bit)%n]
+		if ms, ok := m.members[name]; ok {
+			dests = append(dests, dest{ms.addr, o})
+		}
+	}
+	// Every third round, the wants go in a packet of their own to a random
+	// member: not along the relay, whose next members tend to have missed
+	// what this node missed.
+	var wants []Want
+	var wantTo memberlist.Address
+	if m.round%wantEveryRounds == 0 {
+		wants = m.table.Wants(now, m.orderNames, wantAgeFor(confirm, every, d), wantRetryRounds*every, maxWantsPerRound)
+		for tries := 0; len(wants) > 0 && tries < 3; tries++ {
+			if name := m.orderNames[m.rng.IntN(n)]; name != m.cfg.NodeName {
+				wantTo = m.members[name].addr
+				break
+			}
+		}
+		if wantTo.Addr == "" {
+			wants = nil
+		}
+	}
+	m.mu.Unlock()
+	for _, dt := range dests {
+		buf = m.sendRelay(dt.addr, dt.out.Groups, nil, buf, now)
+	}
+	if len(wants) > 0 {
+		m.stats.WantsSent.Add(uint64(len(wants)))
+		buf = m.sendRelay(wantTo, nil, wants, buf, now)
+	}
+	return buf
+}
+
+// sendRelay sends groups (split over as many packets as the budget needs)
+// and wants to addr.
+// ageEntries adds to every entry's age the time since at, when the ages
+// were taken: a round's or a packet's work waits for the mesh's lock and
+// the sealing, and under a loaded CPU that wait passed 100 ms
+// (TestFiftyMeshesLearnEveryLoadHonestly saw a load 126 ms fresher than
+// its origin had confirmed it). The entries are this send's own.
+func ageEntries(groups []RelayGroup, at time.Time) {
+	late := time.Since(at)
+	if late <= 0 {
+		return
+	}
+	for _, g := range groups {
+		for i := range g.Entries {
+			g.Entries[i].Age = clampAge(g.Entries[i].Age + late)
+		}
+	}
+}
+
+func (m *Mesh) sendRelay(addr memberlist.Address, groups []RelayGroup, wants []Want, buf []byte, agesAt time.Time) []byte {
+	budget := m.cfg.PacketBudget
+	ageEntries(groups, agesAt)
+	for {
+		base, err := m.vclock.Next()
+		if err != nil {
+			m.log.Warn("persist the version floor", "err", err)
+		}
+		p := RelayPacket{Base: base, Wants: wants}
+		used := relayHeaderSize(base) + wantSize*len(wants)
+		wants = nil
+		for len(groups) > 0 {
+			g := groups[0]
+			k, sz := 0, relayGroupSize(len(g.Entries))
+			for k < len(g.Entries) {
+				es := entrySize(g.Entries[k], base)
+				if used+sz+es > budget && (k > 0 || len(p.Groups) > 0) {
+					break
+				}
+				sz += es
+				k++
+			}
+			if k == 0 {
+				break
+			}
+			p.Groups = append(p.Groups, RelayGroup{J0: g.J0, H: g.H, Entries: g.Entries[:k]})
+			used += sz
+			if k == len(g.Entries) {
+				groups = groups[1:]
+			} else {
+				groups[0].Entries = g.Entries[k:]
+				break
+			}
+		}
+		pkt, err := m.sealer.Seal(buf[:0], AppendRelay(nil, m.cfg.NodeName, p))
+		if err != nil {
+			m.log.Warn("seal relay packet", "err", err)
+			return buf
+		}
+		_, _ = m.trans.WriteToAddress(pkt, addr)
+		buf = pkt
+		if len(groups) == 0 {
+			return buf
+		}
+	}
 }
 
 func (m *Mesh) rebuildIDsLocked() {
@@ -733,6 +919,7 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 	}
 	switch body[0] {
 	case KindLoad:
+		// Answers to our wants (and, from agents before the relay, pushes).
 		entries, _, err := DecodeEntries(body)
 		if err != nil {
 			m.stats.drop(DropDecode)
@@ -742,67 +929,66 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 		now := time.Now()
 		m.mu.Lock()
 		changed := false
+		merge := func(e Entry) MergeResult { return m.table.Merge(e, now) }
 		for _, e := range entries {
-			name, ok := m.ids[e.ID]
-			if !ok || m.collide[e.ID] || !m.aliveLocked(name) || name == m.cfg.NodeName {
-				continue
-			}
-			e.Name = name
-			cur, _, held := m.table.Get(name)
-			if held && e.Version <= m.table.VersionOf(name) {
-				// Not above the version held (a late copy, or a replay):
-				// Merge refuses it, or for the same version may only move
-				// the estimate of when it was published earlier.
-				switch m.table.Merge(e, now) {
-				case Older:
-					m.stats.StaleEntries.Add(1)
-				case Same:
-					m.stats.SameEntries.Add(1)
-					if h := m.heard[name]; h != nil {
-						_, origin, _ := m.table.Get(name)
-						h.at.Store(origin.UnixNano())
-					}
-				}
-				continue
-			}
-			// A state is decoded once, when it is new here; a copy of a
-			// state already held (forwarded, or resent in full) only
-			// confirms it.
-			// A state that flips back to the one before (an older copy
-			// that looks fresher after slow hops) is not decoded again.
-			var dl metrics.Load
-			fresh := e.Full && (!held || !bytes.Equal(cur, e.State))
-			if b := m.before[name]; fresh && b != nil && bytes.Equal(b.state, e.State) {
-				dl = b.load
-			} else if fresh {
-				m.stats.LoadDecodes.Add(1)
-				var err error
-				if dl, err = DecodeState(e.State); err != nil {
-					m.stats.drop(DropDecode)
-					continue
-				}
-			}
-			if m.table.Merge(e, now) != Taken {
-				continue
-			}
-			_, origin, _ := m.table.Get(name)
-			if h := m.heard[name]; !fresh && h != nil {
-				h.at.Store(origin.UnixNano())
-			} else if fresh {
-				if old := m.heard[name]; old != nil {
-					m.before[name] = old
-				}
-				h := newHeard(dl, origin)
-				h.state = e.State
-				m.heard[name] = h
-				m.stats.LoadChanges.Add(1)
-				changed = true
+			if name, ok := m.loadNameLocked(e.ID); ok {
+				e.Name = name
+				changed = m.takeLocked(e, now, merge) || changed
 			}
 		}
-		if changed {
-			m.publishLocked(now)
+		m.loadsDirty = m.loadsDirty || changed
+		m.mu.Unlock()
+	case KindRelay:
+		p, err := DecodeRelay(body)
+		if err != nil {
+			m.stats.drop(DropDecode)
+			m.log.Debug("dropped relay packet", "from", from.String(), "err", err)
+			return
+		}
+		now := time.Now()
+		m.mu.Lock()
+		m.rebuildOrderLocked()
+		d := RelayBits(len(m.order))
+		changed := false
+		for _, g := range p.Groups {
+			merge := func(e Entry) MergeResult { return m.table.MergeRelay(e, g.J0, g.H, d, now) }
+			for _, e := range g.Entries {
+				if name, ok := m.loadNameLocked(e.ID); ok {
+					e.Name = name
+					changed = m.takeLocked(e, now, merge) || changed
+				}
+			}
+		}
+		m.loadsDirty = m.loadsDirty || changed
+		var answer []Entry
+		var to memberlist.Address
+		requester, ok := m.loadNameLocked(p.From)
+		if ok && len(p.Wants) > 0 {
+			ws := p.Wants[:0]
+			for _, w := range p.Wants {
+				if name, known := m.ids[w.ID]; known && !m.collide[w.ID] {
+					w.Name = name
+					ws = append(ws, w)
+				}
+			}
+			var fresh bool
+			answer, fresh = m.table.Answer(requester, p.Base, ws, now, m.cfg.GossipInterval, m.cfg.PacketBudget)
+			if !fresh {
+				m.stats.StaleWants.Add(1)
+			}
+			to = m.members[requester].addr
 		}
 		m.mu.Unlock()
+		if len(answer) > 0 {
+			m.stats.WantsAnswered.Add(uint64(len(answer)))
+			ageEntries([]RelayGroup{{Entries: answer}}, now)
+			pkt, err := m.sealer.Seal(nil, AppendEntries(nil, VersionAt(now), answer))
+			if err != nil {
+				m.log.Warn("seal load packet", "err", err)
+				return
+			}
+			_, _ = m.trans.WriteToAddress(pkt, to)
+		}
 	case KindElection:
 		from, ver, msg, err := DecodeElection(body)
 		if err != nil {
@@ -833,6 +1019,76 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 	default:
 		m.stats.drop(DropDecode)
 	}
+}
+
+// loadNameLocked maps a load entry's NameID to an alive member other than
+// this node, unless two members share it.
+func (m *Mesh) loadNameLocked(id uint32) (string, bool) {
+	name, ok := m.ids[id]
+	if !ok || m.collide[id] || !m.aliveLocked(name) || name == m.cfg.NodeName {
+		return "", false
+	}
+	return name, true
+}
+
+// takeLocked takes one received entry (e.Name set) into the table through
+// merge (Table.Merge, or MergeRelay for entries on the relay, each called
+// once per entry), and keeps the decoded load and its time beside it. It
+// reports whether the View must be published anew (a new state).
+func (m *Mesh) takeLocked(e Entry, now time.Time, merge func(Entry) MergeResult) bool {
+	name := e.Name
+	cur, _, held := m.table.Get(name)
+	if held && e.Version <= m.table.VersionOf(name) {
+		// Not above the version held (a late copy, or a replay): Merge
+		// refuses it, or for the same version may only move the
+		// estimate of when it was published earlier.
+		switch merge(e) {
+		case Older:
+			m.stats.StaleEntries.Add(1)
+		case Same:
+			m.stats.SameEntries.Add(1)
+			if h := m.heard[name]; h != nil {
+				_, origin, _ := m.table.Get(name)
+				h.at.Store(origin.UnixNano())
+			}
+		}
+		return false
+	}
+	// A state is decoded once, when it is new here; a copy of a state
+	// already held (forwarded, or resent in full) only confirms it. A
+	// state that flips back to the one before (an older copy that looks
+	// fresher after slow hops) is not decoded again.
+	var dl metrics.Load
+	fresh := e.Full && (!held || !bytes.Equal(cur, e.State))
+	if b := m.before[name]; fresh && b != nil && bytes.Equal(b.state, e.State) {
+		dl = b.load
+	} else if fresh {
+		m.stats.LoadDecodes.Add(1)
+		var err error
+		if dl, err = DecodeState(e.State); err != nil {
+			m.stats.drop(DropDecode)
+			return false
+		}
+	}
+	if merge(e) != Taken {
+		return false
+	}
+	_, origin, _ := m.table.Get(name)
+	if h := m.heard[name]; !fresh && h != nil {
+		h.at.Store(origin.UnixNano())
+		return false
+	}
+	if !fresh {
+		return false
+	}
+	if old := m.heard[name]; old != nil {
+		m.before[name] = old
+	}
+	h := newHeard(dl, origin)
+	h.state = e.State
+	m.heard[name] = h
+	m.stats.LoadChanges.Add(1)
+	return true
 }
 
 // SendElection sends an election message body to the named member.

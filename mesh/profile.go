@@ -16,8 +16,10 @@ type profile struct {
 	// memberlist returns memberlist's config for cfg, and adjusts serf's
 	// sc to go with it.
 	memberlist func(cfg Config, sc *serf.Config) *memberlist.Config
-	// gossipInterval is how often load packets go out when
-	// Config.GossipInterval is 0.
+	// gossipInterval is the load relay's round (Config.GossipInterval)
+	// when Config.GossipInterval is 0: a round passes on one step of each
+	// broadcast, so it sets how fast a load crosses the mesh (about
+	// log2(n) rounds), not how many bytes a node sends.
 	gossipInterval time.Duration
 	// deadNodeReclaim: a node that comes back at a new address (a
 	// rescheduled pod) may reclaim its name once its old self has been dead
@@ -28,13 +30,13 @@ type profile struct {
 var profiles = map[string]profile{
 	// memberlist's and serf's own defaults, so that a stock serf agent on
 	// the same profile can share the pool.
-	ProfileLAN: {memberlist: lanTimings, gossipInterval: 300 * time.Millisecond, deadNodeReclaim: 30 * time.Second},
-	ProfileWAN: {memberlist: wanTimings, gossipInterval: 500 * time.Millisecond, deadNodeReclaim: 30 * time.Second},
+	ProfileLAN: {memberlist: lanTimings, gossipInterval: 100 * time.Millisecond, deadNodeReclaim: 30 * time.Second},
+	ProfileWAN: {memberlist: wanTimings, gossipInterval: 250 * time.Millisecond, deadNodeReclaim: 30 * time.Second},
 	// Tests and dev meshes on one machine.
 	ProfileLocal: {memberlist: localTimings, gossipInterval: 100 * time.Millisecond, deadNodeReclaim: time.Second},
 	// lan's, with stream timeouts for relays and NATs (or local's with
 	// P2PConfig.FastTimings).
-	ProfileP2P: {memberlist: p2pTimings, gossipInterval: 300 * time.Millisecond, deadNodeReclaim: 30 * time.Second},
+	ProfileP2P: {memberlist: p2pTimings, gossipInterval: 100 * time.Millisecond, deadNodeReclaim: 30 * time.Second},
 }
 
 // ValidProfile reports whether name is a profile: lan, wan, local or p2p.

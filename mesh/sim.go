@@ -1,203 +1,567 @@
 package mesh
 
 import (
+	"container/heap"
+	"encoding/binary"
+	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"time"
-
-	"github.com/shoalmesh/shoal/metrics"
 )
 
-// SimConfig describes a simulated mesh for the dissemination scheme. The
-// simulation runs the real Table (Select, Merge) and the real packet
-// encoding, so bytes and ages are those the agents would produce; only the
-// network (random peer choice, loss, fixed latency) and time are modelled.
+// SimConfig describes a simulated mesh for the load dissemination scheme
+// (the relay and its wants; see the package doc). The simulation applies
+// the rules of Table (Merge, MergeRelay, Relay, Wants, Answer) and of the
+// gossip round (injection, wall-clock rounds) to dense arrays, so that
+// 10,000 nodes fit in about 2 GB, and counts bytes with the real entry and
+// packet sizes. Only the network (per-link latency, loss, nodes whose
+// packets wait) and time are modelled; TestSimMatchesTheRealMesh checks it
+// against in-process meshes, and docs/benchmarks.md against the large-N
+// harness.
 type SimConfig struct {
-	Nodes          int
-	GossipInterval time.Duration
-	Fanout         int
-	PacketBudget   int
-	MaxForwardAge  time.Duration
-	// Loss is the probability a packet is lost; Latency its one-way delay.
-	Loss    float64
-	Latency time.Duration
+	Nodes int
+	// GossipInterval is the round; ConfirmInterval as in Config (0: by N,
+	// ConfirmIntervalFor).
+	GossipInterval  time.Duration
+	ConfirmInterval time.Duration
+	PacketBudget    int
+	// Loss is the probability a packet is lost. Each directed link has its
+	// own one-way latency, drawn once uniformly from [LatencyMin,
+	// LatencyMax], plus up to Jitter per packet.
+	Loss                   float64
+	LatencyMin, LatencyMax time.Duration
+	Jitter                 time.Duration
+	// Starved is the share of nodes whose packets, in and out, wait up to
+	// StarvedDelay more (a process short of CPU reading and sending late).
+	Starved      float64
+	StarvedDelay time.Duration
+	// Skew: each node's clock is off by up to ±Skew (rounds are cut on it).
+	Skew time.Duration
 	// Duration is the simulated time; ages are measured after Warmup.
 	Duration, Warmup time.Duration
 	// Encrypted adds the AES-GCM framing overhead to every packet.
 	Encrypted bool
 	Seed      uint64
-	// Rounds sets Table.Rounds (-1: plain freshest-first, 0: the default).
-	Rounds int
-	// FullRounds and FullEvery as in Config (0: the defaults; FullRounds
-	// -1: every entry in full).
-	FullRounds int
-	FullEvery  int
 	// ChangeRate is how often, per second, each node's load moves past a
 	// bucket and it publishes a new state.
 	ChangeRate float64
-	// ProbeInterval, when set, models memberlist's probes: each node pings
-	// one random member this often and the ack carries AckBudget bytes of
-	// the probed node's entries (the pull half; it costs no extra packets).
-	ProbeInterval time.Duration
-	AckBudget     int
 }
 
 // SimResult holds the figures of one simulation.
 type SimResult struct {
-	// BytesPerNodePerSec is the mean bytes a node sends per second, packet
-	// framing included, IP/UDP headers (28 bytes) included.
-	BytesPerNodePerSec float64
+	// BytesPerNodePerSec is the mean bytes a node sends per second after
+	// the warm-up, packet framing and IP/UDP headers (28 bytes) included;
+	// PacketsPerNodePerSec the packets. The other rates are after the
+	// warm-up too.
+	BytesPerNodePerSec, PacketsPerNodePerSec float64
+	// WantsPerNodePerSec are the members a node asks for per second;
+	// AnswersPerNodePerSec the entries it sends in answer.
+	WantsPerNodePerSec, AnswersPerNodePerSec float64
+	// FullsPerNodePerSec are the entries sent in full.
+	FullsPerNodePerSec float64
 	// AgeP50/P99/Max are over (observer, member) pairs sampled every
-	// gossip interval after the warm-up.
+	// 100 ms after the warm-up.
 	AgeP50, AgeP99, AgeMax time.Duration
 	// Missing counts sampled pairs where the observer had no entry at all.
 	Missing int
 	// Wrong is the share of sampled pairs where the observer held a state
 	// other than the member's current one.
 	Wrong float64
+	// ConfirmInterval is the one used.
+	ConfirmInterval time.Duration
 }
+
+// simEnt is an entry in flight; versions and times in the simulation's
+// units (versions: VersionUnits since the start plus simV0; times: ms).
+type simEnt struct {
+	o      int32
+	ver    uint32
+	origin int32 // sender's estimate of when the origin published it, ms
+	tag    uint16
+	full   bool
+}
+
+type simGroup struct {
+	j0, h uint8
+	es    []simEnt
+}
+
+type simWant struct {
+	o          int32
+	age        int32 // ms, as on the wire
+	full, none bool
+}
+
+type simPkt struct {
+	at       int64 // µs
+	seq      uint64
+	from, to int32
+	groups   []simGroup
+	wants    []simWant
+	reply    []simEnt
+}
+
+type simQueue []*simPkt
+
+func (q simQueue) Len() int { return len(q) }
+func (q simQueue) Less(i, j int) bool {
+	if q[i].at != q[j].at {
+		return q[i].at < q[j].at
+	}
+	return q[i].seq < q[j].seq
+}
+func (q simQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *simQueue) Push(x any)   { *q = append(*q, x.(*simPkt)) }
+func (q *simQueue) Pop() any {
+	o := *q
+	p := o[len(o)-1]
+	o[len(o)-1] = nil
+	*q = o[:len(o)-1]
+	return p
+}
+
+type simRec struct {
+	o      int32
+	ver    uint32
+	origin int32
+	tag    uint16
+	full   bool
+	j0, h  uint8
+}
+
+// simV0 offsets versions so that skewed clocks stay positive.
+const simV0 = 1 << 20
 
 // SimulateDissemination runs the load gossip of cfg.Nodes nodes.
 func SimulateDissemination(cfg SimConfig) SimResult {
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
 	n := cfg.Nodes
-	names := make([]string, n)
-	tables := make([]*Table, n)
-	phase := make([]time.Duration, n)
-	for i := range names {
-		names[i] = nodeName(i)
-		tables[i] = NewTable(names[i])
-		switch {
-		case cfg.FullRounds < 0:
-			tables[i].FullRounds = 0
-		case cfg.FullRounds > 0:
-			tables[i].FullRounds = cfg.FullRounds
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
+	T := cfg.GossipInterval
+	P := cfg.ConfirmInterval
+	if P == 0 {
+		P = ConfirmIntervalFor(n, T)
+	}
+	budget := cfg.PacketBudget
+	if budget == 0 {
+		budget = 1400
+	}
+	d := RelayBits(n)
+	wantAge := int32(wantAgeFor(P, T, d) / time.Millisecond)
+	retry := int32(wantRetryRounds * T / time.Millisecond)
+	margin := int32(T / time.Millisecond)
+	Tms := int64(T / time.Millisecond)
+	// Per (observer, origin) pair, flattened observer*n+origin.
+	ver := make([]uint32, n*n) // 0: none
+	origin := make([]int32, n*n)
+	tag := make([]uint16, n*n)
+	fwd := make([]uint32, n*n)
+	askedAt := make([]int32, n*n)
+	askedN := make([]uint8, n*n) // bit 7: needs the full state
+	const needFullBit = 0x80
+	// Want wheel: per node, buckets of origins to look at, by round.
+	const wheel = 256
+	buckets := make([][][]int32, n)
+	for i := range buckets {
+		buckets[i] = make([][]int32, wheel)
+	}
+	var curRound int64
+	// schedule puts origin o on node i's wheel for the first round at or
+	// after r in which it sends wants (every wantEveryRounds rounds), and
+	// within the wheel's reach.
+	schedule := func(i int, r int64, o int32) {
+		r = min(r, curRound+wheel-wantEveryRounds)
+		r += (wantEveryRounds - (r+int64(i))%wantEveryRounds) % wantEveryRounds
+		b := &buckets[i][r%wheel]
+		*b = append(*b, o)
+	}
+	// At the start nothing is held: a node first asks for each member
+	// about when the relay would have brought it, spread over that time.
+	initRounds := int64(wantAge)/int64(T/time.Millisecond) + 1
+	for i := range buckets {
+		for o := 0; o < n; o++ {
+			if o != i {
+				schedule(i, 1+rng.Int64N(initRounds), int32(o))
+			}
 		}
-		if cfg.Rounds != 0 {
-			tables[i].Rounds = max(cfg.Rounds, 0)
+	}
+	pending := make([][]simRec, n)
+	gen := make([]uint16, n)
+	injGen := make([]uint16, n)
+	injected := make([]bool, n)
+	injAt := make([]int64, n)
+	clock := make([]uint32, n) // last version handed out
+	skew := make([]int64, n)   // µs
+	starved := make([]bool, n)
+	for i := range skew {
+		if cfg.Skew > 0 {
+			skew[i] = rng.Int64N(2*int64(cfg.Skew/time.Microsecond)+1) - int64(cfg.Skew/time.Microsecond)
 		}
-		phase[i] = time.Duration(rng.Int64N(int64(cfg.GossipInterval)))
+		starved[i] = rng.Float64() < cfg.Starved
 	}
-	// A date of this decade, so versions have their real size on the wire.
-	start := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-	fullEvery := cfg.FullEvery
-	if fullEvery == 0 {
-		fullEvery = 10
-	}
-	mkState := func() []byte {
-		return EncodeState(nil, metrics.Load{CPUPercent: float64(rng.IntN(10000)) / 100, MemPercent: 61, Cores: 8, Load1: 3.1, NetRxBps: 1.2e6, NetTxBps: 8e5, MemAvailable: 12 << 30})
-	}
-	current := make([][]byte, n)
-	for i := range current {
-		current[i] = mkState()
-	}
-	round := make([]int, n)
-	version := make([]uint64, n) // each node's version clock
-	probePhase := make([]time.Duration, n)
-	if cfg.ProbeInterval > 0 {
-		for i := range probePhase {
-			probePhase[i] = time.Duration(rng.Int64N(int64(cfg.ProbeInterval)))
+	linkLat := func(a, b int32) int64 {
+		h := fnv.New64a()
+		var buf [16]byte
+		binary.BigEndian.PutUint64(buf[:], cfg.Seed)
+		binary.BigEndian.PutUint32(buf[8:], uint32(a))
+		binary.BigEndian.PutUint32(buf[12:], uint32(b))
+		h.Write(buf[:])
+		span := int64(cfg.LatencyMax-cfg.LatencyMin) / 1000
+		l := int64(cfg.LatencyMin) / 1000
+		if span > 0 {
+			l += int64(h.Sum64() % uint64(span+1))
 		}
+		return l
 	}
-	wrong, sampled := 0, 0
-	overhead := 3 + 28 // framing + label length byte + IP/UDP
+	overhead := 3 + 28
 	if cfg.Encrypted {
 		overhead = 2 + nonceSize + 16 + 28
 	}
-	type delivery struct {
-		at      time.Time
-		to      int
-		entries []Entry
+	// A date of this decade, so versions have their real size on the wire.
+	start := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	vStart := VersionAt(start)
+	wireVer := func(v uint32) uint64 { return vStart + uint64(v) - simV0 }
+	entSize := func(e simEnt, nowMs int64, base uint64) int {
+		age := time.Duration(nowMs-int64(e.origin)) * time.Millisecond
+		x := Entry{Age: clampAge(age), Version: wireVer(e.ver), Full: e.full}
+		if e.full {
+			x.State = make([]byte, stateMinLen)
+		}
+		return entrySize(x, base)
 	}
-	var inflight []delivery
-	var bytesSent int64
-	step := cfg.GossipInterval / 20
-	if step <= 0 {
-		step = time.Millisecond
+	var q simQueue
+	var seq uint64
+	var bytes, pkts, wants, answers, fulls float64
+	counting := false
+	send := func(nowUs int64, p *simPkt, size int) {
+		if counting {
+			bytes += float64(size + overhead)
+			pkts++
+		}
+		if rng.Float64() < cfg.Loss {
+			return
+		}
+		at := nowUs + linkLat(p.from, p.to)
+		if cfg.Jitter > 0 {
+			at += rng.Int64N(int64(cfg.Jitter/time.Microsecond) + 1)
+		}
+		if starved[p.from] || starved[p.to] {
+			at += rng.Int64N(int64(cfg.StarvedDelay/time.Microsecond) + 1)
+		}
+		seq++
+		p.at, p.seq = at, seq
+		heap.Push(&q, p)
 	}
-	var ages []time.Duration
-	missing := 0
-	nextSample := start.Add(cfg.Warmup)
-	for t := time.Duration(0); t < cfg.Duration; t += step {
-		now := start.Add(t)
-		// Deliver what has arrived.
-		keep := inflight[:0]
-		for _, d := range inflight {
-			if d.at.After(now) {
-				keep = append(keep, d)
+	// merge is Table.Merge on pair k; it reports whether it took the entry.
+	merge := func(i int, e simEnt) bool {
+		k := i*n + int(e.o)
+		if int(e.o) == i {
+			return false
+		}
+		cur := ver[k]
+		switch {
+		case cur != 0 && e.ver < cur:
+			return false
+		case cur != 0 && e.ver == cur:
+			if e.origin < origin[k] && (!e.full || tag[k] == e.tag) {
+				origin[k] = e.origin
+			}
+			return false
+		}
+		if !e.full && (cur == 0 || tag[k] != e.tag) {
+			if askedN[k]&needFullBit == 0 {
+				askedN[k] |= needFullBit
+				schedule(i, curRound+1, e.o)
+			}
+			return false
+		}
+		if e.full {
+			askedN[k] = 0
+		} else {
+			askedN[k] &= needFullBit
+		}
+		askedAt[k] = 0
+		ver[k], origin[k], tag[k] = e.ver, e.origin, e.tag
+		return true
+	}
+	round := func(i int, r int64, nowMs int64) {
+		nowUs := nowMs * 1000
+		k0 := i * n
+		if cfg.ChangeRate > 0 && rng.Float64() < cfg.ChangeRate*T.Seconds() {
+			gen[i]++
+		}
+		// The node's version clock and its own entry (SetSelf).
+		v := uint32(simV0 + (nowMs*1000+skew[i])/int64(VersionUnit/time.Microsecond))
+		v = max(v, clock[i]+1)
+		clock[i] = v
+		ver[k0+i], origin[k0+i], tag[k0+i] = v, int32(nowMs), gen[i]
+		bit := uint8(r % int64(d))
+		changed := !injected[i] || injGen[i] != gen[i]
+		if changed || (nowMs-injAt[i])*int64(time.Millisecond) >= int64(P-T/2) {
+			pending[i] = append(pending[i], simRec{o: int32(i), ver: v, origin: int32(nowMs), tag: gen[i], full: changed, j0: bit})
+			injected[i], injGen[i], injAt[i] = true, gen[i], nowMs
+		}
+		// Relay step.
+		type key struct{ bit, j0, h uint8 }
+		out := map[key][]simEnt{}
+		keep := pending[i][:0]
+		for _, rec := range pending[i] {
+			if int(rec.h) >= d {
 				continue
 			}
-			arrived := now.Sub(d.at) // time spent waiting for this step
-			for _, e := range d.entries {
-				e.Age += cfg.Latency + arrived
-				tables[d.to].Merge(e, now)
+			b := (int(rec.j0) + int(rec.h)) % d
+			rec.h++
+			delta := (i - int(rec.o) + n) % n
+			if delta+1<<b < n {
+				e := simEnt{o: rec.o, ver: rec.ver, origin: rec.origin, tag: rec.tag, full: rec.full}
+				out[key{uint8(b), rec.j0, rec.h}] = append(out[key{uint8(b), rec.j0, rec.h}], e)
+			}
+			if int(rec.h) < d {
+				keep = append(keep, rec)
 			}
 		}
-		inflight = keep
-		// Nodes whose round falls in this step send.
-		for i := 0; i < n; i++ {
-			if (t-phase[i]+cfg.GossipInterval*1000)%cfg.GossipInterval >= step {
+		pending[i] = keep
+		// Wants (Table.Wants, by a wheel instead of a scan).
+		slot := &buckets[i][r%wheel]
+		var ws []simWant
+		items := *slot
+		// A slot's items are put back elsewhere: give its memory back.
+		*slot = nil
+		for _, o := range items {
+			k := k0 + int(o)
+			full := askedN[k]&needFullBit != 0 || ver[k] == 0
+			when := int64(origin[k]) + int64(wantAge) + 1
+			if full {
+				when = nowMs
+			}
+			if an := askedN[k] &^ needFullBit; an > 0 || askedAt[k] != 0 {
+				when = max(when, int64(askedAt[k])+int64(retry)<<min(an, maxWantBackoff))
+			}
+			if when > nowMs {
+				schedule(i, r+max(1, (when-nowMs+Tms-1)/Tms), o)
 				continue
 			}
-			if cfg.ChangeRate > 0 && rng.Float64() < cfg.ChangeRate*cfg.GossipInterval.Seconds() {
-				current[i] = mkState()
+			age := min(int32(nowMs)-origin[k], wantMaxAge*int32(wantAgeUnit/time.Millisecond))
+			age -= age % int32(wantAgeUnit/time.Millisecond)
+			if ver[k] == 0 {
+				age = 0
 			}
-			version[i] = max(version[i]+1, VersionAt(now))
-			tables[i].SetSelf(current[i], version[i], now)
-			round[i]++
-			entries := tables[i].Select(now, cfg.PacketBudget, cfg.MaxForwardAge, nil, round[i]%fullEvery == 0)
-			size := len(AppendEntries(nil, VersionAt(now), entries)) + overhead
-			for f := 0; f < cfg.Fanout; f++ {
-				j := rng.IntN(n - 1)
-				if j >= i {
-					j++
+			ws = append(ws, simWant{o: o, age: age, full: full, none: ver[k] == 0})
+		}
+		slices.SortFunc(ws, func(a, b simWant) int {
+			if a.full != b.full {
+				if a.full {
+					return -1
 				}
-				bytesSent += int64(size)
-				if rng.Float64() < cfg.Loss {
+				return 1
+			}
+			return int(b.age - a.age)
+		})
+		for x, w := range ws {
+			k := k0 + int(w.o)
+			if x >= maxWantsPerRound {
+				schedule(i, r+1, w.o)
+				continue
+			}
+			if askedAt[k] != 0 || askedN[k]&^needFullBit != 0 {
+				askedN[k]++
+			}
+			askedAt[k] = int32(nowMs)
+			an := askedN[k] &^ needFullBit
+			schedule(i, r+max(1, (int64(retry)<<min(an, maxWantBackoff)+Tms-1)/Tms), w.o)
+		}
+		if len(ws) > maxWantsPerRound {
+			ws = ws[:maxWantsPerRound]
+		}
+		if counting {
+			wants += float64(len(ws))
+		}
+		// Packets: one per bit (split by the budget); the wants go on their
+		// own to a random node.
+		keys := make([]key, 0, len(out))
+		for k := range out {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b key) int {
+			if a.bit != b.bit {
+				return int(a.bit) - int(b.bit)
+			}
+			if a.j0 != b.j0 {
+				return int(a.j0) - int(b.j0)
+			}
+			return int(a.h) - int(b.h)
+		})
+		base := vStart + uint64(v) - simV0
+		var cur *simPkt
+		var used int
+		var curBit = -1
+		flush := func() {
+			if cur != nil {
+				send(nowUs, cur, used)
+				cur = nil
+			}
+		}
+		for _, kk := range keys {
+			if int(kk.bit) != curBit {
+				flush()
+				curBit = int(kk.bit)
+			}
+			to := int32((i + 1<<kk.bit) % n)
+			es := out[kk]
+			for len(es) > 0 {
+				if cur == nil {
+					cur = &simPkt{from: int32(i), to: to}
+					used = relayHeaderSize(base)
+				}
+				sz := relayGroupSize(len(es))
+				m := 0
+				for m < len(es) {
+					es1 := entSize(es[m], nowMs, base)
+					if used+sz+es1 > budget && (m > 0 || len(cur.groups) > 0) {
+						break
+					}
+					sz += es1
+					if es[m].full && counting {
+						fulls++
+					}
+					m++
+				}
+				if m == 0 {
+					flush()
 					continue
 				}
-				inflight = append(inflight, delivery{at: now.Add(cfg.Latency), to: j, entries: entries})
+				cur.groups = append(cur.groups, simGroup{j0: kk.j0, h: kk.h, es: es[:m]})
+				used += sz
+				es = es[m:]
+				if len(es) > 0 {
+					flush()
+				}
 			}
 		}
-		// Probes: the ack brings the probed node's entries back.
-		for i := 0; cfg.ProbeInterval > 0 && i < n; i++ {
-			if (t-probePhase[i]+cfg.ProbeInterval*1000)%cfg.ProbeInterval >= step {
-				continue
-			}
-			j := rng.IntN(n - 1)
-			if j >= i {
+		flush()
+		if len(ws) > 0 {
+			j := int32(rng.IntN(n - 1))
+			if int(j) >= i {
 				j++
 			}
-			version[j] = max(version[j]+1, VersionAt(now))
-			tables[j].SetSelf(current[j], version[j], now)
-			entries := tables[j].Select(now, cfg.AckBudget, cfg.MaxForwardAge, nil, false)
-			bytesSent += int64(len(AppendEntries(nil, VersionAt(now), entries)))
-			if rng.Float64() < cfg.Loss {
+			send(nowUs, &simPkt{from: int32(i), to: j, wants: ws}, relayHeaderSize(base)+wantSize*len(ws))
+		}
+	}
+	deliver := func(p *simPkt) {
+		i := int(p.to)
+		nowMs := p.at / 1000
+		k0 := i * n
+		for _, g := range p.groups {
+			for _, e := range g.es {
+				merge(i, e)
+				k := k0 + int(e.o)
+				if int(e.o) != i && int(g.h) < d && e.ver > fwd[k] {
+					fwd[k] = e.ver
+					pending[i] = append(pending[i], simRec{o: e.o, ver: e.ver, origin: e.origin, tag: e.tag, full: e.full, j0: g.j0, h: g.h})
+				}
+			}
+		}
+		for _, e := range p.reply {
+			merge(i, e)
+		}
+		if len(p.wants) == 0 {
+			return
+		}
+		base := vStart + uint64(clock[i])
+		used := 1 + 5 + 2
+		var rep []simEnt
+		for _, w := range p.wants {
+			k := k0 + int(w.o)
+			if ver[k] == 0 || int(w.o) == int(p.from) {
 				continue
 			}
-			inflight = append(inflight, delivery{at: now.Add(2 * cfg.Latency), to: i, entries: entries})
+			age := int32(nowMs) - origin[k]
+			if !w.none && int(w.o) != i && age+margin > w.age {
+				continue
+			}
+			e := simEnt{o: w.o, ver: ver[k], origin: origin[k], tag: tag[k], full: w.full}
+			sz := entSize(e, nowMs, base)
+			if used+sz > budget {
+				break
+			}
+			used += sz
+			if e.full && counting {
+				fulls++
+			}
+			rep = append(rep, e)
 		}
-		if !now.Before(nextSample) {
-			nextSample = nextSample.Add(cfg.GossipInterval)
-			for k := 0; k < 200; k++ {
+		if len(rep) > 0 {
+			if counting {
+				answers += float64(len(rep))
+			}
+			send(p.at, &simPkt{from: int32(i), to: p.from, reply: rep}, used)
+		}
+	}
+	var ages []time.Duration
+	missing, wrong, sampled := 0, 0, 0
+	durUs := int64(cfg.Duration / time.Microsecond)
+	warmUs := int64(cfg.Warmup / time.Microsecond)
+	nextSample := warmUs
+	Tus := int64(T / time.Microsecond)
+	// Node rounds: node i's round r falls at r·T on its own clock.
+	type nodeRound struct {
+		at int64
+		r  int64
+		i  int32
+	}
+	rounds := make([]nodeRound, 0, n)
+	for r := int64(1); r*Tus < durUs; r++ {
+		curRound = r
+		counting = r*Tus >= warmUs
+		rounds = rounds[:0]
+		for i := 0; i < n; i++ {
+			rounds = append(rounds, nodeRound{at: r*Tus - skew[i], r: r, i: int32(i)})
+		}
+		slices.SortFunc(rounds, func(a, b nodeRound) int {
+			if a.at != b.at {
+				if a.at < b.at {
+					return -1
+				}
+				return 1
+			}
+			return int(a.i - b.i)
+		})
+		for _, nr := range rounds {
+			for q.Len() > 0 && q[0].at <= nr.at {
+				deliver(heap.Pop(&q).(*simPkt))
+			}
+			at := nr.at
+			if starved[nr.i] {
+				at += rng.Int64N(int64(cfg.StarvedDelay/time.Microsecond) + 1)
+			}
+			round(int(nr.i), nr.r, max(at, 0)/1000)
+		}
+		for nextSample <= r*Tus {
+			nowMs := nextSample / 1000
+			nextSample += 100_000
+			for s := 0; s < 200; s++ {
 				o, m := rng.IntN(n), rng.IntN(n)
 				if o == m {
 					continue
 				}
-				st, origin, ok := tables[o].Get(names[m])
-				if !ok {
+				k := o*n + m
+				if ver[k] == 0 {
 					missing++
 					continue
 				}
 				sampled++
-				if string(st) != string(current[m]) {
+				if tag[k] != gen[m] {
 					wrong++
 				}
-				ages = append(ages, now.Sub(origin))
+				ages = append(ages, time.Duration(nowMs-int64(origin[k]))*time.Millisecond)
 			}
 		}
 	}
-	res := SimResult{BytesPerNodePerSec: float64(bytesSent) / float64(n) / cfg.Duration.Seconds(), Missing: missing}
+	secs := (cfg.Duration - cfg.Warmup).Seconds()
+	res := SimResult{
+		BytesPerNodePerSec: bytes / float64(n) / secs, PacketsPerNodePerSec: pkts / float64(n) / secs,
+		WantsPerNodePerSec: wants / float64(n) / secs, AnswersPerNodePerSec: answers / float64(n) / secs,
+		FullsPerNodePerSec: fulls / float64(n) / secs, Missing: missing, ConfirmInterval: P,
+	}
 	if sampled > 0 {
 		res.Wrong = float64(wrong) / float64(sampled)
 	}
@@ -208,14 +572,4 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 		res.AgeMax = ages[len(ages)-1]
 	}
 	return res
-}
-
-func nodeName(i int) string {
-	const digits = "0123456789"
-	b := []byte("node-0000")
-	for k := 8; k >= 5; k-- {
-		b[k] = digits[i%10]
-		i /= 10
-	}
-	return string(b)
 }

@@ -2,7 +2,6 @@ package mesh
 
 import (
 	"bytes"
-	"slices"
 	"time"
 )
 
@@ -14,18 +13,19 @@ type Table struct {
 	entries map[string]*tableEntry
 	// elections holds the anti-replay window of each election sender.
 	elections map[string]*replayWindow
-	// MaxEntries bounds the table; merges of unknown names past it are dropped.
+	// MaxEntries bounds the table; merges of unknown names past it are
+	// dropped, and so are the relay's records and wants about them.
 	MaxEntries int
-	// Rounds is how many packets a version received from others is put in
-	// ahead of versions already sent that often; 0 means plain
-	// freshest-first. See Select.
-	Rounds int
-	// FullRounds: a state goes out in full in the first FullRounds packets
-	// from here after it changed; after that as refreshes (ID, age and a
-	// 16-bit tag of the state), which receivers holding that state take as
-	// a confirmation. Zero sends everything in full. A receiver that missed
-	// the change gets it from the periodic all-full packets (Select's full).
-	FullRounds int
+
+	// The relay (relay.go): broadcasts this node still has steps of,
+	// the newest version queued per origin, members whose state it must
+	// ask for in full, when it last asked for each, and the base of the
+	// last wants it answered per requester.
+	pending   []*relayRec
+	fwd       map[string]uint64
+	needFull  map[string]bool
+	asked     map[string]asked
+	wantFloor map[string]uint64
 }
 
 type tableEntry struct {
@@ -40,16 +40,12 @@ type tableEntry struct {
 	// move it earlier). No clocks are compared across hosts, so skew does
 	// not matter.
 	origin time.Time
-	// changed is when this node first saw the current state bytes.
-	changed time.Time
-	// sent counts the packets this version has gone out in from here;
-	// fullSent those this state went out in full.
-	sent, fullSent int
 }
 
 // NewTable returns an empty table for the node called self.
 func NewTable(self string) *Table {
-	return &Table{self: self, entries: map[string]*tableEntry{}, elections: map[string]*replayWindow{}, MaxEntries: 100_000, Rounds: 3, FullRounds: 3}
+	return &Table{self: self, entries: map[string]*tableEntry{}, elections: map[string]*replayWindow{}, MaxEntries: 100_000,
+		fwd: map[string]uint64{}, needFull: map[string]bool{}, asked: map[string]asked{}, wantFloor: map[string]uint64{}}
 }
 
 // MergeResult says what Merge did with an entry.
@@ -65,7 +61,8 @@ const (
 	// it (or a replay of the newest packet): it refreshes nothing.
 	Same
 	// Ignored: about this node itself, a refresh of a state the table does
-	// not hold, or the table is full.
+	// not hold (the table then asks for the full state: see Wants), or the
+	// table is full.
 	Ignored
 )
 
@@ -84,7 +81,7 @@ func (t *Table) SetSelf(state []byte, version uint64, now time.Time) {
 		cur.origin, cur.version = now, version
 		return
 	}
-	t.entries[t.self] = &tableEntry{state: state, tag: StateTag(state), version: version, origin: now, changed: now}
+	t.entries[t.self] = &tableEntry{state: state, tag: StateTag(state), version: version, origin: now}
 }
 
 // Merge takes one received entry and keeps it if its version is above the
@@ -92,7 +89,8 @@ func (t *Table) SetSelf(state []byte, version uint64, now time.Time) {
 // holds the state it names. A copy of the version held refreshes nothing:
 // it can only move the estimate of when the origin published it earlier
 // (a replay arrives late and so would move it later). Entries about this
-// node itself are ignored.
+// node itself are ignored. A newer refresh of a state the table does not
+// hold marks the member for a full-state want.
 func (t *Table) Merge(e Entry, now time.Time) MergeResult {
 	if e.Name == t.self {
 		return Ignored
@@ -112,22 +110,28 @@ func (t *Table) Merge(e Entry, now time.Time) MergeResult {
 	}
 	if !e.Full {
 		if !ok || cur.tag != e.Tag {
+			if ok || len(t.needFull) < t.MaxEntries {
+				t.needFull[e.Name] = true
+			}
 			return Ignored
 		}
-		cur.version, cur.origin, cur.sent = e.Version, origin, 0
+		cur.version, cur.origin = e.Version, origin
+		delete(t.asked, e.Name)
 		return Taken
 	}
+	delete(t.needFull, e.Name)
+	delete(t.asked, e.Name)
 	if ok {
 		if !bytes.Equal(cur.state, e.State) {
-			cur.state, cur.tag, cur.changed, cur.fullSent = e.State, StateTag(e.State), now, 0
+			cur.state, cur.tag = e.State, StateTag(e.State)
 		}
-		cur.version, cur.origin, cur.sent = e.Version, origin, 0
+		cur.version, cur.origin = e.Version, origin
 		return Taken
 	}
 	if len(t.entries) >= t.MaxEntries {
 		return Ignored
 	}
-	t.entries[e.Name] = &tableEntry{state: e.State, tag: StateTag(e.State), version: e.Version, origin: origin, changed: now}
+	t.entries[e.Name] = &tableEntry{state: e.State, tag: StateTag(e.State), version: e.Version, origin: origin}
 	return Taken
 }
 
@@ -210,87 +214,27 @@ func (t *Table) VersionOf(name string) uint64 {
 	return 0
 }
 
-// Remove forgets a member.
+// Remove forgets a member: its load, its election window and what the
+// relay keeps about it.
 func (t *Table) Remove(name string) {
 	delete(t.entries, name)
 	delete(t.elections, name)
+	delete(t.fwd, name)
+	delete(t.needFull, name)
+	delete(t.asked, name)
+	delete(t.wantFloor, name)
+	keep := t.pending[:0]
+	for _, r := range t.pending {
+		if r.name != name {
+			keep = append(keep, r)
+		}
+	}
+	clear(t.pending[len(keep):])
+	t.pending = keep
 }
 
 // Len returns the number of entries, this node's own included.
 func (t *Table) Len() int { return len(t.entries) }
-
-// Select picks the entries for one outgoing packet: this node's own first,
-// then versions that have gone out from here fewer than Rounds times, then
-// the rest, each group freshest first, skipping entries older than maxAge
-// and those for which eligible returns false, until budget bytes are used.
-// States sent in full fewer than FullRounds times from here (or all, when
-// full is true) go out in full, the others as refreshes. It counts the packet against the versions
-// it picked.
-//
-// Freshest-first makes new information spread as an epidemic while the
-// bytes per packet stay fixed whatever the mesh size; the Rounds limit stops
-// a node from resending the same fresh versions in every packet; refreshes
-// let an unchanged load be confirmed in 8 bytes instead of 23.
-func (t *Table) Select(now time.Time, budget int, maxAge time.Duration, eligible func(string) bool, full bool) []Entry {
-	type cand struct {
-		name string
-		e    *tableEntry
-	}
-	cands := make([]cand, 0, len(t.entries))
-	for name, e := range t.entries {
-		if name == t.self {
-			continue
-		}
-		if maxAge > 0 && now.Sub(e.origin) > maxAge {
-			continue
-		}
-		if eligible != nil && !eligible(name) {
-			continue
-		}
-		cands = append(cands, cand{name, e})
-	}
-	slices.SortFunc(cands, func(a, b cand) int {
-		if t.Rounds > 0 {
-			ra, rb := min(a.e.sent, t.Rounds), min(b.e.sent, t.Rounds)
-			if ra != rb {
-				return ra - rb
-			}
-		}
-		if c := b.e.origin.Compare(a.e.origin); c != 0 {
-			return c
-		}
-		if a.name < b.name {
-			return -1
-		}
-		return 1
-	})
-	var out []Entry
-	used, base := 0, VersionAt(now)
-	mk := func(name string, te *tableEntry) Entry {
-		e := Entry{Name: name, Age: clampAge(now.Sub(te.origin)), Version: te.version, Tag: te.tag}
-		if full || t.FullRounds == 0 || te.fullSent < t.FullRounds {
-			e.Full, e.State = true, te.state
-			te.fullSent++
-		}
-		return e
-	}
-	if s, ok := t.entries[t.self]; ok {
-		e := mk(t.self, s)
-		used += entrySize(e, base)
-		out = append(out, e)
-	}
-	for _, c := range cands {
-		e := mk(c.name, c.e)
-		sz := entrySize(e, base)
-		if used+sz > budget || len(out) >= MaxEntries {
-			break
-		}
-		used += sz
-		out = append(out, e)
-		c.e.sent++
-	}
-	return out
-}
 
 func clampAge(d time.Duration) time.Duration {
 	if d < 0 {

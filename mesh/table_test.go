@@ -87,11 +87,11 @@ func TestReplayLaterDoesNotRefreshAge(t *testing.T) {
 	if l, _ := DecodeState(st); l.CPUPercent != 10 || !origin.Equal(t0.Add(time.Second)) {
 		t.Fatalf("table holds %v%% published %v after t0", l.CPUPercent, origin.Sub(t0))
 	}
-	// Select forwards the version held, so a forwarded copy is refused the
+	// Answers carry the version held, so a copy passed on is refused the
 	// same way by a third node.
-	es := tb.Select(later, 1400, 0, nil, true)
+	es, _ := tb.Answer("rp3", 1, []Want{{Name: "rp1", Full: true, None: true}}, later, 0, 1400)
 	if len(es) != 1 || es[0].Version != 12 || es[0].Age != 4*time.Second {
-		t.Fatalf("select: %+v", es)
+		t.Fatalf("answer: %+v", es)
 	}
 }
 

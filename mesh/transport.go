@@ -110,6 +110,9 @@ type Stats struct {
 	// them by DropReason (Dropped is the sum).
 	Dropped   atomic.Uint64
 	DroppedBy [NumDropReasons]atomic.Uint64
+	// StreamBytesIn/Out count the stream part of BytesIn/Out
+	// (memberlist's push/pull and joins).
+	StreamBytesIn, StreamBytesOut atomic.Uint64
 	// SendErrors counts packets the transport failed to send.
 	SendErrors atomic.Uint64
 	// ViewBuilds counts the Views published; LoadDecodes the node states
@@ -122,6 +125,12 @@ type Stats struct {
 	// copies of the version held, which refresh nothing; StaleElections
 	// election messages refused as replayed or stale.
 	StaleEntries, SameEntries, StaleElections atomic.Uint64
+	// WantsSent counts the members this node asked peers for (load it
+	// held too old, or a state it missed); WantsAnswered the entries it
+	// sent in answer to others; StaleWants the packets whose wants it did
+	// not answer because their base was not above the last one answered
+	// for that sender (replays).
+	WantsSent, WantsAnswered, StaleWants atomic.Uint64
 }
 
 // countOut counts a packet sent.
@@ -321,11 +330,13 @@ type countingConn struct {
 func (c *countingConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	c.s.BytesIn.Add(uint64(n))
+	c.s.StreamBytesIn.Add(uint64(n))
 	return n, err
 }
 
 func (c *countingConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	c.s.BytesOut.Add(uint64(n))
+	c.s.StreamBytesOut.Add(uint64(n))
 	return n, err
 }

@@ -183,6 +183,7 @@ func (m *Mesh) publishLocked(now time.Time) {
 		v.version = old.version + 1
 	}
 	m.view.Store(v)
+	m.loadsDirty = false
 	m.stats.ViewBuilds.Add(1)
 	if old != nil {
 		close(old.next)

@@ -25,6 +25,12 @@
 // reports memory (RSS, its anonymous and file-backed parts, PSS, Go heap)
 // and idle CPU per agent as ratios to serf, and the cost of one more peer
 // where variants differ only in N. See docs/benchmarks.md.
+//
+//	go run ./cmd/shoal-scenario large -n 1000 -model
+//
+// The large scenario runs N real mesh stacks in this process on the
+// in-memory network (internal/largen), Shoal's and stock serf's one after
+// the other, and the dissemination model on the same links (issue 14).
 package main
 
 import (
@@ -45,7 +51,7 @@ func main() {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, `usage: shoal-scenario mesh|p2p [flags]
+	fmt.Fprintf(w, `usage: shoal-scenario mesh|p2p|footprint|large|model [flags]
 
 scenarios:
   mesh   N Shoal agents and N stock serf agents side by side: memory, idle CPU,
@@ -57,6 +63,13 @@ scenarios:
          meshes of several Shoal binaries (builds, commits, profiles, sizes)
          and of stock serf side by side: memory and idle CPU per agent, as
          ratios to serf, and the cost of one more peer
+  large  N real mesh stacks (Shoal's, and stock serf's as the baseline) in
+         this process on the in-memory network, with per-link latency, loss
+         and starved hosts: convergence, failure detection, false failures,
+         load age, bytes and packets per node, push/pull, CPU and memory
+         per node; -model puts the dissemination model beside it
+  model  the load dissemination model (mesh.SimulateDissemination) alone,
+         on the large scenario's links, at up to N=10,000
 
 run 'shoal-scenario SCENARIO -h' for its flags
 `)
@@ -76,6 +89,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runP2PCmd(args, stdout, stderr)
 	case "footprint":
 		return runFootprintCmd(args, stdout, stderr)
+	case "large":
+		return runLargeCmd(args, stdout, stderr)
+	case "model":
+		return runModelCmd(args, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "shoal-scenario: unknown scenario %q\n", args[0])
 		usage(stderr)

@@ -26,6 +26,7 @@
 //
 //	nw := memnet.New(1)                        // seed
 //	nw.SetDefault(memnet.Link{Latency: 2 * time.Millisecond, Jitter: time.Millisecond})
+//	nw.SetLinkFunc(func(from, to netip.Addr) memnet.Link { ... }) // or one per link
 //	ep, err := nw.Listen("10.0.0.1:7946", memnet.Options{})
 //	mc.Transport = ep                          // memberlist.Config
 //	nw.Partition([]string{"10.0.0.1", "10.0.0.2"}, []string{"10.0.0.3"})
@@ -114,6 +115,7 @@ type Network struct {
 
 	mu        sync.Mutex
 	def       Link
+	linkFunc  func(from, to netip.Addr) Link
 	links     map[pair]*linkState
 	cuts      map[pair]bool
 	endpoints map[netip.AddrPort]*Endpoint
@@ -149,28 +151,54 @@ func (n *Network) linkLocked(from, to netip.Addr) *linkState {
 		h.Write(from.AsSlice())
 		h.Write([]byte{0})
 		h.Write(to.AsSlice())
-		ls = &linkState{cfg: n.def, rng: rand.New(rand.NewPCG(n.seed, h.Sum64()))}
+		ls = &linkState{cfg: n.defaultLocked(from, to), rng: rand.New(rand.NewPCG(n.seed, h.Sum64()))}
 		n.links[p] = ls
 	}
 	return ls
 }
 
+func (n *Network) defaultLocked(from, to netip.Addr) Link {
+	if n.linkFunc != nil {
+		if l := n.linkFunc(from, to); l.validate() == nil {
+			return l
+		}
+	}
+	return n.def
+}
+
 // SetDefault sets how every link behaves that was not given its own
 // setting with SetLink. It returns an error for a negative delay or a rate
-// outside 0–1.
+// outside 0–1. It replaces a function given to SetLinkFunc.
 func (n *Network) SetDefault(l Link) error {
 	if err := l.validate(); err != nil {
 		return err
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.def = l
+	n.def, n.linkFunc = l, nil
 	for _, ls := range n.links {
 		if !ls.custom {
 			ls.cfg = l
 		}
 	}
 	return nil
+}
+
+// SetLinkFunc makes f decide how each link behaves that was not given its
+// own setting with SetLink (a latency per pair of hosts drawn from a seed,
+// say). f is called once per directed link, when the link is first used
+// (and for links already in use, now), with the network's lock held: it
+// must not call the Network. A Link that f returns invalid (a negative
+// delay, a rate outside 0–1) falls back to the default.
+func (n *Network) SetLinkFunc(f func(from, to netip.Addr) Link) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.linkFunc = f
+	for p, ls := range n.links {
+		if !ls.custom {
+			ls.cfg = n.defaultLocked(p.from, p.to)
+		}
+	}
 }
 
 // SetLink sets how packets from host from to host to behave (one

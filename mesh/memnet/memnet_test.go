@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -398,5 +399,49 @@ func TestShutdownFreesTheAddress(t *testing.T) {
 	}
 	if _, err := b.WriteTo([]byte("x"), "10.0.0.1:7946"); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("send from a shut endpoint: %v", err)
+	}
+}
+
+func TestLinkFuncSetsEachLink(t *testing.T) {
+	nw := New(3)
+	nw.SetLinkFunc(func(from, to netip.Addr) Link {
+		if to == netip.MustParseAddr("10.0.0.3") {
+			return Link{Loss: 1}
+		}
+		if to == netip.MustParseAddr("10.0.0.4") {
+			return Link{Loss: 2} // invalid: the default applies
+		}
+		return Link{Latency: time.Duration(from.As4()[3]) * 30 * time.Millisecond}
+	})
+	var eps []*Endpoint
+	for i := 1; i <= 4; i++ {
+		ep, err := nw.Listen(fmt.Sprintf("10.0.0.%d:7946", i), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ep.Shutdown() })
+		eps = append(eps, ep)
+	}
+	sent := time.Now()
+	for _, to := range []string{"10.0.0.2:7946", "10.0.0.3:7946", "10.0.0.4:7946"} {
+		if _, err := eps[0].WriteTo([]byte("x"), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := nw.Stats("10.0.0.1", "10.0.0.3"); s.Lost != 1 {
+		t.Errorf("link to .3 should lose everything: %+v", s)
+	}
+	select {
+	case p := <-eps[1].PacketCh():
+		if d := p.Timestamp.Sub(sent); d < 30*time.Millisecond {
+			t.Errorf("the link from .1 has 30 ms of latency; the packet took %v", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing reached .2")
+	}
+	select {
+	case <-eps[3].PacketCh():
+	case <-time.After(5 * time.Second):
+		t.Fatal("an invalid link function result did not fall back to the default")
 	}
 }

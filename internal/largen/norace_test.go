@@ -1,0 +1,5 @@
+//go:build !race
+
+package largen
+
+const raceEnabled, raceSize = false, 0

@@ -1,0 +1,176 @@
+package mesh
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoalmesh/shoal/mesh/memnet"
+	"github.com/shoalmesh/shoal/metrics"
+)
+
+// memberEvents records the membership events each node reports.
+type memberEvents struct {
+	mu  sync.Mutex
+	evs []Event
+}
+
+func (r *memberEvents) add(e Event) {
+	r.mu.Lock()
+	r.evs = append(r.evs, e)
+	r.mu.Unlock()
+}
+
+func (r *memberEvents) since(t time.Time, typ string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.evs {
+		if e.Type == typ && !e.Time.Before(t) {
+			out = append(out, e.Member)
+		}
+	}
+	return out
+}
+
+// startMemProfile starts n nodes p1…pn at 10.10.0.x on nw with the given
+// profile, joined to p1, each reporting its events to rec.
+func startMemProfile(t *testing.T, nw *memnet.Network, profile string, n int, rec *memberEvents) []*Mesh {
+	t.Helper()
+	var ms []*Mesh
+	for i := 1; i <= n; i++ {
+		cpu := float64(i)
+		m, err := New(Config{
+			NodeName: fmt.Sprintf("p%d", i), BindAddr: fmt.Sprintf("10.10.0.%d", i), BindPort: 7946,
+			Profile: profile, Transport: MemoryTransport(nw), Keys: [][]byte{[]byte("0123456789abcdef")}, Label: "ms",
+			Load:    func() (metrics.Load, bool) { return metrics.Load{CPUPercent: cpu, Cores: 1}, true },
+			OnEvent: rec.add,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Shutdown() })
+		ms = append(ms, m)
+	}
+	for _, m := range ms[1:] {
+		if _, err := m.Join([]string{"10.10.0.1:7946"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 60*time.Second, "every node sees every node alive", func() error {
+		for _, m := range ms {
+			if got := m.View().Len(); got != n {
+				return fmt.Errorf("%s sees %d members", m.LocalName(), got)
+			}
+			for _, mem := range m.View().Members() {
+				if mem.Status != StatusAlive {
+					return fmt.Errorf("%s sees %s %s", m.LocalName(), mem.Name, mem.Status)
+				}
+			}
+		}
+		return nil
+	})
+	return ms
+}
+
+// A member that left is listed as left, then reaped everywhere once the
+// tombstone time passes (30 s on the local profile), and does not come
+// back: its load goes with it.
+func TestLeftMembersAreReaped(t *testing.T) {
+	nw := memnet.New(11)
+	nw.SetDefault(memnet.Link{Latency: time.Millisecond})
+	rec := &memberEvents{}
+	ms := startMemProfile(t, nw, ProfileLocal, 5, rec)
+	if err := ms[4].Leave(); err != nil {
+		t.Fatal(err)
+	}
+	ms[4].Shutdown()
+	waitFor(t, 30*time.Second, "p5 seen left", func() error { return sees(ms[:4], StatusLeft, "p5") })
+	waitFor(t, 90*time.Second, "p5 reaped everywhere", func() error { return sees(ms[:4], "absent", "p5") })
+	reaped := time.Now()
+	// Two push/pull intervals (5 s on local): nobody brings it back.
+	deadline := reaped.Add(12 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := sees(ms[:4], "absent", "p5"); err != nil {
+			t.Fatalf("%v after it was reaped", err)
+		}
+		time.Sleep(200 * time.Millisecond) // sampling the views while time passes
+	}
+	for _, m := range ms[:4] {
+		if _, ok := m.View().Member("p5"); ok {
+			t.Fatalf("%s still lists p5", m.LocalName())
+		}
+	}
+	for _, m := range rec.since(reaped, "member-join") {
+		if m == "p5" {
+			t.Fatal("p5 joined again after it was reaped")
+		}
+	}
+}
+
+// A failed member removed with ForceLeave (prune) is gone from every
+// node's list at once, and stays gone through push/pulls.
+func TestRemovedMemberStaysRemoved(t *testing.T) {
+	nw := memnet.New(12)
+	nw.SetDefault(memnet.Link{Latency: time.Millisecond})
+	rec := &memberEvents{}
+	ms := startMemProfile(t, nw, ProfileLocal, 5, rec)
+	ms[3].Shutdown()
+	waitFor(t, 30*time.Second, "p4 seen failed", func() error { return sees(append(ms[:3:3], ms[4]), StatusFailed, "p4") })
+	if err := ms[0].ForceLeave("p4", true); err != nil {
+		t.Fatal(err)
+	}
+	rest := append(ms[:3:3], ms[4])
+	waitFor(t, 30*time.Second, "p4 removed everywhere", func() error { return sees(rest, "absent", "p4") })
+	removed := time.Now()
+	for time.Now().Before(removed.Add(12 * time.Second)) {
+		if err := sees(rest, "absent", "p4"); err != nil {
+			t.Fatalf("%v after it was removed", err)
+		}
+		time.Sleep(200 * time.Millisecond) // sampling the views while time passes
+	}
+	for _, m := range rec.since(removed, "member-join") {
+		if m == "p4" {
+			t.Fatal("p4 joined again after it was removed")
+		}
+	}
+}
+
+// An idle mesh on the lan profile (memberlist's LAN timings) with ordinary
+// latency and a little loss does not flap: over a minute nobody is marked
+// failed or left, and every node keeps every load fresh.
+func TestNoFlappingAtIdle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a minute of idle mesh")
+	}
+	nw := memnet.New(13)
+	nw.SetDefault(memnet.Link{Latency: 5 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.01})
+	rec := &memberEvents{}
+	ms := startMemProfile(t, nw, ProfileLAN, 20, rec)
+	start := time.Now()
+	worst := time.Duration(0)
+	for time.Since(start) < time.Minute {
+		now := time.Now()
+		for _, m := range ms {
+			for _, mem := range m.View().Members() {
+				if mem.Status != StatusAlive {
+					t.Fatalf("%s sees %s %s after %v idle", m.LocalName(), mem.Name, mem.Status, time.Since(start).Round(time.Second))
+				}
+				if mem.Load != nil {
+					worst = max(worst, mem.LoadAge(now))
+				}
+			}
+		}
+		time.Sleep(500 * time.Millisecond) // sampling the views while time passes
+	}
+	for _, typ := range []string{"member-failed", "member-leave", "member-reap"} {
+		if evs := rec.since(start, typ); len(evs) > 0 {
+			t.Fatalf("%d %s events at idle: %v", len(evs), typ, evs)
+		}
+	}
+	t.Logf("20 nodes, a minute idle: no failure, no leave; oldest load seen %v", worst)
+	if worst > 5*time.Second {
+		t.Errorf("a load was %v old at idle", worst)
+	}
+}

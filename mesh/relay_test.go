@@ -1,0 +1,327 @@
+package mesh
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/shoalmesh/shoal/metrics"
+)
+
+// relayMesh is n tables in one order (name i at position i), exchanging
+// relay packets through the real encoding, synchronously, round by round.
+type relayMesh struct {
+	n, d   int
+	tables []*Table
+	names  []string
+	// took[i] counts the entries about origin 0 table i took.
+	took []int
+	// drop, when set, loses the packet from i to j in round r.
+	drop func(r, from, to int) bool
+}
+
+func newRelayMesh(n int) *relayMesh {
+	rm := &relayMesh{n: n, d: RelayBits(n), took: make([]int, n)}
+	for i := 0; i < n; i++ {
+		rm.names = append(rm.names, fmt.Sprintf("r%d", i))
+		rm.tables = append(rm.tables, NewTable(rm.names[i]))
+	}
+	return rm
+}
+
+func (rm *relayMesh) pos(name string) (int, bool) {
+	var i int
+	if _, err := fmt.Sscanf(name, "r%d", &i); err != nil || i >= rm.n {
+		return 0, false
+	}
+	return i, true
+}
+
+// round makes one relay step at every table and delivers the packets.
+func (rm *relayMesh) round(t *testing.T, r int, now time.Time) (packets, entries int) {
+	t.Helper()
+	type pkt struct {
+		to   int
+		body []byte
+	}
+	var out []pkt
+	for i, tb := range rm.tables {
+		for _, o := range tb.Relay(now, rm.n, rm.d, func(name string) (int, bool) {
+			p, ok := rm.pos(name)
+			return (i - p + rm.n) % rm.n, ok
+		}) {
+			to := (i + 1<<o.Bit) % rm.n
+			if rm.drop != nil && rm.drop(r, i, to) {
+				continue
+			}
+			base := VersionAt(now)
+			out = append(out, pkt{to, AppendRelay(nil, rm.names[i], RelayPacket{Base: base, Groups: o.Groups})})
+		}
+	}
+	for _, p := range out {
+		rp, err := DecodeRelay(p.body)
+		if err != nil {
+			t.Fatalf("round %d: %v", r, err)
+		}
+		packets++
+		for _, g := range rp.Groups {
+			for _, e := range g.Entries {
+				e.Name = fmt.Sprintf("r%d", idOf(rm.names, e.ID))
+				entries++
+				if rm.tables[p.to].MergeRelay(e, g.J0, g.H, rm.d, now) == Taken && e.Name == rm.names[0] {
+					rm.took[p.to]++
+				}
+			}
+		}
+	}
+	return packets, entries
+}
+
+func idOf(names []string, id uint32) int {
+	for i, n := range names {
+		if NameID(n) == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// A broadcast reaches every member exactly once, in RelayBits(n) rounds,
+// whatever n and whichever bit it starts on, with one packet per node and
+// round at most.
+func TestRelayReachesEveryMemberOnce(t *testing.T) {
+	st := EncodeState(nil, metrics.Load{CPUPercent: 42})
+	t0 := time.Unix(1_800_000_000, 0)
+	for _, n := range []int{2, 3, 5, 8, 13, 100, 1000} {
+		for _, j0 := range []int{0, RelayBits(n) - 1} {
+			rm := newRelayMesh(n)
+			rm.tables[0].SetSelf(st, 1000, t0)
+			rm.tables[0].Inject(j0, true)
+			total := 0
+			for r := 0; r < rm.d; r++ {
+				p, e := rm.round(t, r, t0.Add(time.Duration(r)*100*time.Millisecond))
+				if p > n {
+					t.Fatalf("n=%d: %d packets in round %d", n, p, r)
+				}
+				total += e
+			}
+			for i := 1; i < n; i++ {
+				if rm.took[i] != 1 {
+					t.Fatalf("n=%d j0=%d: r%d took origin r0's entry %d times", n, j0, i, rm.took[i])
+				}
+				if got, _, ok := rm.tables[i].Get("r0"); !ok || !bytes.Equal(got, st) {
+					t.Fatalf("n=%d: r%d holds %v", n, i, got)
+				}
+			}
+			if total != n-1 {
+				t.Fatalf("n=%d: %d entries sent for %d receivers", n, total, n-1)
+			}
+			for i, tb := range rm.tables {
+				if tb.Pending() != 0 {
+					t.Fatalf("n=%d: r%d still has %d broadcasts after %d rounds", n, i, tb.Pending(), rm.d)
+				}
+			}
+		}
+	}
+}
+
+// A lost packet loses the broadcast for the members behind it; the next
+// refresh reaches them, and they ask for the state they missed in full.
+func TestRelayLossIsRepairedByWants(t *testing.T) {
+	hot := EncodeState(nil, metrics.Load{CPUPercent: 90})
+	t0 := time.Unix(1_800_000_000, 0)
+	rm := newRelayMesh(16)
+	rm.tables[0].SetSelf(hot, 1000, t0)
+	rm.tables[0].Inject(0, true)
+	rm.drop = func(r, from, to int) bool { return r == 0 && from == 0 } // r0's first step
+	for r := 0; r < rm.d; r++ {
+		rm.round(t, r, t0)
+	}
+	missed := []int{}
+	for i := 1; i < 16; i++ {
+		if _, _, ok := rm.tables[i].Get("r0"); !ok {
+			missed = append(missed, i)
+		}
+	}
+	if len(missed) != 8 { // the odd distances: the first step was bit 0
+		t.Fatalf("members without r0's state after losing its first step: %v", missed)
+	}
+	// The next broadcast is a refresh: those that missed the state cannot
+	// take it, and want it in full.
+	t1 := t0.Add(time.Second)
+	rm.drop = nil
+	rm.tables[0].SetSelf(hot, 1100, t1)
+	rm.tables[0].Inject(0, false)
+	for r := 0; r < rm.d; r++ {
+		rm.round(t, r, t1)
+	}
+	all := []string{"r0"} // the only member with a load
+	i := missed[0]
+	ws := rm.tables[i].Wants(t1, all, 3*time.Second, time.Second, 64)
+	if len(ws) != 1 || ws[0].Name != "r0" || !ws[0].Full || !ws[0].None {
+		t.Fatalf("r%d wants %+v", i, ws)
+	}
+	// Asked once: not again within the retry time.
+	if ws := rm.tables[i].Wants(t1.Add(500*time.Millisecond), all, 3*time.Second, time.Second, 64); len(ws) != 0 {
+		t.Fatalf("asked again at once: %+v", ws)
+	}
+	// A member that holds it answers in full; the requester takes it.
+	ans, fresh := rm.tables[2].Answer(rm.names[i], 7, ws, t1, 100*time.Millisecond, 1400)
+	if !fresh || len(ans) != 1 || !ans[0].Full || ans[0].Version != 1100 {
+		t.Fatalf("answer: %+v fresh=%v", ans, fresh)
+	}
+	if r := rm.tables[i].Merge(ans[0], t1); r != Taken {
+		t.Fatalf("requester merged the answer: %v", r)
+	}
+	// The same wants again under the same base (a replay): no answer.
+	if ans, fresh := rm.tables[2].Answer(rm.names[i], 7, ws, t1, 100*time.Millisecond, 1400); fresh || len(ans) != 0 {
+		t.Fatalf("replayed wants answered: %+v", ans)
+	}
+}
+
+// A member whose refresh names a state this node does not hold is wanted
+// in full first; members held too old are wanted oldest first; members
+// held fresh are not wanted; answers go only where this node is fresher.
+func TestWantsOrderAndAnswers(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	cool := EncodeState(nil, metrics.Load{CPUPercent: 10})
+	hot := EncodeState(nil, metrics.Load{CPUPercent: 90})
+	tb := NewTable("me")
+	tb.Merge(Entry{Name: "old", Version: 10, Age: 9 * time.Second, Full: true, State: cool}, now)
+	tb.Merge(Entry{Name: "older", Version: 10, Age: 12 * time.Second, Full: true, State: cool}, now)
+	tb.Merge(Entry{Name: "fresh", Version: 10, Age: time.Second, Full: true, State: cool}, now)
+	tb.Merge(Entry{Name: "changed", Version: 10, Age: time.Second, Full: true, State: cool}, now)
+	if r := tb.Merge(Entry{Name: "changed", Version: 11, Tag: StateTag(hot)}, now); r != Ignored {
+		t.Fatalf("refresh of a state not held: %v", r)
+	}
+	ws := tb.Wants(now, []string{"me", "fresh", "old", "older", "changed", "new"}, 3*time.Second, time.Second, 64)
+	var got []string
+	for _, w := range ws {
+		got = append(got, fmt.Sprintf("%s full=%v", w.Name, w.Full))
+	}
+	want := []string{"changed full=true", "new full=true", "older full=false", "old full=false"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("wants %v, want %v", got, want)
+	}
+	// On the wire the age is kept to 100 ms, at most 12.7 s.
+	body := AppendRelay(nil, "me", RelayPacket{Base: 5, Wants: ws})
+	p, err := DecodeRelay(body)
+	if err != nil || len(p.Wants) != 4 || p.Wants[2].Age != 12*time.Second || !p.Wants[1].None || p.Wants[3].Age != 9*time.Second {
+		t.Fatalf("wants on the wire: %+v %v", p.Wants, err)
+	}
+	// Another node holds "old" 2 s old and "older" 12.9 s old: it answers
+	// for "old" only, and for itself always.
+	other := NewTable("o")
+	other.Merge(Entry{Name: "old", Version: 12, Age: 2 * time.Second, Full: true, State: cool}, now)
+	other.Merge(Entry{Name: "older", Version: 12, Age: 12900 * time.Millisecond, Full: true, State: cool}, now)
+	other.SetSelf(hot, 99, now)
+	for i := range p.Wants {
+		p.Wants[i].Name = ws[i].Name
+	}
+	ans, _ := other.Answer("me", p.Base, append(p.Wants, Want{Name: "o", Age: 0}), now, 100*time.Millisecond, 1400)
+	if len(ans) != 2 || ans[0].Name != "old" || ans[0].Full || ans[1].Name != "o" {
+		t.Fatalf("answers %+v", ans)
+	}
+}
+
+// A relayed entry at or below the version already queued is not passed
+// on again: a replayed relay packet costs its receiver no sends.
+func TestRelayDoesNotPassOnReplays(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	st := EncodeState(nil, metrics.Load{CPUPercent: 5})
+	tb := NewTable("me")
+	e := Entry{Name: "a", Version: 100, Full: true, State: st}
+	if r := tb.MergeRelay(e, 0, 1, 5, now); r != Taken || tb.Pending() != 1 {
+		t.Fatalf("first copy: %v, %d pending", r, tb.Pending())
+	}
+	if r := tb.MergeRelay(e, 0, 1, 5, now); r != Same || tb.Pending() != 1 {
+		t.Fatalf("replay: %v, %d pending", r, tb.Pending())
+	}
+	old := e
+	old.Version = 90
+	if r := tb.MergeRelay(old, 2, 1, 5, now); r != Older || tb.Pending() != 1 {
+		t.Fatalf("older: %v, %d pending", r, tb.Pending())
+	}
+	// At the last step nothing is queued.
+	last := e
+	last.Version = 101
+	if tb.MergeRelay(last, 0, 5, 5, now); tb.Pending() != 1 {
+		t.Fatalf("last step queued: %d pending", tb.Pending())
+	}
+}
+
+func TestRelayWireBounds(t *testing.T) {
+	st := EncodeState(nil, metrics.Load{CPUPercent: 5})
+	p := RelayPacket{Base: VersionAt(time.Now()), Groups: []RelayGroup{{J0: 3, H: 2, Entries: []Entry{{Name: "a", Version: 5, Full: true, State: st}, {Name: "b", Tag: 9, Version: VersionAt(time.Now())}}}},
+		Wants: []Want{{Name: "c", Full: true}, {Name: "d", Age: 30 * time.Second}}}
+	body := AppendRelay(nil, "me", p)
+	got, err := DecodeRelay(body)
+	if err != nil || got.From != NameID("me") || len(got.Groups) != 1 || got.Groups[0].J0 != 3 || got.Groups[0].H != 2 ||
+		len(got.Groups[0].Entries) != 2 || got.Wants[0].ID != NameID("c") || !got.Wants[0].Full || got.Wants[1].Age != 12700*time.Millisecond {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	for i := range body {
+		if _, err := DecodeRelay(body[:i]); !errors.Is(err, ErrBadPacket) {
+			t.Errorf("truncated at %d: %v", i, err)
+		}
+	}
+	for name, b := range map[string][]byte{
+		"step 0":         {KindRelay, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0},
+		"bit 31":         {KindRelay, 1, 0, 0, 0, 0, 1, 31, 1, 0, 0},
+		"65 groups":      {KindRelay, 1, 0, 0, 0, 0, 65},
+		"257 wants":      {KindRelay, 1, 0, 0, 0, 0, 0, 0x81, 0x02},
+		"trailing bytes": append(append([]byte(nil), body...), 1),
+	} {
+		if _, err := DecodeRelay(b); !errors.Is(err, ErrBadPacket) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func FuzzDecodeRelay(f *testing.F) {
+	st := EncodeState(nil, metrics.Load{CPUPercent: 12})
+	f.Add(AppendRelay(nil, "x", RelayPacket{Base: 77, Groups: []RelayGroup{{J0: 1, H: 1, Entries: []Entry{{Name: "a", Full: true, State: st}, {Name: "b", Age: time.Second, Tag: 7}}}}, Wants: []Want{{Name: "a", None: true}}}))
+	f.Add([]byte{KindRelay, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := DecodeRelay(b)
+		if err != nil {
+			return
+		}
+		total := 0
+		for _, g := range p.Groups {
+			total += len(g.Entries)
+			if g.H == 0 || g.H > MaxRelayBits || g.J0 >= MaxRelayBits {
+				t.Fatalf("group out of bounds: %d %d", g.J0, g.H)
+			}
+			for _, e := range g.Entries {
+				if len(e.State) > MaxStateLen || e.Age > MaxEntryAge || e.Version > MaxVersion {
+					t.Fatalf("entry out of bounds: %+v", e)
+				}
+			}
+		}
+		if total > MaxEntries || len(p.Groups) > MaxRelayGroups || len(p.Wants) > MaxWants {
+			t.Fatalf("%d entries, %d groups, %d wants", total, len(p.Groups), len(p.Wants))
+		}
+		// Whatever decodes merges without panicking, and never takes a
+		// version at or below the one held.
+		tb := NewTable("self")
+		now := time.Unix(1_800_000_000, 0)
+		for _, g := range p.Groups {
+			for _, e := range g.Entries {
+				e.Name = fmt.Sprint(e.ID % 4)
+				before := tb.VersionOf(e.Name)
+				_, _, had := tb.Get(e.Name)
+				if tb.MergeRelay(e, g.J0, g.H, 10, now) == Taken && had && e.Version <= before {
+					t.Fatalf("took version %d over %d", e.Version, before)
+				}
+			}
+		}
+		tb.Relay(now, 7, 3, func(string) (int, bool) { return 1, true })
+		for i := range p.Wants {
+			p.Wants[i].Name = fmt.Sprint(p.Wants[i].ID % 4)
+		}
+		tb.Answer("x", p.Base, p.Wants, now, 0, 1400)
+	})
+}
