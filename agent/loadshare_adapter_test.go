@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shoalmesh/shoal/client"
+	"github.com/shoalmesh/shoal/internal/testbin"
 	"github.com/shoalmesh/shoal/loadshare"
 	"github.com/shoalmesh/shoal/mesh"
 	"github.com/shoalmesh/shoal/metrics"
@@ -222,15 +223,7 @@ func serveOn(t *testing.T, ip string, h http.Handler) (addr string, port int) {
 }
 
 // freePort asks the kernel for a free TCP port on ip.
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T, ip string) int { return testbin.FreePort(t, ip) }
 
 // startTestAgent starts an in-process agent on ip (local profile).
 func startTestAgent(t *testing.T, name, ip, join string, tags map[string]string, edit func(*Config)) *Agent {

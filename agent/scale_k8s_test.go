@@ -5,8 +5,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/shoalmesh/shoal/internal/k8stest"
+	"github.com/shoalmesh/shoal/internal/testbin"
 	"github.com/shoalmesh/shoal/scale"
 	"github.com/shoalmesh/shoal/scale/providers"
 )
@@ -26,11 +25,7 @@ import (
 // (cmd/shoal-provider) and points the agents of this test at it.
 func useProviderHelper(t *testing.T) {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), providers.HelperName)
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/shoalmesh/shoal/cmd/shoal-provider").CombinedOutput(); err != nil {
-		t.Fatalf("building the provider helper: %v\n%s", err, out)
-	}
-	t.Setenv(providers.HelperEnv, bin)
+	t.Setenv(providers.HelperEnv, testbin.Build(t, testbin.Provider))
 }
 
 // TestScaleKubernetesMesh: three agents and a real kube-apiserver. Synthetic

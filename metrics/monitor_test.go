@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shoalmesh/shoal/internal/testbin"
 )
 
 // waitLimit bounds every wait in these tests; nothing here sleeps, and on a
@@ -69,25 +70,6 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the Monitor's goroutine to log into
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // harness runs a Monitor on a FakeClock with a scripted Reader.
 type harness struct {
 	t       *testing.T
@@ -95,7 +77,7 @@ type harness struct {
 	m       *Monitor
 	reader  *scriptedReader
 	samples chan Load
-	logs    *syncBuffer
+	logs    *testbin.SyncBuffer
 	cancel  context.CancelFunc
 	done    chan error
 	t0      time.Time
@@ -108,7 +90,7 @@ func startMonitor(t *testing.T, cfg Config, steps ...scriptStep) *harness {
 		t0:      time.Unix(1_700_000_000, 0),
 		reader:  newScriptedReader(steps...),
 		samples: make(chan Load, 100),
-		logs:    &syncBuffer{},
+		logs:    &testbin.SyncBuffer{},
 		done:    make(chan error, 1),
 	}
 	h.clk = NewFakeClock(h.t0)

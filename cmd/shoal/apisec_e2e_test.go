@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shoalmesh/shoal/client"
+	"github.com/shoalmesh/shoal/internal/testbin"
 	"github.com/shoalmesh/shoal/internal/testpki"
 )
 
@@ -23,7 +24,7 @@ import (
 // with clientArgs (its TLS files and token) answers.
 func startSecured(t *testing.T, name, ip string, clientArgs []string, agentArgs ...string) *proc {
 	t.Helper()
-	p := &proc{http: fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1")), gossip: fmt.Sprintf("%s:%d", ip, freePort(t, ip)), stderr: &syncBuffer{}}
+	p := &proc{http: fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1")), gossip: fmt.Sprintf("%s:%d", ip, freePort(t, ip)), stderr: &testbin.SyncBuffer{}}
 	args := append([]string{"agent", "--node", name, "--bind", p.gossip, "--profile", "local", "--http-addr", p.http,
 		"--data-dir", t.TempDir(), "--sample-interval", "200ms", "--log-level", "info"}, agentArgs...)
 	p.cmd = exec.Command(shoalBin, args...)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shoalmesh/shoal/client"
+	"github.com/shoalmesh/shoal/internal/testbin"
 )
 
 // freePortRun finds n consecutive free TCP ports on 127.0.0.1 and returns
@@ -63,7 +64,7 @@ func TestDevMesh(t *testing.T) {
 				args = append(args, "--profile", c.profile)
 			}
 			cmd := exec.Command(shoalBin, args...)
-			var stdout, stderr syncBuffer
+			var stdout, stderr testbin.SyncBuffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

@@ -12,73 +12,32 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shoalmesh/shoal/client"
+	"github.com/shoalmesh/shoal/internal/testbin"
 )
 
 var shoalBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "shoal-e2e-")
-	if err != nil {
-		panic(err)
-	}
-	shoalBin = filepath.Join(dir, "shoal")
-	out, err := exec.Command("go", "build", "-o", shoalBin, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build shoal: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, &shoalBin, "", testbin.Shoal) }
 
 // freePort asks the kernel for a free TCP port on ip.
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T, ip string) int { return testbin.FreePort(t, ip) }
 
 type proc struct {
 	cmd    *exec.Cmd
 	http   string
 	gossip string
-	stderr *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer that a running process writes (through
-// os/exec's copying goroutine) while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	stderr *testbin.SyncBuffer
 }
 
 func startAgent(t *testing.T, name, ip string, join string, extra ...string) *proc {
 	t.Helper()
 	gport := freePort(t, ip)
-	p := &proc{http: fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1")), gossip: fmt.Sprintf("%s:%d", ip, gport), stderr: &syncBuffer{}}
+	p := &proc{http: fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1")), gossip: fmt.Sprintf("%s:%d", ip, gport), stderr: &testbin.SyncBuffer{}}
 	args := []string{"agent", "--node", name, "--bind", p.gossip, "--profile", "local", "--http-addr", p.http,
 		"--data-dir", t.TempDir(), "--sample-interval", "200ms", "--log-level", "warn"}
 	if join != "" {

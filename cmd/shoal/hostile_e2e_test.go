@@ -28,6 +28,7 @@ import (
 
 	"github.com/shoalmesh/shoal/client"
 	"github.com/shoalmesh/shoal/election"
+	"github.com/shoalmesh/shoal/internal/testbin"
 	"github.com/shoalmesh/shoal/internal/testenv"
 	"github.com/shoalmesh/shoal/mesh"
 	"github.com/shoalmesh/shoal/metrics"
@@ -70,7 +71,7 @@ func TestHostilePeersCannotMoveTheMesh(t *testing.T) {
 	start := func(name, ip, join string) *proc {
 		t.Helper()
 		gport := freePort(t, ip)
-		p := &proc{http: fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1")), gossip: fmt.Sprintf("%s:%d", ip, gport), stderr: &syncBuffer{}}
+		p := &proc{http: fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1")), gossip: fmt.Sprintf("%s:%d", ip, gport), stderr: &testbin.SyncBuffer{}}
 		args := []string{"agent", "--node", name, "--bind", p.gossip, "--profile", "lan", "--http-addr", p.http,
 			"--data-dir", t.TempDir(), "--sample-interval", "200ms", "--log-level", "warn", "--encrypt", key, "--enable-debug"}
 		if join != "" {

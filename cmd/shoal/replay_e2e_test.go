@@ -24,6 +24,7 @@ import (
 	"github.com/shoalmesh/shoal/client"
 	"github.com/shoalmesh/shoal/mesh"
 
+	"github.com/shoalmesh/shoal/internal/testbin"
 	"github.com/shoalmesh/shoal/internal/testenv"
 )
 
@@ -49,7 +50,7 @@ func TestReplayedGossipDoesNotRollLoadBack(t *testing.T) {
 			args = append(args, "--join", join)
 		}
 		p.cmd = exec.Command(shoalBin, args...)
-		p.stderr = &syncBuffer{}
+		p.stderr = &testbin.SyncBuffer{}
 		p.cmd.Stderr = p.stderr
 		if err := p.cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -11,24 +11,17 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/shoalmesh/shoal/client"
+	"github.com/shoalmesh/shoal/internal/testbin"
 )
 
 // Build builds cmd/shoal into dir and returns the binary's path.
-func Build(dir string) (string, error) {
-	bin := filepath.Join(dir, "shoal")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/shoalmesh/shoal/cmd/shoal").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build ./cmd/shoal: %v\n%s", err, out)
-	}
-	return bin, nil
-}
+func Build(dir string) (string, error) { return testbin.BuildInto(dir, testbin.Shoal) }
 
 // HasFlag reports whether `bin agent --help` lists --flag.
 func HasFlag(bin, flag string) bool {

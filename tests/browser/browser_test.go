@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,25 +24,12 @@ import (
 
 	"github.com/shoalmesh/shoal/agent"
 	"github.com/shoalmesh/shoal/client"
+	"github.com/shoalmesh/shoal/internal/testbin"
 )
 
 var shoalBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "shoal-browser-")
-	if err != nil {
-		panic(err)
-	}
-	shoalBin = filepath.Join(dir, "shoal")
-	out, err := exec.Command("go", "build", "-o", shoalBin, "../../cmd/shoal").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build shoal: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, &shoalBin, "", testbin.Shoal) }
 
 // chromiumPath finds Chromium, or skips the test saying how to get it (fails
 // it under CI=true).
@@ -166,15 +152,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) string {
 	return p
 }
 
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T, ip string) int { return testbin.FreePort(t, ip) }
 
 type proc struct {
 	name, http, gossip string

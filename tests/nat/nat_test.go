@@ -20,6 +20,7 @@ import (
 
 	"github.com/shoalmesh/shoal/client"
 	"github.com/shoalmesh/shoal/internal/poll"
+	"github.com/shoalmesh/shoal/internal/testbin"
 	"github.com/shoalmesh/shoal/internal/testenv"
 )
 
@@ -44,18 +45,7 @@ func setup(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("SHOAL_REQUIRE_NETNS=1 or CI=true, but %s", skipReason)
 	}
 	if skipReason == "" {
-		shoalBin = os.Getenv("SHOAL_BIN")
-		if shoalBin == "" {
-			dir, err := os.MkdirTemp("", "shoal-nat-bin")
-			if err != nil {
-				return 0, err
-			}
-			defer os.RemoveAll(dir)
-			shoalBin = filepath.Join(dir, "shoal")
-			if out, err := exec.Command("go", "build", "-o", shoalBin, "../../cmd/shoal").CombinedOutput(); err != nil {
-				return 0, fmt.Errorf("build shoal: %v\n%s", err, out)
-			}
-		}
+		testbin.Main(m, &shoalBin, "SHOAL_BIN", testbin.Shoal)
 	}
 	return m.Run(), nil
 }

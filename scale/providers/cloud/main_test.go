@@ -1,11 +1,10 @@
 package cloud
 
 import (
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/shoalmesh/shoal/internal/leakcheck"
+	"github.com/shoalmesh/shoal/internal/testbin"
 	"github.com/shoalmesh/shoal/scale/providers"
 )
 
@@ -19,9 +18,5 @@ func TestMain(m *testing.M) {
 // helper protocol (providers.HelperFactory) at it for this test.
 func useHelper(t *testing.T) {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), providers.HelperName)
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/shoalmesh/shoal/cmd/shoal-provider").CombinedOutput(); err != nil {
-		t.Fatalf("building the helper: %v\n%s", err, out)
-	}
-	t.Setenv(providers.HelperEnv, bin)
+	t.Setenv(providers.HelperEnv, testbin.Build(t, testbin.Provider))
 }
