@@ -101,7 +101,7 @@ func (r *Result) rows() []row {
 	add("start of seed to converged mesh (s)", f2(sh.StartToConvergedS), f2(sf.StartToConvergedS), ratio(sh.StartToConvergedS, sf.StartToConvergedS))
 	if la := sh.LoadAge; la != nil {
 		add("load age p50 / p99 / max (s)", fmt.Sprintf("%s / %s / %s", f2(la.P50), f2(la.P99), f2(la.Max)), "—", "")
-		add("  (observer, member) pairs; without load", fmt.Sprintf("%d; %d", la.Pairs, la.Missing), "—", "")
+		add("  (observer, member) pairs; without load; observer samples unanswered", fmt.Sprintf("%d; %d; %d", la.Pairs, la.Missing, la.Unanswered), "—", "")
 		add("  own load's age when read, median (s)", f2(la.SelfP50), "—", "")
 	}
 	add("gossip payload bytes/s per node (agent counters)", f0(sh.AgentBytesOutPerSec), "—", "")
