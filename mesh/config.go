@@ -79,8 +79,8 @@ type Config struct {
 	GossipInterval time.Duration
 	// ConfirmInterval is how often a node broadcasts a confirmation of an
 	// unchanged load; a changed one goes out at the next round. 0: by the
-	// number of members n, max(2 rounds, 0.6 s × (n/100)^0.37): 0.6 s at
-	// 100, 1.4 s at 1,000, 3.3 s at 10,000 (see ConfirmIntervalFor).
+	// number of members n, max(2 rounds, 1 s, 0.6 s × (n/100)^0.37): 1 s up
+	// to 400, 1.4 s at 1,000, 3.3 s at 10,000 (see ConfirmIntervalFor).
 	ConfirmInterval time.Duration
 	// PacketBudget bounds the bytes of entries per packet; more go in
 	// further packets.

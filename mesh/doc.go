@@ -105,8 +105,8 @@
 // rounds, doubling to 40 while nothing newer arrives, so members with no
 // load to give cost little.
 //
-// ConfirmInterval defaults by n to max(2 rounds, 0.6 s × (n/100)^0.37):
-// 0.6 s at 100 members, 1.4 s at 1,000, 3.3 s at 10,000. The age a member
+// ConfirmInterval defaults by n to max(2 rounds, 1 s, 0.6 s × (n/100)^0.37):
+// 1 s up to 400 members, 1.4 s at 1,000, 3.3 s at 10,000. The age a member
 // shows is then between the depth of the relay (up to d rounds) and that
 // plus the interval; bytes per node are about n/interval confirmations (8
 // bytes each) plus every state change of every member once (23 bytes),

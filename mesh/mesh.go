@@ -663,13 +663,19 @@ func (m *Mesh) gossipLoop() {
 }
 
 // ConfirmIntervalFor is the default ConfirmInterval for n members and a
-// round of gossip: max(2 rounds, 0.6 s × (n/100)^0.37). Bytes per node grow
-// about as n/interval, so as n^0.63, while the time a confirmation takes to
-// reach everyone grows as log2 n rounds.
+// round of gossip: max(2 rounds, 1 s, 0.6 s × (n/100)^0.37). Bytes per node
+// grow about as n/interval, so as n^0.63 past 400 members, while the time a
+// confirmation takes to reach everyone grows as log2 n rounds. The 1 s
+// floor: below 400 members a shorter interval buys ages younger than
+// anyone reads (p99 1.2 s instead of 1.7 s at 100 processes) for a
+// quarter more bytes and a tenth more idle CPU (docs/benchmarks.md).
 func ConfirmIntervalFor(n int, gossip time.Duration) time.Duration {
 	p := time.Duration(float64(600*time.Millisecond) * math.Pow(float64(max(n, 1))/100, 0.37))
-	return max(p, 2*gossip)
+	return max(p, 2*gossip, minConfirmInterval)
 }
+
+// minConfirmInterval is ConfirmIntervalFor's floor.
+const minConfirmInterval = time.Second
 
 // wantAgeFor is the age past which a member's load is asked for: a
 // confirmation reaches everyone within d rounds of being sent, and the next
