@@ -53,10 +53,10 @@ type Agent struct {
 	joinHook func([]string) (int, error)
 
 	// Components wired in their own files.
-	elect *electionRunner // election_adapter.go
-	proxy *proxyRunner    // loadshare_adapter.go
-	scale *scaleRunner    // scale_adapter.go
-	dash  *dashboard      // dashboard.go, events_stream.go
+	elect atomic.Pointer[electionRunner] // election_adapter.go; read with runner()
+	proxy *proxyRunner                   // loadshare_adapter.go
+	scale *scaleRunner                   // scale_adapter.go
+	dash  *dashboard                     // dashboard.go, events_stream.go
 	// shares counts picks and proxied requests per member and tracks
 	// uptime and availability (share.go); nil before Start.
 	shares *shares

@@ -113,15 +113,10 @@ type actResult struct {
 // hold the minority to it.
 func (r *electionRunner) actingBound() time.Duration { return time.Duration(r.lease+1) * r.tick }
 
-// electMu guards Agent.elect, which the mesh's receive goroutine reads while
-// Start sets it.
-var electMu sync.RWMutex
-
-func (a *Agent) runner() *electionRunner {
-	electMu.RLock()
-	defer electMu.RUnlock()
-	return a.elect
-}
+// runner returns this agent's election runner, nil before Start sets it.
+// Agent.elect is atomic: the mesh's receive goroutine reads it while Start
+// sets it.
+func (a *Agent) runner() *electionRunner { return a.elect.Load() }
 
 func (a *Agent) startElection(ctx context.Context) error {
 	r := &electionRunner{
@@ -191,9 +186,7 @@ func (a *Agent) startElection(ctx context.Context) error {
 	r.lease = cfg.LeaseTicks
 	r.base = time.Now()
 	r.publish()
-	electMu.Lock()
-	a.elect = r
-	electMu.Unlock()
+	a.elect.Store(r)
 	go r.run()
 	return nil
 }
