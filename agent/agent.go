@@ -197,6 +197,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err := a.startScale(runCtx); err != nil {
 		return err
 	}
+	a.startDashboard(runCtx) // dashboard.go: after the election, which it watches
 
 	if cfg.TLSCert != "" {
 		if a.tls, err = newAPITLS(cfg); err != nil { // api_tls.go
@@ -326,9 +327,6 @@ func (a *Agent) shutdown() {
 	case <-a.done:
 	default:
 		close(a.done)
-	}
-	if a.dash != nil {
-		a.dash.wg.Wait() // the dashboard's goroutines end on done
 	}
 	a.log.Info("agent stopped")
 }

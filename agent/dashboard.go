@@ -7,6 +7,7 @@ package agent
 // token, since it holds no data; every data call carries the token.
 
 import (
+	"context"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -36,10 +37,8 @@ var (
 // dashboard is the agent's dashboard and monitor state.
 type dashboard struct {
 	deps      dashDeps
-	once      sync.Once
-	wg        sync.WaitGroup // sampleHistory and watchElection; Stop waits for them
-	stream    *broadcaster   // events_stream.go
-	synthetic int            // test hook: synthetic members added to the dashboard's view
+	stream    *broadcaster // events_stream.go
+	synthetic int          // test hook: synthetic members added to the dashboard's view
 
 	mu   sync.Mutex
 	hist []HistorySample // ring
@@ -209,13 +208,21 @@ func (a *Agent) registerDashboardRoutes(mux *http.ServeMux, reg *prometheus.Regi
 	mux.HandleFunc("GET /v1/history", d.handleHistory)
 	mux.HandleFunc("GET /v1/monitor", a.handleMonitor) // events_stream.go
 	reg.MustRegister(newOperatorCollector(a))          // prom.go
-	if a.mesh != nil {
-		d.once.Do(func() {
-			d.wg.Add(2)
-			go func() { defer d.wg.Done(); d.sampleHistory(a.done) }()
-			go func() { defer d.wg.Done(); d.watchElection(a.done) }()
-		})
-	}
+}
+
+// startDashboard runs the history sampler and the election watcher until
+// ctx (the agent's Start context) ends; Stop cancels it and waits for them.
+func (a *Agent) startDashboard(ctx context.Context) {
+	d := a.dashState()
+	a.wg.Add(2)
+	go func() {
+		defer a.wg.Done()
+		d.sampleHistory(ctx)
+	}()
+	go func() {
+		defer a.wg.Done()
+		d.watchElection(ctx)
+	}()
 }
 
 // viewMembers is the View's members plus the synthetic ones (test hook).
@@ -328,15 +335,15 @@ func (d *dashboard) handleHistory(w http.ResponseWriter, r *http.Request) {
 }
 
 // sampleHistory records an aggregate sample every historyInterval until
-// done is closed.
-func (d *dashboard) sampleHistory(done <-chan struct{}) {
+// ctx ends.
+func (d *dashboard) sampleHistory(ctx context.Context) {
 	t := time.NewTicker(historyInterval)
 	defer t.Stop()
 	for {
 		d.record(d.historySample(time.Now()))
 		select {
 		case <-t.C:
-		case <-done:
+		case <-ctx.Done():
 			return
 		}
 	}
@@ -377,8 +384,8 @@ func (d *dashboard) record(s HistorySample) {
 // watchElection turns changes of the named coordinator into events
 // ("coordinator": a coordinator is named or replaced; "coordinator-lost":
 // none is named any more), for /v1/events, the dashboard and the monitor,
-// until done is closed.
-func (d *dashboard) watchElection(done <-chan struct{}) {
+// until ctx ends.
+func (d *dashboard) watchElection(ctx context.Context) {
 	if _, _, _, ok := d.deps.coordinator(); !ok {
 		return
 	}
@@ -395,7 +402,7 @@ func (d *dashboard) watchElection(done <-chan struct{}) {
 		coord, term = c, t
 		select {
 		case <-ch:
-		case <-done:
+		case <-ctx.Done():
 			return
 		}
 	}

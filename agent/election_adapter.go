@@ -205,7 +205,11 @@ func (a *Agent) startElection(ctx context.Context) error {
 	r.base = time.Now()
 	r.publish()
 	a.elect.Store(r)
-	go r.run()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		r.run(ctx)
+	}()
 	return nil
 }
 
@@ -309,8 +313,9 @@ func saveHardState(path string, hs election.HardState) error {
 	return atomicfile.Write(path, b)
 }
 
-// run is the one goroutine that owns the Node.
-func (r *electionRunner) run() {
+// run is the one goroutine that owns the Node. It ends when stopElection
+// closes stop, or at the latest when ctx (the agent's Start context) ends.
+func (r *electionRunner) run(ctx context.Context) {
 	defer close(r.done)
 	defer func() {
 		if r.actionLog != nil {
@@ -344,6 +349,10 @@ func (r *electionRunner) run() {
 		// (a rival's claim must not find it still leading).
 		select {
 		case <-r.stop:
+			r.catchUp()
+			r.stopActing()
+			return
+		case <-ctx.Done():
 			r.catchUp()
 			r.stopActing()
 			return
