@@ -52,7 +52,11 @@ type Agent struct {
 	tls      *apiTLS
 	joinHook func([]string) (int, error)
 
-	// Components wired in their own files.
+	// Components wired in their own files. Each gets what it uses from
+	// the agent through its deps struct, built in one place
+	// (agentElectionDeps, agentLoadshareDeps, agentScaleDeps,
+	// agentDashDeps); Start starts their goroutines under its context and
+	// wg, and shutdown stops them and waits.
 	elect atomic.Pointer[electionRunner] // election_adapter.go; read with runner()
 	proxy *proxyRunner                   // loadshare_adapter.go
 	scale *scaleRunner                   // scale_adapter.go
