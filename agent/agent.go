@@ -52,11 +52,15 @@ type Agent struct {
 	tls      *apiTLS
 	joinHook func([]string) (int, error)
 
-	// Components wired in their own files.
-	elect *electionRunner // election_adapter.go
-	proxy *proxyRunner    // loadshare_adapter.go
-	scale *scaleRunner    // scale_adapter.go
-	dash  *dashboard      // dashboard.go, events_stream.go
+	// Components wired in their own files. Each gets what it uses from
+	// the agent through its deps struct, built in one place
+	// (agentElectionDeps, agentLoadshareDeps, agentScaleDeps,
+	// agentDashDeps); Start starts their goroutines under its context and
+	// wg, and shutdown stops them and waits.
+	elect atomic.Pointer[electionRunner] // election_adapter.go; read with runner()
+	proxy *proxyRunner                   // loadshare_adapter.go
+	scale *scaleRunner                   // scale_adapter.go
+	dash  *dashboard                     // dashboard.go, events_stream.go
 	// shares counts picks and proxied requests per member and tracks
 	// uptime and availability (share.go); nil before Start.
 	shares *shares
@@ -197,6 +201,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err := a.startScale(runCtx); err != nil {
 		return err
 	}
+	a.startDashboard(runCtx) // dashboard.go: after the election, which it watches
 
 	if cfg.TLSCert != "" {
 		if a.tls, err = newAPITLS(cfg); err != nil { // api_tls.go
@@ -326,9 +331,6 @@ func (a *Agent) shutdown() {
 	case <-a.done:
 	default:
 		close(a.done)
-	}
-	if a.dash != nil {
-		a.dash.wg.Wait() // the dashboard's goroutines end on done
 	}
 	a.log.Info("agent stopped")
 }

@@ -7,6 +7,7 @@ package agent
 // token, since it holds no data; every data call carries the token.
 
 import (
+	"context"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -35,10 +36,9 @@ var (
 
 // dashboard is the agent's dashboard and monitor state.
 type dashboard struct {
-	once      sync.Once
-	wg        sync.WaitGroup // sampleHistory and watchElection; Stop waits for them
-	stream    *broadcaster   // events_stream.go
-	synthetic int            // test hook: synthetic members added to the dashboard's view
+	deps      dashDeps
+	stream    *broadcaster // events_stream.go
+	synthetic int          // test hook: synthetic members added to the dashboard's view
 
 	mu   sync.Mutex
 	hist []HistorySample // ring
@@ -47,6 +47,50 @@ type dashboard struct {
 }
 
 func newDashboard() *dashboard { return &dashboard{stream: newBroadcaster()} }
+
+// dashDeps is what the dashboard's report, its history sampler and its
+// election watcher need from the agent, and all they reach: the agent
+// builds it in one place (agentDashDeps).
+type dashDeps struct {
+	// node is this agent's name.
+	node func() string
+	// members returns the mesh View's members (shared: copy to modify).
+	members func() []mesh.Member
+	// leader returns this node's view of the election, nil without one.
+	leader func() *client.Leader
+	// coordinator returns the coordinator this node names ("" for none),
+	// its term, and a channel closed when either may have changed; ok is
+	// false when no election runs.
+	coordinator func() (name string, term uint64, changed <-chan struct{}, ok bool)
+	// measure reports the measured shares and availability beside the
+	// model's for the members ms (share.go).
+	measure func(ms []mesh.Member, now time.Time) (map[string]*client.MemberShare, *client.Measured)
+	// addEvent records an event and streams it to monitors.
+	addEvent func(Event)
+}
+
+// agentDashDeps wires the dashboard to the agent's mesh, election, share
+// tracker and event log. They are read at each call: the dashboard is made
+// in New, the mesh and the election in Start.
+func agentDashDeps(a *Agent) dashDeps {
+	return dashDeps{
+		node:    func() string { return a.cfg.NodeName },
+		members: func() []mesh.Member { return a.mesh.View().Members() },
+		leader:  a.leader,
+		coordinator: func() (string, uint64, <-chan struct{}, bool) {
+			r := a.runner()
+			if r == nil {
+				return "", 0, nil, false
+			}
+			s, ch := r.snapshot()
+			return s.status.Coordinator, s.status.Term, ch, true
+		},
+		measure: func(ms []mesh.Member, now time.Time) (map[string]*client.MemberShare, *client.Measured) {
+			return a.shares.measure(ms, now) // share.go
+		},
+		addEvent: a.addEvent,
+	}
+}
 
 func (a *Agent) dashState() *dashboard {
 	if a.dash == nil {
@@ -123,10 +167,12 @@ type DashboardReport struct {
 	Measured *client.Measured `json:"measured,omitempty"`
 }
 
-// initDashboard is called by New once options are applied: it tees the
-// agent's logger into the monitor stream (events_stream.go).
+// initDashboard is called by New once options are applied: it wires the
+// dashboard to the agent and tees the agent's logger into the monitor
+// stream (events_stream.go).
 func (a *Agent) initDashboard() {
 	d := a.dashState()
+	d.deps = agentDashDeps(a)
 	a.log = teeLogger(a.log, d.stream, a.cfg.NodeName)
 }
 
@@ -158,24 +204,32 @@ func (a *Agent) registerDashboardRoutes(mux *http.ServeMux, reg *prometheus.Regi
 		w.Header().Set("Cache-Control", "no-cache")
 		files.ServeHTTP(w, r)
 	}))
-	mux.HandleFunc("GET /v1/dashboard", a.handleDashboard)
-	mux.HandleFunc("GET /v1/history", a.handleHistory)
+	mux.HandleFunc("GET /v1/dashboard", d.handleDashboard)
+	mux.HandleFunc("GET /v1/history", d.handleHistory)
 	mux.HandleFunc("GET /v1/monitor", a.handleMonitor) // events_stream.go
 	reg.MustRegister(newOperatorCollector(a))          // prom.go
-	if a.mesh != nil {
-		d.once.Do(func() {
-			d.wg.Add(2)
-			go func() { defer d.wg.Done(); a.sampleHistory() }()
-			go func() { defer d.wg.Done(); a.watchElection() }()
-		})
-	}
+}
+
+// startDashboard runs the history sampler and the election watcher until
+// ctx (the agent's Start context) ends; Stop cancels it and waits for them.
+func (a *Agent) startDashboard(ctx context.Context) {
+	d := a.dashState()
+	a.wg.Add(2)
+	go func() {
+		defer a.wg.Done()
+		d.sampleHistory(ctx)
+	}()
+	go func() {
+		defer a.wg.Done()
+		d.watchElection(ctx)
+	}()
 }
 
 // viewMembers is the View's members plus the synthetic ones (test hook).
 // The View's slice is shared: append to a copy.
-func (a *Agent) viewMembers(now time.Time) []mesh.Member {
-	ms := a.mesh.View().Members()
-	if n := a.dashState().synthetic; n > 0 {
+func (d *dashboard) viewMembers(now time.Time) []mesh.Member {
+	ms := d.deps.members()
+	if n := d.synthetic; n > 0 {
 		ms = append(append([]mesh.Member(nil), ms...), syntheticMembers(n, now)...)
 	}
 	return ms
@@ -245,17 +299,17 @@ func (a *Agent) leader() *client.Leader {
 	return &l
 }
 
-func (a *Agent) handleDashboard(w http.ResponseWriter, r *http.Request) {
+func (d *dashboard) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
-	ms := a.viewMembers(now)
-	rep := DashboardReport{Node: a.cfg.NodeName, Version: Version, Time: now.UTC().Format(time.RFC3339Nano),
-		Members: make([]DashMember, len(ms)), Counts: map[string]int{}, Aggregate: Aggregate(ms, now), Leader: a.leader(),
-		Synthetic: a.dashState().synthetic}
+	ms := d.viewMembers(now)
+	rep := DashboardReport{Node: d.deps.node(), Version: Version, Time: now.UTC().Format(time.RFC3339Nano),
+		Members: make([]DashMember, len(ms)), Counts: map[string]int{}, Aggregate: Aggregate(ms, now), Leader: d.deps.leader(),
+		Synthetic: d.synthetic}
 	coord := ""
 	if rep.Leader != nil {
 		coord = rep.Leader.Coordinator
 	}
-	per, measured := a.shares.measure(ms, now) // share.go
+	per, measured := d.deps.measure(ms, now)
 	rep.Measured = measured
 	for i, m := range ms {
 		rep.Members[i] = toDashMember(m, coord, now)
@@ -265,8 +319,7 @@ func (a *Agent) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rep)
 }
 
-func (a *Agent) handleHistory(w http.ResponseWriter, r *http.Request) {
-	d := a.dashState()
+func (d *dashboard) handleHistory(w http.ResponseWriter, r *http.Request) {
 	d.mu.Lock()
 	var out []HistorySample
 	if d.full {
@@ -282,23 +335,22 @@ func (a *Agent) handleHistory(w http.ResponseWriter, r *http.Request) {
 }
 
 // sampleHistory records an aggregate sample every historyInterval until
-// the agent stops.
-func (a *Agent) sampleHistory() {
-	d := a.dashState()
+// ctx ends.
+func (d *dashboard) sampleHistory(ctx context.Context) {
 	t := time.NewTicker(historyInterval)
 	defer t.Stop()
 	for {
-		d.record(a.historySample(time.Now()))
+		d.record(d.historySample(time.Now()))
 		select {
 		case <-t.C:
-		case <-a.done:
+		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-func (a *Agent) historySample(now time.Time) HistorySample {
-	ms := a.viewMembers(now)
+func (d *dashboard) historySample(now time.Time) HistorySample {
+	ms := d.viewMembers(now)
 	ag := Aggregate(ms, now)
 	s := HistorySample{Time: now.UnixMilli(), CPUMean: ag.CPUMean, CPUMax: ag.CPUMax, MemMean: ag.MemMean, MemMax: ag.MemMax,
 		NetRxBps: ag.NetRxBps, NetTxBps: ag.NetTxBps, WithLoad: ag.Members}
@@ -310,7 +362,7 @@ func (a *Agent) historySample(now time.Time) HistorySample {
 			s.Failed++
 		}
 	}
-	if l := a.leader(); l != nil {
+	if l := d.deps.leader(); l != nil {
 		s.Coordinator, s.Term = l.Coordinator, l.Term
 	}
 	return s
@@ -331,27 +383,26 @@ func (d *dashboard) record(s HistorySample) {
 
 // watchElection turns changes of the named coordinator into events
 // ("coordinator": a coordinator is named or replaced; "coordinator-lost":
-// none is named any more), for /v1/events, the dashboard and the monitor.
-func (a *Agent) watchElection() {
-	r := a.runner()
-	if r == nil {
+// none is named any more), for /v1/events, the dashboard and the monitor,
+// until ctx ends.
+func (d *dashboard) watchElection(ctx context.Context) {
+	if _, _, _, ok := d.deps.coordinator(); !ok {
 		return
 	}
 	var coord string
 	var term uint64
 	for {
-		s, ch := r.snapshot()
-		st := s.status
+		c, t, ch, _ := d.deps.coordinator()
 		switch {
-		case st.Coordinator != "" && (st.Coordinator != coord || st.Term != term):
-			a.addEvent(Event{Time: time.Now(), Type: "coordinator", Member: st.Coordinator, Detail: "term " + strconv.FormatUint(st.Term, 10)})
-		case st.Coordinator == "" && coord != "":
-			a.addEvent(Event{Time: time.Now(), Type: "coordinator-lost", Member: coord, Detail: "term " + strconv.FormatUint(term, 10)})
+		case c != "" && (c != coord || t != term):
+			d.deps.addEvent(Event{Time: time.Now(), Type: "coordinator", Member: c, Detail: "term " + strconv.FormatUint(t, 10)})
+		case c == "" && coord != "":
+			d.deps.addEvent(Event{Time: time.Now(), Type: "coordinator-lost", Member: coord, Detail: "term " + strconv.FormatUint(term, 10)})
 		}
-		coord, term = st.Coordinator, st.Term
+		coord, term = c, t
 		select {
 		case <-ch:
-		case <-a.done:
+		case <-ctx.Done():
 			return
 		}
 	}

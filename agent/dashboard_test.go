@@ -126,9 +126,8 @@ func TestHistoryRingKeepsTheNewest(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		d.record(HistorySample{Time: int64(i)})
 	}
-	a := &Agent{dash: d}
 	rec := httptest.NewRecorder()
-	a.handleHistory(rec, httptest.NewRequest(http.MethodGet, "/v1/history", nil))
+	d.handleHistory(rec, httptest.NewRequest(http.MethodGet, "/v1/history", nil))
 	var rep HistoryReport
 	if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil {
 		t.Fatal(err)

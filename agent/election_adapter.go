@@ -43,9 +43,27 @@ var ErrNotCoordinator = errors.New("this node is not the acting coordinator")
 // ErrElectionStopped is returned by calls on a stopped election.
 var ErrElectionStopped = errors.New("the election is stopped")
 
+// electionDeps is what the election runner needs from the agent, and all
+// it reaches: the agent builds it in one place (agentElectionDeps).
+type electionDeps struct {
+	// node is this agent's name, priority its rank.
+	node     string
+	priority int
+	// view returns the mesh's current View; its Changed channel wakes run.
+	view func() *mesh.View
+	// send sends an election message's body to the member named to.
+	send func(to string, body []byte) error
+}
+
+// agentElectionDeps wires the runner to the agent's mesh.
+func agentElectionDeps(a *Agent) electionDeps {
+	m := a.mesh
+	return electionDeps{node: a.cfg.NodeName, priority: a.cfg.Priority, view: m.View, send: m.SendElection}
+}
+
 // electionRunner drives the election state machine over the mesh.
 type electionRunner struct {
-	a       *Agent
+	deps    electionDeps
 	log     *slog.Logger
 	node    *election.Node // owned by run
 	tick    time.Duration
@@ -113,19 +131,14 @@ type actResult struct {
 // hold the minority to it.
 func (r *electionRunner) actingBound() time.Duration { return time.Duration(r.lease+1) * r.tick }
 
-// electMu guards Agent.elect, which the mesh's receive goroutine reads while
-// Start sets it.
-var electMu sync.RWMutex
-
-func (a *Agent) runner() *electionRunner {
-	electMu.RLock()
-	defer electMu.RUnlock()
-	return a.elect
-}
+// runner returns this agent's election runner, nil before Start sets it.
+// Agent.elect is atomic: the mesh's receive goroutine reads it while Start
+// sets it.
+func (a *Agent) runner() *electionRunner { return a.elect.Load() }
 
 func (a *Agent) startElection(ctx context.Context) error {
 	r := &electionRunner{
-		a: a, log: a.log.With("component", "election-adapter"),
+		deps: agentElectionDeps(a), log: a.log.With("component", "election-adapter"),
 		tick: a.cfg.preset().ElectionTick, dataDir: a.cfg.DataDir,
 		leave:  make(chan chan struct{}),
 		inbox:  make(chan election.Message, 1024),
@@ -191,10 +204,12 @@ func (a *Agent) startElection(ctx context.Context) error {
 	r.lease = cfg.LeaseTicks
 	r.base = time.Now()
 	r.publish()
-	electMu.Lock()
-	a.elect = r
-	electMu.Unlock()
-	go r.run()
+	a.elect.Store(r)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		r.run(ctx)
+	}()
 	return nil
 }
 
@@ -298,8 +313,9 @@ func saveHardState(path string, hs election.HardState) error {
 	return atomicfile.Write(path, b)
 }
 
-// run is the one goroutine that owns the Node.
-func (r *electionRunner) run() {
+// run is the one goroutine that owns the Node. It ends when stopElection
+// closes stop, or at the latest when ctx (the agent's Start context) ends.
+func (r *electionRunner) run(ctx context.Context) {
 	defer close(r.done)
 	defer func() {
 		if r.actionLog != nil {
@@ -309,7 +325,7 @@ func (r *electionRunner) run() {
 	}()
 	t := time.NewTicker(r.tick)
 	defer t.Stop()
-	view := r.a.mesh.View()
+	view := r.deps.view()
 	r.syncMembers(view)
 	for {
 		// An idle mesh (no scaler, nobody asked for a coordinator) needs
@@ -336,10 +352,14 @@ func (r *electionRunner) run() {
 			r.catchUp()
 			r.stopActing()
 			return
+		case <-ctx.Done():
+			r.catchUp()
+			r.stopActing()
+			return
 		case <-view.Changed():
 			// Membership (or load) changed: the Node gets the new list
 			// when the members or their status changed.
-			view = r.a.mesh.View()
+			view = r.deps.view()
 			r.catchUp()
 			r.syncMembers(view)
 		case <-t.C:
@@ -481,7 +501,7 @@ func (r *electionRunner) flush() {
 			r.log.Error("encode election message", "msg", m.String(), "err", err)
 			continue
 		}
-		if err := r.a.mesh.SendElection(m.To, b); err != nil {
+		if err := r.deps.send(m.To, b); err != nil {
 			r.sendErrs.Add(1)
 			r.log.Debug("send election message", "to", m.To, "err", err)
 		}
@@ -519,8 +539,8 @@ func (r *electionRunner) publish() {
 		}()
 	}
 	prio := 0
-	if st.Coordinator == r.a.cfg.NodeName {
-		prio = r.a.cfg.Priority
+	if st.Coordinator == r.deps.node {
+		prio = r.deps.priority
 	} else {
 		for _, m := range r.members {
 			if m.Name == st.Coordinator {
@@ -567,7 +587,7 @@ func (r *electionRunner) act() actResult {
 		return actResult{err: ErrNotCoordinator}
 	}
 	r.actSeq++
-	a := client.LeaderAction{Node: r.a.cfg.NodeName, Holder: lease.Holder, Priority: lease.Priority, Term: lease.Term,
+	a := client.LeaderAction{Node: r.deps.node, Holder: lease.Holder, Priority: lease.Priority, Term: lease.Term,
 		Time: time.Now().UTC().Format(time.RFC3339Nano), Seq: r.actSeq}
 	if r.actionLog != nil {
 		b, _ := json.Marshal(a)
@@ -650,7 +670,7 @@ func (r *electionRunner) leaderView() client.Leader {
 	s, _ := r.snapshot()
 	st := s.status
 	l := client.Leader{
-		Node: r.a.cfg.NodeName, Coordinator: st.Coordinator, Term: st.Term, Priority: s.coordPrio,
+		Node: r.deps.node, Coordinator: st.Coordinator, Term: st.Term, Priority: s.coordPrio,
 		Acting: s.leaseOK && time.Now().Before(s.leaseUntil), IsSelf: st.IsSelf, Since: s.since.UTC().Format(time.RFC3339),
 		QuorumSeen: st.QuorumSeen, QuorumNeeded: st.Quorum, Electing: st.Electing, Holding: s.holding,
 	}

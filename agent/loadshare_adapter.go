@@ -217,7 +217,32 @@ func newRand(salt uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), salt))
 }
 
-func (a *Agent) handlePick(pks *pickers, w http.ResponseWriter, r *http.Request) {
+// loadshareDeps is what GET /v1/pick, the forwarding proxy and its
+// collector need from the agent, and all they reach: the agent builds it in
+// one place (agentLoadshareDeps).
+type loadshareDeps struct {
+	// view returns the mesh's current View.
+	view func() *mesh.View
+	// countPick counts a pick of a member, countProxied a proxied request
+	// a member answered; service is the member's service tag (share.go).
+	countPick, countProxied func(name, service string)
+	// proxy returns the forwarding proxy, nil when none runs.
+	proxy func() *proxyRunner
+}
+
+// agentLoadshareDeps wires the pick handler, the proxy and its collector
+// to the agent's mesh, share tracker and proxy. They are read at each call:
+// the handler may be built before Start makes them.
+func agentLoadshareDeps(a *Agent) loadshareDeps {
+	return loadshareDeps{
+		view:         func() *mesh.View { return a.mesh.View() },
+		countPick:    func(name, service string) { a.shares.countPick(name, service) },
+		countProxied: func(name, service string) { a.shares.countProxied(name, service) },
+		proxy:        func() *proxyRunner { return a.proxy },
+	}
+}
+
+func handlePick(deps loadshareDeps, pks *pickers, w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	n := 1
 	if s := q.Get("n"); s != "" {
@@ -243,7 +268,7 @@ func (a *Agent) handlePick(pks *pickers, w http.ResponseWriter, r *http.Request)
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("strategy %q is unknown; valid strategies are %s", strategy, strings.Join(loadshare.Strategies(), ", ")))
 		return
 	}
-	cands, err := pickCandidates(a.mesh.View().Members(), service, tags, time.Now())
+	cands, err := pickCandidates(deps.view().Members(), service, tags, time.Now())
 	if err != nil {
 		var pe *pickError
 		if errors.As(err, &pe) {
@@ -264,7 +289,7 @@ func (a *Agent) handlePick(pks *pickers, w http.ResponseWriter, r *http.Request)
 	}
 	out := make([]client.Picked, len(picked))
 	for i, c := range picked {
-		a.shares.countPick(c.Name, c.Tags[mesh.TagService]) // share.go
+		deps.countPick(c.Name, c.Tags[mesh.TagService]) // share.go
 		out[i] = client.Picked{
 			Name: c.Name, Addr: c.Addr, Self: c.Local,
 			Weight:   loadshare.Weight(c, loadshare.WeightParams{}),
@@ -280,9 +305,9 @@ func (a *Agent) handlePick(pks *pickers, w http.ResponseWriter, r *http.Request)
 }
 
 func (a *Agent) registerPickRoutes(mux *http.ServeMux, reg *prometheus.Registry) {
-	pks := &pickers{}
-	mux.HandleFunc("GET /v1/pick", func(w http.ResponseWriter, r *http.Request) { a.handlePick(pks, w, r) })
-	reg.MustRegister(&proxyCollector{a: a}, newShareCollector(a)) // share.go
+	deps, pks := agentLoadshareDeps(a), &pickers{}
+	mux.HandleFunc("GET /v1/pick", func(w http.ResponseWriter, r *http.Request) { handlePick(deps, pks, w, r) })
+	reg.MustRegister(&proxyCollector{proxy: deps.proxy}, newShareCollector(a)) // share.go
 }
 
 // proxyRunner runs the forwarding proxy.
@@ -294,9 +319,8 @@ type proxyRunner struct {
 	tr       *http.Transport
 	flight   *inflight
 	useCount bool
-	mesh     *mesh.Mesh
+	deps     loadshareDeps // the View, and where answered requests are counted
 	snap     atomic.Pointer[candSnapshot]
-	shares   *shares // counts the requests members answered (share.go)
 }
 
 // candSnapshot is the service's candidates from one View, and the members
@@ -311,7 +335,7 @@ type candSnapshot struct {
 // snapshot returns the candidates of the current View, made again only
 // when the View changes.
 func (pr *proxyRunner) snapshot(now time.Time) *candSnapshot {
-	v := pr.mesh.View()
+	v := pr.deps.view()
 	s := pr.snap.Load()
 	if s == nil || s.view != v {
 		s = &candSnapshot{view: v, byAddr: map[string]int{}}
@@ -333,11 +357,11 @@ func (pr *proxyRunner) snapshot(now time.Time) *candSnapshot {
 // response (share.go).
 func (pr *proxyRunner) answered(addr string) {
 	s := pr.snap.Load()
-	if s == nil || pr.shares == nil {
+	if s == nil {
 		return
 	}
 	if i, ok := s.byAddr[addr]; ok {
-		pr.shares.countProxied(s.mems[i].Name, s.mems[i].Shoal.Service)
+		pr.deps.countProxied(s.mems[i].Name, s.mems[i].Shoal.Service)
 	}
 }
 
@@ -382,8 +406,7 @@ func (a *Agent) startProxy(ctx context.Context) error {
 		service:  cfg.ProxyService,
 		flight:   &inflight{m: map[string]*atomic.Int64{}},
 		useCount: cfg.ProxyInflightCount,
-		mesh:     a.mesh,
-		shares:   a.shares,
+		deps:     agentLoadshareDeps(a),
 	}
 	pr.tr = &http.Transport{
 		Proxy:                 nil,
@@ -522,7 +545,9 @@ func (b *countedBody) Close() error {
 }
 
 // proxyCollector exports the proxy's requests in flight and cool-offs.
-type proxyCollector struct{ a *Agent }
+type proxyCollector struct {
+	proxy func() *proxyRunner // nil result: no proxy runs
+}
 
 var (
 	descInflight = prometheus.NewDesc("shoal_proxy_inflight_requests", "Requests the forwarding proxy has in flight, per member address.", []string{"addr"}, nil)
@@ -535,7 +560,7 @@ func (c *proxyCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
-	pr := c.a.proxy
+	pr := c.proxy()
 	if pr == nil || pr.proxy == nil {
 		return
 	}

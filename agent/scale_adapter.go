@@ -136,7 +136,7 @@ type scaleRunner struct {
 
 // newScaleRunner builds a runner over provider (nil: scaling off) and
 // history, and reads the newest action back from the history so cooldowns
-// survive a restart. It does not start it (go r.run()).
+// survive a restart. It does not start it (go r.run(ctx)).
 func newScaleRunner(cfg ScaleConfig, deps scaleDeps, provider scale.Provider, h *scale.History, clock metrics.Clock, log *slog.Logger) (*scaleRunner, error) {
 	r := &scaleRunner{deps: deps, log: log.With("component", "scale"), cfg: cfg, clock: clock, history: h,
 		stop: make(chan struct{}), done: make(chan struct{}), decisions: map[string]uint64{}}
@@ -204,7 +204,11 @@ func (a *Agent) startScale(ctx context.Context) error {
 	a.scale = r
 	if r.status.Enabled {
 		r.log.Info("scaler started", "provider", cfg.Provider, "authoritative_count", r.auth)
-		go r.run()
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			r.run(ctx)
+		}()
 	}
 	return nil
 }
@@ -246,13 +250,20 @@ func (r *scaleRunner) lease() (election.Lease, bool) {
 	return r.deps.lease()
 }
 
-func (r *scaleRunner) run() {
+// run evaluates on the ticker until stopScale closes stop, or at the latest
+// until parent (the agent's Start context) ends. A provider call in flight
+// is cancelled when it stops.
+func (r *scaleRunner) run(parent context.Context) {
 	defer close(r.done)
 	t := r.clock.NewTicker(time.Duration(r.cfg.Interval))
 	defer t.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait() // the stop watcher, after cancel
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		select {
 		case <-r.stop:
 			cancel()
@@ -262,6 +273,8 @@ func (r *scaleRunner) run() {
 	for {
 		select {
 		case <-r.stop:
+			return
+		case <-ctx.Done():
 			return
 		case <-t.C():
 			r.step(ctx)
