@@ -159,3 +159,68 @@ func TestFailoverTicks(t *testing.T) {
 		}
 	}
 }
+
+// TestPauseBelowLeaseKeepsRole stops the coordinator, unseen by the failure
+// detector, for L-1 ticks at every point of its renewal cycle (just after
+// a renewal, or just before the next one) and resumes it, with messages
+// taking one or two ticks: it must keep its role and term, with no
+// election won meanwhile. This is what bounds how early members may count
+// a coordinator lost: a pause that starts just before a renewal leaves
+// them without one for up to RenewTicks+LeaseTicks, give or take a message
+// delay, so they wait RenewTicks+LeaseTicks. (Suspecting it when their
+// grant runs out, LeaseTicks+DriftTicks, one tick earlier on lan, deposes
+// it in 4 of these 120 runs: it wins back only under a new term.)
+func TestPauseBelowLeaseKeepsRole(t *testing.T) {
+	cfg := DefaultConfig()
+	runs, failed := 0, 0
+	for seed := range uint64(20) {
+		for off := range 2 * cfg.RenewTicks {
+			runs++
+			s := NewSim(SimConfig{Seed: seed*10 + uint64(off), MaxDelay: 1, Node: cfg})
+			ms := make([]Member, 10)
+			for i := range ms {
+				ms[i] = Member{Name: fmt.Sprintf("n%04d", i), Priority: i % 3}
+			}
+			if err := s.AddNodes(ms...); err != nil {
+				t.Fatal(err)
+			}
+			names := s.Names()
+			_ = s.Request(names[0])
+			if _, ok := s.Settle(3000); !ok {
+				t.Fatal("no first coordinator")
+			}
+			for range 4*cfg.RenewTicks + off {
+				s.Step()
+			}
+			old := s.Node(names[0]).Status()
+			if err := s.Pause(old.Coordinator); err != nil {
+				t.Fatal(err)
+			}
+			for range cfg.LeaseTicks - 1 {
+				s.Step()
+			}
+			if err := s.Resume(old.Coordinator); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := s.Settle(3000); !ok {
+				t.Fatalf("seed %d, offset %d: not settled after the resume", seed, off)
+			}
+			var won uint64
+			for _, x := range names {
+				won += s.Node(x).Metrics().ElectionsWon
+			}
+			now := s.Node(names[0]).Status()
+			if won != 1 || now.Coordinator != old.Coordinator || now.Term != old.Term {
+				failed++
+				t.Logf("seed %d, offset %d: paused %d ticks (< LeaseTicks %d): coordinator %s/%d -> %s/%d, %d elections won",
+					seed, off, cfg.LeaseTicks-1, cfg.LeaseTicks, old.Coordinator, old.Term, now.Coordinator, now.Term, won)
+			}
+			if v := s.Violations(); len(v) > 0 {
+				t.Fatalf("seed %d, offset %d: %v", seed, off, v)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d coordinators paused for less than a lease lost their role", failed, runs)
+	}
+}
