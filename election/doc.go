@@ -161,7 +161,12 @@
 //     back before that: its catch-up renewal finds every member still
 //     naming it, and it keeps its term. (The election costs little more
 //     for it: the claim could win no earlier than the grants run out,
-//     LeaseTicks+DriftTicks after the last one.)
+//     LeaseTicks+DriftTicks after the last one.) Suspecting it as soon as
+//     those grants run out would be sooner whenever DriftTicks <
+//     RenewTicks (a tick on lan), but a stop that begins just before a
+//     renewal leaves the members without one for up to
+//     RenewTicks+LeaseTicks: such a coordinator would lose its role
+//     (TestPauseBelowLeaseKeepsRole).
 //   - Stalls: the adapter ticks the node for the time it missed before it
 //     handles anything after a pause (Stalled), so a stalled coordinator's
 //     lease has run out before it reads a message that waited (a member
