@@ -82,9 +82,11 @@
 //   - The named coordinator leaves or fails (SetMembers shows it gone or not
 //     alive), or its renewals stop (see Leases, Loss): the highest alive rank
 //     claims at once; every other node waits AnswerTimeout for each alive
-//     rank above it, and claims itself unless a claim from above came
-//     meanwhile (so a higher rank cut off unseen delays the election by one
-//     AnswerTimeout). A re-election after a loss therefore costs about 2N
+//     rank above it, plus RenewTicks (a higher rank that heard one renewal
+//     more than this node finds the loss that much later), and claims
+//     itself unless a claim from above came meanwhile (so a higher rank cut
+//     off unseen delays the election by AnswerTimeout+RenewTicks). A
+//     re-election after a loss therefore costs about 2N
 //     messages, N-1 claims and N-1 Acks, plus one renewal round (2(N-1))
 //     before the winner acts.
 //   - Something on the node needs a coordinator (SetWant) and none is known.
@@ -159,7 +161,12 @@
 //     back before that: its catch-up renewal finds every member still
 //     naming it, and it keeps its term. (The election costs little more
 //     for it: the claim could win no earlier than the grants run out,
-//     LeaseTicks+DriftTicks after the last one.)
+//     LeaseTicks+DriftTicks after the last one.) Suspecting it as soon as
+//     those grants run out would be sooner whenever DriftTicks <
+//     RenewTicks (a tick on lan), but a stop that begins just before a
+//     renewal leaves the members without one for up to
+//     RenewTicks+LeaseTicks: such a coordinator would lose its role
+//     (TestPauseBelowLeaseKeepsRole).
 //   - Stalls: the adapter ticks the node for the time it missed before it
 //     handles anything after a pause (Stalled), so a stalled coordinator's
 //     lease has run out before it reads a message that waited (a member
