@@ -126,7 +126,17 @@ type view struct {
 	coord  string
 	term   uint64
 	failed bool
+	// at is when the node gave this answer: the midpoint of the request
+	// for the coordinator (not the end of the poll, which would count the
+	// poll's own round trips as failover time).
+	at time.Time
 }
+
+// failedEvery: the survivors' member lists (Shoal's failure detection, some
+// 10 s after the kill) are asked for every this many polls, so that the
+// pollers of a hundred survivors load the machine less while the election
+// is timed.
+const failedEvery = 4
 
 // impl is one implementation under test.
 type impl interface {
@@ -247,9 +257,13 @@ func killTrial(ctx context.Context, im impl, victim *proc, survivors []*proc, ol
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				v, err := im.ask(ctx, p, victim.name)
-				at := time.Since(t0)
+			for k := 0; ; k++ {
+				who := ""
+				if k%failedEvery == 0 {
+					who = victim.name
+				}
+				v, err := im.ask(ctx, p, who)
+				at := v.at.Sub(t0)
 				if err == nil {
 					mu.Lock()
 					s := &state[i]
@@ -560,11 +574,12 @@ func (s *shoalImpl) messages(ctx context.Context, ps []*proc) (election, lease i
 
 func (s *shoalImpl) ask(ctx context.Context, p *proc, victim string) (view, error) {
 	c := client.New(p.ip+":7950", "")
+	t1 := time.Now()
 	l, err := c.Leader(ctx)
 	if err != nil {
 		return view{}, err
 	}
-	v := view{coord: l.Coordinator, term: l.Term}
+	v := view{coord: l.Coordinator, term: l.Term, at: t1.Add(time.Since(t1) / 2)}
 	if victim != "" {
 		ms, err := c.Members(ctx, client.MemberFilter{Status: "failed"})
 		if err != nil {
@@ -604,11 +619,12 @@ func (r *raftImpl) start(ctx context.Context, ps *procs, n int) ([]*proc, error)
 
 func (r *raftImpl) ask(ctx context.Context, p *proc, _ string) (view, error) {
 	var l raftLeader
+	t1 := time.Now()
 	if err := getJSON(ctx, "http://"+p.ip+":8301/leader", &l); err != nil {
 		return view{}, err
 	}
 	t, _ := strconv.ParseUint(l.Term, 10, 64)
-	return view{coord: l.Leader, term: t}, nil
+	return view{coord: l.Leader, term: t, at: t1.Add(time.Since(t1) / 2)}, nil
 }
 
 func loadavg() string {
