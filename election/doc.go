@@ -82,11 +82,9 @@
 //   - The named coordinator leaves or fails (SetMembers shows it gone or not
 //     alive), or its renewals stop (see Leases, Loss): the highest alive rank
 //     claims at once; every other node waits AnswerTimeout for each alive
-//     rank above it, plus RenewTicks (a higher rank that heard one renewal
-//     more than this node finds the loss that much later), and claims
-//     itself unless a claim from above came meanwhile (so a higher rank cut
-//     off unseen delays the election by AnswerTimeout+RenewTicks). A
-//     re-election after a loss therefore costs about 2N
+//     rank above it, and claims itself unless a claim from above came
+//     meanwhile (so a higher rank cut off unseen delays the election by one
+//     AnswerTimeout). A re-election after a loss therefore costs about 2N
 //     messages, N-1 claims and N-1 Acks, plus one renewal round (2(N-1))
 //     before the winner acts.
 //   - Something on the node needs a coordinator (SetWant) and none is known.

@@ -906,15 +906,9 @@ func (n *Node) wait(who string) {
 // waitLost is the wait after the coordinator was lost: the highest alive
 // rank claims at once; every other node waits AnswerTimeout ticks for each
 // alive rank above it, then claims, unless a claim from above came
-// meanwhile. It waits RenewTicks more: members find the loss when the
-// renewals they heard run out, and one that missed the last renewal (or
-// heard it a message delay sooner) finds it up to RenewTicks before a
-// higher rank that heard it; claiming on AnswerTimeout alone, it raced
-// that rank's claim in 7 to 11 of 40 failovers of TestFailoverTicks (1%
-// loss), a wasted round of N claims and refusals. A
-// higher rank cut off from this side (alive in the failure detector's
-// view, deaf to it) costs AnswerTimeout+RenewTicks, not a ClaimTimeout and
-// a round of challenges; the claim is held by the members until their
+// meanwhile. A higher rank cut off from this side (alive in the failure
+// detector's view, deaf to it) costs one AnswerTimeout, not a ClaimTimeout
+// and a round of challenges; the claim is held by the members until their
 // grants to the lost coordinator run out anyway.
 func (n *Node) waitLost(top string) {
 	above := 0
@@ -928,7 +922,7 @@ func (n *Node) waitLost(top string) {
 	}
 	n.wait(top)
 	n.thenClaim = true
-	n.timer = above*n.cfg.AnswerTimeout + n.cfg.RenewTicks + n.jitter()
+	n.timer = above*n.cfg.AnswerTimeout + n.jitter()
 }
 
 func (n *Node) challenge(to string) {
