@@ -8,7 +8,7 @@
 // The same run on stock serf (serf and memberlist with their LAN defaults,
 // no Shoal gossip) gives the baseline: Run with Stack "serf".
 //
-//	go run ./cmd/shoal-scenario largen -n 1000
+//	go run ./cmd/shoal-scenario large -n 1000
 //
 // Every node runs real timers on one machine, so CPU per node is what the
 // process spent over the idle window divided by N, and a machine that is
@@ -85,7 +85,7 @@ type Config struct {
 	Logf func(format string, a ...any)
 }
 
-// Defaults returns the configuration of `shoal-scenario largen`.
+// Defaults returns the configuration of `shoal-scenario large`.
 func Defaults() Config {
 	return Config{N: 1000, Stack: StackShoal, Seed: 1, LatencyMin: time.Millisecond, LatencyMax: 50 * time.Millisecond,
 		Jitter: time.Millisecond, Loss: 0.01, Starved: 0.02, StarvedJitter: 300 * time.Millisecond,
