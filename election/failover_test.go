@@ -27,19 +27,7 @@ type failoverTrial struct {
 // new coordinator under a higher term, and that one acts.
 func measureFailover(t testing.TB, n int, seed uint64, loss float64, maxDelay int, cfg Config) failoverTrial {
 	t.Helper()
-	s := NewSim(SimConfig{Seed: seed, Loss: loss, MaxDelay: maxDelay, Node: cfg})
-	ms := make([]Member, n)
-	for i := range ms {
-		ms[i] = Member{Name: fmt.Sprintf("n%04d", i), Priority: i % 3}
-	}
-	if err := s.AddNodes(ms...); err != nil {
-		t.Fatal(err)
-	}
-	names := s.Names()
-	_ = s.Request(names[0])
-	if _, ok := s.Settle(3000); !ok {
-		t.Fatalf("N=%d seed %d: no first coordinator", n, seed)
-	}
+	s, names := electedSim(t, n, SimConfig{Seed: seed, Loss: loss, MaxDelay: maxDelay, Node: cfg})
 	rng := rand.New(rand.NewPCG(seed, 0xfa11))
 	for range 5*cfg.RenewTicks + rng.IntN(cfg.RenewTicks*7) {
 		s.Step() // steady renewals, then a random point in the cycle
@@ -119,6 +107,26 @@ func failoverSummary(trs []failoverTrial) failoverStats {
 	return failoverStats{first[len(first)/2], all[len(all)/2], all[len(all)-1], acts[len(acts)/2], raced}
 }
 
+// electedSim is a simulation of n members (priorities 0-2 in turn) that
+// has elected its first coordinator, and the members' names.
+func electedSim(t testing.TB, n int, sc SimConfig) (*Sim, []string) {
+	t.Helper()
+	s := NewSim(sc)
+	ms := make([]Member, n)
+	for i := range ms {
+		ms[i] = Member{Name: fmt.Sprintf("n%04d", i), Priority: i % 3}
+	}
+	if err := s.AddNodes(ms...); err != nil {
+		t.Fatal(err)
+	}
+	names := s.Names()
+	_ = s.Request(names[0])
+	if _, ok := s.Settle(3000); !ok {
+		t.Fatalf("N=%d seed %d: no first coordinator", n, sc.Seed)
+	}
+	return s, names
+}
+
 // TestFailoverTicks measures failover in the simulation with DefaultConfig
 // (the lan profile's LeaseTicks 10, RenewTicks 3, DriftTicks 2, at 100 ms
 // a tick): the coordinator of N nodes stops at a random tick of its
@@ -185,19 +193,7 @@ func TestPauseBelowLeaseKeepsRole(t *testing.T) {
 	for seed := range uint64(20) {
 		for off := range 2 * cfg.RenewTicks {
 			runs++
-			s := NewSim(SimConfig{Seed: seed*10 + uint64(off), MaxDelay: 1, Node: cfg})
-			ms := make([]Member, 10)
-			for i := range ms {
-				ms[i] = Member{Name: fmt.Sprintf("n%04d", i), Priority: i % 3}
-			}
-			if err := s.AddNodes(ms...); err != nil {
-				t.Fatal(err)
-			}
-			names := s.Names()
-			_ = s.Request(names[0])
-			if _, ok := s.Settle(3000); !ok {
-				t.Fatal("no first coordinator")
-			}
+			s, names := electedSim(t, 10, SimConfig{Seed: seed*10 + uint64(off), MaxDelay: 1, Node: cfg})
 			for range 4*cfg.RenewTicks + off {
 				s.Step()
 			}
