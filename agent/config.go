@@ -155,7 +155,7 @@ type Config struct {
 	// ProxyInflightCount adds the proxy's own requests in flight to each
 	// member to the member's gossiped run queue when picking (the fast
 	// signal, loadshare_adapter.go); false picks by gossiped load alone,
-	// as cmd/shoal-proxybench does for comparison. Default true.
+	// as tools/cmd/shoal-proxybench does for comparison. Default true.
 	ProxyInflightCount bool `json:"proxy_inflight_count"`
 	// Scale is autoscaling: the provider and the policy (scale_adapter.go).
 	Scale ScaleConfig `json:"scale"`

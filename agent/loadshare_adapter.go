@@ -13,7 +13,7 @@ package agent
 // The count is exact and instant; with the default picker (p2c) a member that
 // answers slowly accumulates requests in flight and stops winning
 // comparisons within a few requests. --proxy-inflight-count=false turns the
-// count off (gossip alone), for comparison in cmd/shoal-proxybench.
+// count off (gossip alone), for comparison in tools/cmd/shoal-proxybench.
 
 import (
 	"context"

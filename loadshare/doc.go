@@ -42,7 +42,7 @@
 //     idle.
 //
 // Package sim measures them all against each other with stale information;
-// run go run ./loadshare/cmd/lssim for the table.
+// run (cd tools && go run ./cmd/lssim) for the table.
 //
 // # Concurrency
 //

@@ -8,7 +8,7 @@ import (
 
 // TestDeps: the policy, history, persistent fence, provider registry and
 // simulation link only the standard library and package fence, so that the
-// policy runs in tests, simulations and cmd/shoal-scalebench on a fake
+// policy runs in tests, simulations and tools/cmd/shoal-scalebench on a fake
 // clock without an SDK (DESIGN.md). Providers with SDKs live in
 // scale/providers, and package scale does not import the election.
 func TestDeps(t *testing.T) {

@@ -73,5 +73,5 @@
 // sim.go runs a Scaler over a recorded Trace on simulated time (instances
 // that boot, metrics dropouts) and measures it per episode; hpa.go is the
 // Kubernetes HPA's algorithm (unready pods, stabilization, rate limits) to
-// compare with. The policy tests and cmd/shoal-scalebench use them.
+// compare with. The policy tests and tools/cmd/shoal-scalebench use them.
 package scale

@@ -14,7 +14,7 @@ import (
 // This file is a pure simulation of a scaled service driven by a recorded
 // load trace, and the reference algorithms the policy is compared with: the
 // Kubernetes HPA's (hpa.go) and a naive threshold. The policy tests and
-// cmd/shoal-scalebench run it.
+// tools/cmd/shoal-scalebench run it.
 //
 // The service: every instance is asked for by a scale-up call and serves
 // Boot later; the demand of each second is spread evenly over the serving

@@ -28,7 +28,7 @@ func readTraceFile(t *testing.T, path, name string) Trace {
 }
 
 // shapeTraces returns the generated traces of shape (three seeds each,
-// cmd/shoal-scalebench/shapes.go).
+// tools/cmd/shoal-scalebench/shapes.go).
 func shapeTraces(t *testing.T, shape string) []Trace {
 	var out []Trace
 	for seed := 1; seed <= 3; seed++ {
@@ -57,7 +57,7 @@ func simOpts(boot time.Duration) SimOptions {
 
 // TestTraceShapes runs the default policy and the HPA reference over the
 // generated traces, at boot 0 and 30 s, and checks behaviour (the figures
-// are cmd/shoal-scalebench's): no more actions than the HPA on the
+// are tools/cmd/shoal-scalebench's): no more actions than the HPA on the
 // oscillation, the plateau and the dropouts; no reversal at all there; no
 // count outside the bounds; every episode on the ramps and flash crowds
 // answered no later than the HPA answers it at the 99th percentile.

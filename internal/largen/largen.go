@@ -8,7 +8,7 @@
 // The same run on stock serf (serf and memberlist with their LAN defaults,
 // no Shoal gossip) gives the baseline: Run with Stack "serf".
 //
-//	go run ./cmd/shoal-scenario large -n 1000
+//	(cd tools && go run ./cmd/shoal-scenario large -n 1000)
 //
 // Every node runs real timers on one machine, so CPU per node is what the
 // process spent over the idle window divided by N, and a machine that is

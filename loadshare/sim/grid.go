@@ -40,7 +40,7 @@ type Row struct {
 	Result
 }
 
-// DefaultGrid is the full grid of the lssim command.
+// DefaultGrid is the full grid of the lssim command (tools/cmd/lssim).
 func DefaultGrid() Grid {
 	return Grid{
 		Hosts:    []HostSet{EqualHosts(100), MixedHosts(100)},

@@ -1,11 +1,12 @@
 // Command shoal-scalebench compares Shoal's scale policy with the
 // Kubernetes HPA's algorithm (scale/hpa.go) on load traces, per episode, and
-// prints the tables that docs/benchmarks.md carries:
+// prints the tables that docs/benchmarks.md carries. From tools/, the runners'
+// own module (../ is the repository root):
 //
 //	go run ./cmd/shoal-scalebench                       # both boot times, every table
 //	go run ./cmd/shoal-scalebench -boot 30s             # one boot time
-//	go run ./cmd/shoal-scalebench -gen-shapes scale/testdata/traces/shapes   # regenerate the six shapes
-//	go run ./cmd/shoal-scalebench -gen scale/testdata/traces                 # regenerate the four older traces
+//	go run ./cmd/shoal-scalebench -gen-shapes ../scale/testdata/traces/shapes   # regenerate the six shapes
+//	go run ./cmd/shoal-scalebench -gen ../scale/testdata/traces                 # regenerate the four older traces
 //
 // The traces: six shapes (diurnal, flash crowd, slow ramp, a 40 s
 // oscillation, a noisy plateau inside the band, 30 s metrics dropouts),
@@ -49,8 +50,8 @@ const (
 
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("shoal-scalebench", flag.ContinueOnError)
-	dir := fs.String("traces", "scale/testdata/traces", "directory of the older CSV traces")
-	shapesDir := fs.String("shapes", "scale/testdata/traces/shapes", "directory of the six shapes' CSV traces")
+	dir := fs.String("traces", "../scale/testdata/traces", "directory of the older CSV traces")
+	shapesDir := fs.String("shapes", "../scale/testdata/traces/shapes", "directory of the six shapes' CSV traces")
 	gen := fs.String("gen", "", "write the older traces, freshly generated, into this directory and exit")
 	genShapes := fs.String("gen-shapes", "", "write the six shapes' traces, freshly generated, into this directory and exit")
 	seed := fs.Uint64("seed", 1, "with -gen: the seed")

@@ -16,7 +16,7 @@ import (
 // (or reused from .cache/bin), iptables accounting when run as root.
 // It takes about half a minute, so it runs only with SHOAL_SCENARIO=1:
 //
-//	SHOAL_SCENARIO=1 go test -run TestScenarioSmoke -v ./cmd/shoal-scenario
+//	cd tools && SHOAL_SCENARIO=1 go test -run TestScenarioSmoke -v ./cmd/shoal-scenario
 func TestScenarioSmoke(t *testing.T) {
 	if os.Getenv("SHOAL_SCENARIO") != "1" {
 		t.Skip("set SHOAL_SCENARIO=1 to run the mesh scenario with real agent processes")
@@ -26,7 +26,7 @@ func TestScenarioSmoke(t *testing.T) {
 	cfg.LoadRounds, cfg.LoadWindow, cfg.Timeout = 4, 2*time.Second, 60*time.Second
 	// Own addresses, so that a full run elsewhere on the machine does not collide.
 	cfg.ShoalNet, cfg.SerfNet = "127.0.12", "127.0.22"
-	cfg.Command = "SHOAL_SCENARIO=1 go test -run TestScenarioSmoke ./cmd/shoal-scenario"
+	cfg.Command = "cd tools && SHOAL_SCENARIO=1 go test -run TestScenarioSmoke ./cmd/shoal-scenario"
 	cfg.Log = t.Logf
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -159,7 +159,7 @@ func TestConfigCheck(t *testing.T) {
 // TestP2PScenarioSmoke runs the p2p scenario with three agents per profile
 // (real processes; about 25 s). Only with SHOAL_SCENARIO=1:
 //
-//	SHOAL_SCENARIO=1 go test -run TestP2PScenarioSmoke -v ./cmd/shoal-scenario
+//	cd tools && SHOAL_SCENARIO=1 go test -run TestP2PScenarioSmoke -v ./cmd/shoal-scenario
 func TestP2PScenarioSmoke(t *testing.T) {
 	if os.Getenv("SHOAL_SCENARIO") != "1" {
 		t.Skip("set SHOAL_SCENARIO=1 to run the p2p scenario with real agent processes")
@@ -167,7 +167,7 @@ func TestP2PScenarioSmoke(t *testing.T) {
 	cfg := DefaultP2PConfig()
 	cfg.N, cfg.Idle, cfg.Settle, cfg.Trials, cfg.Timeout = 3, 2*time.Second, time.Second, 1, 60*time.Second
 	cfg.ShoalNet, cfg.P2PNet = "127.0.42", "127.0.43"
-	cfg.Command = "SHOAL_SCENARIO=1 go test -run TestP2PScenarioSmoke ./cmd/shoal-scenario"
+	cfg.Command = "cd tools && SHOAL_SCENARIO=1 go test -run TestP2PScenarioSmoke ./cmd/shoal-scenario"
 	cfg.Log = t.Logf
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

@@ -8,7 +8,7 @@ package main
 // figures from separate runs do not.
 //
 //	go run ./cmd/shoal-scenario footprint -n 30 \
-//	    -variant before=.cache/bin/shoal-old -variant after=.cache/bin/shoal-new
+//	    -variant before=../.cache/bin/shoal-old -variant after=../.cache/bin/shoal-new
 //	go run ./cmd/shoal-scenario footprint -no-serf \
 //	    -variant p10=BIN:p2p:10 -variant p30=BIN:p2p:30 -variant p60=BIN:p2p:60
 

@@ -14,7 +14,7 @@ import (
 // scale/testdata/traces/shapes are exactly what the seeded generator
 // makes, so none was edited by hand (to favour a scaler or otherwise).
 func TestCommittedShapesAreGenerated(t *testing.T) {
-	dir := filepath.Join("..", "..", "scale", "testdata", "traces", "shapes")
+	dir := filepath.Join("..", "..", "..", "scale", "testdata", "traces", "shapes")
 	for _, s := range shapeNames {
 		for _, sd := range shapeSeeds {
 			tr, err := generateShape(s, sd)
@@ -30,7 +30,7 @@ func TestCommittedShapesAreGenerated(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(got, b.Bytes()) {
-				t.Errorf("%s.csv differs from the generator's output: regenerate with go run ./cmd/shoal-scalebench -gen-shapes scale/testdata/traces/shapes", tr.Name)
+				t.Errorf("%s.csv differs from the generator's output: regenerate with (cd tools && go run ./cmd/shoal-scalebench -gen-shapes ../scale/testdata/traces/shapes)", tr.Name)
 			}
 		}
 	}
@@ -43,8 +43,8 @@ func TestCommittedShapesAreGenerated(t *testing.T) {
 func TestRunPrintsTheTables(t *testing.T) {
 	var out bytes.Buffer
 	err := run([]string{"-boot", "30s", "-shape", "osc40",
-		"-shapes", filepath.Join("..", "..", "scale", "testdata", "traces", "shapes"),
-		"-traces", filepath.Join("..", "..", "scale", "testdata", "traces")}, &out)
+		"-shapes", filepath.Join("..", "..", "..", "scale", "testdata", "traces", "shapes"),
+		"-traces", filepath.Join("..", "..", "..", "scale", "testdata", "traces")}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}

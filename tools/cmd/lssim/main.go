@@ -3,7 +3,9 @@
 // the table. The same simulator, on a reduced grid, is asserted by
 // TestSimulationBounds in package sim.
 //
-//	go run ./loadshare/cmd/lssim [-duration 6000] [-warmup 1000] [-seed 1] [-workers 0]
+// From tools/, the runners' own module:
+//
+//	go run ./cmd/lssim [-duration 6000] [-warmup 1000] [-seed 1] [-workers 0]
 package main
 
 import (

@@ -4,7 +4,9 @@
 // side by side in the same run, for hashicorp/raft v1.8 (one process per
 // voter, raft's TCP transport, in-memory stores, raft.DefaultConfig).
 //
-//	go run ./cmd/shoal-failover -n 5,30 -out docs/benchmarks.md
+// From tools/, the runners' own module (../ is the repository root):
+//
+//	go run ./cmd/shoal-failover -n 5,30 -out ../docs/benchmarks.md
 //
 // Each mesh (N agents, or N raft voters) is started fresh, a coordinator is
 // established (Shoal: POST /v1/leader/elect on one agent, since the election
@@ -117,7 +119,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	res, err := Run(ctx, cfg, "go run ./cmd/shoal-failover "+strings.Join(args, " "))
+	res, err := Run(ctx, cfg, "cd tools && go run ./cmd/shoal-failover "+strings.Join(args, " "))
 	if err != nil {
 		fmt.Fprintf(stderr, "shoal-failover: %v\n", err)
 		return 1

@@ -1,7 +1,8 @@
 // Command shoal-scenario runs benchmark scenarios against real agent
-// processes on loopback.
+// processes on loopback. Run it from tools/, the runners' own module (../ is
+// the repository root, where it builds ./cmd/shoal and keeps .cache):
 //
-//	go run ./cmd/shoal-scenario mesh -n 30 -idle 20s -out docs/benchmarks.md
+//	go run ./cmd/shoal-scenario mesh -n 30 -idle 20s -out ../docs/benchmarks.md
 //
 // The mesh scenario starts N Shoal agents and N stock serf agents (built from
 // the module proxy at the serf version in go.mod) side by side, and measures
@@ -140,7 +141,7 @@ func runScenario(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, comm
 		fmt.Fprintf(stderr, "shoal-scenario %s: unexpected arguments %q\n", fs.Name(), fs.Args())
 		return 2
 	}
-	*command = "go run ./cmd/shoal-scenario " + strings.Join(args, " ")
+	*command = "cd tools && go run ./cmd/shoal-scenario " + strings.Join(args, " ")
 	*logf = func(format string, a ...any) {
 		fmt.Fprintf(stderr, "%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, a...))
 	}

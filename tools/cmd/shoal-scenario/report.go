@@ -296,7 +296,7 @@ func (r *Result) Markdown() string {
 	p("from the module proxy, at the serf version in `go.mod`, into `.cache/bin/serf-VERSION` and reused. The run")
 	p("takes about two minutes at N=30; every agent is killed, the iptables chain removed and the temporary")
 	p("directory deleted at the end, also on error or Ctrl-C. `-out results.json` writes the raw figures instead.")
-	p("A three-agent smoke run of the same code: `SHOAL_SCENARIO=1 go test -run TestScenarioSmoke ./cmd/shoal-scenario`.")
+	p("A three-agent smoke run of the same code: `cd tools && SHOAL_SCENARIO=1 go test -run TestScenarioSmoke ./cmd/shoal-scenario`.")
 	p("")
 	p("## Machine")
 	p("")
