@@ -214,9 +214,9 @@ func TestFiftyMeshesLearnEveryLoadHonestly(t *testing.T) {
 	same := Entry{Name: victim.LocalName(), Version: curVersion, Full: true, State: curState}
 	var pkts [][]byte
 	for _, body := range [][]byte{
-		AppendRelay(nil, victim.LocalName(), RelayPacket{Base: VersionAt(time.Now()), Groups: []RelayGroup{{J0: 0, H: 1, Entries: []Entry{old}}}}),
+		AppendRelay(nil, victim.LocalName(), RelayPacket{Base: VersionAt(time.Now()), Groups: []RelayGroup{{Mask: 0b10, Entries: []Entry{old}}}}),
 		AppendEntries(nil, VersionAt(time.Now()), []Entry{old}),
-		AppendRelay(nil, victim.LocalName(), RelayPacket{Base: VersionAt(time.Now()), Groups: []RelayGroup{{J0: 0, H: 1, Entries: []Entry{same}}}}),
+		AppendRelay(nil, victim.LocalName(), RelayPacket{Base: VersionAt(time.Now()), Groups: []RelayGroup{{Mask: 0b10, Entries: []Entry{same}}}}),
 		AppendEntries(nil, VersionAt(time.Now()), []Entry{same}),
 	} {
 		p, err := seal.Seal(nil, body)

@@ -780,23 +780,18 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 	if haveLoad {
 		changed := !bytes.Equal(m.injState, m.pubState)
 		if changed || now.Sub(m.injectedAt) >= confirm-every/2 {
-			m.table.Inject(bit, changed || m.injState == nil)
+			m.table.Inject(d, changed || m.injState == nil)
 			m.injState, m.injectedAt = m.pubState, now
 		}
 	}
-	outs := m.table.Relay(now, n, d, func(name string) (int, bool) {
+	out := m.table.Relay(now, n, bit, func(name string) (int, bool) {
 		p, ok := m.orderPos[NameID(name)]
 		return (self - p + n) % n, ok
 	})
-	type dest struct {
-		addr memberlist.Address
-		out  RelayOut
-	}
-	var dests []dest
-	for _, o := range outs {
-		name := m.orderNames[(self+1<<o.Bit)%n]
-		if ms, ok := m.members[name]; ok {
-			dests = append(dests, dest{ms.addr, o})
+	var relayTo memberlist.Address
+	if len(out.Groups) > 0 {
+		if ms, ok := m.members[m.orderNames[(self+1<<bit)%n]]; ok {
+			relayTo = ms.addr
 		}
 	}
 	// Every third round, the wants go in a packet of their own to a random
@@ -817,8 +812,8 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 		}
 	}
 	m.mu.Unlock()
-	for _, dt := range dests {
-		buf = m.sendRelay(dt.addr, dt.out.Groups, nil, buf, now)
+	if relayTo.Addr != "" {
+		buf = m.sendRelay(relayTo, out.Groups, nil, buf, now)
 	}
 	if len(wants) > 0 {
 		m.stats.WantsSent.Add(uint64(len(wants)))
@@ -859,7 +854,7 @@ func (m *Mesh) sendRelay(addr memberlist.Address, groups []RelayGroup, wants []W
 		wants = nil
 		for len(groups) > 0 {
 			g := groups[0]
-			k, sz := 0, relayGroupSize(len(g.Entries))
+			k, sz := 0, relayGroupSize(g.Mask, len(g.Entries))
 			for k < len(g.Entries) {
 				es := entrySize(g.Entries[k], base)
 				if used+sz+es > budget && (k > 0 || len(p.Groups) > 0) {
@@ -871,7 +866,7 @@ func (m *Mesh) sendRelay(addr memberlist.Address, groups []RelayGroup, wants []W
 			if k == 0 {
 				break
 			}
-			p.Groups = append(p.Groups, RelayGroup{J0: g.J0, H: g.H, Entries: g.Entries[:k]})
+			p.Groups = append(p.Groups, RelayGroup{Mask: g.Mask, Entries: g.Entries[:k]})
 			used += sz
 			if k == len(g.Entries) {
 				groups = groups[1:]
@@ -957,7 +952,7 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 		d := RelayBits(len(m.order))
 		changed := false
 		for _, g := range p.Groups {
-			merge := func(e Entry) MergeResult { return m.table.MergeRelay(e, g.J0, g.H, d, now) }
+			merge := func(e Entry) MergeResult { return m.table.MergeRelay(e, g.Mask, d, now) }
 			for _, e := range g.Entries {
 				if name, ok := m.loadNameLocked(e.ID); ok {
 					e.Name = name

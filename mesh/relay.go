@@ -19,25 +19,28 @@ func RelayBits(n int) int {
 }
 
 // relayRec is a broadcast this node still has steps of: the entry it
-// passes on, the bit its origin started on, and the steps made.
+// passes on and the bits of the steps left.
 type relayRec struct {
 	name    string
 	version uint64
 	origin  time.Time
 	tag     uint16
 	state   []byte // non-nil: passed on in full
-	j0, h   uint8
+	mask    uint32
 }
 
-// Inject starts a broadcast of this node's own entry (set by SetSelf) on
-// bit j0: in full when full is set (its state changed since the last
-// one), else as a refresh.
-func (t *Table) Inject(j0 int, full bool) {
+// fullMask is the mask of a broadcast's first holder: every bit of d.
+func fullMask(d int) uint32 { return uint32(1)<<d - 1 }
+
+// Inject starts a broadcast of this node's own entry (set by SetSelf) over
+// the d bits of the order: in full when full is set (its state changed
+// since the last one), else as a refresh.
+func (t *Table) Inject(d int, full bool) {
 	s, ok := t.entries[t.self]
-	if !ok {
+	if !ok || d <= 0 {
 		return
 	}
-	r := &relayRec{name: t.self, version: s.version, origin: s.origin, tag: s.tag, j0: uint8(j0)}
+	r := &relayRec{name: t.self, version: s.version, origin: s.origin, tag: s.tag, mask: fullMask(min(d, MaxRelayBits))}
 	if full {
 		r.state = s.state
 	}
@@ -47,21 +50,22 @@ func (t *Table) Inject(j0 int, full bool) {
 // Pending is the number of broadcasts this node still has steps of.
 func (t *Table) Pending() int { return len(t.pending) }
 
-// MergeRelay takes an entry that arrived on the relay at step h of a
-// broadcast begun on bit j0 (Merge decides what the table keeps), and, if
-// its version is newer than any this node has queued for that member and
-// steps remain (h < d), queues it to be passed on. A replayed or late copy
-// is refused by Merge and is not passed on either.
-func (t *Table) MergeRelay(e Entry, j0, h uint8, d int, now time.Time) MergeResult {
+// MergeRelay takes an entry that arrived on the relay with the steps left
+// to it in mask (Merge decides what the table keeps), and, if its version
+// is newer than any this node has queued for that member and steps remain
+// among the d bits of this node's order, queues it to be passed on. A
+// replayed or late copy is refused by Merge and is not passed on either.
+func (t *Table) MergeRelay(e Entry, mask uint32, d int, now time.Time) MergeResult {
 	res := t.Merge(e, now)
-	if e.Name == t.self || int(h) >= d || e.Version <= t.fwd[e.Name] {
+	mask &= fullMask(min(d, MaxRelayBits))
+	if e.Name == t.self || mask == 0 || e.Version <= t.fwd[e.Name] {
 		return res
 	}
 	if _, known := t.fwd[e.Name]; !known && len(t.fwd) >= t.MaxEntries {
 		return res
 	}
 	t.fwd[e.Name] = e.Version
-	r := &relayRec{name: e.Name, version: e.Version, origin: now.Add(-e.Age), tag: e.Tag, j0: j0, h: h}
+	r := &relayRec{name: e.Name, version: e.Version, origin: now.Add(-e.Age), tag: e.Tag, mask: mask}
 	if e.Full {
 		r.state = e.State
 	}
@@ -69,72 +73,73 @@ func (t *Table) MergeRelay(e Entry, j0, h uint8, d int, now time.Time) MergeResu
 	return res
 }
 
-// RelayOut is what one round sends on one bit: to the member at this
-// node's position plus 2^Bit.
+// RelayOut is what one round sends: to the member at this node's position
+// plus 2^Bit.
 type RelayOut struct {
 	Bit    int
 	Groups []RelayGroup
 }
 
-// Relay makes one step of every pending broadcast. n is the number of
-// members in the order, d = RelayBits(n), and dist gives a member's
-// distance behind this node in the order ((own position − its position)
-// mod n; false when it is not in the order). A broadcast begun on bit j0
-// takes bit (j0+h) mod d at step h: each holder at distance δ passes it to
-// distance δ + 2^bit when that is below n, so after d steps every member
-// holds it exactly once. The entry passed on is the one received (its
-// version names the broadcast: a node that has passed on a newer one of
-// that member does not pass on an older, whose members the newer reaches
-// anyway).
-func (t *Table) Relay(now time.Time, n, d int, dist func(name string) (int, bool)) []RelayOut {
-	if d == 0 {
+// Relay makes the step of the round's bit of every pending broadcast that
+// has it left. n is the number of members in the order, and dist gives a
+// member's distance behind this node in the order ((own position − its
+// position) mod n; false when it is not in the order).
+//
+// A holder at distance δ behind a broadcast's origin, with the set R of
+// bits left, is to reach δ + every sum of a subset of R that is below n.
+// Taking bit b ∈ R, it passes the entry to δ + 2^b (when below n) with
+// R \ {b}, and keeps R \ {b} itself: the two halves cover the sums with
+// and without 2^b, so every member receives the entry exactly once,
+// whatever order the bits are taken in. The origin starts with all d bits
+// of the order. Rounds take bits in turn (bit = round mod d), so a
+// broadcast that arrives in time takes one step a round, and one that
+// arrives late (its sender's round ran late, or the clocks disagree) waits
+// for its bits to come round instead of costing a packet of its own: a
+// node sends at most one relay packet a round (more only past the packet
+// budget). The entry passed on is the one received (its version names the
+// broadcast: a node that has passed on a newer one of that member does not
+// pass on an older, whose members the newer reaches anyway).
+func (t *Table) Relay(now time.Time, n, bit int, dist func(name string) (int, bool)) RelayOut {
+	out := RelayOut{Bit: bit}
+	d := min(RelayBits(n), MaxRelayBits)
+	if n < 2 || bit < 0 || bit >= d {
 		clear(t.pending)
 		t.pending = t.pending[:0]
-		return nil
+		return out
 	}
-	type key struct{ bit, j0, h uint8 }
-	groups := map[key][]Entry{}
+	// Bits past the order's (it shrank since the entry came) are steps to
+	// members that are no longer there.
+	dm, b := fullMask(d), uint32(1)<<bit
+	groups := map[uint32][]Entry{}
 	keep := t.pending[:0]
 	for _, r := range t.pending {
 		delta, ok := dist(r.name)
-		if !ok || int(r.h) >= d || int(r.j0) >= d {
+		if !ok {
 			continue
 		}
-		bit := (int(r.j0) + int(r.h)) % d
-		r.h++
-		if delta+1<<bit < n {
-			k := key{uint8(bit), r.j0, r.h}
-			groups[k] = append(groups[k], t.relayEntry(r, now))
+		r.mask &= dm
+		if r.mask&b != 0 {
+			r.mask &^= b
+			if delta+1<<bit < n {
+				groups[r.mask] = append(groups[r.mask], t.relayEntry(r, now))
+			}
 		}
-		if int(r.h) < d {
+		if r.mask != 0 {
 			keep = append(keep, r)
 		}
 	}
 	clear(t.pending[len(keep):])
 	t.pending = keep
 	if len(groups) == 0 {
-		return nil
+		return out
 	}
-	keys := make([]key, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
+	masks := make([]uint32, 0, len(groups))
+	for m := range groups {
+		masks = append(masks, m)
 	}
-	slices.SortFunc(keys, func(a, b key) int {
-		if a.bit != b.bit {
-			return int(a.bit) - int(b.bit)
-		}
-		if a.j0 != b.j0 {
-			return int(a.j0) - int(b.j0)
-		}
-		return int(a.h) - int(b.h)
-	})
-	var out []RelayOut
-	for _, k := range keys {
-		if len(out) == 0 || out[len(out)-1].Bit != int(k.bit) {
-			out = append(out, RelayOut{Bit: int(k.bit)})
-		}
-		o := &out[len(out)-1]
-		o.Groups = append(o.Groups, RelayGroup{J0: k.j0, H: k.h, Entries: groups[k]})
+	slices.Sort(masks)
+	for _, m := range masks {
+		out.Groups = append(out.Groups, RelayGroup{Mask: m, Entries: groups[m]})
 	}
 	return out
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -20,10 +22,23 @@ type relayMesh struct {
 	took []int
 	// drop, when set, loses the packet from i to j in round r.
 	drop func(r, from, to int) bool
+	// bit, when set, is the bit table i takes in round r; else r mod d.
+	bit func(r, i int) int
+	// late, when set, delivers the packet from i to j in round r after
+	// the next round instead of before it.
+	late func(r, from, to int) bool
+	held []relayPkt
+	// sent counts the relay packets each table sent.
+	sent []int
+}
+
+type relayPkt struct {
+	to   int
+	body []byte
 }
 
 func newRelayMesh(n int) *relayMesh {
-	rm := &relayMesh{n: n, d: RelayBits(n), took: make([]int, n)}
+	rm := &relayMesh{n: n, d: RelayBits(n), took: make([]int, n), sent: make([]int, n)}
 	for i := 0; i < n; i++ {
 		rm.names = append(rm.names, fmt.Sprintf("r%d", i))
 		rm.tables = append(rm.tables, NewTable(rm.names[i]))
@@ -39,26 +54,35 @@ func (rm *relayMesh) pos(name string) (int, bool) {
 	return i, true
 }
 
-// round makes one relay step at every table and delivers the packets.
+// round makes one relay step at every table and delivers the packets
+// (those held back from the round before first).
 func (rm *relayMesh) round(t *testing.T, r int, now time.Time) (packets, entries int) {
 	t.Helper()
-	type pkt struct {
-		to   int
-		body []byte
-	}
-	var out []pkt
+	out := rm.held
+	rm.held = nil
 	for i, tb := range rm.tables {
-		for _, o := range tb.Relay(now, rm.n, rm.d, func(name string) (int, bool) {
+		bit := r % rm.d
+		if rm.bit != nil {
+			bit = rm.bit(r, i)
+		}
+		o := tb.Relay(now, rm.n, bit, func(name string) (int, bool) {
 			p, ok := rm.pos(name)
 			return (i - p + rm.n) % rm.n, ok
-		}) {
-			to := (i + 1<<o.Bit) % rm.n
-			if rm.drop != nil && rm.drop(r, i, to) {
-				continue
-			}
-			base := VersionAt(now)
-			out = append(out, pkt{to, AppendRelay(nil, rm.names[i], RelayPacket{Base: base, Groups: o.Groups})})
+		})
+		if len(o.Groups) == 0 {
+			continue
 		}
+		rm.sent[i]++
+		to := (i + 1<<o.Bit) % rm.n
+		if rm.drop != nil && rm.drop(r, i, to) {
+			continue
+		}
+		pk := relayPkt{to, AppendRelay(nil, rm.names[i], RelayPacket{Base: VersionAt(now), Groups: o.Groups})}
+		if rm.late != nil && rm.late(r, i, to) {
+			rm.held = append(rm.held, pk)
+			continue
+		}
+		out = append(out, pk)
 	}
 	for _, p := range out {
 		rp, err := DecodeRelay(p.body)
@@ -70,7 +94,7 @@ func (rm *relayMesh) round(t *testing.T, r int, now time.Time) (packets, entries
 			for _, e := range g.Entries {
 				e.Name = fmt.Sprintf("r%d", idOf(rm.names, e.ID))
 				entries++
-				if rm.tables[p.to].MergeRelay(e, g.J0, g.H, rm.d, now) == Taken && e.Name == rm.names[0] {
+				if rm.tables[p.to].MergeRelay(e, g.Mask, rm.d, now) == Taken && e.Name == rm.names[0] {
 					rm.took[p.to]++
 				}
 			}
@@ -97,8 +121,9 @@ func TestRelayReachesEveryMemberOnce(t *testing.T) {
 	for _, n := range []int{2, 3, 5, 8, 13, 100, 1000} {
 		for _, j0 := range []int{0, RelayBits(n) - 1} {
 			rm := newRelayMesh(n)
+			rm.bit = func(r, _ int) int { return (r + j0) % rm.d }
 			rm.tables[0].SetSelf(st, 1000, t0)
-			rm.tables[0].Inject(j0, true)
+			rm.tables[0].Inject(rm.d, true)
 			total := 0
 			for r := 0; r < rm.d; r++ {
 				p, e := rm.round(t, r, t0.Add(time.Duration(r)*100*time.Millisecond))
@@ -127,6 +152,87 @@ func TestRelayReachesEveryMemberOnce(t *testing.T) {
 	}
 }
 
+// Whatever bit each node takes in each round (here a random one, each
+// node its own), a broadcast still reaches every member exactly once: a
+// holder and the member it passes to split the sums of the bits left
+// between them.
+func TestRelayAnyBitOrderReachesEveryMemberOnce(t *testing.T) {
+	st := EncodeState(nil, metrics.Load{CPUPercent: 42})
+	t0 := time.Unix(1_800_000_000, 0)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, n := range []int{2, 5, 13, 100, 300} {
+		rm := newRelayMesh(n)
+		rm.bit = func(int, int) int { return rng.IntN(rm.d) }
+		rm.tables[0].SetSelf(st, 1000, t0)
+		rm.tables[0].Inject(rm.d, true)
+		total, rounds := 0, 0
+		for busy := true; busy; rounds++ {
+			if rounds > 50*rm.d {
+				t.Fatalf("n=%d: broadcasts still pending after %d rounds", n, rounds)
+			}
+			_, e := rm.round(t, rounds, t0)
+			total += e
+			busy = false
+			for _, tb := range rm.tables {
+				busy = busy || tb.Pending() > 0
+			}
+		}
+		for i := 1; i < n; i++ {
+			if rm.took[i] != 1 {
+				t.Fatalf("n=%d: r%d took r0's entry %d times", n, i, rm.took[i])
+			}
+		}
+		if total != n-1 {
+			t.Fatalf("n=%d: %d entries sent for %d receivers", n, total, n-1)
+		}
+	}
+}
+
+// A packet that arrives after its receiver's next round (its sender or
+// receiver ran late) costs no packet of its own: the receiver passes the
+// entries on when their bits come round, one packet a round at most, and
+// every member still receives each broadcast once, within 2·d rounds.
+func TestRelayLatePacketsWaitForTheirBits(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	const n = 100
+	rm := newRelayMesh(n)
+	// Every member confirms in round 0 (an all-to-all wave), and a fifth
+	// of the packets of the first three rounds arrive a round late.
+	for i, tb := range rm.tables {
+		tb.SetSelf(EncodeState(nil, metrics.Load{CPUPercent: float64(i)}), 1000, t0)
+		tb.Inject(rm.d, true)
+	}
+	rm.late = func(r, from, to int) bool { return r < 3 && (from*7+r)%5 == 0 }
+	rounds := 0
+	for busy := true; busy; rounds++ {
+		if rounds > 2*rm.d {
+			t.Fatalf("broadcasts still pending after %d rounds", rounds)
+		}
+		before := slices.Clone(rm.sent)
+		rm.round(t, rounds, t0)
+		for i := range rm.sent {
+			if rm.sent[i]-before[i] > 1 {
+				t.Fatalf("r%d sent %d packets in round %d", i, rm.sent[i]-before[i], rounds)
+			}
+		}
+		busy = len(rm.held) > 0
+		for _, tb := range rm.tables {
+			busy = busy || tb.Pending() > 0
+		}
+	}
+	for i, tb := range rm.tables {
+		for j := range n {
+			if _, _, ok := tb.Get(rm.names[j]); !ok {
+				t.Fatalf("r%d never received r%d's load (%d rounds)", i, j, rounds)
+			}
+		}
+		if i > 0 && rm.took[i] != 1 {
+			t.Fatalf("r%d took r0's entry %d times", i, rm.took[i])
+		}
+	}
+	t.Logf("n=%d, d=%d: the wave took %d rounds with late packets", n, rm.d, rounds)
+}
+
 // A lost packet loses the broadcast for the members behind it; the next
 // refresh reaches them, and they ask for the state they missed in full.
 func TestRelayLossIsRepairedByWants(t *testing.T) {
@@ -134,7 +240,7 @@ func TestRelayLossIsRepairedByWants(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	rm := newRelayMesh(16)
 	rm.tables[0].SetSelf(hot, 1000, t0)
-	rm.tables[0].Inject(0, true)
+	rm.tables[0].Inject(rm.d, true)
 	rm.drop = func(r, from, to int) bool { return r == 0 && from == 0 } // r0's first step
 	for r := 0; r < rm.d; r++ {
 		rm.round(t, r, t0)
@@ -153,7 +259,7 @@ func TestRelayLossIsRepairedByWants(t *testing.T) {
 	t1 := t0.Add(time.Second)
 	rm.drop = nil
 	rm.tables[0].SetSelf(hot, 1100, t1)
-	rm.tables[0].Inject(0, false)
+	rm.tables[0].Inject(rm.d, false)
 	for r := 0; r < rm.d; r++ {
 		rm.round(t, r, t1)
 	}
@@ -233,32 +339,36 @@ func TestRelayDoesNotPassOnReplays(t *testing.T) {
 	st := EncodeState(nil, metrics.Load{CPUPercent: 5})
 	tb := NewTable("me")
 	e := Entry{Name: "a", Version: 100, Full: true, State: st}
-	if r := tb.MergeRelay(e, 0, 1, 5, now); r != Taken || tb.Pending() != 1 {
+	if r := tb.MergeRelay(e, 0b11110, 5, now); r != Taken || tb.Pending() != 1 {
 		t.Fatalf("first copy: %v, %d pending", r, tb.Pending())
 	}
-	if r := tb.MergeRelay(e, 0, 1, 5, now); r != Same || tb.Pending() != 1 {
+	if r := tb.MergeRelay(e, 0b11110, 5, now); r != Same || tb.Pending() != 1 {
 		t.Fatalf("replay: %v, %d pending", r, tb.Pending())
 	}
 	old := e
 	old.Version = 90
-	if r := tb.MergeRelay(old, 2, 1, 5, now); r != Older || tb.Pending() != 1 {
+	if r := tb.MergeRelay(old, 0b11000, 5, now); r != Older || tb.Pending() != 1 {
 		t.Fatalf("older: %v, %d pending", r, tb.Pending())
 	}
-	// At the last step nothing is queued.
+	// At the last step nothing is queued, nor for bits past the order's.
 	last := e
 	last.Version = 101
-	if tb.MergeRelay(last, 0, 5, 5, now); tb.Pending() != 1 {
+	if tb.MergeRelay(last, 0, 5, now); tb.Pending() != 1 {
 		t.Fatalf("last step queued: %d pending", tb.Pending())
+	}
+	last.Version = 102
+	if tb.MergeRelay(last, 0b1100000, 5, now); tb.Pending() != 1 {
+		t.Fatalf("steps past the order's bits queued: %d pending", tb.Pending())
 	}
 }
 
 func TestRelayWireBounds(t *testing.T) {
 	st := EncodeState(nil, metrics.Load{CPUPercent: 5})
-	p := RelayPacket{Base: VersionAt(time.Now()), Groups: []RelayGroup{{J0: 3, H: 2, Entries: []Entry{{Name: "a", Version: 5, Full: true, State: st}, {Name: "b", Tag: 9, Version: VersionAt(time.Now())}}}},
+	p := RelayPacket{Base: VersionAt(time.Now()), Groups: []RelayGroup{{Mask: 0b1011, Entries: []Entry{{Name: "a", Version: 5, Full: true, State: st}, {Name: "b", Tag: 9, Version: VersionAt(time.Now())}}}},
 		Wants: []Want{{Name: "c", Full: true}, {Name: "d", Age: 30 * time.Second}}}
 	body := AppendRelay(nil, "me", p)
 	got, err := DecodeRelay(body)
-	if err != nil || got.From != NameID("me") || len(got.Groups) != 1 || got.Groups[0].J0 != 3 || got.Groups[0].H != 2 ||
+	if err != nil || got.From != NameID("me") || len(got.Groups) != 1 || got.Groups[0].Mask != 0b1011 ||
 		len(got.Groups[0].Entries) != 2 || got.Wants[0].ID != NameID("c") || !got.Wants[0].Full || got.Wants[1].Age != 12700*time.Millisecond {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
@@ -268,8 +378,8 @@ func TestRelayWireBounds(t *testing.T) {
 		}
 	}
 	for name, b := range map[string][]byte{
-		"step 0":         {KindRelay, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0},
-		"bit 31":         {KindRelay, 1, 0, 0, 0, 0, 1, 31, 1, 0, 0},
+		"bit 31":         {KindRelay, 1, 0, 0, 0, 0, 1, 0x80, 0x80, 0x80, 0x80, 0x08, 0, 0},
+		"mask too long":  {KindRelay, 1, 0, 0, 0, 0, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0, 0},
 		"65 groups":      {KindRelay, 1, 0, 0, 0, 0, 65},
 		"257 wants":      {KindRelay, 1, 0, 0, 0, 0, 0, 0x81, 0x02},
 		"trailing bytes": append(append([]byte(nil), body...), 1),
@@ -282,7 +392,7 @@ func TestRelayWireBounds(t *testing.T) {
 
 func FuzzDecodeRelay(f *testing.F) {
 	st := EncodeState(nil, metrics.Load{CPUPercent: 12})
-	f.Add(AppendRelay(nil, "x", RelayPacket{Base: 77, Groups: []RelayGroup{{J0: 1, H: 1, Entries: []Entry{{Name: "a", Full: true, State: st}, {Name: "b", Age: time.Second, Tag: 7}}}}, Wants: []Want{{Name: "a", None: true}}}))
+	f.Add(AppendRelay(nil, "x", RelayPacket{Base: 77, Groups: []RelayGroup{{Mask: 0b110, Entries: []Entry{{Name: "a", Full: true, State: st}, {Name: "b", Age: time.Second, Tag: 7}}}}, Wants: []Want{{Name: "a", None: true}}}))
 	f.Add([]byte{KindRelay, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := DecodeRelay(b)
@@ -292,8 +402,8 @@ func FuzzDecodeRelay(f *testing.F) {
 		total := 0
 		for _, g := range p.Groups {
 			total += len(g.Entries)
-			if g.H == 0 || g.H > MaxRelayBits || g.J0 >= MaxRelayBits {
-				t.Fatalf("group out of bounds: %d %d", g.J0, g.H)
+			if g.Mask >= 1<<MaxRelayBits {
+				t.Fatalf("group's mask out of bounds: %#x", g.Mask)
 			}
 			for _, e := range g.Entries {
 				if len(e.State) > MaxStateLen || e.Age > MaxEntryAge || e.Version > MaxVersion {
@@ -313,12 +423,12 @@ func FuzzDecodeRelay(f *testing.F) {
 				e.Name = fmt.Sprint(e.ID % 4)
 				before := tb.VersionOf(e.Name)
 				_, _, had := tb.Get(e.Name)
-				if tb.MergeRelay(e, g.J0, g.H, 10, now) == Taken && had && e.Version <= before {
+				if tb.MergeRelay(e, g.Mask, 10, now) == Taken && had && e.Version <= before {
 					t.Fatalf("took version %d over %d", e.Version, before)
 				}
 			}
 		}
-		tb.Relay(now, 7, 3, func(string) (int, bool) { return 1, true })
+		tb.Relay(now, 7, 2, func(string) (int, bool) { return 1, true })
 		for i := range p.Wants {
 			p.Wants[i].Name = fmt.Sprint(p.Wants[i].ID % 4)
 		}

@@ -29,10 +29,11 @@ const (
 	wantMaxAge  = 0x7F
 )
 
-// RelayGroup is a run of entries at one step of their broadcasts: they were
-// first sent on bit J0 and have made H steps, this one included.
+// RelayGroup is a run of entries that their receiver passes on along the
+// same bits: Mask holds the bits of the steps left (bit b: to the member
+// 2^b ahead), 0 when the receiver is the last of their broadcasts.
 type RelayGroup struct {
-	J0, H   uint8
+	Mask    uint32
 	Entries []Entry
 }
 
@@ -68,7 +69,8 @@ type RelayPacket struct {
 //	   uvarint base (≤ 2^62)
 //	   4  NameID of the sender
 //	   uvarint group count (≤ 64), then per group:
-//	      1  J0 (< 31)   1  H (1–31)   uvarint entry count, entries as in kind 1
+//	      uvarint mask of the steps left (< 2^31)   uvarint entry count,
+//	      entries as in kind 1
 //	   uvarint want count (≤ 256), then per want:
 //	      4  NameID   1  bit 7: the full state; bits 0–6: the sender's age
 //	                     of it in 100 ms units; 255: the sender holds none
@@ -78,7 +80,7 @@ func AppendRelay(dst []byte, from string, p RelayPacket) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, NameID(from))
 	dst = binary.AppendUvarint(dst, uint64(len(p.Groups)))
 	for _, g := range p.Groups {
-		dst = append(dst, g.J0, g.H)
+		dst = binary.AppendUvarint(dst, uint64(g.Mask))
 		dst = binary.AppendUvarint(dst, uint64(len(g.Entries)))
 		for _, e := range g.Entries {
 			dst = appendEntry(dst, p.Base, e)
@@ -109,10 +111,11 @@ func relayHeaderSize(base uint64) int {
 	return 1 + binary.PutUvarint(tmp[:], base) + 4 + 1 + 1
 }
 
-// relayGroupSize is the size of a group header holding n entries.
-func relayGroupSize(n int) int {
+// relayGroupSize is the size of a group header with this mask holding n
+// entries.
+func relayGroupSize(mask uint32, n int) int {
 	var tmp [binary.MaxVarintLen64]byte
-	return 2 + binary.PutUvarint(tmp[:], uint64(n))
+	return binary.PutUvarint(tmp[:], uint64(mask)) + binary.PutUvarint(tmp[:], uint64(n))
 }
 
 // wantSize is the size of one want.
@@ -144,18 +147,17 @@ func DecodeRelay(b []byte) (RelayPacket, error) {
 	b = b[k:]
 	total := uint64(0)
 	for gi := uint64(0); gi < ng; gi++ {
-		if len(b) < 3 {
-			return p, fmt.Errorf("%w: relay group %d truncated", ErrBadPacket, gi)
+		mask, k := binary.Uvarint(b)
+		if k <= 0 || mask >= 1<<MaxRelayBits {
+			return p, fmt.Errorf("%w: relay group %d: bad mask of steps (at most %d bits)", ErrBadPacket, gi, MaxRelayBits)
 		}
-		g := RelayGroup{J0: b[0], H: b[1]}
-		if g.J0 >= MaxRelayBits || g.H == 0 || g.H > MaxRelayBits {
-			return p, fmt.Errorf("%w: relay group %d at bit %d step %d", ErrBadPacket, gi, g.J0, g.H)
-		}
-		n, k := binary.Uvarint(b[2:])
+		b = b[k:]
+		g := RelayGroup{Mask: uint32(mask)}
+		n, k := binary.Uvarint(b)
 		if k <= 0 {
 			return p, fmt.Errorf("%w: relay group %d bad entry count", ErrBadPacket, gi)
 		}
-		b = b[2+k:]
+		b = b[k:]
 		total += n
 		// Each entry takes at least 8 bytes: a count larger than that is a lie.
 		if total > MaxEntries || n > uint64(len(b))/8 {

@@ -82,8 +82,8 @@ type simEnt struct {
 }
 
 type simGroup struct {
-	j0, h uint8
-	es    []simEnt
+	mask uint32
+	es   []simEnt
 }
 
 type simWant struct {
@@ -126,7 +126,7 @@ type simRec struct {
 	origin int32
 	tag    uint16
 	full   bool
-	j0, h  uint8
+	mask   uint32
 }
 
 // simV0 offsets versions so that skewed clocks stay positive.
@@ -297,25 +297,22 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 		bit := uint8(r % int64(d))
 		changed := !injected[i] || injGen[i] != gen[i]
 		if changed || (nowMs-injAt[i])*int64(time.Millisecond) >= int64(P-T/2) {
-			pending[i] = append(pending[i], simRec{o: int32(i), ver: v, origin: int32(nowMs), tag: gen[i], full: changed, j0: bit})
+			pending[i] = append(pending[i], simRec{o: int32(i), ver: v, origin: int32(nowMs), tag: gen[i], full: changed, mask: fullMask(d)})
 			injected[i], injGen[i], injAt[i] = true, gen[i], nowMs
 		}
-		// Relay step.
-		type key struct{ bit, j0, h uint8 }
-		out := map[key][]simEnt{}
+		// Relay step (Table.Relay): the round's bit of every broadcast
+		// that has it left.
+		out := map[uint32][]simEnt{}
+		bm := uint32(1) << bit
 		keep := pending[i][:0]
 		for _, rec := range pending[i] {
-			if int(rec.h) >= d {
-				continue
+			if rec.mask&bm != 0 {
+				rec.mask &^= bm
+				if delta := (i - int(rec.o) + n) % n; delta+1<<bit < n {
+					out[rec.mask] = append(out[rec.mask], simEnt{o: rec.o, ver: rec.ver, origin: rec.origin, tag: rec.tag, full: rec.full})
+				}
 			}
-			b := (int(rec.j0) + int(rec.h)) % d
-			rec.h++
-			delta := (i - int(rec.o) + n) % n
-			if delta+1<<b < n {
-				e := simEnt{o: rec.o, ver: rec.ver, origin: rec.origin, tag: rec.tag, full: rec.full}
-				out[key{uint8(b), rec.j0, rec.h}] = append(out[key{uint8(b), rec.j0, rec.h}], e)
-			}
-			if int(rec.h) < d {
+			if rec.mask != 0 {
 				keep = append(keep, rec)
 			}
 		}
@@ -375,44 +372,31 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 		if counting {
 			wants += float64(len(ws))
 		}
-		// Packets: one per bit (split by the budget); the wants go on their
-		// own to a random node.
-		keys := make([]key, 0, len(out))
-		for k := range out {
-			keys = append(keys, k)
+		// Packets: one to the round's bit (split by the budget); the wants
+		// go on their own to a random node.
+		masks := make([]uint32, 0, len(out))
+		for m := range out {
+			masks = append(masks, m)
 		}
-		slices.SortFunc(keys, func(a, b key) int {
-			if a.bit != b.bit {
-				return int(a.bit) - int(b.bit)
-			}
-			if a.j0 != b.j0 {
-				return int(a.j0) - int(b.j0)
-			}
-			return int(a.h) - int(b.h)
-		})
+		slices.Sort(masks)
 		base := vStart + uint64(v) - simV0
 		var cur *simPkt
 		var used int
-		var curBit = -1
 		flush := func() {
 			if cur != nil {
 				send(nowUs, cur, used)
 				cur = nil
 			}
 		}
-		for _, kk := range keys {
-			if int(kk.bit) != curBit {
-				flush()
-				curBit = int(kk.bit)
-			}
-			to := int32((i + 1<<kk.bit) % n)
-			es := out[kk]
+		to := int32((i + 1<<bit) % n)
+		for _, mk := range masks {
+			es := out[mk]
 			for len(es) > 0 {
 				if cur == nil {
 					cur = &simPkt{from: int32(i), to: to}
 					used = relayHeaderSize(base)
 				}
-				sz := relayGroupSize(len(es))
+				sz := relayGroupSize(mk, len(es))
 				m := 0
 				for m < len(es) {
 					es1 := entSize(es[m], nowMs, base)
@@ -429,7 +413,7 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 					flush()
 					continue
 				}
-				cur.groups = append(cur.groups, simGroup{j0: kk.j0, h: kk.h, es: es[:m]})
+				cur.groups = append(cur.groups, simGroup{mask: mk, es: es[:m]})
 				used += sz
 				es = es[m:]
 				if len(es) > 0 {
@@ -454,9 +438,9 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 			for _, e := range g.es {
 				merge(i, e)
 				k := k0 + int(e.o)
-				if int(e.o) != i && int(g.h) < d && e.ver > fwd[k] {
+				if int(e.o) != i && g.mask != 0 && e.ver > fwd[k] {
 					fwd[k] = e.ver
-					pending[i] = append(pending[i], simRec{o: e.o, ver: e.ver, origin: e.origin, tag: e.tag, full: e.full, j0: g.j0, h: g.h})
+					pending[i] = append(pending[i], simRec{o: e.o, ver: e.ver, origin: e.origin, tag: e.tag, full: e.full, mask: g.mask})
 				}
 			}
 		}
