@@ -76,18 +76,24 @@
 // position is its rank, n the count, d = RelayBits(n) = ⌈log2 n⌉. Rounds
 // (GossipInterval, 100 ms on lan) are cut on the wall clock, and round r
 // has bit r mod d. A node starts a broadcast of its own entry (Table.Inject)
-// on the current bit j0 when its state changed (in full) or ConfirmInterval
-// passed since the last (as a refresh: ID, age, version and a 16-bit tag of
-// the state). At step h the broadcast takes bit b = (j0+h) mod d: every
-// holder at distance δ behind the origin in the order passes it to distance
-// δ + 2^b if that is below n. After d steps every member holds it, each
-// exactly once (recursive doubling: the holders after each step are the
-// sums of the bits taken so far). A node sends, per round, one packet to
-// the member 2^b ahead of it, holding every broadcast it is passing on in
-// that round (several when members' clocks disagree by a large part of a
-// round, or when the entries exceed PacketBudget). Packets group entries
-// by (j0, h), two bytes a group, so receivers know each broadcast's next
-// bit without per-entry cost. A node passes on an entry only if its version
+// when its state changed (in full) or ConfirmInterval passed since the last
+// (as a refresh: ID, age, version and a 16-bit tag of the state), with all
+// d bits left. A holder at distance δ behind the origin in the order, with
+// the set R of bits left, is to reach δ plus every sum of a subset of R
+// below n; in a round whose bit b is in R it passes the entry to distance
+// δ + 2^b (if below n) with R \ {b}, and keeps R \ {b} itself. The two
+// halves cover the sums with and without 2^b, so every member receives
+// the broadcast exactly once, whatever order the bits are taken in
+// (recursive doubling). A broadcast that arrives in time takes one step a
+// round and is done in d rounds; one that arrives late (its sender's or
+// its receiver's round ran late, or their clocks disagree by most of a
+// round) waits for its bits to come round, at most d rounds more, instead
+// of going out on a packet of its own. So a node sends one relay packet a
+// round at most, to the member 2^b ahead of it, holding every broadcast it
+// passes on (more only when the entries exceed PacketBudget). Packets
+// group entries by the bits they have left (a uvarint mask, one byte up to
+// 128 members), so receivers know each broadcast's steps without
+// per-entry cost. A node passes on an entry only if its version
 // is above any it has passed on for that member (Table.MergeRelay): a
 // replayed relay packet costs its receiver no sends.
 //
@@ -206,8 +212,8 @@
 //	        uvarint version (the sender's VersionClock),
 //	        election message (≤ 4,096 bytes)
 //	kind 3: uvarint base (the sender's VersionClock), 4 bytes sender NameID,
-//	        uvarint group count (≤ 64), per group: 1 byte j0 (< 31),
-//	        1 byte h (1–31), uvarint entry count, entries as in kind 1
+//	        uvarint group count (≤ 64), per group: uvarint mask of the
+//	        steps left (< 2^31), uvarint entry count, entries as in kind 1
 //	        (≤ 1024 in all); uvarint want count (≤ 256), per want: 4 bytes
 //	        NameID, 1 byte (bit 7: full state; bits 0–6: age in 100 ms;
 //	        255: holds none)

@@ -677,6 +677,22 @@ func ConfirmIntervalFor(n int, gossip time.Duration) time.Duration {
 // minConfirmInterval is ConfirmIntervalFor's floor.
 const minConfirmInterval = time.Second
 
+// confirmDue says whether a node confirms its state in round ri (rounds of
+// every since the epoch), its last broadcast since ago: on the rounds that
+// are a multiple of the confirm interval, so that every member whose clock
+// agrees confirms in the same round and the relay passes the whole wave on
+// together (a node sends about d packets a wave, instead of one nearly
+// every round when each member confirms on rounds of its own); or, when a
+// late timer skipped that round, as soon as an interval and a round have
+// passed.
+func confirmDue(ri int64, ago, confirm, every time.Duration) bool {
+	if ago >= confirm+every {
+		return true
+	}
+	wave := max(1, int64((confirm+every/2)/every))
+	return ri%wave == 0 && ago >= every/2
+}
+
 // wantAgeFor is the age past which a member's load is asked for: a
 // confirmation reaches everyone within d rounds of being sent, and the next
 // follows a confirm interval later; three rounds more of slack.
@@ -772,14 +788,17 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 		return buf
 	}
 	d := RelayBits(n)
-	bit := int(now.UnixNano()/int64(every)) % d
+	ri := now.UnixNano() / int64(every)
+	bit := int(ri % int64(d))
 	confirm := m.cfg.ConfirmInterval
 	if confirm == 0 {
 		confirm = ConfirmIntervalFor(n, every)
 	}
 	if haveLoad {
+		// Confirmations go out in waves: every member on the same rounds
+		// of the wall clock (see confirmDue).
 		changed := !bytes.Equal(m.injState, m.pubState)
-		if changed || now.Sub(m.injectedAt) >= confirm-every/2 {
+		if changed || confirmDue(ri, now.Sub(m.injectedAt), confirm, every) {
 			m.table.Inject(d, changed || m.injState == nil)
 			m.injState, m.injectedAt = m.pubState, now
 		}

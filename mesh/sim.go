@@ -296,7 +296,7 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 		ver[k0+i], origin[k0+i], tag[k0+i] = v, int32(nowMs), gen[i]
 		bit := uint8(r % int64(d))
 		changed := !injected[i] || injGen[i] != gen[i]
-		if changed || (nowMs-injAt[i])*int64(time.Millisecond) >= int64(P-T/2) {
+		if changed || !injected[i] || confirmDue(r, time.Duration(nowMs-injAt[i])*time.Millisecond, P, T) {
 			pending[i] = append(pending[i], simRec{o: int32(i), ver: v, origin: int32(nowMs), tag: gen[i], full: changed, mask: fullMask(d)})
 			injected[i], injGen[i], injAt[i] = true, gen[i], nowMs
 		}
