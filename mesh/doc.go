@@ -122,7 +122,11 @@
 //
 // Buckets: a node publishes a new state only when its load moved past a
 // bucket (Moved: a CPU or memory point, 10% of a rate); otherwise it
-// re-confirms the last one.
+// re-confirms the last one. A new state goes out at once, on a broadcast
+// of its own, only when it moved far from the last one sent (Urgent: 5
+// points of CPU or memory, a quarter of the load average, half a rate);
+// else it rides the next wave of confirmations in full, at most a confirm
+// interval later.
 //
 // Age: an entry's age is the time since its origin last published or
 // confirmed that state. The sample behind it is at most one sampling

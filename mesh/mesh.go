@@ -89,8 +89,9 @@ type Mesh struct {
 	published  bool
 	pubLoad    metrics.Load
 	pubState   []byte
-	injState   []byte    // the state of the last broadcast of our own
-	injectedAt time.Time // when it began
+	injState   []byte       // the state of the last broadcast of our own
+	injLoad    metrics.Load // and its load
+	injectedAt time.Time    // when it began
 }
 
 type memberState struct {
@@ -678,19 +679,21 @@ func ConfirmIntervalFor(n int, gossip time.Duration) time.Duration {
 const minConfirmInterval = time.Second
 
 // confirmDue says whether a node confirms its state in round ri (rounds of
-// every since the epoch), its last broadcast since ago: on the rounds that
-// are a multiple of the confirm interval, so that every member whose clock
-// agrees confirms in the same round and the relay passes the whole wave on
-// together (a node sends about d packets a wave, instead of one nearly
-// every round when each member confirms on rounds of its own); or, when a
-// late timer skipped that round, as soon as an interval and a round have
-// passed.
+// every since the epoch), its last broadcast since ago. Confirmations go
+// out in waves, on the rounds that are a multiple of the confirm interval,
+// so that every member whose clock agrees confirms in the same round and
+// the relay passes the whole wave on together: a node sends about d
+// packets a wave, instead of one nearly every round when each member
+// confirms on rounds of its own. A wave less than half an interval after
+// this node's last broadcast (an urgent change, see Urgent) is skipped;
+// when a late timer skipped the wave's round, the node confirms once an
+// interval and a half and a round have passed.
 func confirmDue(ri int64, ago, confirm, every time.Duration) bool {
-	if ago >= confirm+every {
+	if ago >= confirm+confirm/2+every {
 		return true
 	}
 	wave := max(1, int64((confirm+every/2)/every))
-	return ri%wave == 0 && ago >= every/2
+	return ri%wave == 0 && ago >= confirm/2
 }
 
 // wantAgeFor is the age past which a member's load is asked for: a
@@ -797,10 +800,12 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 	if haveLoad {
 		// Confirmations go out in waves: every member on the same rounds
 		// of the wall clock (see confirmDue).
+		// A state that moved a little waits for the wave (Urgent).
 		changed := !bytes.Equal(m.injState, m.pubState)
-		if changed || confirmDue(ri, now.Sub(m.injectedAt), confirm, every) {
+		urgent := changed && (m.injState == nil || Urgent(m.injLoad, m.pubLoad))
+		if urgent || confirmDue(ri, now.Sub(m.injectedAt), confirm, every) {
 			m.table.Inject(d, changed || m.injState == nil)
-			m.injState, m.injectedAt = m.pubState, now
+			m.injState, m.injLoad, m.injectedAt = m.pubState, m.pubLoad, now
 		}
 	}
 	out := m.table.Relay(now, n, bit, func(name string) (int, bool) {

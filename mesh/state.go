@@ -110,6 +110,30 @@ func decodeMiniFloat(u uint16) float64 {
 	return float64(uint64(m) << e)
 }
 
+// Urgent reports whether the load moved far enough from prev, the state
+// this node last broadcast, that the mesh should hear of it at once rather
+// than with the next wave of confirmations (at most ConfirmInterval later;
+// see confirmDue): CPU or memory by 5 percentage points, the cores
+// available at all, the load average by a quarter (and at least 0.5), or a
+// network rate or available memory by half (and at least 64 KiB/s or
+// 64 MiB). A state that moved less (past a bucket, see Moved) rides the
+// next wave in full, costing no packet of its own: on a busy host the
+// load average and CPU cross a bucket nearly every sample, and each
+// crossing sent at once was a broadcast off the wave.
+func Urgent(prev, cur metrics.Load) bool {
+	rel := func(a, b, floor, share float64) bool {
+		d := math.Abs(a - b)
+		return d >= floor && d >= share*math.Max(math.Abs(a), math.Abs(b))
+	}
+	return math.Abs(prev.CPUPercent-cur.CPUPercent) >= 5 ||
+		math.Abs(prev.MemPercent-cur.MemPercent) >= 5 ||
+		rel(prev.Load1, cur.Load1, 0.5, 0.25) ||
+		prev.Cores != cur.Cores ||
+		rel(prev.NetRxBps, cur.NetRxBps, 64<<10, 0.5) ||
+		rel(prev.NetTxBps, cur.NetTxBps, 64<<10, 0.5) ||
+		rel(float64(prev.MemAvailable), float64(cur.MemAvailable), 64<<20, 0.5)
+}
+
 // Moved reports whether the load moved past a bucket since prev was
 // published: CPU or memory by a percentage point, the load average by 0.1,
 // the cores available at all, or a network rate or available memory by 10%
