@@ -684,16 +684,17 @@ const minConfirmInterval = time.Second
 // so that every member whose clock agrees confirms in the same round and
 // the relay passes the whole wave on together: a node sends about d
 // packets a wave, instead of one nearly every round when each member
-// confirms on rounds of its own. A wave less than half an interval after
-// this node's last broadcast (an urgent change, see Urgent) is skipped;
-// when a late timer skipped the wave's round, the node confirms once an
-// interval and a half and a round have passed.
+// confirms on rounds of its own. When a late timer skipped the wave's
+// round, the node confirms once an interval and a round have passed. (A
+// wave shortly after an urgent change, see Urgent, still goes: skipping
+// it left states unconfirmed for up to 1.5 intervals, and load age p99 at
+// 100 processes went from 1.5 s to 2.0 s.)
 func confirmDue(ri int64, ago, confirm, every time.Duration) bool {
-	if ago >= confirm+confirm/2+every {
+	if ago >= confirm+every {
 		return true
 	}
 	wave := max(1, int64((confirm+every/2)/every))
-	return ri%wave == 0 && ago >= confirm/2
+	return ri%wave == 0 && ago >= every/2
 }
 
 // wantAgeFor is the age past which a member's load is asked for: a
