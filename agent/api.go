@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -43,12 +42,9 @@ func (a *Agent) Handler() http.Handler {
 	a.registerScaleRoutes(mux, reg)
 	a.registerDashboardRoutes(mux, reg)
 	if a.cfg.EnableDebug {
-		// Go's profiler: admin scope (api_auth.go).
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		// Go's profiler: admin scope (api_auth.go); not in the build for
+		// small devices (pprof.go).
+		registerProfiler(mux)
 	}
 	mux.Handle("GET /metrics", prometheus.HandlerFor(reg, prometheus.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -134,7 +134,7 @@ var settings = []Setting{
 	{Name: "log-json", Env: "SHOAL_LOG_JSON", Category: CatAPI, Field: func(c *Config) any { return &c.LogJSON },
 		Help: "log as JSON lines"},
 	{Name: "enable-debug", Env: "SHOAL_ENABLE_DEBUG", Category: CatAPI, Field: func(c *Config) any { return &c.EnableDebug },
-		Help: "serve test hooks (POST /v1/debug/load sets a synthetic load) and Go's profiler at /debug/pprof/"},
+		Help: "serve test hooks (POST /v1/debug/load sets a synthetic load) and Go's profiler at /debug/pprof/ (not in the small build, -tags nolibp2p)"},
 
 	// Coordination
 	{Name: "priority", Env: "SHOAL_PRIORITY", Category: CatCoordination, Field: func(c *Config) any { return &c.Priority },

@@ -69,9 +69,15 @@ func TestDeps(t *testing.T) {
 	for k, v := range noClient {
 		dropLibp2p[k] = v
 	}
+	// Nor Go's profiler (agent/pprof_nolibp2p.go): net/http/pprof links
+	// runtime/pprof, runtime/trace and internal/profile (432 KiB).
+	const noProfiler = "no /debug/pprof/ in the build for small devices (agent/pprof_nolibp2p.go)"
+	for _, p := range []string{"net/http/pprof", "runtime/pprof", "runtime/trace"} {
+		dropLibp2p[p] = noProfiler
+	}
 	p2p := []string{libp2pQUIC, libp2pTCP, relay, holepunch, mdns, serf}
 	for _, c := range []deptest.DepChecker{
-		{Tags: "", BadDeps: always, WantDeps: append(p2p, prom)},
+		{Tags: "", BadDeps: always, WantDeps: append(p2p, prom, "net/http/pprof")},
 		{Tags: "nolibp2p", BadDeps: dropLibp2p, WantDeps: []string{serf, prom}},
 		{Tags: "nok8s,noaws", BadDeps: always, WantDeps: p2p},
 		{Tags: "nolibp2p,nok8s,noaws", BadDeps: dropLibp2p, WantDeps: []string{serf, prom}},
