@@ -206,8 +206,8 @@ func (a *Agent) registerDashboardRoutes(mux *http.ServeMux, reg *prometheus.Regi
 	}))
 	mux.HandleFunc("GET /v1/dashboard", d.handleDashboard)
 	mux.HandleFunc("GET /v1/history", d.handleHistory)
-	mux.HandleFunc("GET /v1/monitor", a.handleMonitor) // events_stream.go
-	reg.MustRegister(newOperatorCollector(a))          // prom.go
+	mux.HandleFunc("GET /v1/monitor", a.handleMonitor)                    // events_stream.go
+	reg.MustRegister(newOperatorCollector(agentOperatorCollectorDeps(a))) // prom.go
 }
 
 // startDashboard runs the history sampler and the election watcher until
