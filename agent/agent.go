@@ -56,9 +56,9 @@ type Agent struct {
 	// the agent through its deps struct, built in one place
 	// (agentElectionDeps, agentLoadshareDeps, agentScaleDeps,
 	// agentDashDeps; the /metrics collectors' agentCollectorDeps,
-	// agentOperatorCollectorDeps and agentP2PCollectorDeps); Start starts
-	// their goroutines under its context and wg, and shutdown stops them
-	// and waits.
+	// agentOperatorCollectorDeps, agentP2PCollectorDeps and
+	// agentShareCollectorDeps); Start starts their goroutines under its
+	// context and wg, and shutdown stops them and waits.
 	elect atomic.Pointer[electionRunner] // election_adapter.go; read with runner()
 	proxy *proxyRunner                   // loadshare_adapter.go
 	scale *scaleRunner                   // scale_adapter.go
