@@ -57,8 +57,9 @@ type Agent struct {
 	// (agentElectionDeps, agentLoadshareDeps, agentScaleDeps,
 	// agentDashDeps; the /metrics collectors' agentCollectorDeps,
 	// agentOperatorCollectorDeps, agentP2PCollectorDeps and
-	// agentShareCollectorDeps); Start starts their goroutines under its
-	// context and wg, and shutdown stops them and waits.
+	// agentShareCollectorDeps; GET /v1/monitor's agentMonitorDeps); Start
+	// starts their goroutines under its context and wg, and shutdown stops
+	// them and waits.
 	elect atomic.Pointer[electionRunner] // election_adapter.go; read with runner()
 	proxy *proxyRunner                   // loadshare_adapter.go
 	scale *scaleRunner                   // scale_adapter.go
