@@ -55,8 +55,11 @@ type Agent struct {
 	// Components wired in their own files. Each gets what it uses from
 	// the agent through its deps struct, built in one place
 	// (agentElectionDeps, agentLoadshareDeps, agentScaleDeps,
-	// agentDashDeps); Start starts their goroutines under its context and
-	// wg, and shutdown stops them and waits.
+	// agentDashDeps; the /metrics collectors' agentCollectorDeps,
+	// agentOperatorCollectorDeps, agentP2PCollectorDeps and
+	// agentShareCollectorDeps; GET /v1/monitor's agentMonitorDeps); Start
+	// starts their goroutines under its context and wg, and shutdown stops
+	// them and waits.
 	elect atomic.Pointer[electionRunner] // election_adapter.go; read with runner()
 	proxy *proxyRunner                   // loadshare_adapter.go
 	scale *scaleRunner                   // scale_adapter.go
@@ -270,6 +273,14 @@ func (a *Agent) keys() ([][]byte, error) {
 
 // Mesh returns the running mesh (nil before Start).
 func (a *Agent) Mesh() *mesh.Mesh { return a.mesh }
+
+// meshView returns the mesh's current View, nil before Start makes the mesh.
+func (a *Agent) meshView() *mesh.View {
+	if a.mesh == nil {
+		return nil
+	}
+	return a.mesh.View()
+}
 
 // Monitor returns the load monitor (nil before Start).
 func (a *Agent) Monitor() *metrics.Monitor { return a.monitor }

@@ -22,9 +22,9 @@ import (
 // guard of api_auth.go: tokens and their scopes, backoff, body limits.
 func (a *Agent) Handler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), newCollector(a), a.authz)
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), newCollector(agentCollectorDeps(a)), a.authz) // prom.go
 	if a.mesh != nil && a.mesh.P2PStats() != nil {
-		reg.MustRegister(newP2PCollector(a)) // prom.go
+		reg.MustRegister(newP2PCollector(agentP2PCollectorDeps(a))) // prom.go
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", a.handleHealth)

@@ -206,8 +206,9 @@ func (a *Agent) registerDashboardRoutes(mux *http.ServeMux, reg *prometheus.Regi
 	}))
 	mux.HandleFunc("GET /v1/dashboard", d.handleDashboard)
 	mux.HandleFunc("GET /v1/history", d.handleHistory)
-	mux.HandleFunc("GET /v1/monitor", a.handleMonitor) // events_stream.go
-	reg.MustRegister(newOperatorCollector(a))          // prom.go
+	mon := agentMonitorDeps(a) // events_stream.go
+	mux.HandleFunc("GET /v1/monitor", func(w http.ResponseWriter, r *http.Request) { handleMonitor(mon, w, r) })
+	reg.MustRegister(newOperatorCollector(agentOperatorCollectorDeps(a))) // prom.go
 }
 
 // startDashboard runs the history sampler and the election watcher until

@@ -221,6 +221,34 @@ func ParseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
+// monitorDeps is what GET /v1/monitor needs from the agent, and all it
+// reaches: the agent builds it in one place (agentMonitorDeps).
+type monitorDeps struct {
+	// node is this agent's name, told in the stream's first line.
+	node func() string
+	// stream is the broadcaster the agent's log and events go through.
+	stream *broadcaster
+	// server returns the agent's API server, nil while there is none (the
+	// handler served elsewhere, or before Start makes it); the stream is
+	// closed when it shuts down.
+	server func() *http.Server
+	// done is closed when the agent stops: streams end then.
+	done <-chan struct{}
+}
+
+// agentMonitorDeps wires the monitor handler to the agent's stream, API
+// server and lifetime. The name and the server are read at each request:
+// the handler is built before Start sets the server, and may be built
+// before Start renames the node (p2p).
+func agentMonitorDeps(a *Agent) monitorDeps {
+	return monitorDeps{
+		node:   func() string { return a.cfg.NodeName },
+		stream: a.dashState().stream,
+		server: func() *http.Server { return a.http },
+		done:   a.done,
+	}
+}
+
 // handleMonitor streams log records and events as Server-Sent Events:
 //
 //	GET /v1/monitor?level=info&logs=true&events=true
@@ -228,7 +256,7 @@ func ParseLevel(s string) (slog.Level, error) {
 // Each entry is "event: log" or "event: event" with a StreamEntry as JSON
 // data; "event: dropped" with {"dropped": n} says n entries were lost
 // because this listener fell behind. A comment line goes out every 15 s.
-func (a *Agent) handleMonitor(w http.ResponseWriter, r *http.Request) {
+func handleMonitor(deps monitorDeps, w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	level := slog.LevelInfo
 	if s := q.Get("level"); s != "" {
@@ -265,9 +293,9 @@ func (a *Agent) handleMonitor(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, fmt.Errorf("streaming unsupported"))
 		return
 	}
-	b := a.dashState().stream
-	if a.http != nil {
-		b.hooked.Do(func() { a.http.RegisterOnShutdown(b.close) })
+	b := deps.stream
+	if srv := deps.server(); srv != nil {
+		b.hooked.Do(func() { srv.RegisterOnShutdown(b.close) })
 	}
 	l := b.subscribe(level, logs, events)
 	defer b.unsubscribe(l)
@@ -276,7 +304,7 @@ func (a *Agent) handleMonitor(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprintf(w, ": shoal monitor of %s, level %s\n\n", a.cfg.NodeName, strings.ToLower(level.String()))
+	fmt.Fprintf(w, ": shoal monitor of %s, level %s\n\n", deps.node(), strings.ToLower(level.String()))
 	fl.Flush()
 
 	heartbeat := time.NewTicker(15 * time.Second)
@@ -309,7 +337,7 @@ func (a *Agent) handleMonitor(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-b.closed:
 			return
-		case <-a.done:
+		case <-deps.done:
 			return
 		}
 	}

@@ -307,7 +307,7 @@ func handlePick(deps loadshareDeps, pks *pickers, w http.ResponseWriter, r *http
 func (a *Agent) registerPickRoutes(mux *http.ServeMux, reg *prometheus.Registry) {
 	deps, pks := agentLoadshareDeps(a), &pickers{}
 	mux.HandleFunc("GET /v1/pick", func(w http.ResponseWriter, r *http.Request) { handlePick(deps, pks, w, r) })
-	reg.MustRegister(&proxyCollector{proxy: deps.proxy}, newShareCollector(a)) // share.go
+	reg.MustRegister(&proxyCollector{proxy: deps.proxy}, newShareCollector(agentShareCollectorDeps(a))) // share.go
 }
 
 // proxyRunner runs the forwarding proxy.

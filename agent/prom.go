@@ -3,8 +3,10 @@ package agent
 import (
 	"time"
 
+	"github.com/shoalmesh/shoal/client"
 	prometheus "github.com/shoalmesh/shoal/internal/prom"
 	"github.com/shoalmesh/shoal/mesh"
+	"github.com/shoalmesh/shoal/metrics"
 )
 
 // descMaker returns a constructor of metric descriptions named prefix+name.
@@ -14,10 +16,41 @@ func descMaker(prefix string) func(name, help string, labels ...string) *prometh
 	}
 }
 
+// collectorDeps is what collector reads from the agent at scrape time, and
+// all it reaches: the agent builds it in one place (agentCollectorDeps).
+type collectorDeps struct {
+	// node and profile label shoal_build_info.
+	node    func() string
+	profile string
+	// view returns the mesh's current View, nil while there is no mesh
+	// (then only shoal_build_info is collected); stats the mesh's gossip
+	// counters, read only when view is not nil.
+	view  func() *mesh.View
+	stats func() *mesh.Stats
+	// latest returns the monitor's smoothed sample of this node (ok false
+	// before the first); sampleErrors counts the samples that failed.
+	latest       func() (metrics.Load, bool)
+	sampleErrors func() uint64
+}
+
+// agentCollectorDeps wires collector to the agent's mesh and monitor. They
+// are read at each scrape: the handler may be built before Start makes
+// them, and on p2p Start renames the node.
+func agentCollectorDeps(a *Agent) collectorDeps {
+	return collectorDeps{
+		node:         func() string { return a.cfg.NodeName },
+		profile:      a.cfg.Profile,
+		view:         a.meshView,
+		stats:        func() *mesh.Stats { return a.mesh.Stats() },
+		latest:       func() (metrics.Load, bool) { return a.monitor.Latest() },
+		sampleErrors: func() uint64 { return a.monitor.Errors() },
+	}
+}
+
 // collector reads the mesh and the monitor at scrape time: no goroutine,
 // no copies of state between scrapes.
 type collector struct {
-	a                                     *Agent
+	deps                                  collectorDeps
 	members, cpu, mem, age, netRx, netTx  *prometheus.Desc
 	selfCPU, selfMem, selfCores, selfLoad *prometheus.Desc
 	pkts, bytes, loadPkts, loadBytes      *prometheus.Desc
@@ -25,10 +58,10 @@ type collector struct {
 	stale                                 *prometheus.Desc
 }
 
-func newCollector(a *Agent) *collector {
+func newCollector(deps collectorDeps) *collector {
 	d := descMaker("shoal_")
 	return &collector{
-		a:         a,
+		deps:      deps,
 		members:   d("members", "Members this agent knows, by status.", "status"),
 		cpu:       d("member_cpu_percent", "Last gossiped CPU busy percent of each member.", "member"),
 		mem:       d("member_memory_percent", "Last gossiped memory used percent of each member.", "member"),
@@ -62,20 +95,21 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	a := c.a
+	deps := c.deps
 	g := func(d *prometheus.Desc, v float64, l ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
 	}
 	ctr := func(d *prometheus.Desc, v uint64, l ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
 	}
-	g(c.info, 1, Version, a.cfg.NodeName, a.cfg.Profile)
-	if a.mesh == nil {
+	g(c.info, 1, Version, deps.node(), deps.profile)
+	v := deps.view()
+	if v == nil {
 		return
 	}
 	counts := map[string]int{mesh.StatusAlive: 0, mesh.StatusLeaving: 0, mesh.StatusLeft: 0, mesh.StatusFailed: 0}
 	now := time.Now()
-	for _, m := range a.mesh.View().Members() {
+	for _, m := range v.Members() {
 		counts[m.Status]++
 		if m.Load != nil && m.Status == mesh.StatusAlive {
 			g(c.cpu, m.Load.CPUPercent, m.Name)
@@ -88,13 +122,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for s, n := range counts {
 		g(c.members, float64(n), s)
 	}
-	if l, ok := a.monitor.Latest(); ok {
+	if l, ok := deps.latest(); ok {
 		g(c.selfCPU, l.CPUPercent)
 		g(c.selfMem, l.MemPercent)
 		g(c.selfCores, l.Cores)
 		g(c.selfLoad, l.Load1)
 	}
-	s := a.mesh.Stats()
+	s := deps.stats()
 	ctr(c.pkts, s.PacketsIn.Load(), "in")
 	ctr(c.pkts, s.PacketsOut.Load(), "out")
 	ctr(c.bytes, s.BytesIn.Load(), "in")
@@ -110,20 +144,40 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.stale, s.StaleEntries.Load(), "load_older")
 	ctr(c.stale, s.SameEntries.Load(), "load_same")
 	ctr(c.stale, s.StaleElections.Load(), "election")
-	ctr(c.sampleErr, a.monitor.Errors())
+	ctr(c.sampleErr, deps.sampleErrors())
+}
+
+// operatorCollectorDeps is what operatorCollector reads from the agent at
+// scrape time, and all it reaches: the agent builds it in one place
+// (agentOperatorCollectorDeps).
+type operatorCollectorDeps struct {
+	// view returns the mesh's current View, nil while there is no mesh.
+	view func() *mesh.View
+	// leader returns this node's view of the election, nil without one.
+	leader func() *client.Leader
+	// stream is the monitor stream (events_stream.go), whose listeners
+	// and counts are exported.
+	stream *broadcaster
+}
+
+// agentOperatorCollectorDeps wires operatorCollector to the agent's mesh,
+// election and monitor stream; the mesh and the election are read at each
+// scrape.
+func agentOperatorCollectorDeps(a *Agent) operatorCollectorDeps {
+	return operatorCollectorDeps{view: a.meshView, leader: a.leader, stream: a.dashState().stream}
 }
 
 // operatorCollector has the figures the dashboard and the example alert
 // rules (deploy/prometheus/alerts.yml) lean on, beyond collector's.
 type operatorCollector struct {
-	a                                   *Agent
+	deps                                operatorCollectorDeps
 	lastHeard, coordKnown, monListeners *prometheus.Desc
 	monPublished, monDropped            *prometheus.Desc
 }
 
-func newOperatorCollector(a *Agent) *operatorCollector {
+func newOperatorCollector(deps operatorCollectorDeps) *operatorCollector {
 	return &operatorCollector{
-		a:            a,
+		deps:         deps,
 		lastHeard:    prometheus.NewDesc("shoal_member_last_heard_seconds", "Time since the newest information from each member was published (any status; grows while a member is silent).", []string{"member"}, nil),
 		coordKnown:   prometheus.NewDesc("shoal_coordinator_known", "1 while this agent names a coordinator.", nil, nil),
 		monListeners: prometheus.NewDesc("shoal_monitor_listeners", "Clients streaming this agent's log and events (shoal monitor).", nil, nil),
@@ -139,41 +193,60 @@ func (c *operatorCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *operatorCollector) Collect(ch chan<- prometheus.Metric) {
-	a := c.a
-	if a.mesh != nil {
+	if v := c.deps.view(); v != nil {
 		now := time.Now()
-		for _, m := range a.mesh.View().Members() {
+		for _, m := range v.Members() {
 			if m.Load != nil && !m.Self {
 				ch <- prometheus.MustNewConstMetric(c.lastHeard, prometheus.GaugeValue, m.LoadAge(now).Seconds(), m.Name)
 			}
 		}
 	}
-	if l := a.leader(); l != nil {
+	if l := c.deps.leader(); l != nil {
 		known := 0.0
 		if l.Coordinator != "" {
 			known = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.coordKnown, prometheus.GaugeValue, known)
 	}
-	b := a.dashState().stream
+	b := c.deps.stream
 	ch <- prometheus.MustNewConstMetric(c.monListeners, prometheus.GaugeValue, float64(b.n.Load()))
 	ch <- prometheus.MustNewConstMetric(c.monPublished, prometheus.CounterValue, float64(b.published.Load()))
 	ch <- prometheus.MustNewConstMetric(c.monDropped, prometheus.CounterValue, float64(b.dropped.Load()))
 }
 
+// p2pCollectorDeps is what p2pCollector reads from the mesh at scrape
+// time, and all it reaches: the agent builds it in one place
+// (agentP2PCollectorDeps).
+type p2pCollectorDeps struct {
+	// stats returns the p2p transport's counters, nil on another transport.
+	stats func() *mesh.P2PStats
+	// view returns the mesh's current View.
+	view func() *mesh.View
+	// peerConn says how this node reaches the member named name:
+	// mesh.ConnDirect, mesh.ConnRelayed or mesh.ConnNone ("" off p2p).
+	peerConn func(name string) string
+}
+
+// agentP2PCollectorDeps wires p2pCollector to the agent's mesh, which runs
+// by then: the collector is registered only when it does, on p2p.
+func agentP2PCollectorDeps(a *Agent) p2pCollectorDeps {
+	m := a.mesh
+	return p2pCollectorDeps{stats: m.P2PStats, view: m.View, peerConn: m.PeerConn}
+}
+
 // p2pCollector has the p2p transport's counters and how members are
 // reached; registered only on the p2p profile.
 type p2pCollector struct {
-	a                                 *Agent
+	deps                              p2pCollectorDeps
 	refused, drops, dialFail, bootErr *prometheus.Desc
 	packets, punches, upgrades, peers *prometheus.Desc
 	retries                           *prometheus.Desc
 }
 
-func newP2PCollector(a *Agent) *p2pCollector {
+func newP2PCollector(deps p2pCollectorDeps) *p2pCollector {
 	d := descMaker("shoal_p2p_")
 	return &p2pCollector{
-		a:        a,
+		deps:     deps,
 		refused:  d("refused_total", "Peers refused: reason=key (could not prove the mesh key), gater (refused lately or not on the allow-list).", "reason"),
 		drops:    d("queue_drops_total", "Packets dropped because a peer's send queue was full."),
 		dialFail: d("dial_failures_total", "Failed attempts to open a stream to a peer."),
@@ -193,7 +266,7 @@ func (c *p2pCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *p2pCollector) Collect(ch chan<- prometheus.Metric) {
-	ps := c.a.mesh.P2PStats()
+	ps := c.deps.stats()
 	if ps == nil {
 		return
 	}
@@ -213,11 +286,11 @@ func (c *p2pCollector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.upgrades, ps.Upgrades.Load())
 	ctr(c.retries, ps.PunchRetries.Load())
 	conns := map[string]int{mesh.ConnDirect: 0, mesh.ConnRelayed: 0, mesh.ConnNone: 0}
-	for _, m := range c.a.mesh.View().Members() {
+	for _, m := range c.deps.view().Members() {
 		if m.Self || m.Status != mesh.StatusAlive {
 			continue
 		}
-		if k := c.a.mesh.PeerConn(m.Name); k != "" {
+		if k := c.deps.peerConn(m.Name); k != "" {
 			conns[k]++
 		}
 	}

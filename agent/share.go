@@ -559,17 +559,33 @@ func (a *Agent) addMeasured(rep *client.LoadReport, ms []mesh.Member, now time.T
 	rep.Measured = sum
 }
 
+// shareCollectorDeps is what shareCollector reads from the agent at scrape
+// time, and all it reaches: the agent builds it in one place
+// (agentShareCollectorDeps).
+type shareCollectorDeps struct {
+	// tracker returns the share tracker, nil before Start makes it.
+	tracker func() *shares
+	// view returns the mesh's current View, nil while there is no mesh.
+	view func() *mesh.View
+}
+
+// agentShareCollectorDeps wires shareCollector to the agent's tracker and
+// mesh, read at each scrape: the handler may be built before Start.
+func agentShareCollectorDeps(a *Agent) shareCollectorDeps {
+	return shareCollectorDeps{tracker: func() *shares { return a.shares }, view: a.meshView}
+}
+
 // shareCollector exports the tracker on /metrics.
 type shareCollector struct {
-	a                                   *Agent
+	deps                                shareCollectorDeps
 	picks, proxied, uptime, avail, mesh *prometheus.Desc
 	healthy                             *prometheus.Desc
 }
 
-func newShareCollector(a *Agent) *shareCollector {
+func newShareCollector(deps shareCollectorDeps) *shareCollector {
 	d := descMaker("shoal_")
 	return &shareCollector{
-		a:       a,
+		deps:    deps,
 		picks:   d("picks_total", "Times GET /v1/pick on this agent returned the member, by the member's service tag (\"\" for none).", "member", "service"),
 		proxied: d("proxy_requests_total", "Requests this agent's proxy forwarded to the member and got a response for, by the member's service tag.", "member", "service"),
 		uptime: d("member_uptime_ratio", "Fraction of the time since this agent first saw the member alive that it was alive; "+
@@ -589,12 +605,16 @@ func (c *shareCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *shareCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.a.shares
-	if s == nil || c.a.mesh == nil {
+	s := c.deps.tracker()
+	if s == nil {
+		return
+	}
+	v := c.deps.view()
+	if v == nil {
 		return
 	}
 	now := time.Now()
-	ms := c.a.mesh.View().Members()
+	ms := v.Members()
 	_, sum := s.measure(ms, now)
 	g := func(d *prometheus.Desc, v float64, l ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
