@@ -73,12 +73,14 @@ type Config struct {
 	// label are dropped. Both sides must use the same label.
 	Label string
 	// GossipInterval is the relay's round: each round a node passes on
-	// one step of every broadcast it holds (one packet, to one member, when
-	// the members' clocks agree within a fraction of it) and asks a peer
-	// for what it lacks. Rounds are cut on the wall clock.
+	// every broadcast it holds that has the round's bit left (one packet,
+	// to one member) and, every third round, asks a peer for what it
+	// lacks. Rounds are cut on the wall clock.
 	GossipInterval time.Duration
-	// ConfirmInterval is how often a node broadcasts a confirmation of an
-	// unchanged load; a changed one goes out at the next round. 0: by the
+	// ConfirmInterval is how often a node broadcasts its load: all members
+	// on the same rounds of the wall clock (waves); a load that moved far
+	// (Urgent) goes out at the next round, a small move with the next
+	// wave. 0: by the
 	// number of members n, max(2 rounds, 1 s, 0.6 s × (n/100)^0.37): 1 s up
 	// to 400, 1.4 s at 1,000, 3.3 s at 10,000 (see ConfirmIntervalFor).
 	ConfirmInterval time.Duration
