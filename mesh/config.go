@@ -79,8 +79,8 @@ type Config struct {
 	GossipInterval time.Duration
 	// ConfirmInterval is how often a node broadcasts its load: all members
 	// on the same rounds of the wall clock (waves); a load that moved far
-	// (Urgent) goes out at the next round, a small move with the next
-	// wave. 0: by the
+	// (Urgent) goes out in the round it is sampled in, a small move with
+	// the next wave. 0: by the
 	// number of members n, max(2 rounds, 1 s, 0.6 s × (n/100)^0.37): 1 s up
 	// to 400, 1.4 s at 1,000, 3.3 s at 10,000 (see ConfirmIntervalFor).
 	ConfirmInterval time.Duration

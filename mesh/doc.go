@@ -75,10 +75,13 @@
 // The relay. Each node sorts the alive Shoal members by NameID; a member's
 // position is its rank, n the count, d = RelayBits(n) = ⌈log2 n⌉. Rounds
 // (GossipInterval, 100 ms on lan) are cut on the wall clock, and round r
-// has bit r mod d. A node starts a broadcast of its own entry (Table.Inject)
-// when its state changed (in full) or ConfirmInterval passed since the last
-// (as a refresh: ID, age, version and a 16-bit tag of the state), with all
-// d bits left. A holder at distance δ behind the origin in the order, with
+// has bit r mod d. A node starts a broadcast of its own entry (Table.Inject),
+// with all d bits left, in waves: on the rounds that are a multiple of
+// ConfirmInterval, every member in the same round (confirmDue), in full
+// when its state changed since its last broadcast, else as a refresh (ID,
+// age, version and a 16-bit tag of the state); and at once, off the wave,
+// when its load moved far (Urgent, see Buckets). A node whose timer runs
+// late takes the steps of the rounds it missed, at most d (firstRound). A holder at distance δ behind the origin in the order, with
 // the set R of bits left, is to reach δ plus every sum of a subset of R
 // below n; in a round whose bit b is in R it passes the entry to distance
 // δ + 2^b (if below n) with R \ {b}, and keeps R \ {b} itself. The two
@@ -102,7 +105,8 @@
 // leaves some members without a broadcast. Every third round a node lists,
 // in a relay packet of its own to a random member, up to 64 members whose
 // load it holds older than ConfirmInterval + (d+1) rounds (when a
-// confirmation is due to have arrived), holds none of, or must have in full
+// confirmation sent in time is due to have arrived; a late one may take up
+// to 2d rounds, and is then asked for while on its way), holds none of, or must have in full
 // because it saw a confirmation of a state it does not hold (Table.Wants): 5
 // bytes each (NameID, its age in 100 ms units or "full"). The receiver
 // answers, in a load packet (kind 1) to the member's address (not to where
@@ -113,8 +117,8 @@
 //
 // ConfirmInterval defaults by n to max(2 rounds, 1 s, 0.6 s × (n/100)^0.37):
 // 1 s up to 400 members, 1.4 s at 1,000, 3.3 s at 10,000. The age a member
-// shows is then between the depth of the relay (up to d rounds) and that
-// plus the interval; bytes per node are about n/interval confirmations (8
+// shows is then between the depth of the relay (d rounds; up to 2d when
+// packets arrive after their round) and that plus the interval; bytes per node are about n/interval confirmations (8
 // bytes each) plus every state change of every member once (23 bytes),
 // plus one packet a round. Measured and simulated figures are in
 // docs/benchmarks.md; SimulateDissemination models the scheme up to
@@ -125,8 +129,8 @@
 // re-confirms the last one. A new state goes out at once, on a broadcast
 // of its own, only when it moved far from the last one sent (Urgent: 5
 // points of CPU or memory, a quarter of the load average, half a rate);
-// else it rides the next wave of confirmations in full, at most a confirm
-// interval later.
+// else it rides the next wave of confirmations in full, within a confirm
+// interval and a round.
 //
 // Age: an entry's age is the time since its origin last published or
 // confirmed that state. The sample behind it is at most one sampling

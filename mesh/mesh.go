@@ -92,6 +92,7 @@ type Mesh struct {
 	injState   []byte       // the state of the last broadcast of our own
 	injLoad    metrics.Load // and its load
 	injectedAt time.Time    // when it began
+	lastRound  int64        // the last round run (rounds of GossipInterval since the epoch)
 }
 
 type memberState struct {
@@ -763,7 +764,8 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 			m.table.SetSelf(m.pubState, v, now)
 			if h := m.heard[m.cfg.NodeName]; fresh || h == nil {
 				// Decoded, not copied: the View shows this node's load as
-				// the others receive it.
+				// the others receive it (a small move reaches them with the
+				// next wave; until then a peer's want is answered with it).
 				m.stats.LoadDecodes.Add(1)
 				if dl, err := DecodeState(m.pubState); err == nil {
 					m.stats.LoadChanges.Add(1)
@@ -788,12 +790,16 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 	n := len(m.order)
 	self, inOrder := m.orderPos[NameID(m.cfg.NodeName)]
 	if n < 2 || !inOrder {
+		// Out of the order (joining, or no peers): nothing to pass on, and
+		// what arrives meanwhile is not kept for later.
+		m.table.DropPending()
 		m.mu.Unlock()
 		return buf
 	}
 	d := RelayBits(n)
 	ri := now.UnixNano() / int64(every)
-	bit := int(ri % int64(d))
+	first := firstRound(m.lastRound, ri, d)
+	m.lastRound = ri
 	confirm := m.cfg.ConfirmInterval
 	if confirm == 0 {
 		confirm = ConfirmIntervalFor(n, every)
@@ -809,14 +815,23 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 			m.injState, m.injLoad, m.injectedAt = m.pubState, m.pubLoad, now
 		}
 	}
-	out := m.table.Relay(now, n, bit, func(name string) (int, bool) {
+	type dest struct {
+		addr   memberlist.Address
+		groups []RelayGroup
+	}
+	var dests []dest
+	dist := func(name string) (int, bool) {
 		p, ok := m.orderPos[NameID(name)]
 		return (self - p + n) % n, ok
-	})
-	var relayTo memberlist.Address
-	if len(out.Groups) > 0 {
+	}
+	for r := first; r <= ri; r++ {
+		bit := int(r % int64(d))
+		out := m.table.Relay(now, n, bit, dist)
+		if len(out.Groups) == 0 {
+			continue
+		}
 		if ms, ok := m.members[m.orderNames[(self+1<<bit)%n]]; ok {
-			relayTo = ms.addr
+			dests = append(dests, dest{ms.addr, out.Groups})
 		}
 	}
 	// Every third round, the wants go in a packet of their own to a random
@@ -837,8 +852,8 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 		}
 	}
 	m.mu.Unlock()
-	if relayTo.Addr != "" {
-		buf = m.sendRelay(relayTo, out.Groups, nil, buf, now)
+	for _, dt := range dests {
+		buf = m.sendRelay(dt.addr, dt.groups, nil, buf, now)
 	}
 	if len(wants) > 0 {
 		m.stats.WantsSent.Add(uint64(len(wants)))
@@ -847,8 +862,6 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 	return buf
 }
 
-// sendRelay sends groups (split over as many packets as the budget needs)
-// and wants to addr.
 // ageEntries adds to every entry's age the time since at, when the ages
 // were taken: a round's or a packet's work waits for the mesh's lock and
 // the sealing, and under a loaded CPU that wait passed 100 ms
@@ -866,6 +879,9 @@ func ageEntries(groups []RelayGroup, at time.Time) {
 	}
 }
 
+// sendRelay sends groups (split over as many packets as the budget, and
+// DecodeRelay's bounds of MaxRelayGroups groups and MaxEntries entries a
+// packet, need) and wants to addr.
 func (m *Mesh) sendRelay(addr memberlist.Address, groups []RelayGroup, wants []Want, buf []byte, agesAt time.Time) []byte {
 	budget := m.cfg.PacketBudget
 	ageEntries(groups, agesAt)
@@ -874,32 +890,9 @@ func (m *Mesh) sendRelay(addr memberlist.Address, groups []RelayGroup, wants []W
 		if err != nil {
 			m.log.Warn("persist the version floor", "err", err)
 		}
-		p := RelayPacket{Base: base, Wants: wants}
-		used := relayHeaderSize(base) + wantSize*len(wants)
+		var p RelayPacket
+		p, groups = packRelay(base, groups, wants, budget)
 		wants = nil
-		for len(groups) > 0 {
-			g := groups[0]
-			k, sz := 0, relayGroupSize(g.Mask, len(g.Entries))
-			for k < len(g.Entries) {
-				es := entrySize(g.Entries[k], base)
-				if used+sz+es > budget && (k > 0 || len(p.Groups) > 0) {
-					break
-				}
-				sz += es
-				k++
-			}
-			if k == 0 {
-				break
-			}
-			p.Groups = append(p.Groups, RelayGroup{Mask: g.Mask, Entries: g.Entries[:k]})
-			used += sz
-			if k == len(g.Entries) {
-				groups = groups[1:]
-			} else {
-				groups[0].Entries = g.Entries[k:]
-				break
-			}
-		}
 		pkt, err := m.sealer.Seal(buf[:0], AppendRelay(nil, m.cfg.NodeName, p))
 		if err != nil {
 			m.log.Warn("seal relay packet", "err", err)
@@ -911,6 +904,53 @@ func (m *Mesh) sendRelay(addr memberlist.Address, groups []RelayGroup, wants []W
 			return buf
 		}
 	}
+}
+
+// firstRound is the first of the rounds a node runs the relay's steps of
+// at round ri, the last it ran being last (0: none): every round since
+// the last, at most d of them. A node whose timer fires late would
+// otherwise skip those rounds' bits, and one whose rounds come two apart
+// with an even d would never take the odd bits: the broadcasts it holds
+// would never reach the members behind them.
+func firstRound(last, ri int64, d int) int64 {
+	if last <= 0 || ri-last <= 1 {
+		return ri
+	}
+	return max(ri-int64(d)+1, last+1)
+}
+
+// packRelay makes one relay packet under base: the wants, then as many of
+// the groups' entries as fit in budget bytes, MaxRelayGroups groups and
+// MaxEntries entries (at least one entry, whatever its size); it returns
+// the groups left for further packets.
+func packRelay(base uint64, groups []RelayGroup, wants []Want, budget int) (RelayPacket, []RelayGroup) {
+	p := RelayPacket{Base: base, Wants: wants}
+	used := relayHeaderSize(base) + wantSize*len(wants)
+	nent := 0
+	for len(groups) > 0 && len(p.Groups) < MaxRelayGroups {
+		g := groups[0]
+		k, sz := 0, relayGroupSize(g.Mask, len(g.Entries))
+		for k < len(g.Entries) && nent+k < MaxEntries {
+			es := entrySize(g.Entries[k], base)
+			if used+sz+es > budget && (k > 0 || len(p.Groups) > 0) {
+				break
+			}
+			sz += es
+			k++
+		}
+		if k == 0 {
+			break
+		}
+		p.Groups = append(p.Groups, RelayGroup{Mask: g.Mask, Entries: g.Entries[:k]})
+		used += sz
+		nent += k
+		if k < len(g.Entries) {
+			rest := append([]RelayGroup{{Mask: g.Mask, Entries: g.Entries[k:]}}, groups[1:]...)
+			return p, rest
+		}
+		groups = groups[1:]
+	}
+	return p, groups
 }
 
 func (m *Mesh) rebuildIDsLocked() {

@@ -47,6 +47,13 @@ func (t *Table) Inject(d int, full bool) {
 	t.pending = append(t.pending, r)
 }
 
+// DropPending forgets every broadcast this node has steps of (it left the
+// order: its steps are no longer its to take).
+func (t *Table) DropPending() {
+	clear(t.pending)
+	t.pending = t.pending[:0]
+}
+
 // Pending is the number of broadcasts this node still has steps of.
 func (t *Table) Pending() int { return len(t.pending) }
 

@@ -77,12 +77,18 @@ func (rm *relayMesh) round(t *testing.T, r int, now time.Time) (packets, entries
 		if rm.drop != nil && rm.drop(r, i, to) {
 			continue
 		}
-		pk := relayPkt{to, AppendRelay(nil, rm.names[i], RelayPacket{Base: VersionAt(now), Groups: o.Groups})}
-		if rm.late != nil && rm.late(r, i, to) {
-			rm.held = append(rm.held, pk)
-			continue
+		// Packed as sendRelay packs them: split by the budget and the
+		// decoder's bounds.
+		for groups := o.Groups; len(groups) > 0; {
+			var p RelayPacket
+			p, groups = packRelay(VersionAt(now), groups, nil, 1400)
+			pk := relayPkt{to, AppendRelay(nil, rm.names[i], p)}
+			if rm.late != nil && rm.late(r, i, to) {
+				rm.held = append(rm.held, pk)
+			} else {
+				out = append(out, pk)
+			}
 		}
-		out = append(out, pk)
 	}
 	for _, p := range out {
 		rp, err := DecodeRelay(p.body)
@@ -152,6 +158,95 @@ func TestRelayReachesEveryMemberOnce(t *testing.T) {
 	}
 }
 
+// packRelay keeps every packet within DecodeRelay's bounds (groups,
+// entries) and the budget, loses no entry and keeps their order; an entry
+// larger than the budget still goes, alone.
+func TestPackRelayBounds(t *testing.T) {
+	st := EncodeState(nil, metrics.Load{CPUPercent: 3})
+	base := VersionAt(time.Unix(1_800_000_000, 0))
+	mk := func(groups, per int) []RelayGroup {
+		var gs []RelayGroup
+		for g := range groups {
+			var es []Entry
+			for e := range per {
+				es = append(es, Entry{Name: fmt.Sprintf("m%d-%d", g, e), Version: base - 7, Age: time.Second, Tag: uint16(e)})
+			}
+			es[0].Full, es[0].State = true, st
+			gs = append(gs, RelayGroup{Mask: uint32(g), Entries: es})
+		}
+		return gs
+	}
+	for _, c := range []struct {
+		name            string
+		groups, per     int
+		budget, wantMin int
+	}{
+		{"200 small groups, budget 1400", 200, 2, 1400, 4},
+		{"200 small groups, budget 64 KiB", 200, 2, 64 << 10, 4},
+		{"one group of 3000, budget 64 KiB", 1, 3000, 64 << 10, 3},
+		{"entries over the budget", 3, 2, 10, 6},
+	} {
+		in := mk(c.groups, c.per)
+		var got []string
+		packets := 0
+		for rest := in; len(rest) > 0; {
+			var p RelayPacket
+			p, rest = packRelay(base, rest, []Want{{Name: "w"}}, c.budget)
+			packets++
+			body := AppendRelay(nil, "me", p)
+			dp, err := DecodeRelay(body)
+			if err != nil {
+				t.Fatalf("%s: packet %d does not decode: %v", c.name, packets, err)
+			}
+			nent := 0
+			for _, g := range p.Groups {
+				nent += len(g.Entries)
+				for _, e := range g.Entries {
+					got = append(got, e.Name)
+				}
+			}
+			if len(p.Groups) > MaxRelayGroups || nent > MaxEntries || len(dp.Groups) != len(p.Groups) {
+				t.Fatalf("%s: packet %d holds %d groups, %d entries", c.name, packets, len(p.Groups), nent)
+			}
+			if len(body) > c.budget && nent > 1 {
+				t.Fatalf("%s: packet %d is %d bytes with %d entries, budget %d", c.name, packets, len(body), nent, c.budget)
+			}
+		}
+		var want []string
+		for _, g := range in {
+			for _, e := range g.Entries {
+				want = append(want, e.Name)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: %d entries out of %d in, or out of order", c.name, len(got), len(want))
+		}
+		if packets < c.wantMin {
+			t.Fatalf("%s: %d packets, want at least %d", c.name, packets, c.wantMin)
+		}
+	}
+}
+
+// A node whose rounds run late takes the steps of the rounds it missed,
+// at most d of them.
+func TestFirstRound(t *testing.T) {
+	for _, c := range []struct {
+		last, ri int64
+		d        int
+		want     int64
+	}{
+		{0, 100, 7, 100},
+		{99, 100, 7, 100},
+		{98, 100, 8, 99},
+		{90, 100, 7, 94},
+		{100, 100, 7, 100},
+	} {
+		if got := firstRound(c.last, c.ri, c.d); got != c.want {
+			t.Errorf("firstRound(%d, %d, %d) = %d, want %d", c.last, c.ri, c.d, got, c.want)
+		}
+	}
+}
+
 // Whatever bit each node takes in each round (here a random one, each
 // node its own), a broadcast still reaches every member exactly once: a
 // holder and the member it passes to split the sums of the bits left
@@ -193,8 +288,13 @@ func TestRelayAnyBitOrderReachesEveryMemberOnce(t *testing.T) {
 // entries on when their bits come round, one packet a round at most, and
 // every member still receives each broadcast once, within 2·d rounds.
 func TestRelayLatePacketsWaitForTheirBits(t *testing.T) {
+	for _, n := range []int{100, 300} {
+		relayLateWave(t, n)
+	}
+}
+
+func relayLateWave(t *testing.T, n int) {
 	t0 := time.Unix(1_800_000_000, 0)
-	const n = 100
 	rm := newRelayMesh(n)
 	// Every member confirms in round 0 (an all-to-all wave), and a fifth
 	// of the packets of the first three rounds arrive a round late.

@@ -7,7 +7,7 @@ import (
 )
 
 // KindRelay carries load entries on their way along the relay (grouped by
-// the step of the broadcast they are at) and the sender's wants: members
+// the bits of the steps they have left) and the sender's wants: members
 // whose load it holds too old, or whose state it missed. See the package
 // doc, "Dissemination".
 const KindRelay = 3

@@ -392,6 +392,9 @@ func SimulateDissemination(cfg SimConfig) SimResult {
 		for _, mk := range masks {
 			es := out[mk]
 			for len(es) > 0 {
+				if cur != nil && len(cur.groups) == MaxRelayGroups {
+					flush() // DecodeRelay's bound (packRelay)
+				}
 				if cur == nil {
 					cur = &simPkt{from: int32(i), to: to}
 					used = relayHeaderSize(base)

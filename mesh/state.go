@@ -112,8 +112,8 @@ func decodeMiniFloat(u uint16) float64 {
 
 // Urgent reports whether the load moved far enough from prev, the state
 // this node last broadcast, that the mesh should hear of it at once rather
-// than with the next wave of confirmations (at most ConfirmInterval later;
-// see confirmDue): CPU or memory by 5 percentage points, the cores
+// than with the next wave of confirmations (within ConfirmInterval and a
+// round; see confirmDue): CPU or memory by 5 percentage points, the cores
 // available at all, the load average by a quarter (and at least 0.5), or a
 // network rate or available memory by half (and at least 64 KiB/s or
 // 64 MiB). A state that moved less (past a bucket, see Moved) rides the
