@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -76,21 +77,23 @@ func TestElectionProcessesKillStopAndFence(t *testing.T) {
 	stopActors := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	defer stopActors()
 
-	// agree waits until every node in idx names want under one term above
-	// minTerm, and returns that term.
-	agree := func(idx []int, want string, minTerm uint64) uint64 {
+	// agreeOn waits until every node in idx names one of want under one
+	// term above minTerm, the same one, and returns it and the term.
+	agreeOn := func(idx []int, want []string, minTerm uint64) (string, uint64) {
 		t.Helper()
 		var term uint64
-		poll(t, 20*time.Second, fmt.Sprintf("%v name %s above term %d", idx, want, minTerm), func() error {
-			term = 0
+		var who string
+		poll(t, 20*time.Second, fmt.Sprintf("%v name one of %v above term %d", idx, want, minTerm), func() error {
+			term, who = 0, ""
 			for _, i := range idx {
 				l, err := cliJSON[client.Leader](procs[i].http, "leader")
 				if err != nil {
 					return err
 				}
-				if l.Coordinator != want || l.Term <= minTerm {
+				if !slices.Contains(want, l.Coordinator) || l.Term <= minTerm || (who != "" && l.Coordinator != who) {
 					return fmt.Errorf("%s names %q under term %d", names[i], l.Coordinator, l.Term)
 				}
+				who = l.Coordinator
 				if term != 0 && l.Term != term {
 					return fmt.Errorf("%s names term %d, another %d", names[i], l.Term, term)
 				}
@@ -98,6 +101,11 @@ func TestElectionProcessesKillStopAndFence(t *testing.T) {
 			}
 			return nil
 		})
+		return who, term
+	}
+	agree := func(idx []int, want string, minTerm uint64) uint64 {
+		t.Helper()
+		_, term := agreeOn(idx, []string{want}, minTerm)
 		return term
 	}
 	// acted waits until node i has recorded an action under term.
@@ -141,13 +149,18 @@ func TestElectionProcessesKillStopAndFence(t *testing.T) {
 	if err := procs[3].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// e3 outranks the others, but a lower survivor whose claim came first
+	// while e3 was short of CPU (seen once in CI, with every package's
+	// tests beside it) keeps the role: preempt is off. Either way one
+	// survivor takes over under one higher term and acts, and the fence
+	// below holds.
 	stopped := time.Now()
-	t3 := agree([]int{0, 1, 2}, "e3", t2)
-	acted(2, t3)
+	third, t3 := agreeOn([]int{0, 1, 2}, []string{"e3", "e2", "e1"}, t2)
+	acted(slices.Index(names, third), t3)
 	if err := procs[3].cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("e4 stopped for %v; e3 took over under term %d", time.Since(stopped).Round(10*time.Millisecond), t3)
+	t.Logf("e4 stopped for %v; %s took over under term %d", time.Since(stopped).Round(10*time.Millisecond), third, t3)
 	// With preempt off, e4 comes back and names e3 (or, had it been
 	// preempting, a later term of its own); the four agree on one.
 	poll(t, 20*time.Second, "the four agree again after SIGCONT", func() error {
@@ -228,7 +241,7 @@ func TestElectionProcessesKillStopAndFence(t *testing.T) {
 	for _, want := range []struct {
 		holder string
 		term   uint64
-	}{{"e5", t1}, {"e4", t2}, {"e3", t3}} {
+	}{{"e5", t1}, {"e4", t2}, {third, t3}} {
 		if holderOf[want.term] != want.holder {
 			t.Errorf("no action of %s under term %d recorded", want.holder, want.term)
 		}
