@@ -29,8 +29,9 @@ type relayRec struct {
 	mask    uint32
 }
 
-// fullMask is the mask of a broadcast's first holder: every bit of d.
-func fullMask(d int) uint32 { return uint32(1)<<d - 1 }
+// fullMask is the mask of a broadcast's first holder: every bit of d (at
+// most MaxRelayBits).
+func fullMask(d int) uint32 { return uint32(1)<<min(d, MaxRelayBits) - 1 }
 
 // Inject starts a broadcast of this node's own entry (set by SetSelf) over
 // the d bits of the order: in full when full is set (its state changed
@@ -40,7 +41,7 @@ func (t *Table) Inject(d int, full bool) {
 	if !ok || d <= 0 {
 		return
 	}
-	r := &relayRec{name: t.self, version: s.version, origin: s.origin, tag: s.tag, mask: fullMask(min(d, MaxRelayBits))}
+	r := &relayRec{name: t.self, version: s.version, origin: s.origin, tag: s.tag, mask: fullMask(d)}
 	if full {
 		r.state = s.state
 	}
@@ -64,7 +65,7 @@ func (t *Table) Pending() int { return len(t.pending) }
 // replayed or late copy is refused by Merge and is not passed on either.
 func (t *Table) MergeRelay(e Entry, mask uint32, d int, now time.Time) MergeResult {
 	res := t.Merge(e, now)
-	mask &= fullMask(min(d, MaxRelayBits))
+	mask &= fullMask(d)
 	if e.Name == t.self || mask == 0 || e.Version <= t.fwd[e.Name] {
 		return res
 	}
@@ -110,8 +111,7 @@ func (t *Table) Relay(now time.Time, n, bit int, dist func(name string) (int, bo
 	out := RelayOut{Bit: bit}
 	d := min(RelayBits(n), MaxRelayBits)
 	if n < 2 || bit < 0 || bit >= d {
-		clear(t.pending)
-		t.pending = t.pending[:0]
+		t.DropPending()
 		return out
 	}
 	// Bits past the order's (it shrank since the entry came) are steps to
