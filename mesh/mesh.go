@@ -760,7 +760,9 @@ func confirmDue(ri int64, ago, confirm, every time.Duration) bool {
 
 // wantAgeFor is the age past which a member's load is asked for: a
 // confirmation reaches everyone within d rounds of being sent, and the next
-// follows a confirm interval later; three rounds more of slack.
+// follows a confirm interval later; one round more of slack. (A step a
+// late node holds waits for its bit, up to d rounds more: such a load is
+// asked for early, and the answer costs a want and an entry.)
 func wantAgeFor(confirm, gossip time.Duration, d int) time.Duration {
 	return confirm + time.Duration(d+1)*gossip
 }
