@@ -68,9 +68,14 @@ func BuildOnce(out string, build func(tmp string) error) (reused bool, err error
 	return false, os.Rename(tmp, out)
 }
 
-// BuildShoal builds ./cmd/shoal of the working tree at root into out, in
-// the root module (its go.mod, not tools/'s, picks the versions).
+// BuildShoal builds ./cmd/shoal of the working tree at root into out (its
+// directory created), in the root module: its go.mod, not tools/'s, picks
+// the versions. The go command's build cache makes a rebuild of an
+// unchanged tree quick.
 func BuildShoal(ctx context.Context, root, out string) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
 	return Run(ctx, root, nil, "go", "build", "-o", out, "./cmd/shoal")
 }
 
