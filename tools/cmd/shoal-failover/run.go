@@ -4,120 +4,40 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/shoalmesh/shoal/client"
+	"github.com/shoalmesh/shoal/tools/internal/procs"
 )
 
 // proc is one agent or raft voter process.
 type proc struct {
-	name, ip, log string
-	idx           int
-	cmd           *exec.Cmd
-	done          chan struct{}
-	killed        bool
+	*procs.Proc
+	ip string
 }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *proc) kill9() error {
-	p.killed = true
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !p.exited() {
-		return fmt.Errorf("kill -9 %s: %w", p.name, err)
-	}
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("%s still running 10s after SIGKILL", p.name)
-	}
-}
-
-// procs owns every process of a run and kills them all at the end.
-type procs struct {
-	mu  sync.Mutex
-	all []*proc
-	tmp string
-}
-
-func (ps *procs) start(name, ip string, idx int, argv []string) (*proc, error) {
-	p := &proc{name: name, ip: ip, idx: idx, done: make(chan struct{})}
-	dir := filepath.Join(ps.tmp, name)
-	_ = os.RemoveAll(dir) // a fresh mesh: no snapshot or state from an earlier round
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	p.log = filepath.Join(dir, "log")
-	lf, err := os.Create(p.log)
+// start starts a node in a fresh directory of its own under g.Dir (no
+// snapshot or state from an earlier round), its log in there, without the
+// runner's SHOAL_* variables in its environment.
+func start(g *procs.Group, name, ip string, argv []string) (*proc, error) {
+	dir := filepath.Join(g.Dir, name)
+	_ = os.RemoveAll(dir)
+	p, err := g.Start(procs.Spec{Name: name, Argv: argv, Dir: dir, Env: procs.EnvWithout("SHOAL_"), Log: filepath.Join(dir, "log")})
 	if err != nil {
 		return nil, err
 	}
-	defer lf.Close()
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SHOAL_") {
-			env = append(env, kv)
-		}
-	}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Dir, p.cmd.Env, p.cmd.Stdout, p.cmd.Stderr = dir, env, lf, lf
-	// Own process group (Ctrl-C reaches only the runner, which kills the
-	// rest); Pdeathsig in case the runner dies without cleaning up.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	ps.mu.Lock()
-	ps.all = append(ps.all, p)
-	ps.mu.Unlock()
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	return p, nil
-}
-
-func (ps *procs) killAll() {
-	ps.mu.Lock()
-	all := append([]*proc(nil), ps.all...)
-	ps.all = nil
-	ps.mu.Unlock()
-	for _, p := range all {
-		if !p.exited() {
-			_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		}
-	}
-	for _, p := range all {
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-		}
-	}
-}
-
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "    " + strings.Join(lines, "\n    ")
+	return &proc{Proc: p, ip: ip}, nil
 }
 
 // view is what one node says about the coordinator, and (Shoal) whether it
@@ -143,7 +63,7 @@ type impl interface {
 	name() string
 	// start brings up a mesh of n and returns its nodes once a
 	// coordinator is established and named by all.
-	start(ctx context.Context, ps *procs, n int) ([]*proc, error)
+	start(ctx context.Context, g *procs.Group, n int) ([]*proc, error)
 	// ask returns p's view; victim is the member whose failure to report.
 	ask(ctx context.Context, p *proc, victim string) (view, error)
 }
@@ -175,8 +95,8 @@ func waitAgree(ctx context.Context, im impl, nodes []*proc, cfg Config, ok func(
 	for {
 		coord, term, agree := "", uint64(0), true
 		for _, p := range nodes {
-			if p.exited() {
-				return "", 0, fmt.Errorf("%s exited; log:\n%s", p.name, tail(p.log, 8))
+			if p.Exited() {
+				return "", 0, p.ExitError()
 			}
 			v, err := im.ask(ctx, p, "")
 			if err != nil {
@@ -187,7 +107,7 @@ func waitAgree(ctx context.Context, im impl, nodes []*proc, cfg Config, ok func(
 				coord, term = v.coord, v.term
 			}
 			if v.coord == "" || v.coord != coord || v.term != term || !ok(v.coord, v.term) {
-				last, agree = fmt.Sprintf("%s names %q/%d", p.name, v.coord, v.term), false
+				last, agree = fmt.Sprintf("%s names %q/%d", p.Name, v.coord, v.term), false
 				break
 			}
 		}
@@ -228,7 +148,7 @@ type counter interface {
 // killTrial kills the coordinator victim and measures, per survivor, when it
 // first named the final new coordinator and when it marked the victim failed.
 func killTrial(ctx context.Context, im impl, victim *proc, survivors []*proc, oldTerm uint64, cfg Config) (Trial, error) {
-	tr := Trial{Impl: im.name(), Alive: len(survivors), Victim: victim.name, OldTerm: oldTerm, Detection: -1}
+	tr := Trial{Impl: im.name(), Alive: len(survivors), Victim: victim.Name, OldTerm: oldTerm, Detection: -1}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	type obs struct {
@@ -248,7 +168,7 @@ func killTrial(ctx context.Context, im impl, victim *proc, survivors []*proc, ol
 		}
 	}
 	t0 := time.Now()
-	if err := victim.kill9(); err != nil {
+	if err := victim.Kill(); err != nil {
 		return tr, err
 	}
 	stop := make(chan struct{})
@@ -260,7 +180,7 @@ func killTrial(ctx context.Context, im impl, victim *proc, survivors []*proc, ol
 			for k := 0; ; k++ {
 				who := ""
 				if k%failedEvery == 0 {
-					who = victim.name
+					who = victim.Name
 				}
 				v, err := im.ask(ctx, p, who)
 				at := v.at.Sub(t0)
@@ -295,7 +215,7 @@ func killTrial(ctx context.Context, im impl, victim *proc, survivors []*proc, ol
 		first := time.Duration(-1)
 		c, term := state[0].v.coord, state[0].v.term
 		for _, s := range state {
-			if s.v.coord == "" || s.v.coord == victim.name || s.v.coord != c || s.v.term != term || s.v.term <= oldTerm {
+			if s.v.coord == "" || s.v.coord == victim.Name || s.v.coord != c || s.v.term != term || s.v.term <= oldTerm {
 				agreed = false
 			}
 			newest = max(newest, s.since)
@@ -338,9 +258,9 @@ func killTrial(ctx context.Context, im impl, victim *proc, survivors []*proc, ol
 			defer mu.Unlock()
 			var views []string
 			for i, s := range state {
-				views = append(views, fmt.Sprintf("%s: %q/%d failed-seen=%v", survivors[i].name, s.v.coord, s.v.term, s.detected > 0))
+				views = append(views, fmt.Sprintf("%s: %q/%d failed-seen=%v", survivors[i].Name, s.v.coord, s.v.term, s.detected > 0))
 			}
-			return tr, fmt.Errorf("%s: after killing %s, no agreement within %v: %s", im.name(), victim.name, cfg.Timeout, strings.Join(views, "; "))
+			return tr, fmt.Errorf("%s: after killing %s, no agreement within %v: %s", im.name(), victim.Name, cfg.Timeout, strings.Join(views, "; "))
 		case <-time.After(cfg.Poll):
 		}
 	}
@@ -363,24 +283,25 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 	res := &Result{Command: command, Started: time.Now(), Profile: cfg.Profile}
 	res.LoadAvg[0] = loadavg()
 	res.Machine = fmt.Sprintf("%d CPUs (%s), %s, %s", runtime.NumCPU(), cpuModel(), runtime.Version(), kernel())
-	tmp, err := os.MkdirTemp("", "shoal-failover-")
+	g, err := procs.NewGroup("shoal-failover-")
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Keep {
-		defer cfg.Log("kept %s (agents' logs: */log)", tmp)
+		defer func() {
+			_ = g.KillAll()
+			cfg.Log("kept %s (agents' logs: */log)", g.Dir)
+		}()
 	} else {
-		defer os.RemoveAll(tmp)
+		defer g.Close()
 	}
-	ps := &procs{tmp: tmp}
-	defer ps.killAll()
 
 	var impls []impl
 	if cfg.Skip != "shoal" {
 		bin := cfg.ShoalBin
 		if bin == "" {
 			var err error
-			if bin, res.ShoalRev, err = buildShoal(ctx, tmp, cfg.ShoalRev, cfg.Log); err != nil {
+			if bin, res.ShoalRev, err = buildShoal(ctx, g.Dir, cfg.ShoalRev, cfg.Log); err != nil {
 				return nil, err
 			}
 		} else {
@@ -403,7 +324,7 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 					return nil, err
 				}
 				cfg.Log("%s N=%d round %d: starting", im.name(), n, round)
-				nodes, err := im.start(ctx, ps, n)
+				nodes, err := im.start(ctx, g, n)
 				if err != nil {
 					return nil, err
 				}
@@ -413,7 +334,7 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 				}
 				alive := nodes
 				for k := 0; k < kills; k++ {
-					i := slices.IndexFunc(alive, func(p *proc) bool { return p.name == coord })
+					i := slices.IndexFunc(alive, func(p *proc) bool { return p.Name == coord })
 					if i < 0 {
 						return nil, fmt.Errorf("%s: coordinator %q is not a running node", im.name(), coord)
 					}
@@ -433,7 +354,9 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 					res.Trials = append(res.Trials, tr)
 					coord, term = tr.New, tr.NewTerm
 				}
-				ps.killAll()
+				if err := g.KillAll(); err != nil {
+					cfg.Log("%v", err)
+				}
 			}
 		}
 	}
@@ -442,39 +365,26 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 	return res, nil
 }
 
-// buildShoal builds ./cmd/shoal as committed at rev (via git archive, so
-// work in progress in the working tree does not leak in), or the working
-// tree when rev is "".
+// buildShoal builds ./cmd/shoal as committed at rev (once per commit, into
+// the repository's .cache/bin, so work in progress in the working tree does
+// not leak in), or the working tree into tmp when rev is "".
 func buildShoal(ctx context.Context, tmp, rev string, logf func(string, ...any)) (bin, desc string, err error) {
-	root, err := exec.CommandContext(ctx, "git", "rev-parse", "--show-toplevel").Output()
+	root, err := procs.RepoRoot()
 	if err != nil {
-		return "", "", fmt.Errorf("run from inside the shoal repository: %w", err)
+		return "", "", err
 	}
-	dir := strings.TrimSpace(string(root))
-	bin = filepath.Join(tmp, "shoal")
-	src := dir
 	if rev != "" {
-		hash, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--short=12", rev).Output()
+		bin, hash, err := procs.BuildShoalAt(ctx, root, rev, logf)
 		if err != nil {
-			return "", "", fmt.Errorf("git rev-parse %s: %w", rev, err)
-		}
-		desc = fmt.Sprintf("%s (committed tree of %s)", strings.TrimSpace(string(hash)), rev)
-		src = filepath.Join(tmp, "src")
-		if err := os.MkdirAll(src, 0o755); err != nil {
 			return "", "", err
 		}
-		arch := exec.CommandContext(ctx, "sh", "-c", fmt.Sprintf("git -C %q archive %q | tar -x -C %q", dir, rev, src))
-		if out, err := arch.CombinedOutput(); err != nil {
-			return "", "", fmt.Errorf("git archive %s: %v: %s", rev, err, out)
-		}
-	} else {
-		desc = "working tree"
+		return bin, fmt.Sprintf("%s (committed tree of %s)", hash, rev), nil
 	}
+	desc = "working tree"
 	logf("building shoal from %s", desc)
-	b := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/shoal")
-	b.Dir = src
-	if out, err := b.CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("go build ./cmd/shoal: %v\n%s", err, out)
+	bin = filepath.Join(tmp, "shoal")
+	if err := procs.BuildShoal(ctx, root, bin); err != nil {
+		return "", "", err
 	}
 	return bin, desc, nil
 }
@@ -488,18 +398,18 @@ type shoalImpl struct {
 
 func (s *shoalImpl) name() string { return "shoal" }
 
-func (s *shoalImpl) start(ctx context.Context, ps *procs, n int) ([]*proc, error) {
+func (s *shoalImpl) start(ctx context.Context, g *procs.Group, n int) ([]*proc, error) {
 	var nodes []*proc
 	for i := 1; i <= n; i++ {
 		ip := fmt.Sprintf("127.0.30.%d", i)
 		name := fmt.Sprintf("shoal-%02d", i)
 		argv := []string{s.bin, "agent", "--node", name, "--bind", ip + ":7946", "--http-addr", ip + ":7950",
-			"--profile", s.profile, "--priority", strconv.Itoa(i), "--data-dir", filepath.Join(ps.tmp, name, "data"),
+			"--profile", s.profile, "--priority", strconv.Itoa(i), "--data-dir", filepath.Join(g.Dir, name, "data"),
 			"--log-level", s.cfg.LogLevel, "--leave-on-terminate=false"}
 		if i > 1 {
 			argv = append(argv, "--join", "127.0.30.1:7946", "--retry-join", "--retry-max", "10")
 		}
-		p, err := ps.start(name, ip, i, argv)
+		p, err := start(g, name, ip, argv)
 		if err != nil {
 			return nil, err
 		}
@@ -507,27 +417,25 @@ func (s *shoalImpl) start(ctx context.Context, ps *procs, n int) ([]*proc, error
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	for {
-		ok := true
-		var last string
+	watch := make([]*procs.Proc, len(nodes))
+	for i, p := range nodes {
+		watch[i] = p.Proc
+	}
+	err := procs.Until(wctx, 100*time.Millisecond, func() error {
 		for _, p := range nodes {
-			if p.exited() {
-				return nil, fmt.Errorf("%s exited; log:\n%s", p.name, tail(p.log, 8))
-			}
 			ms, err := client.New(p.ip+":7950", "").Members(wctx, client.MemberFilter{Status: "alive"})
 			if err != nil || len(ms) != n {
-				ok, last = false, fmt.Sprintf("%s: %d alive, %v", p.name, len(ms), err)
-				break
+				return fmt.Errorf("%s: %d alive, %v", p.Name, len(ms), err)
 			}
 		}
-		if ok {
-			break
-		}
-		select {
-		case <-wctx.Done():
-			return nil, fmt.Errorf("shoal mesh of %d did not converge within %v: %s", n, s.cfg.Timeout, last)
-		case <-time.After(100 * time.Millisecond):
-		}
+		return nil
+	}, watch...)
+	var nr *procs.NotReadyError
+	if errors.As(err, &nr) {
+		return nil, fmt.Errorf("shoal mesh of %d did not converge within %v: %v", n, s.cfg.Timeout, nr.Last)
+	}
+	if err != nil {
+		return nil, err
 	}
 	// The election is lazy: ask for a coordinator once.
 	if _, err := client.New(nodes[0].ip+":7950", "").Elect(wctx); err != nil {
@@ -545,7 +453,7 @@ func (s *shoalImpl) messages(ctx context.Context, ps []*proc) (election, lease i
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return 0, 0, fmt.Errorf("%s /metrics: %w", p.name, err)
+			return 0, 0, fmt.Errorf("%s /metrics: %w", p.Name, err)
 		}
 		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -560,7 +468,7 @@ func (s *shoalImpl) messages(ctx context.Context, ps []*proc) (election, lease i
 			typ, val, _ := strings.Cut(rest, `"} `)
 			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
 			if err != nil {
-				return 0, 0, fmt.Errorf("%s /metrics: %q: %w", p.name, l, err)
+				return 0, 0, fmt.Errorf("%s /metrics: %q: %w", p.Name, l, err)
 			}
 			if typ == "lease" {
 				lease += int64(v)
@@ -598,7 +506,7 @@ type raftImpl struct {
 
 func (r *raftImpl) name() string { return "raft" }
 
-func (r *raftImpl) start(ctx context.Context, ps *procs, n int) ([]*proc, error) {
+func (r *raftImpl) start(ctx context.Context, g *procs.Group, n int) ([]*proc, error) {
 	var peers []string
 	for i := 1; i <= n; i++ {
 		peers = append(peers, fmt.Sprintf("raft-%02d=127.0.40.%d:8300", i, i))
@@ -607,7 +515,7 @@ func (r *raftImpl) start(ctx context.Context, ps *procs, n int) ([]*proc, error)
 	for i := 1; i <= n; i++ {
 		ip := fmt.Sprintf("127.0.40.%d", i)
 		name := fmt.Sprintf("raft-%02d", i)
-		p, err := ps.start(name, ip, i, []string{r.bin, "raft-node", "-id", name, "-bind", ip + ":8300",
+		p, err := start(g, name, ip, []string{r.bin, "raft-node", "-id", name, "-bind", ip + ":8300",
 			"-http", ip + ":8301", "-peers", strings.Join(peers, ",")})
 		if err != nil {
 			return nil, err

@@ -29,12 +29,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -42,10 +41,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/shoalmesh/shoal/tools/internal/procs"
 )
 
 type options struct {
@@ -89,58 +89,22 @@ func main() {
 	}
 }
 
-// procs tracks every process started, to kill them all at the end.
-type procs struct {
-	mu   sync.Mutex
-	list []*exec.Cmd
-}
-
-func (p *procs) start(cmd *exec.Cmd) error {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.list = append(p.list, cmd)
-	p.mu.Unlock()
-	return nil
-}
-
-func (p *procs) killAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.list {
-		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
-		_ = c.Wait()
-	}
-	p.list = nil
-}
-
-func freePort(ip string) (int, error) {
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 type agentProc struct {
 	name, gossip, http, proxy string
-	stderr                    *os.File
+	proc                      *procs.Proc
 }
 
-func startAgent(ps *procs, bin, dir, name, ip, join string, env []string, extra ...string) (*agentProc, error) {
-	gp, err := freePort(ip)
+func startAgent(g *procs.Group, bin, dir, name, ip, join string, env []string, extra ...string) (*agentProc, error) {
+	gossip, err := procs.FreeAddr(ip)
 	if err != nil {
 		return nil, err
 	}
-	hp, err := freePort("127.0.0.1")
+	httpAddr, err := procs.FreeAddr("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
-	a := &agentProc{name: name, gossip: fmt.Sprintf("%s:%d", ip, gp), http: fmt.Sprintf("127.0.0.1:%d", hp)}
-	args := []string{"agent", "--node", name, "--bind", a.gossip, "--profile", "local", "--http-addr", a.http,
+	a := &agentProc{name: name, gossip: gossip, http: httpAddr}
+	args := []string{bin, "agent", "--node", name, "--bind", a.gossip, "--profile", "local", "--http-addr", a.http,
 		"--data-dir", filepath.Join(dir, name), "--sample-interval", "200ms", "--log-level", "warn"}
 	if join != "" {
 		args = append(args, "--join", join)
@@ -151,37 +115,26 @@ func startAgent(ps *procs, bin, dir, name, ip, join string, env []string, extra 
 			a.proxy = extra[i+1]
 		}
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	a.stderr, err = os.Create(filepath.Join(dir, name+".log"))
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = a.stderr
-	return a, ps.start(cmd)
+	a.proc, err = g.Start(procs.Spec{Name: name, Argv: args, Env: append(os.Environ(), env...), Log: filepath.Join(dir, name+".log")})
+	return a, err
 }
 
 // waitPick polls an agent's /v1/pick until n members of service are eligible.
 func waitPick(a *agentProc, service string, n int, d time.Duration) error {
-	deadline := time.Now().Add(d)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
 	url := fmt.Sprintf("http://%s/v1/pick?service=%s&n=%d", a.http, service, n)
-	var last string
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var got []json.RawMessage
-			if resp.StatusCode == 200 && json.Unmarshal(b, &got) == nil && len(got) == n {
-				return nil
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
-		} else {
-			last = err.Error()
+	err := a.proc.WaitHTTP(ctx, url, 100*time.Millisecond, func(status int, b []byte) error {
+		var got []json.RawMessage
+		if status == 200 && json.Unmarshal(b, &got) == nil && len(got) == n {
+			return nil
 		}
-		time.Sleep(100 * time.Millisecond) // poll interval
+		return fmt.Errorf("%d %s", status, strings.TrimSpace(string(b)))
+	})
+	if err != nil {
+		return fmt.Errorf("agent %s: %d members of service %s not eligible within %v: %w", a.name, n, service, d, err)
 	}
-	return fmt.Errorf("agent %s: %d members of service %s not eligible within %v (last: %s; log %s)", a.name, n, service, d, last, a.stderr.Name())
+	return nil
 }
 
 const nginxConf = `worker_processes auto;
@@ -230,22 +183,19 @@ http {
 
 // startNginx writes a config into dir and starts nginx in the foreground.
 // It returns the two listen addresses, or an error saying why not.
-func startNginx(ps *procs, bin, dir string, web []string, echo string) (webAddr, echoAddr, version string, err error) {
+func startNginx(g *procs.Group, bin, dir string, web []string, echo string) (webAddr, echoAddr, version string, err error) {
 	path, err := exec.LookPath(bin)
 	if err != nil {
 		return "", "", "", fmt.Errorf("nginx not found (%v); install it with 'apt-get install -y nginx-light'", err)
 	}
 	vb, _ := exec.Command(path, "-v").CombinedOutput()
 	version = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(vb)), "nginx version: "))
-	p1, err := freePort("127.0.0.1")
-	if err != nil {
+	if webAddr, err = procs.FreeAddr("127.0.0.1"); err != nil {
 		return "", "", "", err
 	}
-	p2, err := freePort("127.0.0.1")
-	if err != nil {
+	if echoAddr, err = procs.FreeAddr("127.0.0.1"); err != nil {
 		return "", "", "", err
 	}
-	webAddr, echoAddr = fmt.Sprintf("127.0.0.1:%d", p1), fmt.Sprintf("127.0.0.1:%d", p2)
 	ndir := filepath.Join(dir, "nginx")
 	if err := os.MkdirAll(filepath.Join(ndir, "logs"), 0o755); err != nil {
 		return "", "", "", err
@@ -262,25 +212,15 @@ func startNginx(ps *procs, bin, dir string, web []string, echo string) (webAddr,
 	if err != nil {
 		return "", "", "", err
 	}
-	cmd := exec.Command(path, "-p", ndir, "-c", conf, "-e", filepath.Join(ndir, "nginx-error.log"))
-	logf, _ := os.Create(filepath.Join(ndir, "stderr.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := ps.start(cmd); err != nil {
+	p, err := g.Start(procs.Spec{Name: "nginx", Argv: []string{path, "-p", ndir, "-c", conf, "-e", filepath.Join(ndir, "nginx-error.log")},
+		Log: filepath.Join(ndir, "stderr.log")})
+	if err != nil {
 		return "", "", "", err
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + echoAddr + "/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return webAddr, echoAddr, version, nil
-			}
-		}
-		if cmd.ProcessState != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond) // poll interval
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if p.WaitHTTP(ctx, "http://"+echoAddr+"/", 100*time.Millisecond, nil) == nil {
+		return webAddr, echoAddr, version, nil
 	}
 	b, _ := os.ReadFile(filepath.Join(ndir, "nginx-error.log"))
 	return "", "", "", fmt.Errorf("nginx did not come up on %s: %s", echoAddr, strings.TrimSpace(string(b)))
@@ -289,20 +229,18 @@ func startNginx(ps *procs, bin, dir string, web []string, echo string) (webAddr,
 type target struct{ name, url string }
 
 func run(o options) error {
-	dir, err := os.MkdirTemp("", "shoal-proxybench-")
+	g, err := procs.NewGroup("shoal-proxybench-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ps := &procs{}
-	defer ps.killAll()
+	defer g.Close()
+	dir := g.Dir
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	go func() { // Ctrl-C: kill what was started, remove the temp dir, leave
 		<-sigs
-		ps.killAll()
-		os.RemoveAll(dir)
+		g.Close()
 		os.Exit(130)
 	}()
 
@@ -310,20 +248,16 @@ func run(o options) error {
 	rev := "given binary"
 	if bin == "" {
 		bin = filepath.Join(dir, "shoal")
-		// ./cmd/shoal of the repository this runs in, built in the root
-		// module (its go.mod, not tools/'s, picks the versions).
-		top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+		root, err := procs.RepoRoot()
 		if err != nil {
-			return fmt.Errorf("run from inside the shoal repository: %w", err)
+			return err
 		}
 		fmt.Fprintln(os.Stderr, "building ./cmd/shoal ...")
-		b := exec.Command("go", "build", "-o", bin, "./cmd/shoal")
-		b.Dir = strings.TrimSpace(string(top))
-		if out, err := b.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build ./cmd/shoal: %v\n%s", err, out)
+		if err := procs.BuildShoal(context.Background(), root, bin); err != nil {
+			return err
 		}
 		rev = "working tree"
-		if b, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output(); err == nil {
+		if b, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output(); err == nil {
 			rev = "working tree at " + strings.TrimSpace(string(b))
 		}
 	}
@@ -351,8 +285,8 @@ func run(o options) error {
 	// Agents.
 	fmt.Fprintln(os.Stderr, "starting 8 agents ...")
 	proxyPort := func() string {
-		p, _ := freePort("127.0.0.1")
-		return fmt.Sprintf("127.0.0.1:%d", p)
+		addr, _ := procs.FreeAddr("127.0.0.1")
+		return addr
 	}
 	var agents []*agentProc
 	var join string
@@ -361,7 +295,7 @@ func run(o options) error {
 		if i == 0 {
 			extra = append(extra, "--proxy-listen", proxyPort(), "--proxy-service", "web", "--proxy-strategy", "p2c")
 		}
-		a, err := startAgent(ps, bin, dir, b.name, fmt.Sprintf("127.0.0.%d", 81+i), join, nil, extra...)
+		a, err := startAgent(g, bin, dir, b.name, fmt.Sprintf("127.0.0.%d", 81+i), join, nil, extra...)
 		if err != nil {
 			return err
 		}
@@ -371,19 +305,19 @@ func run(o options) error {
 		}
 		agents = append(agents, a)
 	}
-	echoAgent, err := startAgent(ps, bin, dir, "echo-1", "127.0.0.86", join, nil,
+	echoAgent, err := startAgent(g, bin, dir, "echo-1", "127.0.0.86", join, nil,
 		"--tag", "service=echo", "--tag", "port="+strconv.Itoa(echo.port), "--proxy-listen", proxyPort(), "--proxy-service", "echo")
 	if err != nil {
 		return err
 	}
-	gossipOnly, err := startAgent(ps, bin, dir, "proxy-gossip-only", "127.0.0.87", join, nil,
+	gossipOnly, err := startAgent(g, bin, dir, "proxy-gossip-only", "127.0.0.87", join, nil,
 		"--proxy-listen", proxyPort(), "--proxy-service", "web", "--proxy-strategy", "p2c", "--proxy-inflight-count=false")
 	if err != nil {
 		return err
 	}
 	// The same echo proxy in an agent limited to one OS thread for Go code:
 	// it shows how much of the overhead is wake-ups across threads.
-	echoOneThread, err := startAgent(ps, bin, dir, "proxy-gomaxprocs-1", "127.0.0.88", join, []string{"GOMAXPROCS=1"},
+	echoOneThread, err := startAgent(g, bin, dir, "proxy-gomaxprocs-1", "127.0.0.88", join, []string{"GOMAXPROCS=1"},
 		"--proxy-listen", proxyPort(), "--proxy-service", "echo")
 	if err != nil {
 		return err
@@ -402,7 +336,7 @@ func run(o options) error {
 	for _, b := range backs {
 		webAddrs = append(webAddrs, b.addr)
 	}
-	nginxWeb, nginxEcho, nginxVersion, nerr := startNginx(ps, o.nginx, dir, webAddrs, echo.addr)
+	nginxWeb, nginxEcho, nginxVersion, nerr := startNginx(g, o.nginx, dir, webAddrs, echo.addr)
 	if nerr != nil {
 		fmt.Fprintf(os.Stderr, "nginx column skipped: %v\n", nerr)
 	}

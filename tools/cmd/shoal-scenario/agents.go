@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,12 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	serfclient "github.com/hashicorp/serf/client"
 
 	"github.com/shoalmesh/shoal/client"
+	"github.com/shoalmesh/shoal/tools/internal/procs"
 )
 
 const (
@@ -52,21 +51,16 @@ type impl interface {
 
 // agentProc is one running agent process.
 type agentProc struct {
+	// Proc is the process (PID, Log, Started, Exited, Kill, ...), set by
+	// procSet.start.
+	*procs.Proc
 	impl  impl
 	Index int
 	Name  string
 	IP    string
-	PID   int
-	Log   string
 	Dir   string
 	// P2PAddr is the agent's QUIC multiaddr with its peer ID (p2p profile).
 	P2PAddr string
-
-	cmd     *exec.Cmd
-	started time.Time
-	done    chan struct{}
-	waitErr error
-	killed  bool
 
 	mu    sync.Mutex
 	shoal *client.Client
@@ -75,98 +69,43 @@ type agentProc struct {
 
 func (a *agentProc) gossipAddr() string { return fmt.Sprintf("%s:%d", a.IP, gossipPort) }
 
-func (a *agentProc) exited() bool {
-	select {
-	case <-a.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// deadErr describes an agent that exited on its own, with the tail of its log.
-func (a *agentProc) deadErr() error {
-	return fmt.Errorf("%s (pid %d) exited: %v; last lines of %s:\n%s", a.Name, a.PID, a.waitErr, a.Log, tail(a.Log, 12))
-}
-
-func tail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "  (no log: " + err.Error() + ")"
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lines = append(lines, "  | "+sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	if len(lines) == 0 {
-		return "  (empty log)"
-	}
-	return strings.Join(lines, "\n")
-}
-
-// procSet owns every process the scenario starts and kills them all at the end.
+// procSet owns every agent the scenario starts, in a temporary directory,
+// and kills them all at the end.
 type procSet struct {
+	g      *procs.Group
 	mu     sync.Mutex
 	agents []*agentProc
-	tmp    string
 }
 
-// childEnv is the environment without SHOAL_* variables, so that nothing in
-// the caller's environment (an API token, a profile) changes the agents.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "SHOAL_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
-
-// start launches agent idx of im, joined to join ("" for none).
-func (ps *procSet) start(im impl, idx int, join string) (*agentProc, error) {
-	a := &agentProc{impl: im, Index: idx, Name: fmt.Sprintf("%s-%02d", im.Name(), idx),
-		IP: fmt.Sprintf("%s.%d", im.Net(), idx), done: make(chan struct{})}
-	a.Dir = filepath.Join(ps.tmp, a.Name)
-	if err := os.MkdirAll(a.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	a.Log = filepath.Join(a.Dir, "agent.log")
-	logf, err := os.Create(a.Log)
+// newProcSet makes the temporary directory (os.MkdirTemp pattern).
+func newProcSet(pattern string) (*procSet, error) {
+	g, err := procs.NewGroup(pattern)
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
-	argv := im.command(a, join)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = a.Dir
-	cmd.Env = childEnv()
+	return &procSet{g: g}, nil
+}
+
+// start launches agent idx of im, joined to join ("" for none). Its
+// environment is the runner's without SHOAL_* variables, so that nothing in
+// the caller's environment (an API token, a profile) changes the agents.
+func (ps *procSet) start(im impl, idx int, join string) (*agentProc, error) {
+	a := &agentProc{impl: im, Index: idx, Name: fmt.Sprintf("%s-%02d", im.Name(), idx),
+		IP: fmt.Sprintf("%s.%d", im.Net(), idx)}
+	a.Dir = filepath.Join(ps.g.Dir, a.Name)
+	var extra []string
 	if e, ok := im.(interface{ extraEnv() []string }); ok {
-		cmd.Env = append(cmd.Env, e.extraEnv()...)
+		extra = e.extraEnv()
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Own process group: a Ctrl-C at the terminal reaches only the runner,
-	// which then kills every agent itself. Pdeathsig: should the runner die
-	// without cleaning up, the kernel kills the agents.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p, err := ps.g.Start(procs.Spec{Name: a.Name, Argv: im.command(a, join), Dir: a.Dir,
+		Env: procs.EnvWithout("SHOAL_", extra...), Log: filepath.Join(a.Dir, "agent.log")})
+	if err != nil {
+		return nil, err
+	}
+	a.Proc = p
 	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", a.Name, err)
-	}
-	a.cmd, a.PID, a.started = cmd, cmd.Process.Pid, time.Now()
 	ps.agents = append(ps.agents, a)
-	go func() {
-		a.waitErr = cmd.Wait()
-		close(a.done)
-	}()
+	ps.mu.Unlock()
 	return a, nil
 }
 
@@ -180,59 +119,19 @@ func (a *agentProc) closeConn() {
 	}
 }
 
-// kill9 sends SIGKILL to one agent and waits until it is gone.
-func (a *agentProc) kill9() error {
-	a.killed = true
-	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil && !a.exited() {
-		return fmt.Errorf("kill -9 %s: %w", a.Name, err)
-	}
-	select {
-	case <-a.done:
-		return nil
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("%s (pid %d) still running 10s after SIGKILL", a.Name, a.PID)
-	}
-}
-
-// closeAll kills every agent still running (by its own pid) and closes the
-// connections to them.
-func (ps *procSet) closeAll() {
+// close closes the connections to the agents, kills every agent still
+// running and removes the temporary directory.
+func (ps *procSet) close() error {
 	ps.mu.Lock()
 	agents := append([]*agentProc(nil), ps.agents...)
 	ps.mu.Unlock()
 	for _, a := range agents {
 		a.closeConn()
-		if !a.exited() {
-			a.killed = true
-			_ = a.cmd.Process.Signal(syscall.SIGKILL)
-		}
 	}
-	for _, a := range agents {
-		select {
-		case <-a.done:
-		case <-time.After(10 * time.Second):
-			fmt.Fprintf(os.Stderr, "shoal-scenario: %s (pid %d) did not exit after SIGKILL\n", a.Name, a.PID)
-		}
+	if err := ps.g.KillAll(); err != nil {
+		fmt.Fprintf(os.Stderr, "shoal-scenario: %v\n", err)
 	}
-}
-
-// connectLoop retries try until it succeeds, the agent exits, or ctx ends.
-func connectLoop(ctx context.Context, a *agentProc, poll time.Duration, try func() error) error {
-	var last error
-	for {
-		if a.exited() {
-			return a.deadErr()
-		}
-		if last = try(); last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s did not answer in time (last error: %v); log tail:\n%s", a.Name, last, tail(a.Log, 8))
-		case <-a.done:
-		case <-time.After(poll):
-		}
-	}
+	return os.RemoveAll(ps.g.Dir)
 }
 
 // shoalImpl runs `shoal agent` processes and asks them over the HTTP API.
@@ -288,7 +187,7 @@ func (s *shoalImpl) joinAddr(a *agentProc) string {
 
 func (s *shoalImpl) connect(ctx context.Context, a *agentProc) error {
 	c := client.New(s.httpAddr(a), "")
-	err := connectLoop(ctx, a, s.poll, func() error {
+	err := a.WaitReady(ctx, s.poll, func() error {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		_, err := c.Health(rctx)
@@ -392,7 +291,7 @@ func (s *serfImpl) command(a *agentProc, join string) []string {
 
 func (s *serfImpl) connect(ctx context.Context, a *agentProc) error {
 	var c *serfclient.RPCClient
-	err := connectLoop(ctx, a, s.poll, func() error {
+	err := a.WaitReady(ctx, s.poll, func() error {
 		var err error
 		c, err = serfclient.ClientFromConfig(&serfclient.Config{Addr: s.rpcAddr(a), Timeout: 5 * time.Second})
 		return err
@@ -426,19 +325,11 @@ func (s *serfImpl) members(ctx context.Context, a *agentProc) ([]member, error) 
 	return out, nil
 }
 
-// buildShoal builds ./cmd/shoal into the cache.
+// buildShoal builds ./cmd/shoal of the working tree into the cache.
 func buildShoal(ctx context.Context, root string, logf func(string, ...any)) (string, error) {
-	out := filepath.Join(root, ".cache", "bin", "shoal-scenario-shoal")
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", err
-	}
+	out := filepath.Join(procs.CacheDir(root), "shoal-scenario-shoal")
 	logf("building shoal: go build -o %s ./cmd/shoal", out)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/shoal")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/shoal: %v\n%s", err, b)
-	}
-	return out, nil
+	return out, procs.BuildShoal(ctx, root, out)
 }
 
 // shoalBinary returns the shoal binary a run uses and how to describe it:
@@ -451,7 +342,7 @@ func shoalBinary(ctx context.Context, root, bin, rev string, logf func(string, .
 	case bin != "":
 		return bin, " (prebuilt binary " + bin + ")", nil
 	case rev != "":
-		path, hash, err := buildShoalRev(ctx, root, rev, logf)
+		path, hash, err := procs.BuildShoalAt(ctx, root, rev, logf)
 		if err != nil {
 			return "", "", err
 		}
@@ -461,56 +352,6 @@ func shoalBinary(ctx context.Context, root, bin, rev string, logf func(string, .
 		return "", "", err
 	}
 	return path, gitRev(root), nil
-}
-
-// buildShoalRev builds ./cmd/shoal as committed at rev (git archive into a
-// scratch directory under .cache, so the working tree is not involved), or
-// reuses the binary built earlier for the same commit.
-func buildShoalRev(ctx context.Context, root, rev string, logf func(string, ...any)) (bin, hash string, err error) {
-	b, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short=12", rev+"^{commit}").Output()
-	if err != nil {
-		return "", "", fmt.Errorf("git rev-parse %s: %w", rev, err)
-	}
-	hash = strings.TrimSpace(string(b))
-	out := filepath.Join(root, ".cache", "bin", "shoal-"+hash)
-	if st, err := os.Stat(out); err == nil && st.Mode().IsRegular() && st.Size() > 0 {
-		logf("reusing %s", out)
-		return out, hash, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", "", err
-	}
-	dir, err := os.MkdirTemp(filepath.Join(root, ".cache"), "shoal-src-")
-	if err != nil {
-		return "", "", err
-	}
-	defer os.RemoveAll(dir)
-	logf("building shoal at %s (git archive %s) into %s", hash, rev, out)
-	arch := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", hash)
-	untar := exec.CommandContext(ctx, "tar", "-x", "-C", dir)
-	pipe, err := arch.StdoutPipe()
-	if err != nil {
-		return "", "", err
-	}
-	untar.Stdin = pipe
-	if err := untar.Start(); err != nil {
-		return "", "", err
-	}
-	var stderr strings.Builder
-	arch.Stderr = &stderr
-	if err := arch.Run(); err != nil {
-		return "", "", fmt.Errorf("git archive %s: %v %s", hash, err, stderr.String())
-	}
-	if err := untar.Wait(); err != nil {
-		return "", "", fmt.Errorf("untar git archive: %w", err)
-	}
-	build := exec.CommandContext(ctx, "go", "build", "-o", out+".tmp", "./cmd/shoal")
-	build.Dir = dir
-	build.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly")
-	if b, err := build.CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("go build ./cmd/shoal at %s: %v\n%s", hash, err, b)
-	}
-	return out, hash, os.Rename(out+".tmp", out)
 }
 
 // serfVersion is the serf module version our go.mod selects.
@@ -527,58 +368,33 @@ func serfVersion(ctx context.Context, root string) (string, error) {
 // buildSerf builds the stock serf agent at version in a throwaway module, or
 // reuses the cached binary.
 func buildSerf(ctx context.Context, root, version string, logf func(string, ...any)) (string, error) {
-	out := filepath.Join(root, ".cache", "bin", "serf-"+version)
-	if st, err := os.Stat(out); err == nil && st.Mode().IsRegular() && st.Size() > 0 {
-		logf("reusing %s", out)
-		return out, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp(filepath.Join(root, ".cache"), "serf-build-")
+	out := filepath.Join(procs.CacheDir(root), "serf-"+version)
+	reused, err := procs.BuildOnce(out, func(tmpOut string) error {
+		dir, err := os.MkdirTemp(filepath.Join(root, ".cache"), "serf-build-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		logf("building stock serf %s from the module proxy in %s", version, dir)
+		env := []string{"GOWORK=off", "GOFLAGS=-mod=mod"}
+		for _, st := range [][]string{
+			{"go", "mod", "init", "x"},
+			// The package path, not the module: go get then records go.sum
+			// entries for everything cmd/serf imports.
+			{"go", "get", "github.com/hashicorp/serf/cmd/serf@" + version},
+			{"go", "build", "-o", tmpOut, "github.com/hashicorp/serf/cmd/serf"},
+		} {
+			if err := procs.Run(ctx, dir, env, st...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(dir)
-	logf("building stock serf %s from the module proxy in %s", version, dir)
-	tmpOut := out + ".tmp"
-	steps := [][]string{
-		{"go", "mod", "init", "x"},
-		// The package path, not the module: go get then records go.sum
-		// entries for everything cmd/serf imports.
-		{"go", "get", "github.com/hashicorp/serf/cmd/serf@" + version},
-		{"go", "build", "-o", tmpOut, "github.com/hashicorp/serf/cmd/serf"},
-	}
-	for _, st := range steps {
-		cmd := exec.CommandContext(ctx, st[0], st[1:]...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("%s: %v\n%s", strings.Join(st, " "), err, b)
-		}
-	}
-	if err := os.Rename(tmpOut, out); err != nil {
-		return "", err
+	if reused {
+		logf("reusing %s", out)
 	}
 	return out, nil
-}
-
-// repoRoot finds the directory of the shoal module's go.mod, upwards from the
-// working directory.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(b), "module github.com/shoalmesh/shoal\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("not inside the github.com/shoalmesh/shoal module (run from the repository)")
-		}
-		dir = parent
-	}
 }

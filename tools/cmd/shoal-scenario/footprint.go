@@ -31,6 +31,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/shoalmesh/shoal/tools/internal/procs"
 )
 
 // Variant is one mesh of the footprint scenario.
@@ -205,15 +207,13 @@ func RunFootprint(ctx context.Context, cfg FootprintConfig) (res *FootprintResul
 		return nil, err
 	}
 	key := base64.StdEncoding.EncodeToString(keyb[:])
-	tmp, err := os.MkdirTemp("", "shoal-scenario-footprint-")
+	ps, err := newProcSet("shoal-scenario-footprint-")
 	if err != nil {
 		return nil, err
 	}
-	ps := &procSet{tmp: tmp}
 	defer func() {
-		ps.closeAll()
-		if rerr := os.RemoveAll(tmp); rerr != nil {
-			err = errors.Join(err, rerr)
+		if cerr := ps.close(); cerr != nil {
+			err = errors.Join(err, cerr)
 		}
 		res.Machine.LoadAvgEnd = loadavg()
 		res.Elapsed = time.Since(res.Started).Seconds()
@@ -237,7 +237,7 @@ func RunFootprint(ctx context.Context, cfg FootprintConfig) (res *FootprintResul
 	if !cfg.NoSerf {
 		serfBin := cfg.SerfBin
 		if serfBin == "" {
-			root, err := repoRoot()
+			root, err := procs.RepoRoot()
 			if err != nil {
 				return nil, err
 			}
@@ -299,8 +299,8 @@ func RunFootprint(ctx context.Context, cfg FootprintConfig) (res *FootprintResul
 		v := all[i]
 		v.IdleSeconds = secs
 		for j, a := range m {
-			if a.exited() {
-				return res, a.deadErr()
+			if a.Exited() {
+				return res, a.ExitError()
 			}
 			c1, err := readCPUTicks(a.PID)
 			if err != nil {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/shoalmesh/shoal/tools/internal/procs"
 )
 
 // The p2p scenario: N `shoal agent --profile lan` and N `shoal agent
@@ -105,7 +107,7 @@ func RunP2P(ctx context.Context, cfg Config) (res *P2PResult, err error) {
 	logf := cfg.Log
 	res = &P2PResult{Config: cfg, Command: cfg.Command, Started: time.Now(), N: cfg.N, Machine: machine(),
 		Lan: &ProfileResult{Profile: "lan", Agents: cfg.N}, P2P: &ProfileResult{Profile: "p2p", Agents: cfg.N}}
-	root, err := repoRoot()
+	root, err := procs.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -120,19 +122,17 @@ func RunP2P(ctx context.Context, cfg Config) (res *P2PResult, err error) {
 	}
 	key := strings.TrimSpace(string(out))
 
-	tmp, err := os.MkdirTemp("", "shoal-scenario-p2p-")
+	ps, err := newProcSet("shoal-scenario-p2p-")
 	if err != nil {
 		return nil, err
 	}
-	ps := &procSet{tmp: tmp}
 	var ipt *iptAccounting
 	defer func() {
-		ps.closeAll()
+		if cerr := ps.close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
 		if terr := ipt.teardown(); terr != nil {
 			err = errors.Join(err, terr)
-		}
-		if rerr := os.RemoveAll(tmp); rerr != nil {
-			err = errors.Join(err, rerr)
 		}
 		res.Machine.LoadAvgEnd = loadavg()
 		res.Elapsed = time.Since(res.Started).Seconds()
@@ -237,8 +237,8 @@ func p2pIdleWindow(ctx context.Context, cfg Config, res *P2PResult, meshes [2][]
 	// CPU and memory from /proc first, then the agents' /metrics (asking
 	// allocates in the agent).
 	for i, a := range all {
-		if a.exited() {
-			return a.deadErr()
+		if a.Exited() {
+			return a.ExitError()
 		}
 		pr := prs[0]
 		if i >= len(meshes[0]) {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shoalmesh/shoal/tools/internal/procs"
 )
 
 // Config sets up the mesh scenario.
@@ -182,7 +184,7 @@ func RunMesh(ctx context.Context, cfg Config) (res *Result, err error) {
 	logf := cfg.Log
 	res = &Result{Config: cfg, Command: cfg.Command, Started: time.Now(), N: cfg.N}
 	res.Machine = machine()
-	root, err := repoRoot()
+	root, err := procs.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -205,19 +207,17 @@ func RunMesh(ctx context.Context, cfg Config) (res *Result, err error) {
 	res.Shoal = &ImplResult{Name: "shoal", Binary: shoalBin, Agents: cfg.N, Version: binVersion(shoalBin, "version") + shoalRev}
 	res.Serf = &ImplResult{Name: "serf", Binary: serfBin, Agents: cfg.N, Version: "module " + serfVer + " (reports " + binVersion(serfBin, "version") + ")"}
 
-	tmp, err := os.MkdirTemp("", "shoal-scenario-")
+	ps, err := newProcSet("shoal-scenario-")
 	if err != nil {
 		return nil, err
 	}
-	ps := &procSet{tmp: tmp}
 	var ipt *iptAccounting
 	defer func() {
-		ps.closeAll()
+		if cerr := ps.close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
 		if terr := ipt.teardown(); terr != nil {
 			err = errors.Join(err, terr)
-		}
-		if rerr := os.RemoveAll(tmp); rerr != nil {
-			err = errors.Join(err, rerr)
 		}
 		res.Machine.LoadAvgEnd = loadavg()
 		res.Elapsed = time.Since(res.Started).Seconds()
@@ -342,12 +342,12 @@ func startConverged(ctx context.Context, ps *procSet, im impl, cfg Config) ([]*a
 	if err != nil {
 		return nil, 0, err
 	}
-	cfg.Log("%s: %d agents started in %.1fs", im.Name(), cfg.N, time.Since(agents[0].started).Seconds())
+	cfg.Log("%s: %d agents started in %.1fs", im.Name(), cfg.N, time.Since(agents[0].Started).Seconds())
 	names := make([]string, len(agents))
 	for j, a := range agents {
 		names[j] = a.Name
 	}
-	t0 := agents[0].started
+	t0 := agents[0].Started
 	times, err := waitAll(ctx, im, agents, cfg, t0, func(ms []member) bool { return allAlive(ms, names) },
 		fmt.Sprintf("%s: every agent lists all %d alive", im.Name(), cfg.N))
 	if err != nil {
@@ -412,8 +412,8 @@ func waitAll(ctx context.Context, im impl, observers []*agentProc, cfg Config, t
 		go func() {
 			defer wg.Done()
 			for {
-				if a.exited() {
-					dead[i] = a.deadErr()
+				if a.Exited() {
+					dead[i] = a.ExitError()
 					cancel()
 					return
 				}
@@ -475,7 +475,7 @@ func summarizeStatuses(ms []member) string {
 func alive(agents []*agentProc) []*agentProc {
 	var out []*agentProc
 	for _, a := range agents {
-		if !a.killed {
+		if !a.Killed() {
 			out = append(out, a)
 		}
 	}
@@ -491,7 +491,7 @@ func joinTrial(ctx context.Context, ps *procSet, im impl, agents []*agentProc, c
 	if err != nil {
 		return Trial{}, agents, err
 	}
-	t0 := a.started
+	t0 := a.Started
 	agents = append(agents, a)
 	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -529,14 +529,14 @@ func joinTrial(ctx context.Context, ps *procSet, im impl, agents []*agentProc, c
 // killTrial kills victim with SIGKILL and measures until every survivor
 // lists it failed.
 func killTrial(ctx context.Context, im impl, agents []*agentProc, victim *agentProc, cfg Config) (Trial, error) {
-	if victim.killed || victim.Index == 1 {
+	if victim.Killed() || victim.Index == 1 {
 		return Trial{}, fmt.Errorf("bad victim %s", victim.Name)
 	}
 	// Close the RPC connection to the victim first, so that the serf
 	// client does not log the connection's end as an error.
 	victim.closeConn()
 	t0 := time.Now()
-	if err := victim.kill9(); err != nil {
+	if err := victim.Kill(); err != nil {
 		return Trial{}, err
 	}
 	obs := alive(agents)
@@ -589,8 +589,8 @@ func idleWindow(ctx context.Context, cfg Config, res *Result, shoal *shoalImpl, 
 	}
 	cpu1 := make([]uint64, len(all))
 	for i, a := range all {
-		if a.exited() {
-			return a.deadErr()
+		if a.Exited() {
+			return a.ExitError()
 		}
 		if cpu1[i], err = readCPUTicks(a.PID); err != nil {
 			return fmt.Errorf("%s: %w", a.Name, err)
