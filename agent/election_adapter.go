@@ -28,6 +28,7 @@ import (
 	"github.com/shoalmesh/shoal/internal/atomicfile"
 	prometheus "github.com/shoalmesh/shoal/internal/prom"
 	"github.com/shoalmesh/shoal/mesh"
+	"github.com/shoalmesh/shoal/metrics"
 )
 
 // Files the election keeps in DataDir.
@@ -64,16 +65,18 @@ func agentElectionDeps(a *Agent) electionDeps {
 // electionRunner drives the election state machine over the mesh.
 type electionRunner struct {
 	deps    electionDeps
+	clock   metrics.Clock // every time the runner reads comes from it
 	log     *slog.Logger
 	node    *election.Node // owned by run
 	tick    time.Duration
 	lease   int  // the Node's LeaseTicks
 	want    bool // something here needs a coordinator (Node.SetWant)
 	dataDir string
-	// The Node's tick k is due at base + k*tick by the monotonic clock;
-	// run ticks it when that time has come (several times after a stall),
-	// so its tick count follows the clock and a lease counted in ticks
-	// ends at a known time.
+	// The Node's tick k is due at base + k*tick by clock (the monotonic
+	// clock in production: SystemClock's times carry its reading); run
+	// ticks it when that time has come (several times after a stall), so
+	// its tick count follows the clock and a lease counted in ticks ends
+	// at a known time.
 	base  time.Time
 	ticks uint64
 	// idle is set while run ticks only every idleTick: no coordinator is
@@ -112,7 +115,7 @@ type electionSnapshot struct {
 	metrics      election.Metrics
 	lease        election.Lease
 	leaseOK      bool
-	leaseUntil   time.Time // leaseOK holds until then (monotonic clock)
+	leaseUntil   time.Time // leaseOK holds until then (by r.clock)
 	holding      bool      // won its term, waiting for a quorum of grants
 	coordPrio    int
 	since        time.Time // wall time at which status.Coordinator was first named
@@ -136,10 +139,35 @@ func (r *electionRunner) actingBound() time.Duration { return time.Duration(r.le
 // sets it.
 func (a *Agent) runner() *electionRunner { return a.elect.Load() }
 
-func (a *Agent) startElection(ctx context.Context) error {
+// electionSettings are the runner's settings, from the agent's Config.
+type electionSettings struct {
+	// node configures the election.Node; newElectionRunner sets its Name,
+	// Priority (from electionDeps), Rand and Logger.
+	node      election.Config
+	tick      time.Duration // the Node's tick length
+	dataDir   string        // the election's state and action log; "": none
+	actingLog string        // --acting-log; "": none
+	want      bool          // something here needs a coordinator (Node.SetWant)
+}
+
+// agentElectionSettings reads the runner's settings from the agent's Config.
+func agentElectionSettings(a *Agent) electionSettings {
+	cfg := election.DefaultConfig()
+	cfg.Quorum = a.cfg.Quorum
+	cfg.Preempt = a.cfg.Preempt
+	return electionSettings{node: cfg, tick: a.cfg.preset().ElectionTick, dataDir: a.cfg.DataDir, actingLog: a.cfg.ActingLog,
+		// Something here needs a coordinator: elect one when none is
+		// known, without waiting for the scaler's first decision.
+		want: a.cfg.Scale.Provider != ""}
+}
+
+// newElectionRunner builds the runner and its Node, restoring the Node's
+// HardState from the data directory, and publishes its first snapshot. The
+// Node's clock starts at clock.Now(). It does not start it (go r.run(ctx)).
+func newElectionRunner(set electionSettings, deps electionDeps, clock metrics.Clock, log *slog.Logger) (*electionRunner, error) {
 	r := &electionRunner{
-		deps: agentElectionDeps(a), log: a.log.With("component", "election-adapter"),
-		tick: a.cfg.preset().ElectionTick, dataDir: a.cfg.DataDir,
+		deps: deps, clock: clock, log: log.With("component", "election-adapter"),
+		tick: set.tick, dataDir: set.dataDir,
 		leave:  make(chan chan struct{}),
 		inbox:  make(chan election.Message, 1024),
 		reqs:   make(chan struct{}, 1),
@@ -153,38 +181,38 @@ func (a *Agent) startElection(ctx context.Context) error {
 			Buckets: []float64{0.05, 0.1, 0.2, 0.5, 1, 2, 3, 5, 8, 13, 21, 34},
 		}),
 	}
-	cfg := election.DefaultConfig()
-	cfg.Name = a.cfg.NodeName
-	cfg.Priority = a.cfg.Priority
-	cfg.Quorum = a.cfg.Quorum
-	cfg.Preempt = a.cfg.Preempt
+	cfg := set.node
+	cfg.Name = deps.node
+	cfg.Priority = deps.priority
 	h := fnv.New64a()
-	h.Write([]byte(a.cfg.NodeName))
-	cfg.Rand = rand.New(rand.NewPCG(h.Sum64(), uint64(time.Now().UnixNano())))
-	cfg.Logger = a.log
-	if a.cfg.DataDir != "" {
-		if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
-			return fmt.Errorf("data directory %s: %w", a.cfg.DataDir, err)
+	h.Write([]byte(deps.node))
+	// Only a seed for the jitter: from the clock, so that a runner on a
+	// FakeClock draws the same jitter every run.
+	cfg.Rand = rand.New(rand.NewPCG(h.Sum64(), uint64(clock.Now().UnixNano())))
+	cfg.Logger = log
+	if set.dataDir != "" {
+		if err := os.MkdirAll(set.dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data directory %s: %w", set.dataDir, err)
 		}
-		hs, err := loadHardState(filepath.Join(a.cfg.DataDir, electionStateFile))
+		hs, err := loadHardState(filepath.Join(set.dataDir, electionStateFile))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		cfg.Restore = hs
 		r.savedHS = hs
-		f, err := os.OpenFile(filepath.Join(a.cfg.DataDir, actionLogFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		f, err := os.OpenFile(filepath.Join(set.dataDir, actionLogFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
-			return fmt.Errorf("election action log: %w", err)
+			return nil, fmt.Errorf("election action log: %w", err)
 		}
 		r.actionLog = f
 	}
-	if a.cfg.ActingLog != "" {
-		l, err := openActingLog(a.cfg.ActingLog, a.cfg.NodeName)
+	if set.actingLog != "" {
+		l, err := openActingLog(set.actingLog, deps.node)
 		if err != nil {
 			if r.actionLog != nil {
 				r.actionLog.Close()
 			}
-			return err
+			return nil, err
 		}
 		r.actLog = l
 	}
@@ -194,16 +222,22 @@ func (a *Agent) startElection(ctx context.Context) error {
 			r.actionLog.Close()
 		}
 		r.actLog.close()
-		return err
+		return nil, err
 	}
-	// Something here needs a coordinator: elect one when none is known,
-	// without waiting for the scaler's first decision.
-	r.want = a.cfg.Scale.Provider != ""
+	r.want = set.want
 	n.SetWant(r.want)
 	r.node = n
 	r.lease = cfg.LeaseTicks
-	r.base = time.Now()
+	r.base = clock.Now()
 	r.publish()
+	return r, nil
+}
+
+func (a *Agent) startElection(ctx context.Context) error {
+	r, err := newElectionRunner(agentElectionSettings(a), agentElectionDeps(a), metrics.SystemClock{}, a.log)
+	if err != nil {
+		return err
+	}
 	a.elect.Store(r)
 	a.wg.Add(1)
 	go func() {
@@ -323,7 +357,7 @@ func (r *electionRunner) run(ctx context.Context) {
 		}
 		r.actLog.close()
 	}()
-	t := time.NewTicker(r.tick)
+	t := r.clock.NewTicker(r.tick)
 	defer t.Stop()
 	view := r.deps.view()
 	r.syncMembers(view)
@@ -342,11 +376,11 @@ func (r *electionRunner) run(ctx context.Context) {
 				t.Reset(r.tick)
 			}
 		}
-		// Every event first brings the Node's clock up to the monotonic
-		// clock: after a pause (SIGSTOP, a long GC, a starved VM) the
-		// Node ticks for the time it missed, so its lease runs out and it
-		// stops acting before it handles anything that waited meanwhile
-		// (a rival's claim must not find it still leading).
+		// Every event first brings the Node's clock up to r.clock: after
+		// a pause (SIGSTOP, a long GC, a starved VM) the Node ticks for
+		// the time it missed, so its lease runs out and it stops acting
+		// before it handles anything that waited meanwhile (a rival's
+		// claim must not find it still leading).
 		select {
 		case <-r.stop:
 			r.catchUp()
@@ -362,7 +396,7 @@ func (r *electionRunner) run(ctx context.Context) {
 			view = r.deps.view()
 			r.catchUp()
 			r.syncMembers(view)
-		case <-t.C:
+		case <-t.C():
 			r.catchUp()
 		case m := <-r.inbox:
 			r.catchUp()
@@ -413,7 +447,7 @@ func (r *electionRunner) canIdle() bool {
 // last tick. After a long stall it ticks at most 4 leases' worth and moves
 // the base on: every timer has run out by then.
 func (r *electionRunner) catchUp() {
-	due := uint64(time.Since(r.base) / r.tick)
+	due := uint64(r.clock.Now().Sub(r.base) / r.tick)
 	if due <= r.ticks {
 		return
 	}
@@ -452,7 +486,7 @@ func (r *electionRunner) catchUp() {
 	}
 }
 
-// tickTime is the monotonic time at which the Node's tick k was due.
+// tickTime is the time, by r.clock, at which the Node's tick k was due.
 func (r *electionRunner) tickTime(k uint64) time.Time {
 	return r.base.Add(time.Duration(k) * r.tick)
 }
@@ -510,7 +544,7 @@ func (r *electionRunner) flush() {
 
 // publish copies the Node's view into the snapshot that other goroutines read.
 func (r *electionRunner) publish() {
-	now := time.Now()
+	now := r.clock.Now()
 	st := r.node.Status()
 	lease, ok := r.node.Lease()
 	// The lease counts from the tick at which the renewal a quorum
@@ -533,7 +567,7 @@ func (r *electionRunner) publish() {
 		}
 	} else {
 		defer func() {
-			if err := r.actLog.note(time.Now(), false, 0, time.Time{}); err != nil {
+			if err := r.actLog.note(r.clock.Now(), false, 0, time.Time{}); err != nil {
 				r.log.Warn("acting log", "err", err)
 			}
 		}()
@@ -588,7 +622,7 @@ func (r *electionRunner) act() actResult {
 	}
 	r.actSeq++
 	a := client.LeaderAction{Node: r.deps.node, Holder: lease.Holder, Priority: lease.Priority, Term: lease.Term,
-		Time: time.Now().UTC().Format(time.RFC3339Nano), Seq: r.actSeq}
+		Time: r.clock.Now().UTC().Format(time.RFC3339Nano), Seq: r.actSeq}
 	if r.actionLog != nil {
 		b, _ := json.Marshal(a)
 		if _, err := r.actionLog.Write(append(b, '\n')); err != nil {
@@ -612,6 +646,10 @@ func (r *electionRunner) Request() {
 // time.
 func (r *electionRunner) Coordinate(ctx context.Context) (election.Status, error) {
 	r.Request()
+	// Asked again after every tick in which the snapshot did not change
+	// (a parked election waits for Request).
+	t := r.clock.NewTicker(r.tick)
+	defer t.Stop()
 	for {
 		s, ch := r.snapshot()
 		if s.status.Coordinator != "" {
@@ -623,7 +661,8 @@ func (r *electionRunner) Coordinate(ctx context.Context) (election.Status, error
 		case <-r.done:
 			return s.status, ErrElectionStopped
 		case <-ch:
-		case <-time.After(r.tick):
+			t.Reset(r.tick)
+		case <-t.C():
 			r.Request()
 		}
 	}
@@ -633,7 +672,7 @@ func (r *electionRunner) Coordinate(ctx context.Context) (election.Status, error
 // Check it right before every action and attach it to the action.
 func (r *electionRunner) Lease() (election.Lease, bool) {
 	s, _ := r.snapshot()
-	if !s.leaseOK || !time.Now().Before(s.leaseUntil) {
+	if !s.leaseOK || !r.clock.Now().Before(s.leaseUntil) {
 		return election.Lease{}, false
 	}
 	return s.lease, true
@@ -645,7 +684,7 @@ func (r *electionRunner) stopActing() {
 	r.mu.Lock()
 	r.snap.leaseOK, r.snap.leaseUntil = false, time.Time{}
 	r.mu.Unlock()
-	if err := r.actLog.note(time.Now(), false, 0, time.Time{}); err != nil {
+	if err := r.actLog.note(r.clock.Now(), false, 0, time.Time{}); err != nil {
 		r.log.Warn("acting log", "err", err)
 	}
 }
@@ -671,7 +710,7 @@ func (r *electionRunner) leaderView() client.Leader {
 	st := s.status
 	l := client.Leader{
 		Node: r.deps.node, Coordinator: st.Coordinator, Term: st.Term, Priority: s.coordPrio,
-		Acting: s.leaseOK && time.Now().Before(s.leaseUntil), IsSelf: st.IsSelf, Since: s.since.UTC().Format(time.RFC3339),
+		Acting: s.leaseOK && r.clock.Now().Before(s.leaseUntil), IsSelf: st.IsSelf, Since: s.since.UTC().Format(time.RFC3339),
 		QuorumSeen: st.QuorumSeen, QuorumNeeded: st.Quorum, Electing: st.Electing, Holding: s.holding,
 	}
 	if l.Acting {

@@ -20,6 +20,11 @@ type Ticker interface {
 	// Stop turns the ticker off. No tick is sent after Stop returns; the
 	// channel is not closed.
 	Stop()
+	// Reset makes the ticker tick every d from now on, as time.Ticker.Reset
+	// does: the next tick is due d after the call, and no tick of the old
+	// schedule is received after Reset returns. A stopped ticker starts
+	// again. d must be positive.
+	Reset(d time.Duration)
 }
 
 // SystemClock is the Clock of the real world, backed by package time.
@@ -40,3 +45,8 @@ type systemTicker struct{ t *time.Ticker }
 
 func (s systemTicker) C() <-chan time.Time { return s.t.C }
 func (s systemTicker) Stop()               { s.t.Stop() }
+
+// Reset calls time.Ticker.Reset, which discards a tick of the old schedule
+// not yet received when the main module's go line is 1.23 or later (this
+// module's is).
+func (s systemTicker) Reset(d time.Duration) { s.t.Reset(d) }

@@ -113,11 +113,34 @@ func (c *FakeClock) notifyLocked() {
 type fakeTicker struct {
 	clock  *FakeClock
 	ch     chan time.Time
-	period time.Duration
-	next   time.Time // guarded by clock.mu
+	period time.Duration // guarded by clock.mu
+	next   time.Time     // guarded by clock.mu
 }
 
 func (t *fakeTicker) C() <-chan time.Time { return t.ch }
+
+// Reset makes the ticker's next tick due d after the clock's current time,
+// then every d. A tick of the old schedule that the receiver has not taken is
+// discarded, as time.Ticker.Reset does since Go 1.23. A stopped ticker runs
+// again (and counts in Tickers). It panics if d is not positive, as
+// time.Ticker.Reset does.
+func (t *fakeTicker) Reset(d time.Duration) {
+	if d <= 0 {
+		panic(fmt.Sprintf("metrics: FakeClock ticker Reset: period %v is not positive", d))
+	}
+	c := t.clock
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t.period, t.next = d, c.now.Add(d)
+	select {
+	case <-t.ch:
+	default:
+	}
+	if _, ok := c.tickers[t]; !ok {
+		c.tickers[t] = struct{}{}
+		c.notifyLocked()
+	}
+}
 
 func (t *fakeTicker) Stop() {
 	c := t.clock
