@@ -98,6 +98,9 @@ type electionRunner struct {
 	waitCh chan struct{} // closed and replaced when the snapshot changes
 
 	recvd, bad, sendErrs, inboxFull, persistErrs atomic.Uint64
+	// stalls counts catch-ups that ran as a stall (Node.Stalled): the
+	// loop came back more than a renewal interval late.
+	stalls atomic.Uint64
 
 	electSeconds prometheus.Histogram
 
@@ -478,6 +481,7 @@ func (r *electionRunner) catchUp() {
 		// that may be waiting in the inbox nor elects for want, and then
 		// it listens (it may have been replaced meanwhile): see
 		// Node.Stalled.
+		r.stalls.Add(1)
 		r.node.Stalled(missed)
 		return
 	}

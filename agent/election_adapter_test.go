@@ -169,13 +169,28 @@ func TestElectionOverTheMesh(t *testing.T) {
 			}
 
 			// The coordinator stops without leaving: the others see it fail
-			// and the next rank takes over under a higher term.
-			top.Stop(false)
+			// and the next rank takes over under a higher term. Unless the
+			// next rank's loop stalled (came back more than a renewal
+			// interval late, as a starved core under -race can make it):
+			// then it listens before it claims (Node.Listen), and a lower
+			// rank may win; the survivors still agree on one.
 			rest := as[:tc.n-1]
-			next := rest[len(rest)-1].cfg.NodeName
+			nextA := rest[len(rest)-1]
+			next := nextA.cfg.NodeName
+			stalls0 := nextA.runner().stalls.Load()
+			top.Stop(false)
 			var term2 uint64
 			pollFor(t, 15*time.Second, "survivors name the next rank", func() (err error) {
 				term2, err = agreed(rest, next)
+				if err != nil && nextA.runner().stalls.Load() > stalls0 {
+					var c string
+					if c = rest[0].runner().leaderView().Coordinator; c != "" {
+						term2, err = agreed(rest, c)
+					}
+					if err == nil {
+						t.Logf("%s stalled during the failover; the survivors agree on %s", next, c)
+					}
+				}
 				return err
 			})
 			if term2 <= term1 {
