@@ -482,6 +482,8 @@ func (r *electionRunner) catchUp() {
 		// it listens (it may have been replaced meanwhile): see
 		// Node.Stalled.
 		r.stalls.Add(1)
+		r.log.Info("election loop late: the missed ticks run as a stall, listening for a lease",
+			"late", (time.Duration(missed) * r.tick).Round(time.Millisecond))
 		r.node.Stalled(missed)
 		return
 	}
@@ -811,6 +813,7 @@ type electionCollector struct {
 	started, won, term, acting, lastElect, sent         *prometheus.Desc
 	recvd, bad, sendErrs, quorumSeen, quorumNeed, lost  *prometheus.Desc
 	stepDowns, claimsFailed, holding, persistErrs, full *prometheus.Desc
+	stalls                                              *prometheus.Desc
 }
 
 func (c *electionCollector) descs() []*prometheus.Desc {
@@ -833,9 +836,10 @@ func (c *electionCollector) descs() []*prometheus.Desc {
 		c.claimsFailed = d("claims_failed_total", "Claims that timed out without a quorum.")
 		c.holding = d("holding", "1 while this node won its term but holds no lease.")
 		c.persistErrs = d("persist_errors_total", "Failed writes of the election state.")
+		c.stalls = d("stalls_total", "Times the election loop came back more than a renewal interval late (a stopped process, a long GC, a starved core) and ran the ticks it missed as a stall: for a lease after one it claims nothing and takes over no election from a lower rank.")
 	}
 	return []*prometheus.Desc{c.started, c.won, c.term, c.acting, c.lastElect, c.sent, c.recvd, c.bad, c.full,
-		c.sendErrs, c.quorumSeen, c.quorumNeed, c.lost, c.stepDowns, c.claimsFailed, c.holding, c.persistErrs}
+		c.sendErrs, c.quorumSeen, c.quorumNeed, c.lost, c.stepDowns, c.claimsFailed, c.holding, c.persistErrs, c.stalls}
 }
 
 func (c *electionCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -882,4 +886,5 @@ func (c *electionCollector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.claimsFailed, m.ClaimsFailed)
 	g(c.holding, b2f(s.holding))
 	ctr(c.persistErrs, c.r.persistErrs.Load())
+	ctr(c.stalls, c.r.stalls.Load())
 }

@@ -135,34 +135,65 @@ func TestElectionProcessesKillStopAndFence(t *testing.T) {
 	}
 	acted(4, t1)
 
-	// kill -9 the coordinator: the survivors name e4 under a higher term.
+	// kill -9 the coordinator: the survivors name e4 under a higher term,
+	// unless e4's election loop stalled meanwhile (a starved core on a
+	// loaded machine): a stalled node listens for a lease before it claims
+	// or takes over (Node.Stalled), so a lower survivor may win. Every
+	// survivor above the winner must have counted a stall then.
+	survivors := []int{0, 1, 2, 3}
+	stallsOf := func() []float64 {
+		v := make([]float64, n)
+		for _, i := range survivors {
+			v[i] = promGet(procs[i].http, "shoal_election_stalls_total")
+		}
+		return v
+	}
+	stalls0 := stallsOf()
 	killed := time.Now()
 	if err := procs[4].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	t2 := agree([]int{0, 1, 2, 3}, "e4", t1)
-	t.Logf("kill -9 of e5 (term %d): e4 named by all survivors under term %d after %v", t1, t2, time.Since(killed).Round(10*time.Millisecond))
-	acted(3, t2)
+	second, t2 := agreeOn(survivors, []string{"e4", "e3", "e2", "e1"}, t1)
+	co2 := slices.Index(names, second)
+	stalls1 := stallsOf()
+	for i := co2 + 1; i < 4; i++ {
+		if stalls1[i] <= stalls0[i] {
+			t.Errorf("after kill -9 of e5 the survivors name %s under term %d, but %s outranks it and its election loop did not stall (stalls %v then %v)",
+				second, t2, names[i], stalls0[i], stalls1[i])
+		}
+	}
+	t.Logf("kill -9 of e5 (term %d): %s named by all survivors under term %d after %v (stalls before %v, after %v)",
+		t1, second, t2, time.Since(killed).Round(10*time.Millisecond), stalls0[:4], stalls1[:4])
+	acted(co2, t2)
 
-	// SIGSTOP e4 until the others have replaced it and the new coordinator
-	// acted; then SIGCONT.
-	if err := procs[3].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	// SIGSTOP that coordinator until the others have replaced it and the
+	// new coordinator acted; then SIGCONT.
+	if err := procs[co2].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	// e3 outranks the others, but a lower survivor whose claim came first
-	// while e3 was short of CPU (seen once in CI, with every package's
-	// tests beside it) keeps the role: preempt is off. Either way one
-	// survivor takes over under one higher term and acts, and the fence
-	// below holds.
+	// The highest of the others outranks the rest, but a lower survivor
+	// whose claim came first while it was short of CPU (seen once in CI,
+	// with every package's tests beside it) keeps the role: preempt is off.
+	// Either way one survivor takes over under one higher term and acts,
+	// and the fence below holds.
+	var others []int
+	var otherNames []string
+	for _, i := range survivors {
+		if i != co2 {
+			others = append(others, i)
+			otherNames = append(otherNames, names[i])
+		}
+	}
 	stopped := time.Now()
-	third, t3 := agreeOn([]int{0, 1, 2}, []string{"e3", "e2", "e1"}, t2)
+	third, t3 := agreeOn(others, otherNames, t2)
 	acted(slices.Index(names, third), t3)
-	if err := procs[3].cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := procs[co2].cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("e4 stopped for %v; %s took over under term %d", time.Since(stopped).Round(10*time.Millisecond), third, t3)
-	// With preempt off, e4 comes back and names e3 (or, had it been
-	// preempting, a later term of its own); the four agree on one.
+	t.Logf("%s stopped for %v; %s took over under term %d", second, time.Since(stopped).Round(10*time.Millisecond), third, t3)
+	// With preempt off, the stopped node comes back and names the new
+	// coordinator (or, had it been preempting, a later term of its own);
+	// the four agree on one.
 	poll(t, 20*time.Second, "the four agree again after SIGCONT", func() error {
 		var first client.Leader
 		for i := range 4 {
@@ -182,11 +213,16 @@ func TestElectionProcessesKillStopAndFence(t *testing.T) {
 		}
 		return nil
 	})
-	// Let e4 try to act for a while after it resumed.
-	poll(t, 10*time.Second, "e4's actor ran after SIGCONT", func() error {
+	// The resumed node counted the stop as a stall (what the rule above
+	// leans on).
+	if s := promGet(procs[co2].http, "shoal_election_stalls_total"); s <= stalls1[co2] {
+		t.Errorf("%s was stopped for more than a lease, but shoal_election_stalls_total stayed at %v", second, s)
+	}
+	// Let the resumed node try to act for a while.
+	poll(t, 10*time.Second, second+"'s actor ran after SIGCONT", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_, err := client.New(procs[3].http, "").Act(ctx)
+		_, err := client.New(procs[co2].http, "").Act(ctx)
 		return err
 	})
 	stopActors()
@@ -241,7 +277,7 @@ func TestElectionProcessesKillStopAndFence(t *testing.T) {
 	for _, want := range []struct {
 		holder string
 		term   uint64
-	}{{"e5", t1}, {"e4", t2}, {third, t3}} {
+	}{{"e5", t1}, {second, t2}, {third, t3}} {
 		if holderOf[want.term] != want.holder {
 			t.Errorf("no action of %s under term %d recorded", want.holder, want.term)
 		}
