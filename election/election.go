@@ -1017,7 +1017,7 @@ func (n *Node) checkWin() {
 }
 
 func (n *Node) stepDown(reason string) {
-	n.log.Debug("stepping down", "term", n.claimTerm, "reason", reason)
+	n.log.Info("stepping down", "term", n.claimTerm, "reason", reason)
 	n.metrics.StepDowns++
 	n.st = stateIdle
 	n.grants, n.nacked = nil, nil

@@ -38,6 +38,8 @@ var (
 	flagLiveness = flag.Duration("nemesis.liveness", 5*time.Second, "(c): a coordinator acts within this after a heal")
 	flagMinority = flag.Duration("nemesis.minority", 2500*time.Millisecond, "(e): a side without quorum stops acting within this")
 	flagReport   = flag.String("nemesis.report", "", "append each run's summary (one JSON line) to this file")
+	flagKeep     = flag.String("nemesis.keep", "", "copy a failed test's logs (agents, acting, shared) under this directory")
+	flagLogLevel = flag.String("nemesis.loglevel", "info", "the agents' --log-level (debug shows every election step)")
 )
 
 var shoalBin string
@@ -317,7 +319,7 @@ echo "${n:-%d}"
 		n.a = &agentproc.Agent{Name: n.name, Bin: shoalBin, Prefix: []string{"ip", "netns", "exec", n.ns},
 			Gossip: n.ip + ":7946", HTTP: n.ip + ":8500", DataDir: filepath.Join(dir, "data"), Log: filepath.Join(dir, "agent.log"), Token: c.token}
 		// Gossip off loopback needs a key (or --insecure-gossip): give them one.
-		args := []string{"--profile", "lan", "--encrypt", nemesisKey, "--enable-debug", "--priority", strconv.Itoa(i + 1), "--sample-interval", "200ms", "--log-level", "info", "--retry-join"}
+		args := []string{"--profile", "lan", "--encrypt", nemesisKey, "--enable-debug", "--priority", strconv.Itoa(i + 1), "--sample-interval", "200ms", "--log-level", *flagLogLevel, "--retry-join"}
 		if hasActingLog {
 			args = append(args, "--acting-log", filepath.Join(dir, "acting.jsonl"))
 		}
@@ -947,6 +949,14 @@ func (c *cluster) teardown() {
 	if c.t.Failed() {
 		for _, n := range c.nodes {
 			c.t.Logf("--- %s, last lines of %s:\n%s", n.name, n.a.Log, n.a.Tail(25))
+		}
+		if *flagKeep != "" {
+			dst := filepath.Join(*flagKeep, strings.ReplaceAll(c.t.Name(), "/", "_")+"-"+time.Now().UTC().Format("150405"))
+			if err := os.CopyFS(dst, os.DirFS(c.dir)); err != nil {
+				c.t.Logf("keep the logs: %v", err)
+			} else {
+				c.t.Logf("logs kept in %s", dst)
+			}
 		}
 		if b, err := os.ReadFile(c.shared); err == nil {
 			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
