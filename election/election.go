@@ -227,6 +227,7 @@ type Node struct {
 	suspect     map[string]bool   // coordinators lost by missing renewals
 	quietUntil  uint64            // no election for want before this tick
 	meekUntil   uint64            // after losing its lease: no bully takeover before this tick
+	listenUntil uint64            // after a stall: Request starts no election before this tick
 	want        bool              // something here needs a coordinator
 	stalled     bool              // ticking for time it was stopped (Stalled)
 	leaving     bool              // leaving or shutting down: never act again
@@ -319,12 +320,13 @@ func (n *Node) SetWant(want bool) { n.want = want }
 
 // Listen tells the node that it was stopped and its clock has just caught
 // up (the adapter ticked it for the time it missed): it may have been
-// replaced meanwhile, so for LeaseTicks it claims nothing on its own and
-// takes over no election from a lower rank; it listens for a coordinator
-// that acts, and accepts it.
+// replaced meanwhile, so for LeaseTicks it claims nothing, on its own or on
+// Request (which waits for the end of it), and takes over no election from
+// a lower rank; it listens for a coordinator that acts, and accepts it.
 func (n *Node) Listen() {
 	n.quietUntil = max(n.quietUntil, n.now+uint64(n.cfg.LeaseTicks))
 	n.meekUntil = max(n.meekUntil, n.now+uint64(n.cfg.LeaseTicks))
+	n.listenUntil = max(n.listenUntil, n.now+uint64(n.cfg.LeaseTicks))
 }
 
 // Stalled ticks the node k times at once, for time in which it was stopped
@@ -601,6 +603,16 @@ func (n *Node) Request() {
 		return
 	}
 	n.claimFails = 0
+	if n.now < n.listenUntil {
+		// Listening after a stall: it may have been replaced meanwhile,
+		// and the coordinator that acts instead is about to announce
+		// itself. The election runs when the listening ends, unless one
+		// has by then (tickLease). A scaler resumed from SIGSTOP asks at
+		// once, and its claim, of the very term number that replaced it,
+		// made that coordinator step down (nemesis Defect 3).
+		n.pending = true
+		return
+	}
 	n.startElection(modeNow)
 }
 
