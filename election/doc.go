@@ -170,8 +170,9 @@
 //     lease has run out before it reads a message that waited (a member
 //     does not count those ticks against its coordinator: the renewals may
 //     be among the messages that waited), and calls Listen: for
-//     LeaseTicks it claims nothing of its own and takes over no election,
-//     and it accepts an acting coordinator even under a term below the one
+//     LeaseTicks it claims nothing, of its own or on Request (a request
+//     waits for the end of it: a scaler resumed from SIGSTOP asks at once),
+//     and takes over no election, and it accepts an acting coordinator even under a term below the one
 //     it last claimed (without Preempt). A coordinator that meets a claim
 //     while it holds a lease refuses it and renews with the claimant.
 //   - Refusals: a member that promised a later term refuses a renewal
