@@ -64,3 +64,13 @@ fuzz_targets() {
 		sed -E 's#^(.*)/[^/]+_test\.go:func (Fuzz[A-Za-z0-9_]*)$#\1 \2#' |
 		sort -u
 }
+
+# fuzz_deadline_race OUT: true when a failed 'go test -fuzz' run, whose output
+# is in the file OUT, failed only by Go 1.26's fuzzing coordinator race at the
+# end of -fuzztime (go.dev/issue/75804, fixed in Go 1.27): a bare "context
+# deadline exceeded" while a worker was still in a call, and no failing input.
+# The caller also checks that no input was written to testdata/fuzz.
+fuzz_deadline_race() {
+	grep -q '^    context deadline exceeded$' "$1" &&
+		! grep -qE '^    (Failing input written|fuzz_test|panic:)|^panic:' "$1"
+}
