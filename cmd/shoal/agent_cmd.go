@@ -131,6 +131,8 @@ func agentCommand() *cli.Command {
 			log := agent.NewLogger(os.Stderr, cfg.LogLevel, cfg.LogJSON)
 			gc := footprint.SetGCDefaults() // GOGC, GOMEMLIMIT from the environment win
 			log.Debug("garbage collector", "gogc", gc.Percent, "memory_limit", gc.Limit, "cgroup_memory_max", gc.CgroupLimit)
+			procs := footprint.SetProcsDefault(cfg.ProxyListen != "") // GOMAXPROCS from the environment wins
+			log.Debug("processors", "gomaxprocs", procs.Procs, "cpus", procs.Previous, "from_env", procs.FromEnv, "proxy", procs.Proxy)
 			a, err := agent.New(cfg, agent.WithLogger(log))
 			if err != nil {
 				return asUsage(err)

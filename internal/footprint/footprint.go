@@ -1,6 +1,7 @@
 // Package footprint keeps what a long-running agent process costs its host
-// small: the garbage collector's defaults for a small, steady heap, and
-// trimming the executable's pages that only start-up touched.
+// small: the garbage collector's defaults for a small, steady heap, one
+// processor for an agent that forwards no traffic, and trimming the
+// executable's pages that only start-up touched.
 //
 // Only the agent command uses it (cmd/shoal agent): the settings are
 // process-wide, and tests that run many agents in one process keep Go's
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -70,6 +72,42 @@ func setGCDefaults(getenv func(string) string, cgroupLimit func() (uint64, bool)
 		s.Limit = int64(float64(lim) * LimitFraction)
 		debug.SetMemoryLimit(s.Limit)
 	}
+	return s
+}
+
+// ProcsSettings are what SetProcsDefault did.
+type ProcsSettings struct {
+	Procs    int  // GOMAXPROCS in effect
+	Previous int  // GOMAXPROCS before (the runtime's default: the CPUs the process may use)
+	FromEnv  bool // GOMAXPROCS came from the environment
+	Proxy    bool // left at the runtime's default for the forwarding proxy
+}
+
+// SetProcsDefault runs the agent's Go code on one processor (GOMAXPROCS=1)
+// unless the environment sets GOMAXPROCS or the agent runs the forwarding
+// proxy (proxy true), whose throughput scales with cores.
+//
+// An idle agent's work is a few packets, timers and /proc reads a second,
+// each a few microseconds; with more than one processor the runtime wakes a
+// second thread to look for work beside most of those events (the spinning
+// M of findRunnable), and that waking and sleeping was about half of an
+// idle agent's CPU profile. With one processor that goes: an idle agent in
+// a mesh of 30 used 0.604% of a core instead of 0.757% (serf, beside it in
+// the same run: 0.360%); see docs/benchmarks.md (footprint). Anything that
+// needs more, such as many picks a second over the HTTP API, gets it by
+// setting GOMAXPROCS.
+func SetProcsDefault(proxy bool) ProcsSettings {
+	return setProcsDefault(os.Getenv, proxy)
+}
+
+func setProcsDefault(getenv func(string) string, proxy bool) ProcsSettings {
+	s := ProcsSettings{Previous: runtime.GOMAXPROCS(0), FromEnv: getenv("GOMAXPROCS") != "", Proxy: proxy}
+	s.Procs = s.Previous
+	if s.FromEnv || proxy {
+		return s
+	}
+	runtime.GOMAXPROCS(1)
+	s.Procs = 1
 	return s
 }
 

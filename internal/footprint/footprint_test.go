@@ -2,6 +2,7 @@ package footprint
 
 import (
 	"math"
+	"runtime"
 	"runtime/debug"
 	"testing"
 )
@@ -41,5 +42,38 @@ func TestSetGCDefaults(t *testing.T) {
 	}
 	if got := debug.SetGCPercent(80); got != 80 {
 		t.Errorf("GOGC in effect %d, want the environment's 80", got)
+	}
+}
+
+func TestSetProcsDefault(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	runtime.GOMAXPROCS(4)
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+
+	if s := setProcsDefault(getenv, false); s.Procs != 1 || s.Previous != 4 || s.FromEnv {
+		t.Errorf("no proxy, no GOMAXPROCS: %+v; want 1 processor (4 before)", s)
+	}
+	if got := runtime.GOMAXPROCS(0); got != 1 {
+		t.Errorf("GOMAXPROCS in effect %d, want 1", got)
+	}
+
+	// The forwarding proxy keeps the runtime's default.
+	runtime.GOMAXPROCS(4)
+	if s := setProcsDefault(getenv, true); s.Procs != 4 || !s.Proxy {
+		t.Errorf("with the proxy: %+v; want the 4 processors kept", s)
+	}
+	if got := runtime.GOMAXPROCS(0); got != 4 {
+		t.Errorf("with the proxy, GOMAXPROCS in effect %d, want 4", got)
+	}
+
+	// An operator's GOMAXPROCS wins (the runtime read it at start).
+	env["GOMAXPROCS"] = "3"
+	runtime.GOMAXPROCS(3)
+	if s := setProcsDefault(getenv, false); s.Procs != 3 || !s.FromEnv {
+		t.Errorf("GOMAXPROCS=3 in the environment: %+v; want 3 kept", s)
+	}
+	if got := runtime.GOMAXPROCS(0); got != 3 {
+		t.Errorf("GOMAXPROCS=3 in the environment: %d in effect, want 3", got)
 	}
 }

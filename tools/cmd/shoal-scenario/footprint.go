@@ -215,8 +215,10 @@ func RunFootprint(ctx context.Context, cfg FootprintConfig) (res *FootprintResul
 		if cerr := ps.close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
-		res.Machine.LoadAvgEnd = loadavg()
-		res.Elapsed = time.Since(res.Started).Seconds()
+		if res != nil { // nil when an error returned early
+			res.Machine.LoadAvgEnd = loadavg()
+			res.Elapsed = time.Since(res.Started).Seconds()
+		}
 	}()
 
 	var impls []impl

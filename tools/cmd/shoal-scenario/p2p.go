@@ -134,8 +134,10 @@ func RunP2P(ctx context.Context, cfg Config) (res *P2PResult, err error) {
 		if terr := ipt.teardown(); terr != nil {
 			err = errors.Join(err, terr)
 		}
-		res.Machine.LoadAvgEnd = loadavg()
-		res.Elapsed = time.Since(res.Started).Seconds()
+		if res != nil { // nil when an error returned early
+			res.Machine.LoadAvgEnd = loadavg()
+			res.Elapsed = time.Since(res.Started).Seconds()
+		}
 	}()
 
 	switch {

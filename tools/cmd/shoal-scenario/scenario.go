@@ -219,8 +219,10 @@ func RunMesh(ctx context.Context, cfg Config) (res *Result, err error) {
 		if terr := ipt.teardown(); terr != nil {
 			err = errors.Join(err, terr)
 		}
-		res.Machine.LoadAvgEnd = loadavg()
-		res.Elapsed = time.Since(res.Started).Seconds()
+		if res != nil { // nil when an error returned early
+			res.Machine.LoadAvgEnd = loadavg()
+			res.Elapsed = time.Since(res.Started).Seconds()
+		}
 	}()
 
 	// Gossip byte accounting.
