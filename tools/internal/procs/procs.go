@@ -232,21 +232,28 @@ func (e *NotReadyError) Unwrap() error { return e.Ctx }
 
 // Until calls try every interval until it returns nil. It fails with the
 // ExitError of the first of watch found exited, or with a *NotReadyError
-// when ctx ends.
+// when ctx ends. The error it names is the last try's, unless that try was
+// only cut short by ctx's end: then the one before, which says why the
+// thing was not ready (a request in flight when time ran out says only
+// that time ran out).
 func Until(ctx context.Context, every time.Duration, try func() error, watch ...*Proc) error {
 	var single <-chan struct{} // wakes the wait early when there is one process to watch
 	if len(watch) == 1 {
 		single = watch[0].done
 	}
+	var last error
 	for {
 		for _, p := range watch {
 			if p.Exited() {
 				return p.ExitError()
 			}
 		}
-		last := try()
-		if last == nil {
+		err := try()
+		if err == nil {
 			return nil
+		}
+		if last == nil || ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+			last = err
 		}
 		select {
 		case <-ctx.Done():

@@ -258,6 +258,22 @@ func TestUntil(t *testing.T) {
 		t.Errorf("Until past its context: %v", err)
 	}
 
+	// A try cut short by the end of ctx (a request in flight) does not hide
+	// why the tries before it failed.
+	cut, cancel3 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel3()
+	tries := 0
+	err = Until(cut, time.Millisecond, func() error {
+		if tries++; tries == 1 {
+			return errors.New("503 starting")
+		}
+		<-cut.Done()
+		return fmt.Errorf("get: %w", cut.Err())
+	})
+	if !errors.As(err, &nr) || nr.Last.Error() != "503 starting" {
+		t.Errorf("Until whose last try ran out of time: %v, want the error before it", err)
+	}
+
 	p := sh(t, nil, "dies", "echo bye; exit 1")
 	start := time.Now()
 	err = Until(ctx, time.Hour, func() error { return errors.New("no") }, p)
@@ -295,7 +311,9 @@ func TestWaitHTTP(t *testing.T) {
 		t.Errorf("WaitHTTP with a check: %v", err)
 	}
 
-	short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	// Long enough for a request to be answered on a busy machine; a request
+	// in flight at the end does not hide why the earlier ones failed.
+	short, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel2()
 	err = p.WaitHTTP(short, srv.URL, 5*time.Millisecond, func(int, []byte) error { return errors.New("never") })
 	if err == nil || !strings.Contains(err.Error(), "alive did not answer in time (last error: never)") {
