@@ -26,11 +26,14 @@ type Agent struct {
 	cfg     Config
 	log     *slog.Logger
 	monitor *metrics.Monitor
-	mesh    *mesh.Mesh
-	http    *http.Server
-	httpLn  net.Listener
-	started time.Time
-	events  *eventLog
+	// loadChanged tells the mesh that the monitor's Latest moved (a sample,
+	// or a synthetic load): its relay sleeps through idle rounds otherwise.
+	loadChanged chan struct{}
+	mesh        *mesh.Mesh
+	http        *http.Server
+	httpLn      net.Listener
+	started     time.Time
+	events      *eventLog
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -121,11 +124,13 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 func (a *Agent) Start(ctx context.Context) (err error) {
 	cfg := a.cfg
 	a.started = time.Now()
+	a.loadChanged = make(chan struct{}, 1)
 	mon, err := metrics.NewMonitor(metrics.Config{
 		Interval: time.Duration(cfg.SampleInterval),
 		HalfLife: time.Duration(cfg.HalfLife),
 		Reader:   a.reader,
 		Logger:   a.log,
+		OnSample: func(metrics.Load) { a.signalLoad() },
 	})
 	if err != nil {
 		return err
@@ -180,6 +185,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		Label:            cfg.Label,
 		Transport:        tr,
 		Load:             mon.Latest,
+		LoadChanged:      a.loadChanged,
 		OnEvent:          a.onMeshEvent,
 		OnElection:       a.onElectionMessage,
 		Logger:           a.log,
@@ -396,4 +402,13 @@ func (l *eventLog) list() []Event {
 		return append([]Event(nil), l.buf[:l.next]...)
 	}
 	return append(append([]Event(nil), l.buf[l.next:]...), l.buf[:l.next]...)
+}
+
+// signalLoad tells the mesh that this node's load may have moved. It
+// never blocks.
+func (a *Agent) signalLoad() {
+	select {
+	case a.loadChanged <- struct{}{}:
+	default:
+	}
 }

@@ -55,7 +55,7 @@ type collector struct {
 	selfCPU, selfMem, selfCores, selfLoad *prometheus.Desc
 	pkts, bytes, loadPkts, loadBytes      *prometheus.Desc
 	dropped, sendErr, sampleErr, info     *prometheus.Desc
-	stale                                 *prometheus.Desc
+	stale, rounds                         *prometheus.Desc
 }
 
 func newCollector(deps collectorDeps) *collector {
@@ -81,6 +81,8 @@ func newCollector(deps collectorDeps) *collector {
 			"not_member (an election message from a non-member), replay (an election message refused as replayed or stale; also in gossip_stale_total{kind=\"election\"}), "+
 			"queue_full (memberlist's handler queue or push/pull limit), timeout (a stream that stalled).", "reason"),
 		sendErr: d("gossip_send_errors_total", "Packets the gossip port failed to send."),
+		rounds: d("gossip_rounds_total", "Rounds of the load relay (GossipInterval): run (state=run), or slept through "+
+			"with nothing to pass on, confirm or ask for (state=slept).", "state"),
 		stale: d("gossip_stale_total", "Gossip refused as not new: load entries older than (kind=load_older) or the same version as (load_same) the one held, "+
 			"election messages replayed or stale (election). Late copies count too; a replay shows as a rise.", "kind"),
 		sampleErr: d("sample_errors_total", "Load samples that failed."),
@@ -89,7 +91,7 @@ func newCollector(deps collectorDeps) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.members, c.cpu, c.mem, c.age, c.netRx, c.netTx, c.selfCPU, c.selfMem, c.selfCores, c.selfLoad, c.pkts, c.bytes, c.loadPkts, c.loadBytes, c.dropped, c.sendErr, c.sampleErr, c.info, c.stale} {
+	for _, d := range []*prometheus.Desc{c.members, c.cpu, c.mem, c.age, c.netRx, c.netTx, c.selfCPU, c.selfMem, c.selfCores, c.selfLoad, c.pkts, c.bytes, c.loadPkts, c.loadBytes, c.dropped, c.sendErr, c.sampleErr, c.info, c.stale, c.rounds} {
 		ch <- d
 	}
 }
@@ -141,6 +143,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ctr(c.dropped, s.DroppedBy[r].Load(), mesh.DropReason(r).String())
 	}
 	ctr(c.sendErr, s.SendErrors.Load())
+	ctr(c.rounds, s.Rounds.Load(), "run")
+	ctr(c.rounds, s.RoundsSlept.Load(), "slept")
 	ctr(c.stale, s.StaleEntries.Load(), "load_older")
 	ctr(c.stale, s.SameEntries.Load(), "load_same")
 	ctr(c.stale, s.StaleElections.Load(), "election")

@@ -70,6 +70,7 @@ func (a *Agent) handleDebugLoad(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Clear {
 		a.monitor.Override(nil)
+		a.signalLoad()
 		writeJSON(w, http.StatusOK, map[string]string{"status": "cleared"})
 		return
 	}
@@ -85,6 +86,7 @@ func (a *Agent) handleDebugLoad(w http.ResponseWriter, r *http.Request) {
 		l.Cores = 1
 	}
 	a.monitor.Override(&l)
+	a.signalLoad()
 	writeJSON(w, http.StatusOK, map[string]string{"status": "set"})
 }
 

@@ -89,6 +89,13 @@ type Config struct {
 	PacketBudget int
 	// Load returns this node's current load; false while none is known.
 	Load func() (metrics.Load, bool)
+	// LoadChanged, if set, receives a value whenever Load may return
+	// something new (a sample was taken, a synthetic load set). The relay
+	// then sleeps through rounds with nothing to send, receive or confirm,
+	// and reads Load in the round after a signal and in the rounds it runs
+	// anyway. Without it Load is read, and the relay's timer fires, every
+	// round.
+	LoadChanged <-chan struct{}
 	// OnElection receives election message bodies from other members. It
 	// is called from the receive goroutine and must not block.
 	OnElection func(from string, body []byte)

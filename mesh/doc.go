@@ -81,7 +81,12 @@
 // when its state changed since its last broadcast, else as a refresh (ID,
 // age, version and a 16-bit tag of the state); and at once, off the wave,
 // when its load moved far (Urgent, see Buckets). A node whose timer runs
-// late takes the steps of the rounds it missed, at most d (firstRound). A holder at distance δ behind the origin in the order, with
+// late takes the steps of the rounds it missed, at most d (firstRound).
+// A node with nothing to pass on sleeps through rounds until its next
+// wave, want or reconciliation, when Config.LoadChanged tells it of new
+// load and a received entry wakes it for the next round (the agent's
+// case; an idle agent of 30 runs about half its rounds). A holder at
+// distance δ behind the origin in the order, with
 // the set R of bits left, is to reach δ plus every sum of a subset of R
 // below n; in a round whose bit b is in R it passes the entry to distance
 // δ + 2^b (if below n) with R \ {b}, and keeps R \ {b} itself. The two

@@ -85,8 +85,11 @@ type Mesh struct {
 	// which count from the origin.
 	loadsDirty bool
 
+	// wake tells a sleeping gossip loop that the relay received something
+	// to pass on or to publish: it runs the next round.
+	wake chan struct{}
+
 	// Owned by the gossip goroutine.
-	round      uint64
 	published  bool
 	pubLoad    metrics.Load
 	pubState   []byte
@@ -94,6 +97,9 @@ type Mesh struct {
 	injLoad    metrics.Load // and its load
 	injectedAt time.Time    // when it began
 	lastRound  int64        // the last round run (rounds of GossipInterval since the epoch)
+	idleTo     int64        // the last round the loop slept through with nothing to do
+	wantsRound int64        // the last round wants were looked for
+	reconRound int64        // the last round of a reconciliation
 }
 
 type memberState struct {
@@ -130,6 +136,7 @@ func New(cfg Config) (*Mesh, error) {
 		before:  map[string]*heard{},
 		events:  make(chan serf.Event, 1024),
 		stop:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
 		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	sc := serf.DefaultConfig()
@@ -661,12 +668,12 @@ func (m *Mesh) eventLoop() {
 // reconcileRounds is how many gossip rounds pass between reconciliations:
 // about 1 s on the local profile, 3 s on the others (serf.Members copies
 // every member, which at thousands of members is not free).
-func (m *Mesh) reconcileRounds() uint64 {
+func (m *Mesh) reconcileRounds() int64 {
 	every := 3 * time.Second
 	if m.cfg.Profile == ProfileLocal {
 		every = time.Second
 	}
-	return max(1, uint64(every/m.cfg.GossipInterval))
+	return max(1, int64(every/m.cfg.GossipInterval))
 }
 
 // reconcile compares serf's member list with the members the View shows and
@@ -705,21 +712,50 @@ func (m *Mesh) gossipLoop() {
 	defer m.wg.Done()
 	// Rounds are cut on the wall clock, so that members whose clocks agree
 	// take the same step of the relay in the same round (see Relay).
-	every := m.cfg.GossipInterval
-	t := time.NewTimer(time.Until(time.Now().Truncate(every).Add(every)))
+	every := int64(m.cfg.GossipInterval)
+	until := func(r int64) time.Duration { return time.Until(time.Unix(0, r*every)) }
+	next := time.Now().UnixNano()/every + 1
+	t := time.NewTimer(until(next))
 	defer t.Stop()
 	var buf []byte
+	var prev int64 // the last round run
 	for {
 		select {
 		case <-m.stop:
 			return
+		case <-m.cfg.LoadChanged:
+		case <-m.wake:
 		case <-t.C:
 			now := time.Now()
-			buf = m.gossipOnce(now, buf[:0])
-			if m.round%m.reconcileRounds() == 0 {
+			ri := now.UnixNano() / every
+			if slept := min(m.idleTo, ri-1) - prev; prev > 0 && slept > 0 {
+				m.stats.RoundsSlept.Add(uint64(slept))
+			}
+			prev = ri
+			m.lastRound = max(m.lastRound, m.idleTo)
+			m.stats.Rounds.Add(1)
+			var due int64
+			buf, due = m.gossipOnce(now, ri, buf[:0])
+			if ri-m.reconRound >= m.reconcileRounds() {
+				m.reconRound = ri
 				m.reconcile(now)
 			}
-			t.Reset(time.Until(time.Now().Truncate(every).Add(every)))
+			// The rounds before due have nothing to do unless something
+			// arrives (a signal). The round may have ended meanwhile: a
+			// late timer's rounds are caught up (firstRound).
+			due = min(due, m.reconRound+m.reconcileRounds())
+			m.idleTo = max(m.idleTo, due-1)
+			next = max(time.Now().UnixNano()/every+1, due)
+			t.Reset(until(next))
+			continue
+		}
+		// A signal: run the next round, unless the loop does anyway. The
+		// rounds slept through up to this one had nothing to do (what
+		// arrived in this one waits for the next, as when no round is
+		// slept through).
+		if ri := time.Now().UnixNano() / every; next > ri+1 {
+			m.idleTo, next = ri, ri+1
+			t.Reset(until(next))
 		}
 	}
 }
@@ -804,10 +840,11 @@ func (m *Mesh) rebuildOrderLocked() {
 	}
 }
 
-// gossipOnce publishes this node's load, starts a broadcast of it when it
-// changed or a confirm interval passed, makes one relay step, and asks a
-// peer for what it lacks.
-func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
+// gossipOnce runs round ri: it publishes this node's load, starts a
+// broadcast of it when it changed or a confirm interval passed, makes one
+// relay step, and asks a peer for what it lacks. due is the next round
+// with something to do (see nextRoundLocked).
+func (m *Mesh) gossipOnce(now time.Time, ri int64, buf []byte) (_ []byte, due int64) {
 	haveLoad := false
 	if m.cfg.Load != nil {
 		if l, ok := m.cfg.Load(); ok {
@@ -845,7 +882,6 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 		m.publishLocked(now)
 	}
 	m.mu.Unlock()
-	m.round++
 	every := m.cfg.GossipInterval
 	m.mu.Lock()
 	m.rebuildOrderLocked()
@@ -856,10 +892,9 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 		// what arrives meanwhile is not kept for later.
 		m.table.DropPending()
 		m.mu.Unlock()
-		return buf
+		return buf, ri + 1
 	}
 	d := RelayBits(n)
-	ri := now.UnixNano() / int64(every)
 	first := firstRound(m.lastRound, ri, d)
 	m.lastRound = ri
 	confirm := m.cfg.ConfirmInterval
@@ -901,8 +936,10 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 	// what this node missed.
 	var wants []Want
 	var wantTo memberlist.Address
-	if m.round%wantEveryRounds == 0 {
-		wants = m.table.Wants(now, m.orderNames, wantAgeFor(confirm, every, d), wantRetryRounds*every, maxWantsPerRound)
+	wantAge := wantAgeFor(confirm, every, d)
+	if ri-m.wantsRound >= wantEveryRounds {
+		m.wantsRound = ri
+		wants = m.table.Wants(now, m.orderNames, wantAge, wantRetryRounds*every, maxWantsPerRound)
 		for tries := 0; len(wants) > 0 && tries < 3; tries++ {
 			if name := m.orderNames[m.rng.IntN(n)]; name != m.cfg.NodeName {
 				wantTo = m.members[name].addr
@@ -913,6 +950,7 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 			wants = nil
 		}
 	}
+	due = m.nextRoundLocked(now, ri, d, haveLoad, confirm, wantAge)
 	m.mu.Unlock()
 	for _, dt := range dests {
 		buf = m.sendRelay(dt.addr, dt.groups, nil, buf, now)
@@ -921,7 +959,32 @@ func (m *Mesh) gossipOnce(now time.Time, buf []byte) []byte {
 		m.stats.WantsSent.Add(uint64(len(wants)))
 		buf = m.sendRelay(wantTo, nil, wants, buf, now)
 	}
-	return buf
+	return buf, due
+}
+
+// nextRoundLocked is the next round after ri with something to do: the
+// next while the relay holds steps to take (or Load must be read every
+// round: no Config.LoadChanged); else the first of the next wave (this
+// node's confirmation, when it has a load) and the first wants round at
+// or after a want falls due; at most a wave on. The loop sleeps through
+// the rounds between (they were half the rounds of an idle mesh of 30,
+// and their wakeups a large part of an idle agent's CPU); a received
+// entry or a new load wakes it for the next round.
+func (m *Mesh) nextRoundLocked(now time.Time, ri int64, d int, haveLoad bool, confirm, wantAge time.Duration) int64 {
+	if m.cfg.LoadChanged == nil || m.table.Pending() > 0 {
+		return ri + 1
+	}
+	every := m.cfg.GossipInterval
+	wave := max(1, int64((confirm+every/2)/every))
+	due := ri + wave // a node without a load wakes as often
+	if haveLoad {
+		due = (ri/wave + 1) * wave // confirmDue's rounds
+	}
+	if at, ok := m.table.NextWant(now, m.orderNames, wantAge, wantRetryRounds*every); ok {
+		w := max(m.wantsRound+wantEveryRounds, (at.UnixNano()+int64(every)-1)/int64(every))
+		due = min(due, w)
+	}
+	return max(due, ri+1)
 }
 
 // ageEntries adds to every entry's age the time since at, when the ages
@@ -1066,6 +1129,9 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 		}
 		m.loadsDirty = m.loadsDirty || changed
 		m.mu.Unlock()
+		if changed {
+			m.poke()
+		}
 	case KindRelay:
 		p, err := DecodeRelay(body)
 		if err != nil {
@@ -1088,6 +1154,9 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 			}
 		}
 		m.loadsDirty = m.loadsDirty || changed
+		if changed || m.table.Pending() > 0 {
+			m.poke()
+		}
 		var answer []Entry
 		var to memberlist.Address
 		requester, ok := m.loadNameLocked(p.From)
@@ -1146,6 +1215,15 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 		}
 	default:
 		m.stats.drop(DropDecode)
+	}
+}
+
+// poke wakes a sleeping gossip loop for the next round (see
+// nextRoundLocked). It never blocks.
+func (m *Mesh) poke() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
 	}
 }
 

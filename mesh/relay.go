@@ -229,6 +229,34 @@ func (t *Table) Wants(now time.Time, members []string, wantAge, retry time.Durat
 	return ws
 }
 
+// NextWant is the earliest time at which Wants, given the same members,
+// wantAge and retry, would list a member (now when one is due already),
+// if nothing arrives meanwhile; ok is false when members names no one but
+// this node. It records nothing.
+func (t *Table) NextWant(now time.Time, members []string, wantAge, retry time.Duration) (due time.Time, ok bool) {
+	for _, name := range members {
+		if name == t.self {
+			continue
+		}
+		at := now
+		if e, held := t.entries[name]; held && !t.needFull[name] {
+			at = e.origin.Add(wantAge + 1) // Wants takes ages above wantAge
+		}
+		if a, asked := t.asked[name]; asked {
+			if r := a.at.Add(retry << min(a.n, maxWantBackoff)); r.After(at) {
+				at = r
+			}
+		}
+		if !ok || at.Before(due) {
+			due, ok = at, true
+		}
+	}
+	if ok && due.Before(now) {
+		due = now
+	}
+	return due, ok
+}
+
 // Answer returns the entries that answer a member's wants: where this
 // node's copy is at least margin fresher than the requester's (or the
 // requester holds none), a refresh, or the full state if it asked for it;

@@ -131,6 +131,9 @@ type Stats struct {
 	// not answer because their base was not above the last one answered
 	// for that sender (replays).
 	WantsSent, WantsAnswered, StaleWants atomic.Uint64
+	// Rounds counts the relay's rounds run; RoundsSlept those it slept
+	// through with nothing to do (see Config.LoadChanged).
+	Rounds, RoundsSlept atomic.Uint64
 }
 
 // countOut counts a packet sent.

@@ -1,0 +1,108 @@
+package mesh
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shoalmesh/shoal/mesh/memnet"
+	"github.com/shoalmesh/shoal/metrics"
+)
+
+// An idle relay (loads that do not move, Config.LoadChanged set) sleeps
+// through the rounds with nothing to do, yet every load stays as fresh as
+// the confirmations make it, and a change that is signalled still goes out
+// in the round after the signal, not with the next wave.
+func TestIdleRelaySleepsThroughEmptyRounds(t *testing.T) {
+	const n = 8
+	// Waves 5 s apart: a change that waited for one would take seconds.
+	const confirm = 5 * time.Second
+	nw := memnet.New(3)
+	if err := nw.SetDefault(memnet.Link{Latency: time.Millisecond, Jitter: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	ms := make([]*Mesh, n)
+	cpus := make([]*atomic.Int64, n)
+	sigs := make([]chan struct{}, n)
+	for i := range ms {
+		cpus[i], sigs[i] = &atomic.Int64{}, make(chan struct{}, 1)
+		cpus[i].Store(int64(10 + i))
+		cpu := cpus[i]
+		m, err := New(Config{
+			NodeName: fmt.Sprintf("s%d", i), BindAddr: fmt.Sprintf("10.11.0.%d", i+1), BindPort: 7946,
+			Profile: ProfileLAN, Transport: MemoryTransport(nw), Keys: [][]byte{[]byte("0123456789abcdef")}, Label: "idle",
+			Load: func() (metrics.Load, bool) {
+				return metrics.Load{CPUPercent: float64(cpu.Load()), MemPercent: 40, Cores: 2}, true
+			},
+			LoadChanged: sigs[i], ConfirmInterval: confirm,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Shutdown() })
+		ms[i] = m
+	}
+	for _, m := range ms[1:] {
+		if _, err := m.Join([]string{"10.11.0.1:7946"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// every checks that every node holds every other's current load,
+	// confirmed within maxAge.
+	every := func(maxAge time.Duration) error {
+		now := time.Now()
+		for _, o := range ms {
+			for i, x := range ms {
+				mem, ok := o.View().Member(x.LocalName())
+				if !ok || mem.Load == nil {
+					return fmt.Errorf("%s holds no load of %s", o.LocalName(), x.LocalName())
+				}
+				if got, want := mem.Load.CPUPercent, float64(cpus[i].Load()); got != want {
+					return fmt.Errorf("%s holds %s at cpu %v, want %v", o.LocalName(), x.LocalName(), got, want)
+				}
+				if age := mem.LoadAge(now); !mem.Self && age > maxAge {
+					return fmt.Errorf("%s holds %s's load %v old, want at most %v", o.LocalName(), x.LocalName(), age, maxAge)
+				}
+			}
+		}
+		return nil
+	}
+	// A confirmation reaches everyone within d = 3 rounds of its wave.
+	const fresh = confirm + time.Second
+	waitFor(t, 60*time.Second, "every node holds every load, fresh", func() error { return every(fresh) })
+
+	ran, slept := ms[0].Stats().Rounds.Load(), ms[0].Stats().RoundsSlept.Load()
+	for range 15 { // three seconds
+		time.Sleep(200 * time.Millisecond)
+		if err := every(fresh + 300*time.Millisecond); err != nil {
+			t.Fatalf("idle: %v", err)
+		}
+	}
+	ran, slept = ms[0].Stats().Rounds.Load()-ran, ms[0].Stats().RoundsSlept.Load()-slept
+	t.Logf("s0 in 3 s idle: %d rounds run, %d slept", ran, slept)
+	// Running every round would be 30; a wave (at most one in 3 s), a
+	// reconciliation (every 3 s) and a want or two are all there is to do.
+	if ran > 10 {
+		t.Errorf("s0 ran %d of the 30 rounds of 3 s idle, a wave every 5 s: want it asleep in most", ran)
+	}
+
+	// A move past a bucket, signalled between waves, reaches everyone in
+	// the rounds of one relay (d = 3), not with the next wave (up to 5 s
+	// on) or the next round the node runs anyway (a reconciliation, up to
+	// 3 s on): five times, so that a node that took its time by chance
+	// would not pass.
+	for k, cpu := range []int64{90, 13, 90, 13, 90} {
+		for time.Now().UnixMilli()%confirm.Milliseconds() > 4000 { // not just before a wave
+			time.Sleep(10 * time.Millisecond)
+		}
+		cpus[3].Store(cpu)
+		select {
+		case sigs[3] <- struct{}{}:
+		default: // one is pending already
+		}
+		waitFor(t, 1500*time.Millisecond, fmt.Sprintf("change %d, signalled, reaches everyone", k+1), func() error {
+			return every(2 * confirm)
+		})
+	}
+}
