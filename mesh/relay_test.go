@@ -535,3 +535,39 @@ func FuzzDecodeRelay(f *testing.F) {
 		tb.Answer("x", p.Base, p.Wants, now, 0, 1400)
 	})
 }
+
+// NextWant agrees with Wants: nothing is listed before the time it names,
+// and something is at that time.
+func TestNextWantAgreesWithWants(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	cool := EncodeState(nil, metrics.Load{CPUPercent: 10})
+	const wantAge, retry = 3 * time.Second, time.Second
+	tb := NewTable("me")
+	tb.Merge(Entry{Name: "a", Version: 10, Age: time.Second, Full: true, State: cool}, now)
+	tb.Merge(Entry{Name: "b", Version: 10, Age: 2500 * time.Millisecond, Full: true, State: cool}, now)
+	members := []string{"me", "a", "b"}
+	if _, ok := tb.NextWant(now, []string{"me"}, wantAge, retry); ok {
+		t.Error("NextWant with no one but this node: ok")
+	}
+	// b falls due when it is older than wantAge: 0.5 s on, and a bit.
+	due, ok := tb.NextWant(now, members, wantAge, retry)
+	if !ok || due.Sub(now) <= 500*time.Millisecond || due.Sub(now) > 501*time.Millisecond {
+		t.Fatalf("NextWant = %v, %v: want 0.5 s on", due.Sub(now), ok)
+	}
+	if ws := tb.Wants(due.Add(-time.Millisecond), members, wantAge, retry, 64); len(ws) != 0 {
+		t.Fatalf("Wants just before NextWant's time: %+v", ws)
+	}
+	if ws := tb.Wants(due, members, wantAge, retry, 64); len(ws) != 1 || ws[0].Name != "b" {
+		t.Fatalf("Wants at NextWant's time: %+v, want b", ws)
+	}
+	// b was just asked for: the next is a, unless b's retry comes first.
+	// a falls due 2 s on; b's retry 1 s after it was asked.
+	next, _ := tb.NextWant(due, members, wantAge, retry)
+	if got := next.Sub(due); got != retry {
+		t.Errorf("after asking for b, NextWant is %v on, want its retry %v", got, retry)
+	}
+	// A member never heard of is due at once.
+	if d, ok := tb.NextWant(now, append(members, "new"), wantAge, retry); !ok || !d.Equal(now) {
+		t.Errorf("NextWant with a member not held: %v, %v, want now", d.Sub(now), ok)
+	}
+}
