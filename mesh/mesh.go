@@ -86,8 +86,11 @@ type Mesh struct {
 	loadsDirty bool
 
 	// wake tells a sleeping gossip loop that the relay received something
-	// to pass on or to publish: it runs the next round.
-	wake chan struct{}
+	// or membership changed: it runs the next round. asleep (m.mu) says
+	// that the loop sleeps past the next round (nextRoundLocked), so that
+	// packets that arrive while it is awake do not wake it again.
+	wake   chan struct{}
+	asleep bool
 
 	// Owned by the gossip goroutine.
 	published  bool
@@ -651,6 +654,7 @@ func (m *Mesh) eventLoop() {
 			if changed {
 				m.orderDirty = true
 				m.publishLocked(now)
+				m.wakeLocked() // a new member may be wanted at once
 			}
 			m.mu.Unlock()
 			for _, me := range batch {
@@ -719,15 +723,24 @@ func (m *Mesh) gossipLoop() {
 	defer t.Stop()
 	var buf []byte
 	var prev int64 // the last round run
+	loadChanged := m.cfg.LoadChanged
 	for {
 		select {
 		case <-m.stop:
 			return
-		case <-m.cfg.LoadChanged:
+		case _, ok := <-loadChanged:
+			if !ok {
+				loadChanged = nil // closed: no more signals
+			}
 		case <-m.wake:
 		case <-t.C:
 			now := time.Now()
 			ri := now.UnixNano() / every
+			// A wall clock stepped back leaves the marks of rounds ahead
+			// of it: without this no want or reconciliation would be
+			// due until it caught up.
+			prev, m.idleTo, m.lastRound = min(prev, ri-1), min(m.idleTo, ri-1), min(m.lastRound, ri-1)
+			m.wantsRound, m.reconRound = min(m.wantsRound, ri-1), min(m.reconRound, ri-1)
 			if slept := min(m.idleTo, ri-1) - prev; prev > 0 && slept > 0 {
 				m.stats.RoundsSlept.Add(uint64(slept))
 			}
@@ -750,11 +763,13 @@ func (m *Mesh) gossipLoop() {
 			continue
 		}
 		// A signal: run the next round, unless the loop does anyway. The
-		// rounds slept through up to this one had nothing to do (what
-		// arrived in this one waits for the next, as when no round is
-		// slept through).
+		// rounds slept through before this one had nothing to do. This one
+		// may not be the round the signal was sent in (the loop may be
+		// scheduled late), so it is caught up with the next (firstRound):
+		// an entry that arrived in time has no step of it left, one that
+		// arrived in the round before does.
 		if ri := time.Now().UnixNano() / every; next > ri+1 {
-			m.idleTo, next = ri, ri+1
+			m.idleTo, next = ri-1, ri+1
 			t.Reset(until(next))
 		}
 	}
@@ -891,6 +906,7 @@ func (m *Mesh) gossipOnce(now time.Time, ri int64, buf []byte) (_ []byte, due in
 		// Out of the order (joining, or no peers): nothing to pass on, and
 		// what arrives meanwhile is not kept for later.
 		m.table.DropPending()
+		m.asleep = false
 		m.mu.Unlock()
 		return buf, ri + 1
 	}
@@ -950,7 +966,7 @@ func (m *Mesh) gossipOnce(now time.Time, ri int64, buf []byte) (_ []byte, due in
 			wants = nil
 		}
 	}
-	due = m.nextRoundLocked(now, ri, d, haveLoad, confirm, wantAge)
+	due = m.nextRoundLocked(now, ri, haveLoad, confirm, wantAge)
 	m.mu.Unlock()
 	for _, dt := range dests {
 		buf = m.sendRelay(dt.addr, dt.groups, nil, buf, now)
@@ -966,23 +982,36 @@ func (m *Mesh) gossipOnce(now time.Time, ri int64, buf []byte) (_ []byte, due in
 // next while the relay holds steps to take (or Load must be read every
 // round: no Config.LoadChanged); else the first of the next wave (this
 // node's confirmation, when it has a load) and the first wants round at
-// or after a want falls due; at most a wave on. The loop sleeps through
-// the rounds between (they were half the rounds of an idle mesh of 30,
-// and their wakeups a large part of an idle agent's CPU); a received
-// entry or a new load wakes it for the next round.
-func (m *Mesh) nextRoundLocked(now time.Time, ri int64, d int, haveLoad bool, confirm, wantAge time.Duration) int64 {
-	if m.cfg.LoadChanged == nil || m.table.Pending() > 0 {
-		return ri + 1
+// or after a want falls due, or confirmDue's fallback after a missed
+// wave; at most a wave on. The loop sleeps through the rounds between
+// (45% of an idle agent's rounds in a mesh of 30, whose wakeups were a
+// large part of its CPU); a received entry, a membership change or a new
+// load wakes it for the next round.
+func (m *Mesh) nextRoundLocked(now time.Time, ri int64, haveLoad bool, confirm, wantAge time.Duration) int64 {
+	due := ri + 1
+	if m.cfg.LoadChanged != nil && m.table.Pending() == 0 {
+		due = m.idleUntil(now, ri, haveLoad, confirm, wantAge)
 	}
-	every := m.cfg.GossipInterval
-	wave := max(1, int64((confirm+every/2)/every))
+	m.asleep = due > ri+1
+	return due
+}
+
+// idleUntil is nextRoundLocked's round for a node with no steps pending.
+func (m *Mesh) idleUntil(now time.Time, ri int64, haveLoad bool, confirm, wantAge time.Duration) int64 {
+	every := int64(m.cfg.GossipInterval)
+	ceil := func(t time.Time) int64 { return (t.UnixNano() + every - 1) / every }
+	wave := max(1, (int64(confirm)+every/2)/every)
 	due := ri + wave // a node without a load wakes as often
 	if haveLoad {
 		due = (ri/wave + 1) * wave // confirmDue's rounds
+		// A wave missed by a late timer: confirmDue's fallback, an
+		// interval and a round after the last broadcast.
+		if !m.injectedAt.IsZero() {
+			due = min(due, ceil(m.injectedAt.Add(confirm+time.Duration(every))))
+		}
 	}
-	if at, ok := m.table.NextWant(now, m.orderNames, wantAge, wantRetryRounds*every); ok {
-		w := max(m.wantsRound+wantEveryRounds, (at.UnixNano()+int64(every)-1)/int64(every))
-		due = min(due, w)
+	if at, ok := m.table.NextWant(now, m.orderNames, wantAge, time.Duration(wantRetryRounds*every)); ok {
+		due = min(due, max(m.wantsRound+wantEveryRounds, ceil(at)))
 	}
 	return max(due, ri+1)
 }
@@ -1128,10 +1157,10 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 			}
 		}
 		m.loadsDirty = m.loadsDirty || changed
-		m.mu.Unlock()
-		if changed {
-			m.poke()
+		if len(entries) > 0 {
+			m.wakeLocked()
 		}
+		m.mu.Unlock()
 	case KindRelay:
 		p, err := DecodeRelay(body)
 		if err != nil {
@@ -1154,8 +1183,10 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 			}
 		}
 		m.loadsDirty = m.loadsDirty || changed
-		if changed || m.table.Pending() > 0 {
-			m.poke()
+		if len(p.Groups) > 0 {
+			// Steps to take, a View to publish, or a state to ask for in
+			// full (a refresh of one not held): the next round does it.
+			m.wakeLocked()
 		}
 		var answer []Entry
 		var to memberlist.Address
@@ -1218,9 +1249,13 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 	}
 }
 
-// poke wakes a sleeping gossip loop for the next round (see
-// nextRoundLocked). It never blocks.
-func (m *Mesh) poke() {
+// wakeLocked wakes the gossip loop for the next round if it sleeps past
+// it (see nextRoundLocked). It never blocks.
+func (m *Mesh) wakeLocked() {
+	if !m.asleep {
+		return
+	}
+	m.asleep = false
 	select {
 	case m.wake <- struct{}{}:
 	default:
