@@ -1157,8 +1157,8 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 			}
 		}
 		m.loadsDirty = m.loadsDirty || changed
-		if len(entries) > 0 {
-			m.wakeLocked()
+		if changed {
+			m.wakeLocked() // a View to publish
 		}
 		m.mu.Unlock()
 	case KindRelay:
@@ -1172,7 +1172,7 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 		m.mu.Lock()
 		m.rebuildOrderLocked()
 		d := RelayBits(len(m.order))
-		changed := false
+		changed, needFull := false, m.table.NeedFull()
 		for _, g := range p.Groups {
 			merge := func(e Entry) MergeResult { return m.table.MergeRelay(e, g.Mask, d, now) }
 			for _, e := range g.Entries {
@@ -1183,9 +1183,10 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 			}
 		}
 		m.loadsDirty = m.loadsDirty || changed
-		if len(p.Groups) > 0 {
-			// Steps to take, a View to publish, or a state to ask for in
+		if changed || m.table.Pending() > 0 || m.table.NeedFull() > needFull {
+			// A View to publish, steps to take, or a state to ask for in
 			// full (a refresh of one not held): the next round does it.
+			// (A copy that only confirms what is held needs no round.)
 			m.wakeLocked()
 		}
 		var answer []Entry

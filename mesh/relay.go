@@ -58,6 +58,10 @@ func (t *Table) DropPending() {
 // Pending is the number of broadcasts this node still has steps of.
 func (t *Table) Pending() int { return len(t.pending) }
 
+// NeedFull is the number of members whose state this node must ask for in
+// full (it saw a confirmation of a state it does not hold).
+func (t *Table) NeedFull() int { return len(t.needFull) }
+
 // MergeRelay takes an entry that arrived on the relay with the steps left
 // to it in mask (Merge decides what the table keeps), and, if its version
 // is newer than any this node has queued for that member and steps remain
