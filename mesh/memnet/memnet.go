@@ -509,11 +509,18 @@ func (e *Endpoint) deliverLoop() {
 	}
 }
 
+// deliver hands p to the receiver. Delivered counts it once whoever
+// reads the receiver's side can see it: after a Packet handler took it
+// (counted before, a reader of the stats could miss the handler's work:
+// TestLossRateAndSeed saw "the same seed lost different packets"), and
+// before the channel hands it over (a receiver that has it sees it
+// counted).
 func (e *Endpoint) deliver(p *packet) bool {
-	p.link.delivered.Add(1)
 	if e.opts.Packet != nil && e.opts.Packet(p.buf, p.from) {
+		p.link.delivered.Add(1)
 		return true
 	}
+	p.link.delivered.Add(1)
 	select {
 	case e.packetCh <- &memberlist.Packet{Buf: p.buf, From: p.from, Timestamp: time.Now()}:
 		return true
