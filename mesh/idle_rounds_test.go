@@ -74,8 +74,12 @@ func TestIdleRelaySleepsThroughEmptyRounds(t *testing.T) {
 
 	ran, slept := ms[0].Stats().Rounds.Load(), ms[0].Stats().RoundsSlept.Load()
 	start := time.Now()
+	// An observation window, not a wait: the loads must stay fresh in
+	// every look during it.
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
 	for range 25 { // five seconds: a wave, one or two reconciliations
-		time.Sleep(200 * time.Millisecond)
+		<-tick.C
 		if err := every(fresh + 300*time.Millisecond); err != nil {
 			t.Fatalf("idle: %v", err)
 		}
@@ -104,8 +108,8 @@ func TestIdleRelaySleepsThroughEmptyRounds(t *testing.T) {
 		return nil
 	}
 	for k, cpu := range []int64{90, 13, 90, 13, 90} {
-		for time.Now().UnixMilli()%confirm.Milliseconds() > 3500 { // not just before a wave
-			time.Sleep(10 * time.Millisecond)
+		if into := time.Duration(time.Now().UnixNano()) % confirm; into > 3500*time.Millisecond {
+			time.Sleep(confirm - into) // not just before a wave: to the wave itself
 		}
 		waitFor(t, 10*time.Second, "s3 asleep", asleep)
 		cpus[3].Store(cpu)
