@@ -94,6 +94,24 @@ func TestIdleRelaySleepsThroughEmptyRounds(t *testing.T) {
 		t.Errorf("s0 ran %d of %d idle rounds, a wave every 5 s: want it asleep in most", ran, elapsed)
 	}
 
+	// A sample that moved nothing past a bucket wakes nothing: the wave
+	// confirms it. (Rounds could not show it: a wave or reconciliation may
+	// wake the node meanwhile.)
+	for k := range 3 {
+		sig, unmoved := ms[3].Stats().LoadSignals.Load(), ms[3].Stats().SignalsUnmoved.Load()
+		cpus[3].Store(cpus[3].Load()) // the same load, sampled again
+		sigs[3] <- struct{}{}
+		waitFor(t, 5*time.Second, fmt.Sprintf("unmoved signal %d handled", k+1), func() error {
+			if got := ms[3].Stats().LoadSignals.Load(); got == sig {
+				return fmt.Errorf("s3 handled %d signals, still %d", got, sig)
+			}
+			return nil
+		})
+		if got := ms[3].Stats().SignalsUnmoved.Load(); got != unmoved+1 {
+			t.Fatalf("s3 counted %d unmoved signals after one more with the same load, want %d", got, unmoved+1)
+		}
+	}
+
 	// A move past a bucket, signalled to a node asleep between waves,
 	// reaches everyone in the rounds of one relay (d = 3), not with the
 	// next wave (up to 5 s on) or the next round the node runs anyway (a

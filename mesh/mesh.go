@@ -731,6 +731,16 @@ func (m *Mesh) gossipLoop() {
 		case _, ok := <-loadChanged:
 			if !ok {
 				loadChanged = nil // closed: no more signals
+				continue
+			}
+			// A sample that did not move past a bucket (see Moved) has
+			// nothing for the next round to send: the wave confirms it.
+			// Most samples of an idle host are such, and each woke the
+			// relay for a round of its own.
+			m.stats.LoadSignals.Add(1)
+			if !m.loadMoved() {
+				m.stats.SignalsUnmoved.Add(1)
+				continue
 			}
 		case <-m.wake:
 		case <-t.C:
@@ -773,6 +783,17 @@ func (m *Mesh) gossipLoop() {
 			t.Reset(until(next))
 		}
 	}
+}
+
+// loadMoved says whether Load returns a load that the next round would
+// publish as a new state: none published yet, or one that moved past a
+// bucket since. Called from the gossip loop, which owns pubLoad.
+func (m *Mesh) loadMoved() bool {
+	if !m.published || m.cfg.Load == nil {
+		return true
+	}
+	l, ok := m.cfg.Load()
+	return ok && Moved(m.pubLoad, l)
 }
 
 // ConfirmIntervalFor is the default ConfirmInterval for n members and a

@@ -134,6 +134,9 @@ type Stats struct {
 	// Rounds counts the relay's rounds run; RoundsSlept those it slept
 	// through with nothing to do (see Config.LoadChanged).
 	Rounds, RoundsSlept atomic.Uint64
+	// LoadSignals counts Config.LoadChanged's signals; SignalsUnmoved those
+	// whose load had not moved past a bucket, which wake nothing.
+	LoadSignals, SignalsUnmoved atomic.Uint64
 }
 
 // countOut counts a packet sent.
