@@ -91,10 +91,11 @@ type Config struct {
 	Load func() (metrics.Load, bool)
 	// LoadChanged, if set, receives a value whenever Load may return
 	// something new (a sample was taken, a synthetic load set). The relay
-	// then sleeps through rounds with nothing to send, receive or confirm,
-	// and reads Load in the round after a signal and in the rounds it runs
-	// anyway. Without it Load is read, and the relay's timer fires, every
-	// round.
+	// then sleeps through rounds with nothing to send, receive or confirm.
+	// It reads Load on each signal, and runs the next round for it only if
+	// the load moved past a bucket (Moved) since it last published; it
+	// reads Load again in every round it runs. Without it Load is read,
+	// and the relay's timer fires, every round.
 	LoadChanged <-chan struct{}
 	// OnElection receives election message bodies from other members. It
 	// is called from the receive goroutine and must not block.

@@ -84,8 +84,10 @@
 // late takes the steps of the rounds it missed, at most d (firstRound).
 // A node with nothing to pass on sleeps through rounds until its next
 // wave, want or reconciliation, when Config.LoadChanged tells it of new
-// load and a received entry wakes it for the next round (the agent's
-// case; an idle agent of 30 runs about half its rounds). A holder at
+// load; a signalled load that moved past a bucket (Moved) or a received
+// entry wakes it for the next round, a load that did not waits for the
+// wave to confirm it (the agent's case; an idle agent of 30 runs about
+// half its rounds). A holder at
 // distance δ behind the origin in the order, with
 // the set R of bits left, is to reach δ plus every sum of a subset of R
 // below n; in a round whose bit b is in R it passes the entry to distance
