@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -58,8 +59,14 @@ func TestSimMatchesTheRealMeshAtSmallN(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "all see all loads", func() error {
+	// The model's membership is whole from the start: sample once every
+	// node knows every other (a node that missed a join holds loads of the
+	// four it knows, while the relay's orders disagree, until push-pull).
+	waitFor(t, 30*time.Second, "all see all five and their loads", func() error {
 		for _, n := range nodes {
+			if got := len(n.m.View().Members()); got != len(nodes) {
+				return fmt.Errorf("%s sees %d members, want %d", n.m.LocalName(), got, len(nodes))
+			}
 			for _, m := range n.m.View().Members() {
 				if m.Load == nil {
 					return errNoLoad
