@@ -126,10 +126,13 @@ func TestIdleRelaySleepsThroughEmptyRounds(t *testing.T) {
 		return nil
 	}
 	for k, cpu := range []int64{90, 13, 90, 13, 90} {
-		if into := time.Duration(time.Now().UnixNano()) % confirm; into > 3500*time.Millisecond {
-			time.Sleep(confirm - into) // not just before a wave: to the wave itself
-		}
-		waitFor(t, 10*time.Second, "s3 asleep", asleep)
+		// Not just before a wave: from the wave on, with s3 asleep.
+		waitFor(t, 10*time.Second, "s3 asleep, not just before a wave", func() error {
+			if into := time.Duration(time.Now().UnixNano()) % confirm; into > 3500*time.Millisecond {
+				return fmt.Errorf("%v into the wave interval, within 1.5 s of the next wave", into)
+			}
+			return asleep()
+		})
 		cpus[3].Store(cpu)
 		select {
 		case sigs[3] <- struct{}{}:

@@ -793,7 +793,14 @@ func (m *Mesh) loadMoved() bool {
 		return true
 	}
 	l, ok := m.cfg.Load()
-	return ok && Moved(m.pubLoad, l)
+	return ok && m.newState(l)
+}
+
+// newState says whether l is published as a new state rather than
+// confirming the last one: none published yet, or l moved past a bucket
+// (see Moved). Called from the gossip loop, which owns pubLoad.
+func (m *Mesh) newState(l metrics.Load) bool {
+	return !m.published || Moved(m.pubLoad, l)
 }
 
 // ConfirmIntervalFor is the default ConfirmInterval for n members and a
@@ -887,7 +894,7 @@ func (m *Mesh) gossipOnce(now time.Time, ri int64, buf []byte) (_ []byte, due in
 			haveLoad = true
 			// Publish a new state only when the load moved past a bucket
 			// (see Moved); otherwise re-confirm the last one.
-			fresh := !m.published || Moved(m.pubLoad, l)
+			fresh := m.newState(l)
 			if fresh {
 				m.pubLoad, m.pubState, m.published = l, EncodeState(nil, l), true
 			}

@@ -516,11 +516,11 @@ func (e *Endpoint) deliverLoop() {
 // before the channel hands it over (a receiver that has it sees it
 // counted).
 func (e *Endpoint) deliver(p *packet) bool {
-	if e.opts.Packet != nil && e.opts.Packet(p.buf, p.from) {
-		p.link.delivered.Add(1)
+	taken := e.opts.Packet != nil && e.opts.Packet(p.buf, p.from)
+	p.link.delivered.Add(1)
+	if taken {
 		return true
 	}
-	p.link.delivered.Add(1)
 	select {
 	case e.packetCh <- &memberlist.Packet{Buf: p.buf, From: p.from, Timestamp: time.Now()}:
 		return true
