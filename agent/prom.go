@@ -55,7 +55,7 @@ type collector struct {
 	selfCPU, selfMem, selfCores, selfLoad *prometheus.Desc
 	pkts, bytes, loadPkts, loadBytes      *prometheus.Desc
 	dropped, sendErr, sampleErr, info     *prometheus.Desc
-	stale, rounds                         *prometheus.Desc
+	stale, rounds, rejoins                *prometheus.Desc
 }
 
 func newCollector(deps collectorDeps) *collector {
@@ -83,6 +83,8 @@ func newCollector(deps collectorDeps) *collector {
 		sendErr: d("gossip_send_errors_total", "Packets the gossip port failed to send."),
 		rounds: d("gossip_rounds_total", "Rounds of the load relay (GossipInterval): run (state=run), or slept through "+
 			"with nothing to pass on, confirm or ask for (state=slept).", "state"),
+		rejoins: d("gossip_rejoins_total", "Push-pulls started with a member held failed because a packet came from it "+
+			"(a healed partition), by result: joined or failed (unreachable still, as after a one-way cut).", "result"),
 		stale: d("gossip_stale_total", "Gossip refused as not new: load entries older than (kind=load_older) or the same version as (load_same) the one held, "+
 			"election messages replayed or stale (election). Late copies count too; a replay shows as a rise.", "kind"),
 		sampleErr: d("sample_errors_total", "Load samples that failed."),
@@ -91,7 +93,7 @@ func newCollector(deps collectorDeps) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.members, c.cpu, c.mem, c.age, c.netRx, c.netTx, c.selfCPU, c.selfMem, c.selfCores, c.selfLoad, c.pkts, c.bytes, c.loadPkts, c.loadBytes, c.dropped, c.sendErr, c.sampleErr, c.info, c.stale, c.rounds} {
+	for _, d := range []*prometheus.Desc{c.members, c.cpu, c.mem, c.age, c.netRx, c.netTx, c.selfCPU, c.selfMem, c.selfCores, c.selfLoad, c.pkts, c.bytes, c.loadPkts, c.loadBytes, c.dropped, c.sendErr, c.sampleErr, c.info, c.stale, c.rounds, c.rejoins} {
 		ch <- d
 	}
 }
@@ -145,6 +147,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.sendErr, s.SendErrors.Load())
 	ctr(c.rounds, s.Rounds.Load(), "run")
 	ctr(c.rounds, s.RoundsSlept.Load(), "slept")
+	failed := s.RejoinsFailed.Load()
+	ctr(c.rejoins, s.Rejoins.Load()-min(failed, s.Rejoins.Load()), "joined")
+	ctr(c.rejoins, failed, "failed")
 	ctr(c.stale, s.StaleEntries.Load(), "load_older")
 	ctr(c.stale, s.SameEntries.Load(), "load_same")
 	ctr(c.stale, s.StaleElections.Load(), "election")

@@ -56,6 +56,20 @@
 // transport hands those that start with PacketMagic to the mesh and the
 // rest to memberlist.
 //
+// # Healing
+//
+// After a partition heals, memberlist alone is slow to merge: it no longer
+// probes a member it holds dead, its gossip about the death was spent during
+// the cut, and serf's reconnect tries a failed member every 30 s on lan,
+// with the odds failed/alive. A side that held the other failed kept doing so
+// for 24-34 s after a one-way cut healed, and an election counted fewer
+// members than there were. So a sealed Shoal packet (a relay packet, or an
+// election message that is fresh) from a member serf holds failed sets off a
+// rejoin: a push-pull with that member, as serf's reconnect does, which
+// learns that it is held dead and refutes it. One at a time and at most one a
+// second per node (Stats.Rejoins, RejoinsFailed; shoal_gossip_rejoins_total):
+// the mesh is whole again 0.5-2.4 s after a heal (TestHealedCutRejoinsPromptly).
+//
 // # Why load does not ride in serf tags
 //
 // A tag change is a memberlist alive broadcast, retransmitted about

@@ -92,6 +92,12 @@ type Mesh struct {
 	wake   chan struct{}
 	asleep bool
 
+	// A rejoin (m.mu) runs when a packet comes from a member serf holds
+	// failed (see noteFailedSenderLocked): one at a time, at most one a
+	// rejoinSpacing.
+	rejoining  bool
+	rejoinNext time.Time
+
 	// Owned by the gossip goroutine.
 	published  bool
 	pubLoad    metrics.Load
@@ -1217,6 +1223,9 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 			// (A copy that only confirms what is held needs no round.)
 			m.wakeLocked()
 		}
+		if name, ok := m.ids[p.From]; ok && !m.collide[p.From] {
+			m.noteFailedSenderLocked(name, now)
+		}
 		var answer []Entry
 		var to memberlist.Address
 		requester, ok := m.loadNameLocked(p.From)
@@ -1257,6 +1266,9 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 		res := ElectionStale
 		if member && from != m.cfg.NodeName {
 			res = m.table.AcceptElection(from, ver)
+			if res == ElectionFresh {
+				m.noteFailedSenderLocked(from, time.Now())
+			}
 		}
 		m.mu.Unlock()
 		if !member || from == m.cfg.NodeName {
@@ -1276,6 +1288,46 @@ func (m *Mesh) handlePacket(buf []byte, from net.Addr) {
 	default:
 		m.stats.drop(DropDecode)
 	}
+}
+
+// rejoinSpacing is the least time between two rejoins of a node.
+const rejoinSpacing = time.Second
+
+// noteFailedSenderLocked is told that a packet of ours came from name
+// (sealed with the mesh's key; an election message also fresh). If serf
+// holds name failed, the path from it is back (a healed partition, one way
+// or both) but nothing would tell either side soon: memberlist no longer
+// probes a dead member, and its own gossip about the death was spent during
+// the cut, so serf waited for its reconnect (ReconnectInterval, 30 s on
+// lan, and only with the odds failed/alive) or a push-pull (30 s). In the
+// meantime an election can miss its quorum. A rejoin is what serf's
+// reconnect does: a push-pull with the member, which learns that it is held
+// dead, refutes it, and is alive everywhere within a gossip round or two.
+// One at a time and at most one a rejoinSpacing, so that a large partition
+// that heals costs each node one push-pull a second, not one per member of
+// the other side.
+func (m *Mesh) noteFailedSenderLocked(name string, now time.Time) {
+	ms := m.members[name]
+	if ms == nil || ms.status != serf.StatusFailed || m.rejoining || now.Before(m.rejoinNext) {
+		return
+	}
+	m.rejoining, m.rejoinNext = true, now.Add(rejoinSpacing)
+	addr := ms.addr
+	m.background(func() {
+		defer func() {
+			m.mu.Lock()
+			m.rejoining = false
+			m.mu.Unlock()
+		}()
+		m.stats.Rejoins.Add(1)
+		// "name/host:port", as serf's reconnect names a failed member.
+		if _, err := m.serf.Memberlist().Join([]string{name + "/" + addr.Addr}); err != nil {
+			m.stats.RejoinsFailed.Add(1)
+			m.log.Debug("rejoin of a member held failed", "member", name, "addr", addr.Addr, "err", err)
+			return
+		}
+		m.log.Info("rejoined a member held failed: a packet came from it", "member", name, "addr", addr.Addr)
+	})
 }
 
 // wakeLocked wakes the gossip loop for the next round if it sleeps past

@@ -137,6 +137,10 @@ type Stats struct {
 	// LoadSignals counts Config.LoadChanged's signals; SignalsUnmoved those
 	// whose load had not moved past a bucket, which wake nothing.
 	LoadSignals, SignalsUnmoved atomic.Uint64
+	// Rejoins counts the push-pulls this node started with a member serf
+	// held failed, because a packet came from it (a healed partition);
+	// RejoinsFailed those that did not connect.
+	Rejoins, RejoinsFailed atomic.Uint64
 }
 
 // countOut counts a packet sent.
