@@ -633,6 +633,7 @@ func (n *Node) Tick() {
 	case stateWait:
 		if n.timer--; n.timer <= 0 {
 			if n.thenClaim {
+				n.log.Debug("no claim from a higher rank: claiming", "waited_for", n.waitFor)
 				n.thenClaim = false
 				n.claim()
 				return
@@ -808,6 +809,7 @@ func (n *Node) grant(m Message) {
 	case d == nil:
 	case d.From != w:
 		n.deferred = nil
+		n.log.Debug("refusing a held claim: the holder renewed", "claimant", d.From, "term", d.Term, "holder", w, "holder_term", m.Term)
 		n.send(Message{Type: MsgNack, To: d.From, Term: d.Term, Lease: true, RefTerm: m.Term, RefHolder: w})
 	case d.Term <= m.Term:
 		// W's own claim, held while the grant to another holder ran: W
@@ -921,7 +923,11 @@ func (n *Node) wait(who string) {
 // meanwhile. A higher rank cut off from this side (alive in the failure
 // detector's view, deaf to it) costs one AnswerTimeout, not a ClaimTimeout
 // and a round of challenges; the claim is held by the members until their
-// grants to the lost coordinator run out anyway.
+// grants to the lost coordinator run out anyway. No jitter: the ranks
+// already order the timers AnswerTimeout apart, and jitter (0-2 ticks on
+// lan) let the next rank claim one tick after the one above, so that
+// their claims of one number crossed and the higher one's waited out its
+// ClaimTimeout (TestCutFailoverTicks).
 func (n *Node) waitLost(top string) {
 	above := 0
 	for _, name := range n.order {
@@ -934,7 +940,8 @@ func (n *Node) waitLost(top string) {
 	}
 	n.wait(top)
 	n.thenClaim = true
-	n.timer = above*n.cfg.AnswerTimeout + n.jitter()
+	n.timer = above * n.cfg.AnswerTimeout
+	n.log.Debug("waiting for a higher rank's claim", "ranks_above", above, "ticks", n.timer)
 }
 
 func (n *Node) challenge(to string) {
@@ -1127,6 +1134,7 @@ func (n *Node) onCoordinator(m Message) {
 			d := m
 			n.deferred = &d
 		}
+		n.log.Debug("holding a claim while a granted lease runs", "claimant", w, "term", m.Term, "holder", n.guardHolder, "ticks_left", n.guardUntil-n.now)
 		if n.st == stateWait && n.thenClaim && !n.outranks(w) {
 			n.wait(w) // a higher rank claims: no claim of its own
 		}
@@ -1322,6 +1330,9 @@ func (n *Node) onAck(m Message) {
 	if (n.st != stateClaim && n.st != stateLead) || m.Term != n.claimTerm {
 		return
 	}
+	if !n.acks[m.From] {
+		n.log.Debug("claim acknowledged", "by", m.From, "term", m.Term, "their_last", m.RefTerm, "their_last_holder", m.RefHolder)
+	}
 	n.acks[m.From] = true
 	if h := m.RefHolder; h != "" && h != n.cfg.Name && m.RefTerm < n.claimTerm && m.RefTerm >= n.hoTerm {
 		n.hoTerm, n.hoHolder = m.RefTerm, h
@@ -1330,6 +1341,8 @@ func (n *Node) onAck(m Message) {
 }
 
 func (n *Node) onNack(m Message) {
+	n.log.Debug("refused", "by", m.From, "term", m.Term, "their_term", m.RefTerm, "their_holder", m.RefHolder,
+		"lease", m.Lease, "outranked", m.Outranked, "no_quorum", m.NoQuorum, "state", stateNames[n.st])
 	n.seeTerm(m.RefTerm, m.RefHolder)
 	if m.Lease {
 		// The sender granted a lease to RefHolder, who acts: without
