@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,6 +92,11 @@ type transport struct {
 	label    string // the mesh's label, for watchStream
 	closed   atomic.Bool
 	wg       sync.WaitGroup
+	// dials ends with Shutdown: a stream dial in flight (a push-pull with
+	// a member whose SYNs are dropped waits TCPTimeout, 10 s on lan) does
+	// not hold up the mesh's Shutdown, which waits for its goroutines.
+	dials      context.Context
+	cancelDial context.CancelFunc
 }
 
 var _ memberlist.NodeAwareTransport = (*transport)(nil)
@@ -197,6 +203,7 @@ func newTransport(ip string, port int, label string, stats *Stats, log *slog.Log
 		handle:   handle, stats: stats, log: log, label: label,
 		budget: semaphore.NewWeighted(MaxInboundStreamBytes),
 	}
+	t.dials, t.cancelDial = context.WithCancel(context.Background())
 	t.wg.Add(2)
 	go t.readUDP()
 	go t.acceptTCP()
@@ -304,7 +311,8 @@ func (t *transport) DialTimeout(addr string, timeout time.Duration) (net.Conn, e
 }
 
 func (t *transport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", a.Addr, timeout)
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(t.dials, "tcp", a.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -315,6 +323,7 @@ func (t *transport) Shutdown() error {
 	if t.closed.Swap(true) {
 		return nil
 	}
+	t.cancelDial()
 	t.tcp.Close()
 	t.udp.Close()
 	// Unblock a reader parked on a full packet or stream channel.
