@@ -91,9 +91,11 @@
 //
 // A claim picks a term above every term the node has seen and goes to every
 // member (N-1 messages); members that have not acknowledged are sent it again
-// every RetransmitTicks. A claim from a lower rank is refused (Nack,
-// Outranked) by a higher rank that sees a quorum and knows no acting
-// coordinator: it runs itself (the bully rule). Claims that keep timing out
+// every RetransmitTicks; one whose number a member refuses as promised to a
+// lower rank (two claims of one number crossed) is made again above it if it
+// has not won two ticks later (crossedWait). A claim from a lower rank is
+// refused (Nack, Outranked) by a higher rank that sees a quorum and knows no
+// acting coordinator: it runs itself (the bully rule). Claims that keep timing out
 // (ClaimAttempts) park the election until the view changes or Request is
 // called again; a parked election is retried once per LeaseTicks while a
 // quorum is seen. A coordinator renews its lease with every alive member

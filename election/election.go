@@ -209,7 +209,9 @@ type Node struct {
 	hoHolder    string // ...who must hand over if alive
 	lastCoord   string // a coordinator we are taking over from: must hand over
 	retrans     int
-	preemptWait int // -1 none; ticks until preemption
+	crossing    bool   // stateClaim: a lower rank refused this claim's number, promised to itself or another lower rank
+	crossedAt   uint64 // the tick of that refusal
+	preemptWait int    // -1 none; ticks until preemption
 
 	// Leases (see the package doc).
 	leaseFrom   uint64            // stateLead: the tick the lease counts from
@@ -645,6 +647,19 @@ func (n *Node) Tick() {
 		if n.st != stateClaim {
 			return
 		}
+		if n.crossing && n.now >= n.crossedAt+crossedWait && !n.leaving {
+			// A lower rank's claim of this number crossed this one, and
+			// crossedWait ticks later this claim has not won without
+			// the members that promised it: claim above it rather than
+			// wait out the ClaimTimeout (in a majority of three every
+			// Ack counts). At once would cost a large mesh a round each
+			// time a second claimant appears, where the quorum comes
+			// without those members.
+			n.log.Debug("claiming above a crossed claim", "term", n.claimTerm)
+			n.claimFails--
+			n.claim()
+			return
+		}
 		if n.timer--; n.timer <= 0 {
 			n.log.Debug("claim failed", "term", n.claimTerm)
 			n.metrics.ClaimsFailed++
@@ -992,6 +1007,7 @@ func (n *Node) claim() {
 	n.st = stateClaim
 	n.timer = n.cfg.ClaimTimeout + n.jitter()
 	n.retrans = n.cfg.RetransmitTicks
+	n.crossing = false
 	n.metrics.ClaimsStarted++
 	n.log.Debug("claiming", "term", term)
 	for _, name := range n.order {
@@ -1001,6 +1017,11 @@ func (n *Node) claim() {
 	}
 	n.checkWin()
 }
+
+// crossedWait is how many ticks a claim whose number a lower rank refused
+// as promised (claims that crossed) waits to win without that member before
+// it claims above (TestCrossedClaimsAfterAMissedRenewal).
+const crossedWait = 2
 
 func (n *Node) checkWin() {
 	if n.st != stateClaim || n.leaving || n.guarded(n.cfg.Name) {
@@ -1365,6 +1386,9 @@ func (n *Node) onNack(m Message) {
 			return
 		}
 		h := m.RefHolder
+		if m.RefTerm == n.claimTerm && h != "" && h != n.cfg.Name && n.outranks(h) && !n.crossing {
+			n.crossing, n.crossedAt = true, n.now
+		}
 		switch {
 		case m.NoQuorum || h == n.cfg.Name:
 		case h != "" && !n.outranks(h) && n.isAlive(h):
