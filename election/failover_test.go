@@ -264,14 +264,7 @@ func TestCutFailoverTicks(t *testing.T) {
 		if err := s.Cut([]string{old.Coordinator, x}, majority); err != nil {
 			t.Fatal(err)
 		}
-		k := 0
-		for acting := false; !acting && k < 200; {
-			s.Step()
-			k++
-			for _, y := range majority {
-				acting = acting || s.Node(y).Acting()
-			}
-		}
+		k := ticksUntilActing(s, majority, 200)
 		took = append(took, k)
 		if k > bound {
 			t.Errorf("seed %d: %s and %s cut off; the majority %v acted after %d ticks (bound %d)", seed, old.Coordinator, x, majority, k, bound)
@@ -324,14 +317,7 @@ func TestCrossedClaimsAfterAMissedRenewal(t *testing.T) {
 		if err := s.Cut([]string{co, "n0004"}, majority); err != nil {
 			t.Fatal(err)
 		}
-		k := 0
-		for acting := false; !acting && k < 200; {
-			s.Step()
-			k++
-			for _, y := range majority {
-				acting = acting || s.Node(y).Acting()
-			}
-		}
+		k := ticksUntilActing(s, majority, 200)
 		took = append(took, k)
 		if k > bound {
 			t.Errorf("seed %d: the majority acted %d ticks after the cut (bound %d)", seed, k, bound)
@@ -342,4 +328,18 @@ func TestCrossedClaimsAfterAMissedRenewal(t *testing.T) {
 	}
 	slices.Sort(took)
 	t.Logf("40 cuts after a missed renewal: the majority acts p50 %d ticks, max %d (bound %d)", took[len(took)/2], took[len(took)-1], bound)
+}
+
+// ticksUntilActing steps s until a node of side acts, at most limit ticks,
+// and returns the ticks stepped.
+func ticksUntilActing(s *Sim, side []string, limit int) int {
+	k := 0
+	for acting := false; !acting && k < limit; {
+		s.Step()
+		k++
+		for _, y := range side {
+			acting = acting || s.Node(y).Acting()
+		}
+	}
+	return k
 }
