@@ -1,10 +1,13 @@
 package agent
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/shoalmesh/shoal/internal/poll"
 	"github.com/shoalmesh/shoal/scale/providers"
 )
 
@@ -55,13 +58,18 @@ func TestStopWaitsForComponents(t *testing.T) {
 		c.ProxyListen, c.ProxyService = "127.0.0.1:0", "web"
 		c.Scale.Provider = providers.DryRunName
 	})
-	running := map[string]bool{}
-	for _, f := range componentGoroutines(before) {
-		running[f] = true
-	}
-	if len(running) != 5 {
-		t.Fatalf("running after Start: %v, want all five component loops", running)
-	}
+	// Start has started them; on a busy machine a goroutine may not have
+	// reached its loop yet when Start returns.
+	poll.Until(t, 10*time.Second, "all five component loops running after Start", func() error {
+		running := map[string]bool{}
+		for _, f := range componentGoroutines(before) {
+			running[f] = true
+		}
+		if len(running) != 5 {
+			return fmt.Errorf("running: %v", running)
+		}
+		return nil
+	})
 	a.Stop(false)
 	if left := componentGoroutines(before); len(left) > 0 {
 		t.Errorf("still running when Stop returned: %v", left)
