@@ -167,6 +167,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if tr == nil && preset.P2P {
 		tr = mesh.P2PTransport(mesh.P2PConfig{Bootstrap: cfg.P2PBootstrap, Relay: cfg.Relay, MDNS: cfg.MDNS,
 			AllowPeers: cfg.P2PAllowPeers, MaxPeers: cfg.P2PMaxPeers, PublicNets: cfg.P2PPublicNets,
+			IdleConnTimeout: time.Duration(cfg.P2PIdleConnTimeout), WorkingSet: cfg.P2PWorkingSet,
 			FastTimings: a.p2pFast || cfg.P2PFastTimings})
 	}
 	m, err := mesh.New(mesh.Config{

@@ -75,6 +75,11 @@ type Config struct {
 	P2PAllowPeers []string `json:"p2p_allow_peers"`
 	// P2PMaxPeers sizes libp2p's resource and connection limits (0: 512).
 	P2PMaxPeers int `json:"p2p_max_peers"`
+	// P2PIdleConnTimeout closes a direct connection no packet crossed for
+	// this long while more than P2PWorkingSet peers are connected (0:
+	// never); P2PWorkingSet is that floor (0: 12).
+	P2PIdleConnTimeout Duration `json:"p2p_idle_conn_timeout"`
+	P2PWorkingSet      int      `json:"p2p_working_set"`
 	// P2PPublicNets lists CIDR ranges libp2p should treat as public for hole
 	// punching: the outside of the NATs when it is a private WAN, CGNAT
 	// (100.64.0.0/10) or a test network.
@@ -231,11 +236,18 @@ func (c *Config) Validate() error {
 	if !ok {
 		return fmt.Errorf("%w: profile %q: use %s", ErrConfig, clip(c.Profile), profileNames())
 	}
-	if !preset.P2P && (len(c.P2PBootstrap) > 0 || c.Relay || c.MDNS || len(c.P2PAllowPeers) > 0 || c.P2PMaxPeers != 0 || len(c.P2PPublicNets) > 0) {
+	if !preset.P2P && (len(c.P2PBootstrap) > 0 || c.Relay || c.MDNS || len(c.P2PAllowPeers) > 0 || c.P2PMaxPeers != 0 || len(c.P2PPublicNets) > 0 ||
+		c.P2PIdleConnTimeout != 0 || c.P2PWorkingSet != 0) {
 		return fmt.Errorf("%w: --p2p-bootstrap, --relay, --mdns and the other --p2p-* settings need --profile p2p", ErrConfig)
 	}
 	if c.P2PMaxPeers < 0 || c.P2PMaxPeers > 100000 {
 		return fmt.Errorf("%w: p2p max peers %d: use 1 to 100000 (0: 512)", ErrConfig, c.P2PMaxPeers)
+	}
+	if c.P2PWorkingSet < 0 || c.P2PWorkingSet > 100000 {
+		return fmt.Errorf("%w: p2p working set %d: use 1 to 100000 (0: 12)", ErrConfig, c.P2PWorkingSet)
+	}
+	if d := time.Duration(c.P2PIdleConnTimeout); d != 0 && d < 100*time.Millisecond {
+		return fmt.Errorf("%w: p2p idle connection timeout %v: use 100ms or more (0: never close idle connections)", ErrConfig, d)
 	}
 	for _, id := range c.P2PAllowPeers {
 		if !strings.HasPrefix(id, "12D3KooW") && !strings.HasPrefix(id, "Qm") {

@@ -45,3 +45,35 @@ func TestProfilePresets(t *testing.T) {
 		t.Errorf("profile fast: %v", err)
 	}
 }
+
+// TestP2PWorkingSetSettingsAreChecked: the working-set settings name the
+// bad value, and only the p2p profile takes them.
+func TestP2PWorkingSetSettingsAreChecked(t *testing.T) {
+	for _, tc := range []struct {
+		profile string
+		idle    time.Duration
+		set     int
+		want    string // "" for valid
+	}{
+		{"p2p", 0, 0, ""},
+		{"p2p", 30 * time.Second, 40, ""},
+		{"p2p", -time.Second, 0, "p2p idle connection timeout -1s: use 100ms or more"},
+		{"p2p", 10 * time.Millisecond, 0, "p2p idle connection timeout 10ms: use 100ms or more"},
+		{"p2p", 0, -3, "p2p working set -3: use 1 to 100000"},
+		{"lan", 0, 20, "need --profile p2p"},
+		{"lan", time.Second, 0, "need --profile p2p"},
+	} {
+		c := DefaultConfig()
+		c.Bind = "127.0.0.1:7946"
+		c.Profile = tc.profile
+		c.P2PIdleConnTimeout = Duration(tc.idle)
+		c.P2PWorkingSet = tc.set
+		err := c.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s, idle %v, working set %d: %v", tc.profile, tc.idle, tc.set, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s, idle %v, working set %d: error %v, want one saying %q", tc.profile, tc.idle, tc.set, err, tc.want)
+		}
+	}
+}

@@ -249,7 +249,7 @@ type p2pCollector struct {
 	deps                              p2pCollectorDeps
 	refused, drops, dialFail, bootErr *prometheus.Desc
 	packets, punches, upgrades, peers *prometheus.Desc
-	retries                           *prometheus.Desc
+	retries, trims                    *prometheus.Desc
 }
 
 func newP2PCollector(deps p2pCollectorDeps) *p2pCollector {
@@ -265,11 +265,12 @@ func newP2PCollector(deps p2pCollectorDeps) *p2pCollector {
 		upgrades: d("upgrades_total", "Packet streams moved from a relayed connection to a direct one."),
 		peers:    d("members", "Alive members by how this node reaches them: direct, relayed or none.", "conn"),
 		retries:  d("punch_retries_total", "Relayed connections closed so that a new one starts another hole punch."),
+		trims:    d("conns_trimmed_total", "Direct connections closed as unused, by reason: idle (no packet either way for a while, with more peers connected than the working set) or duplicate (a second connection to a peer that carried no stream).", "reason"),
 	}
 }
 
 func (c *p2pCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.refused, c.drops, c.dialFail, c.bootErr, c.packets, c.punches, c.upgrades, c.peers, c.retries} {
+	for _, d := range []*prometheus.Desc{c.refused, c.drops, c.dialFail, c.bootErr, c.packets, c.punches, c.upgrades, c.peers, c.retries, c.trims} {
 		ch <- d
 	}
 }
@@ -294,6 +295,8 @@ func (c *p2pCollector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.punches, punches-min(direct, punches), "failed")
 	ctr(c.upgrades, ps.Upgrades.Load())
 	ctr(c.retries, ps.PunchRetries.Load())
+	ctr(c.trims, ps.IdleTrims.Load(), "idle")
+	ctr(c.trims, ps.DuplicateTrims.Load(), "duplicate")
 	conns := map[string]int{mesh.ConnDirect: 0, mesh.ConnRelayed: 0, mesh.ConnNone: 0}
 	for _, m := range c.deps.view().Members() {
 		if m.Self || m.Status != mesh.StatusAlive {

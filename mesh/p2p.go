@@ -75,7 +75,11 @@ type p2pTransport struct {
 	blocked map[peer.ID]time.Time // refused peers, until
 	hinted  map[peer.ID]time.Time // when hint last added addresses
 	resv    map[peer.ID]Reservation
-	lost    map[peer.ID]bool // a connection to a relay closed: reserve again
+	lost    map[peer.ID]bool          // a connection to a relay closed: reserve again
+	used    map[peer.ID]*atomic.Int64 // last packet to or from a peer (trimIdle)
+
+	idleTrim   time.Duration // P2PConfig.IdleConnTimeout (0: never)
+	workingSet int
 }
 
 var (
@@ -136,7 +140,17 @@ func newP2PTransport(cfg Config, pc P2PConfig, ident any, stats *Stats, log *slo
 		hookSet: make(chan struct{}),
 		resv:    map[peer.ID]Reservation{},
 		lost:    map[peer.ID]bool{},
+		used:    map[peer.ID]*atomic.Int64{},
 		advPort: port,
+
+		idleTrim:   pc.IdleConnTimeout,
+		workingSet: pc.WorkingSet,
+	}
+	if t.idleTrim < 0 {
+		t.idleTrim = 0
+	}
+	if t.workingSet <= 0 {
+		t.workingSet = defaultWorkingSet
 	}
 	if len(pc.AllowPeers) > 0 {
 		t.allow = map[peer.ID]bool{}

@@ -162,6 +162,7 @@ func newP2PHost(c hostConfig) (_ *p2pHost, err error) {
 		swarm.WithIPv6BlackHoleSuccessCounter(&swarm.BlackHoleSuccessCounter{N: 100, MinSuccesses: 5, Name: "IPv6"}),
 		swarm.WithConnectionGater(c.gater),
 		swarm.WithResourceManager(rm),
+		swarm.WithDialRanker(p2pDialRanker),
 	)
 	if err != nil {
 		return nil, err

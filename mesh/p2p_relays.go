@@ -141,7 +141,8 @@ func (t *p2pTransport) peerConn(name string) string {
 	return kind
 }
 
-// punchLoop gives peers that are reached only through a relay another hole
+// punchLoop trims idle connections (trimIdle) and gives peers that are
+// reached only through a relay another hole
 // punch now and then. libp2p punches once, when an inbound relayed
 // connection opens, and only if its hole-punch service is ready by then: it
 // waits for an observed public address first, polling with a backoff, so a
@@ -158,10 +159,21 @@ func (t *p2pTransport) punchLoop() {
 	retries := map[peer.ID]*retry{}
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
+	every := p2pTrimEvery
+	if t.idleTrim > 0 {
+		every = min(every, t.idleTrim)
+	}
+	trim := time.NewTicker(every)
+	defer trim.Stop()
 	for {
 		select {
 		case <-t.ctx.Done():
 			return
+		case now := <-trim.C:
+			if idle, dups := t.trimIdle(now); idle+dups > 0 {
+				t.log.Debug("p2p: closed idle connections", "idle", idle, "duplicates", dups)
+			}
+			continue
 		case <-tick.C:
 		}
 		t.mu.Lock()

@@ -26,6 +26,7 @@ func (t *p2pTransport) handlePacketStream(s network.Stream) {
 	}
 	defer s.Close()
 	from := p2pAddr{s.Conn().RemotePeer()}
+	used := t.useOf(from.id)
 	for {
 		buf, err := readFrame(s)
 		if err != nil {
@@ -38,6 +39,7 @@ func (t *p2pTransport) handlePacketStream(s network.Stream) {
 			return
 		}
 		ts := time.Now()
+		used.Store(ts.UnixNano())
 		n := len(buf)
 		t.stats.PacketsIn.Add(1)
 		t.stats.BytesIn.Add(uint64(n) + 4)
@@ -194,13 +196,16 @@ func (t *p2pTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time
 		t.wg.Add(1)
 		go t.sender(id, q)
 	}
-	t.mu.Unlock()
+	t.useOfLocked(id).Store(now.UnixNano())
+	// Queued under the lock: a sender quits only with an empty queue,
+	// under the lock, so no frame lands in a queue nobody reads.
 	select {
 	case q.ch <- frame:
 	default:
 		t.pstats.QueueDrops.Add(1)
 		t.stats.SendErrors.Add(1)
 	}
+	t.mu.Unlock()
 	return now, nil
 }
 
@@ -216,7 +221,13 @@ func (t *p2pTransport) sender(id peer.ID, q *peerQueue) {
 	}()
 	var failedAt time.Time
 	relayed := false
-	idle := time.NewTimer(5 * time.Minute)
+	// A sender with nothing to send for twice the idle timeout quits (five
+	// minutes when connections are never trimmed).
+	senderIdle := 5 * time.Minute
+	if t.idleTrim > 0 {
+		senderIdle = 2 * t.idleTrim
+	}
+	idle := time.NewTimer(senderIdle)
 	defer idle.Stop()
 	for {
 		var frame []byte
@@ -224,7 +235,9 @@ func (t *p2pTransport) sender(id peer.ID, q *peerQueue) {
 		case <-t.ctx.Done():
 			return
 		case <-idle.C:
-			// Not written to for a while (a member gone): free the queue.
+			// Not written to for a while: free the queue and the stream
+			// (and the peer's reader of it); the next packet starts
+			// another sender.
 			t.mu.Lock()
 			if len(q.ch) == 0 {
 				delete(t.queues, id)
@@ -232,44 +245,62 @@ func (t *p2pTransport) sender(id peer.ID, q *peerQueue) {
 				return
 			}
 			t.mu.Unlock()
-			idle.Reset(5 * time.Minute)
+			idle.Reset(senderIdle)
 			continue
 		case frame = <-q.ch:
 		}
-		idle.Reset(5 * time.Minute)
+		idle.Reset(senderIdle)
 		if s != nil && q.upgrade.Swap(false) && relayed {
 			// A direct connection appeared: move off the relay.
 			_ = s.Close()
 			s = nil
 			t.pstats.Upgrades.Add(1)
 		}
-		if s == nil {
-			// After a failed dial, drop for a moment rather than queue up
-			// behind a peer that cannot be reached.
-			if time.Since(failedAt) < 200*time.Millisecond {
-				t.stats.SendErrors.Add(1)
-				continue
-			}
-			var err error
-			s, err = t.open(id, p2pPacketProto, 5*time.Second)
-			if err != nil {
-				failedAt = time.Now()
-				t.stats.SendErrors.Add(1)
-				t.log.Debug("p2p: open packet stream", "peer", id.String(), "err", err)
-				continue
-			}
-			q.upgrade.Store(false)
-			relayed = relayedConn(s.Conn())
-		}
-		_ = s.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		if _, err := s.Write(frame); err != nil {
-			t.stats.SendErrors.Add(1)
+		if s != nil && s.Conn().IsClosed() {
+			// Its connection was closed (idle, trimmed here or by the
+			// peer; or for another hole punch): open another.
 			_ = s.Reset()
 			s = nil
-		} else if relayed {
-			t.pstats.PacketsRelayed.Add(1)
-		} else {
-			t.pstats.PacketsDirect.Add(1)
+		}
+		for {
+			fresh := s == nil
+			if fresh {
+				// After a failed dial, drop for a moment rather than queue
+				// up behind a peer that cannot be reached.
+				if time.Since(failedAt) < 200*time.Millisecond {
+					t.stats.SendErrors.Add(1)
+					break
+				}
+				var err error
+				s, err = t.open(id, p2pPacketProto, 5*time.Second)
+				if err != nil {
+					failedAt = time.Now()
+					t.stats.SendErrors.Add(1)
+					t.log.Debug("p2p: open packet stream", "peer", id.String(), "err", err)
+					break
+				}
+				q.upgrade.Store(false)
+				relayed = relayedConn(s.Conn())
+			}
+			_ = s.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			if _, err := s.Write(frame); err != nil {
+				_ = s.Reset()
+				s = nil
+				if !fresh {
+					// A stream that worked before may have lost its
+					// connection a moment ago: the frame gets one more
+					// try on a new one.
+					continue
+				}
+				t.stats.SendErrors.Add(1)
+				break
+			}
+			if relayed {
+				t.pstats.PacketsRelayed.Add(1)
+			} else {
+				t.pstats.PacketsDirect.Add(1)
+			}
+			break
 		}
 	}
 }

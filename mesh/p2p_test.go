@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
+	ma "github.com/multiformats/go-multiaddr"
+
 	"github.com/shoalmesh/shoal/metrics"
 )
 
@@ -328,3 +331,177 @@ func TestP2PAllowListAdmitsOnlyListedPeers(t *testing.T) {
 		t.Fatalf("the unlisted peer is a member at a (%s)", s)
 	}
 }
+
+// TestP2PIdleConnectionsAreTrimmed: with a working set of one peer and a
+// short idle timeout, nodes close the connections nothing crossed for a
+// while and reconnect when memberlist probes or the relay send again. The
+// mesh must not notice: every member stays alive in every view, and a load
+// change still reaches everyone.
+func TestP2PIdleConnectionsAreTrimmed(t *testing.T) {
+	key := testKey(3)
+	cfg := P2PConfig{IdleConnTimeout: 300 * time.Millisecond, WorkingSet: 1}
+	var nodes []*p2pNode
+	for i := 1; i <= 6; i++ {
+		nodes = append(nodes, startP2P(t, i, t.TempDir(), key, cfg))
+	}
+	seed := nodes[0].m.P2PAddrs()
+	for _, n := range nodes[1:] {
+		if _, err := n.m.Join(seed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allAlive := func() error {
+		for _, n := range nodes {
+			ms := n.m.View().Members()
+			if len(ms) != len(nodes) {
+				return fmt.Errorf("%s sees %d members", n.m.LocalName(), len(ms))
+			}
+			for _, mem := range ms {
+				if mem.Status != StatusAlive {
+					return fmt.Errorf("%s sees %s %s", n.m.LocalName(), mem.Name, mem.Status)
+				}
+			}
+		}
+		return nil
+	}
+	waitFor(t, 15*time.Second, "every node sees every member alive", allAlive)
+
+	// Watch the views while connections are trimmed: nobody may be taken
+	// for failed (memberlist's probes reconnect as they go).
+	trims := func() (idle, dups uint64) {
+		for _, n := range nodes {
+			idle += n.m.P2PStats().IdleTrims.Load()
+			dups += n.m.P2PStats().DuplicateTrims.Load()
+		}
+		return
+	}
+	idle0, _ := trims()
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := allAlive(); err != nil {
+			t.Fatalf("while trimming: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	idle, dups := trims()
+	if idle == idle0 {
+		t.Fatalf("no idle connection closed in 4 s (idle timeout 300 ms, working set 1)")
+	}
+	t.Logf("connections closed: %d idle (%d in the 4 s watched), %d duplicates", idle, idle-idle0, dups)
+
+	nodes[3].cpu.Store(77)
+	name := nodes[3].m.LocalName()
+	waitFor(t, 5*time.Second, "a load change reaches everyone", func() error {
+		for _, n := range nodes {
+			for _, mem := range n.m.View().Members() {
+				if mem.Name == name && (mem.Load == nil || mem.Load.CPUPercent != 77) {
+					return fmt.Errorf("%s sees %s at %v", n.m.LocalName(), name, mem.Load)
+				}
+			}
+		}
+		return nil
+	})
+	if err := allAlive(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestP2PDialRankerHoldsTCPBehindQUIC: TCP is dialled a second after the
+// peer's QUIC addresses, relayed addresses keep libp2p's delays, and a
+// peer with only TCP is dialled at once.
+func TestP2PDialRankerHoldsTCPBehindQUIC(t *testing.T) {
+	parse := func(ss ...string) []ma.Multiaddr {
+		var out []ma.Multiaddr
+		for _, s := range ss {
+			a, err := ma.NewMultiaddr(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, a)
+		}
+		return out
+	}
+	delays := func(addrs []ma.Multiaddr) map[string]time.Duration {
+		out := map[string]time.Duration{}
+		for _, d := range p2pDialRanker(addrs) {
+			out[d.Addr.String()] = d.Delay
+		}
+		return out
+	}
+	got := delays(parse("/ip4/10.0.0.5/tcp/7946", "/ip4/10.0.0.5/udp/7946/quic-v1", "/ip4/198.51.100.7/udp/7946/quic-v1"))
+	quic := max(got["/ip4/10.0.0.5/udp/7946/quic-v1"], got["/ip4/198.51.100.7/udp/7946/quic-v1"])
+	if tcp := got["/ip4/10.0.0.5/tcp/7946"]; tcp < quic+time.Second {
+		t.Errorf("TCP at %v, QUIC by %v: want TCP at least a second after (%v)", tcp, quic, got)
+	}
+	if len(got) != 3 {
+		t.Errorf("ranked %d addresses, want 3: %v", len(got), got)
+	}
+	got = delays(parse("/ip4/10.0.0.5/tcp/7946"))
+	if d := got["/ip4/10.0.0.5/tcp/7946"]; d != 0 {
+		t.Errorf("a peer with TCP only is dialled after %v, want at once", d)
+	}
+}
+
+// TestP2PDuplicateConnectionsAreClosed: of a peer's direct connections the
+// sweep keeps the one carrying streams (QUIC on a tie) and closes the
+// others that carry none once they are old enough; a young one waits.
+func TestP2PDuplicateConnectionsAreClosed(t *testing.T) {
+	now := time.Now()
+	quic, _ := ma.NewMultiaddr("/ip4/10.0.0.2/udp/7946/quic-v1")
+	tcp, _ := ma.NewMultiaddr("/ip4/10.0.0.2/tcp/7946")
+	for _, tc := range []struct {
+		name   string
+		conns  []*fakeConn
+		closed []bool
+	}{
+		{"idle TCP beside QUIC in use", []*fakeConn{
+			{addr: tcp, age: time.Minute}, {addr: quic, streams: 1, age: time.Minute}}, []bool{true, false}},
+		{"both idle: QUIC kept", []*fakeConn{
+			{addr: tcp, age: time.Minute}, {addr: quic, age: time.Minute}}, []bool{true, false}},
+		{"TCP in use: the idle QUIC goes", []*fakeConn{
+			{addr: quic, age: time.Minute}, {addr: tcp, streams: 2, age: time.Minute}}, []bool{true, false}},
+		{"a young duplicate waits", []*fakeConn{
+			{addr: quic, streams: 1, age: time.Minute}, {addr: tcp, age: time.Second}}, []bool{false, false}},
+		{"both in use: both stay", []*fakeConn{
+			{addr: quic, streams: 1, age: time.Minute}, {addr: tcp, streams: 1, age: time.Minute}}, []bool{false, false}},
+	} {
+		tr := &p2pTransport{}
+		conns := make([]network.Conn, len(tc.conns))
+		want := 0
+		for i, c := range tc.conns {
+			c.opened = now.Add(-c.age)
+			conns[i] = c
+			if tc.closed[i] {
+				want++
+			}
+		}
+		if got := tr.closeDuplicates(now, conns); got != want {
+			t.Errorf("%s: closed %d, want %d", tc.name, got, want)
+		}
+		for i, c := range tc.conns {
+			if c.closed != tc.closed[i] {
+				t.Errorf("%s: connection %d (%v) closed %v, want %v", tc.name, i, c.addr, c.closed, tc.closed[i])
+			}
+		}
+		if got := tr.pstats.DuplicateTrims.Load(); got != uint64(want) {
+			t.Errorf("%s: DuplicateTrims = %d, want %d", tc.name, got, want)
+		}
+	}
+}
+
+// fakeConn is a connection as closeDuplicates sees it.
+type fakeConn struct {
+	network.Conn
+	addr    ma.Multiaddr
+	streams int
+	age     time.Duration
+	opened  time.Time
+	closed  bool
+}
+
+func (c *fakeConn) RemoteMultiaddr() ma.Multiaddr { return c.addr }
+func (c *fakeConn) GetStreams() []network.Stream  { return make([]network.Stream, c.streams) }
+func (c *fakeConn) Stat() network.ConnStats {
+	return network.ConnStats{Stats: network.Stats{Opened: c.opened}}
+}
+func (c *fakeConn) Close() error { c.closed = true; return nil }
