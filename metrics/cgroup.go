@@ -74,6 +74,27 @@ func isCgroupV2Dir(dir string) bool {
 //
 // Without a limit, usage is the cgroup's own.
 func readCgroupV2(root, rel string) (*CgroupCounters, error) {
+	return readCgroupV2With(osReadFile, root, rel)
+}
+
+// fileReader reads a whole file; ok is false, with no error, when it does
+// not exist. What it returns may be valid only until its next call.
+type fileReader func(path string) (data []byte, ok bool, err error)
+
+// osReadFile is a fileReader on os.ReadFile.
+func osReadFile(path string) ([]byte, bool, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return data, true, nil
+}
+
+// readCgroupV2With is readCgroupV2 reading its files with read.
+func readCgroupV2With(read fileReader, root, rel string) (*CgroupCounters, error) {
 	dir := cgroupDir(root, rel)
 	if dir == "" {
 		return nil, nil
@@ -84,7 +105,7 @@ func readCgroupV2(root, rel string) (*CgroupCounters, error) {
 	bestMemRatio := -1.0
 
 	for d := dir; ; d = filepath.Dir(d) {
-		if data, ok, err := readCgroupFile(d, "cpu.max"); err != nil {
+		if data, ok, err := readCgroupFile(read, d, "cpu.max"); err != nil {
 			return nil, err
 		} else if ok {
 			cores, limited, err := parseCPUMax(data)
@@ -95,7 +116,7 @@ func readCgroupV2(root, rel string) (*CgroupCounters, error) {
 				c.CPUQuotaCores, cpuDir = cores, d
 			}
 		}
-		if data, ok, err := readCgroupFile(d, "memory.max"); err != nil {
+		if data, ok, err := readCgroupFile(read, d, "memory.max"); err != nil {
 			return nil, err
 		} else if ok {
 			limit, limited, err := parseMemoryMax(data)
@@ -103,7 +124,7 @@ func readCgroupV2(root, rel string) (*CgroupCounters, error) {
 				return nil, fmt.Errorf("%w: %s: %w", ErrCgroupFormat, filepath.Join(d, "memory.max"), err)
 			}
 			if limited {
-				current, inactive, err := readCgroupMemory(d)
+				current, inactive, err := readCgroupMemory(read, d)
 				if err != nil {
 					return nil, err
 				}
@@ -119,7 +140,7 @@ func readCgroupV2(root, rel string) (*CgroupCounters, error) {
 		}
 	}
 
-	if data, ok, err := readCgroupFile(cpuDir, "cpu.stat"); err != nil {
+	if data, ok, err := readCgroupFile(read, cpuDir, "cpu.stat"); err != nil {
 		return nil, err
 	} else if ok {
 		usec, found, err := flatKeyed(data, "usage_usec")
@@ -132,7 +153,7 @@ func readCgroupV2(root, rel string) (*CgroupCounters, error) {
 		}
 	}
 	if c.MemMax == 0 {
-		current, inactive, err := readCgroupMemory(memDir)
+		current, inactive, err := readCgroupMemory(read, memDir)
 		if err != nil {
 			return nil, err
 		}
@@ -143,15 +164,15 @@ func readCgroupV2(root, rel string) (*CgroupCounters, error) {
 
 // readCgroupMemory reads memory.current and inactive_file from memory.stat
 // in dir; a missing file reads as zero.
-func readCgroupMemory(dir string) (current, inactiveFile uint64, err error) {
-	if data, ok, err := readCgroupFile(dir, "memory.current"); err != nil {
+func readCgroupMemory(read fileReader, dir string) (current, inactiveFile uint64, err error) {
+	if data, ok, err := readCgroupFile(read, dir, "memory.current"); err != nil {
 		return 0, 0, err
 	} else if ok {
 		if current, err = parseUint(data); err != nil {
 			return 0, 0, fmt.Errorf("%w: %s: %w", ErrCgroupFormat, filepath.Join(dir, "memory.current"), err)
 		}
 	}
-	if data, ok, err := readCgroupFile(dir, "memory.stat"); err != nil {
+	if data, ok, err := readCgroupFile(read, dir, "memory.stat"); err != nil {
 		return 0, 0, err
 	} else if ok {
 		if inactiveFile, _, err = flatKeyed(data, "inactive_file"); err != nil {
@@ -161,17 +182,15 @@ func readCgroupMemory(dir string) (current, inactiveFile uint64, err error) {
 	return current, inactiveFile, nil
 }
 
-// readCgroupFile reads dir/name. ok is false, with no error, when the file
-// does not exist (the controller is not enabled there, or it is the root).
-func readCgroupFile(dir, name string) (data []byte, ok bool, err error) {
-	data, err = os.ReadFile(filepath.Join(dir, name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	}
+// readCgroupFile reads dir/name with read. ok is false, with no error, when
+// the file does not exist (the controller is not enabled there, or it is
+// the root).
+func readCgroupFile(read fileReader, dir, name string) (data []byte, ok bool, err error) {
+	data, ok, err = read(filepath.Join(dir, name))
 	if err != nil {
 		return nil, false, fmt.Errorf("metrics: reading cgroup file: %w", err)
 	}
-	return data, true, nil
+	return data, ok, nil
 }
 
 // parseCPUMax parses cpu.max ("$MAX $PERIOD", MAX "max" for no quota) into a
@@ -270,7 +289,7 @@ func memoryLimit(root, procSelfCgroup string) (uint64, bool) {
 	root = filepath.Clean(root)
 	var best uint64
 	for d := dir; ; d = filepath.Dir(d) {
-		if data, ok, err := readCgroupFile(d, "memory.max"); err == nil && ok {
+		if data, ok, err := readCgroupFile(osReadFile, d, "memory.max"); err == nil && ok {
 			if v, limited, err := parseMemoryMax(data); err == nil && limited && (best == 0 || v < best) {
 				best = v
 			}

@@ -1,6 +1,7 @@
 // Package metrics samples this host's CPU, memory, network and load average
-// through gopsutil (v4), turns counters into rates, smooths them, and hands the
-// agent one Load at a time.
+// (on Linux from /proc files it keeps open, elsewhere through gopsutil v4),
+// turns counters into rates, smooths them, and hands the agent one Load at a
+// time.
 //
 // Counters come from a Reader (SystemReader in production, a scripted one in
 // tests); Rates is a pure function from two counter readings to instantaneous

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 
 	"github.com/shirou/gopsutil/v4/cpu"
@@ -14,13 +13,15 @@ import (
 	psnet "github.com/shirou/gopsutil/v4/net"
 )
 
-// SystemReader reads this host's Counters through gopsutil and, where the
-// process sits in a cgroup v2 hierarchy, the cgroup's limits and usage.
+// SystemReader reads this host's Counters and, where the process sits in a
+// cgroup v2 hierarchy, the cgroup's limits and usage. On Linux it reads
+// /proc and the cgroup files itself, keeping them open between calls
+// (procfs.go); elsewhere it asks gopsutil.
 //
 // What does not change while the process runs is read once and cached: the
 // logical CPU count (gopsutil parses all of /proc/cpuinfo for it) and which
 // interfaces are loopback (asked of the kernel only when a name not seen
-// before appears). Everything else is read on every call.
+// before appears). Everything else is read again on every call.
 //
 // The zero value is ready to use, with the default paths. A SystemReader is
 // safe for concurrent use.
@@ -33,7 +34,12 @@ type SystemReader struct {
 	ProcSelfCgroup string
 	// DisableCgroup skips cgroup files altogether: figures are the host's.
 	DisableCgroup bool
+	// NoKeptFiles reads through gopsutil, opening every file on every
+	// call, instead of from /proc files kept open (tests compare the two).
+	NoKeptFiles bool
 
+	readMu   sync.Mutex // one Read at a time: files' buffer is shared
+	files    openFiles  // /proc and cgroup files kept open (procfs.go)
 	mu       sync.Mutex
 	cores    int             // cached logical CPU count; 0 until first read
 	loopback map[string]bool // interface name → is loopback
@@ -49,47 +55,17 @@ func NewSystemReader() *SystemReader { return &SystemReader{} }
 // is no cgroup v2 hierarchy; a cgroup file that exists but cannot be parsed
 // is an error wrapping ErrCgroupFormat.
 func (r *SystemReader) Read(ctx context.Context) (Counters, error) {
+	r.readMu.Lock()
+	defer r.readMu.Unlock()
 	var c Counters
-
-	times, err := cpu.TimesWithContext(ctx, false)
+	fast, err := r.readProc(ctx, &c)
 	if err != nil {
-		return Counters{}, fmt.Errorf("metrics: reading CPU times: %w", err)
+		return Counters{}, err
 	}
-	if len(times) == 0 {
-		return Counters{}, errors.New("metrics: reading CPU times: the system reported none")
-	}
-	for _, t := range times {
-		total := t.Total() - t.Guest - t.GuestNice // guest time is already in user and nice
-		c.CPUTotal += total
-		c.CPUBusy += total - t.Idle - t.Iowait
-	}
-
-	vm, err := mem.VirtualMemoryWithContext(ctx)
-	if err != nil {
-		return Counters{}, fmt.Errorf("metrics: reading memory: %w", err)
-	}
-	c.MemTotal, c.MemAvailable = vm.Total, vm.Available
-	if vm.Available <= vm.Total {
-		c.MemUsed = vm.Total - vm.Available
-	}
-
-	avg, err := load.AvgWithContext(ctx)
-	if err != nil {
-		return Counters{}, fmt.Errorf("metrics: reading load average: %w", err)
-	}
-	c.Load1 = avg.Load1
-
-	nics, err := psnet.IOCountersWithContext(ctx, true)
-	if err != nil {
-		return Counters{}, fmt.Errorf("metrics: reading network counters: %w", err)
-	}
-	c.Net = make(map[string]NetCounters, len(nics))
-	loop := r.loopbackSet(nics)
-	for _, n := range nics {
-		if loop[n.Name] {
-			continue
+	if !fast {
+		if err := r.readGopsutil(ctx, &c); err != nil {
+			return Counters{}, err
 		}
-		c.Net[n.Name] = NetCounters{RxBytes: n.BytesRecv, TxBytes: n.BytesSent}
 	}
 
 	cores, err := r.logicalCores(ctx)
@@ -99,13 +75,140 @@ func (r *SystemReader) Read(ctx context.Context) (Counters, error) {
 	c.LogicalCores = cores
 
 	if !r.DisableCgroup {
-		cg, err := r.readCgroup()
+		cg, err := r.readCgroup(fast)
 		if err != nil {
 			return Counters{}, err
 		}
 		c.Cgroup = cg
 	}
 	return c, nil
+}
+
+// readProc fills c's CPU, memory, load and network figures from /proc,
+// from files it keeps open (openFiles). fast is false, with no error, where
+// there is no /proc/stat (not Linux): the caller asks gopsutil.
+func (r *SystemReader) readProc(ctx context.Context, c *Counters) (fast bool, err error) {
+	if r.NoKeptFiles {
+		return false, nil
+	}
+	data, ok, err := r.files.read("/proc/stat")
+	if err != nil || !ok {
+		return false, nil
+	}
+	if c.CPUTotal, c.CPUBusy, err = parseProcStat(data); err != nil {
+		return false, fmt.Errorf("metrics: reading CPU times: %w", err)
+	}
+
+	data, ok, err = r.files.read("/proc/meminfo")
+	if err != nil || !ok {
+		return false, fmt.Errorf("metrics: reading memory: /proc/meminfo: %v", cmpErr(err, "missing"))
+	}
+	total, avail, haveAvail, err := parseMeminfo(data)
+	if err != nil {
+		return false, fmt.Errorf("metrics: reading memory: %w", err)
+	}
+	if !haveAvail {
+		// A kernel before 3.14: gopsutil estimates what is available.
+		vm, err := mem.VirtualMemoryWithContext(ctx)
+		if err != nil {
+			return false, fmt.Errorf("metrics: reading memory: %w", err)
+		}
+		total, avail = vm.Total, vm.Available
+	}
+	c.MemTotal, c.MemAvailable = total, avail
+	if avail <= total {
+		c.MemUsed = total - avail
+	}
+
+	data, ok, err = r.files.read("/proc/loadavg")
+	if err != nil || !ok {
+		return false, fmt.Errorf("metrics: reading load average: /proc/loadavg: %v", cmpErr(err, "missing"))
+	}
+	if c.Load1, err = parseLoadavg(data); err != nil {
+		return false, fmt.Errorf("metrics: reading load average: %w", err)
+	}
+
+	data, ok, err = r.files.read("/proc/net/dev")
+	if err != nil || !ok {
+		return false, fmt.Errorf("metrics: reading network counters: /proc/net/dev: %v", cmpErr(err, "missing"))
+	}
+	type nic struct {
+		name   string
+		rx, tx uint64
+	}
+	var nics []nic
+	if err := parseNetDev(data, func(name string, rx, tx uint64) { nics = append(nics, nic{name, rx, tx}) }); err != nil {
+		return false, fmt.Errorf("metrics: reading network counters: %w", err)
+	}
+	names := make([]string, len(nics))
+	for i, n := range nics {
+		names[i] = n.name
+	}
+	loop := r.loopbackSet(names)
+	c.Net = make(map[string]NetCounters, len(nics))
+	for _, n := range nics {
+		if !loop[n.name] {
+			c.Net[n.name] = NetCounters{RxBytes: n.rx, TxBytes: n.tx}
+		}
+	}
+	return true, nil
+}
+
+func cmpErr(err error, otherwise string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return otherwise
+}
+
+// readGopsutil fills c's CPU, memory, load and network figures through
+// gopsutil (systems without /proc).
+func (r *SystemReader) readGopsutil(ctx context.Context, c *Counters) error {
+	times, err := cpu.TimesWithContext(ctx, false)
+	if err != nil {
+		return fmt.Errorf("metrics: reading CPU times: %w", err)
+	}
+	if len(times) == 0 {
+		return errors.New("metrics: reading CPU times: the system reported none")
+	}
+	for _, t := range times {
+		total := t.Total() - t.Guest - t.GuestNice // guest time is already in user and nice
+		c.CPUTotal += total
+		c.CPUBusy += total - t.Idle - t.Iowait
+	}
+
+	vm, err := mem.VirtualMemoryWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("metrics: reading memory: %w", err)
+	}
+	c.MemTotal, c.MemAvailable = vm.Total, vm.Available
+	if vm.Available <= vm.Total {
+		c.MemUsed = vm.Total - vm.Available
+	}
+
+	avg, err := load.AvgWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("metrics: reading load average: %w", err)
+	}
+	c.Load1 = avg.Load1
+
+	nics, err := psnet.IOCountersWithContext(ctx, true)
+	if err != nil {
+		return fmt.Errorf("metrics: reading network counters: %w", err)
+	}
+	names := make([]string, len(nics))
+	for i, n := range nics {
+		names[i] = n.Name
+	}
+	loop := r.loopbackSet(names)
+	c.Net = make(map[string]NetCounters, len(nics))
+	for _, n := range nics {
+		if loop[n.Name] {
+			continue
+		}
+		c.Net[n.Name] = NetCounters{RxBytes: n.BytesRecv, TxBytes: n.BytesSent}
+	}
+	return nil
 }
 
 // logicalCores returns the logical CPU count, read once.
@@ -130,12 +233,12 @@ func (r *SystemReader) logicalCores(ctx context.Context) (int, error) {
 // flagged loopback by the kernel. Flags are asked for only when a name not
 // seen before appears, and the cache is rebuilt from the current interfaces
 // then, so it does not grow with interface churn.
-func (r *SystemReader) loopbackSet(nics []psnet.IOCountersStat) map[string]bool {
+func (r *SystemReader) loopbackSet(nics []string) map[string]bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	stale := r.loopback == nil
 	for _, n := range nics {
-		if _, ok := r.loopback[n.Name]; !ok {
+		if _, ok := r.loopback[n]; !ok {
 			stale = true
 			break
 		}
@@ -151,7 +254,7 @@ func (r *SystemReader) loopbackSet(nics []psnet.IOCountersStat) map[string]bool 
 	}
 	m := make(map[string]bool, len(nics))
 	for _, n := range nics {
-		m[n.Name] = n.Name == "lo" || flags[n.Name]
+		m[n] = n == "lo" || flags[n]
 	}
 	r.loopback = m
 	return m
@@ -160,7 +263,11 @@ func (r *SystemReader) loopbackSet(nics []psnet.IOCountersStat) map[string]bool 
 // readCgroup reads the cgroup v2 figures of this process, or nil when there
 // are none. The process's cgroup is looked up on every call, so a process
 // moved between cgroups is followed.
-func (r *SystemReader) readCgroup() (*CgroupCounters, error) {
+func (r *SystemReader) readCgroup(keep bool) (*CgroupCounters, error) {
+	read := fileReader(osReadFile)
+	if keep {
+		read = r.files.read
+	}
 	self := r.ProcSelfCgroup
 	if self == "" {
 		self = DefaultProcSelfCgroup
@@ -169,8 +276,8 @@ func (r *SystemReader) readCgroup() (*CgroupCounters, error) {
 	if root == "" {
 		root = DefaultCgroupRoot
 	}
-	data, err := os.ReadFile(self)
-	if err != nil {
+	data, ok, err := read(self)
+	if err != nil || !ok {
 		// No /proc (or not Linux): no cgroup figures, not a failure.
 		return nil, nil
 	}
@@ -178,5 +285,5 @@ func (r *SystemReader) readCgroup() (*CgroupCounters, error) {
 	if !ok {
 		return nil, nil
 	}
-	return readCgroupV2(root, rel)
+	return readCgroupV2With(read, root, rel)
 }
