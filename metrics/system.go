@@ -132,26 +132,34 @@ func (r *SystemReader) readProc(ctx context.Context, c *Counters) (fast bool, er
 	if err != nil || !ok {
 		return false, fmt.Errorf("metrics: reading network counters: /proc/net/dev: %v", cmpErr(err, "missing"))
 	}
-	type nic struct {
-		name   string
-		rx, tx uint64
-	}
-	var nics []nic
-	if err := parseNetDev(data, func(name string, rx, tx uint64) { nics = append(nics, nic{name, rx, tx}) }); err != nil {
+	var nics []nicBytes
+	if err := parseNetDev(data, func(name string, rx, tx uint64) { nics = append(nics, nicBytes{name, rx, tx}) }); err != nil {
 		return false, fmt.Errorf("metrics: reading network counters: %w", err)
 	}
+	c.Net = r.netCounters(nics)
+	return true, nil
+}
+
+// nicBytes is one interface's byte counters.
+type nicBytes struct {
+	name   string
+	rx, tx uint64
+}
+
+// netCounters keys the interfaces' counters by name, leaving loopback out.
+func (r *SystemReader) netCounters(nics []nicBytes) map[string]NetCounters {
 	names := make([]string, len(nics))
 	for i, n := range nics {
 		names[i] = n.name
 	}
 	loop := r.loopbackSet(names)
-	c.Net = make(map[string]NetCounters, len(nics))
+	out := make(map[string]NetCounters, len(nics))
 	for _, n := range nics {
 		if !loop[n.name] {
-			c.Net[n.name] = NetCounters{RxBytes: n.rx, TxBytes: n.tx}
+			out[n.name] = NetCounters{RxBytes: n.rx, TxBytes: n.tx}
 		}
 	}
-	return true, nil
+	return out
 }
 
 func cmpErr(err error, otherwise string) string {
@@ -196,18 +204,11 @@ func (r *SystemReader) readGopsutil(ctx context.Context, c *Counters) error {
 	if err != nil {
 		return fmt.Errorf("metrics: reading network counters: %w", err)
 	}
-	names := make([]string, len(nics))
+	bs := make([]nicBytes, len(nics))
 	for i, n := range nics {
-		names[i] = n.Name
+		bs[i] = nicBytes{n.Name, n.BytesRecv, n.BytesSent}
 	}
-	loop := r.loopbackSet(names)
-	c.Net = make(map[string]NetCounters, len(nics))
-	for _, n := range nics {
-		if loop[n.Name] {
-			continue
-		}
-		c.Net[n.Name] = NetCounters{RxBytes: n.BytesRecv, TxBytes: n.BytesSent}
-	}
+	c.Net = r.netCounters(bs)
 	return nil
 }
 
