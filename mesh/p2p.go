@@ -313,7 +313,10 @@ func (t *p2pTransport) PacketCh() <-chan *memberlist.Packet { return t.packetCh 
 func (t *p2pTransport) StreamCh() <-chan net.Conn           { return t.streamCh }
 
 func (t *p2pTransport) Shutdown() error {
-	if t.closed.Swap(true) {
+	t.mu.Lock()
+	was := t.closed.Swap(true)
+	t.mu.Unlock()
+	if was {
 		return nil
 	}
 	if t.mdns != nil {

@@ -189,6 +189,12 @@ func (t *p2pTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time
 		return now, err
 	}
 	t.mu.Lock()
+	if t.closed.Load() {
+		// Checked again under the lock Shutdown sets it under: no sender
+		// is added to the wait group once Shutdown waits on it.
+		t.mu.Unlock()
+		return now, errors.New("p2p transport shut down")
+	}
 	q, ok := t.queues[id]
 	if !ok {
 		q = &peerQueue{ch: make(chan []byte, p2pQueueLen)}
@@ -262,6 +268,7 @@ func (t *p2pTransport) sender(id peer.ID, q *peerQueue) {
 			_ = s.Reset()
 			s = nil
 		}
+		retried := false
 		for {
 			fresh := s == nil
 			if fresh {
@@ -284,12 +291,15 @@ func (t *p2pTransport) sender(id peer.ID, q *peerQueue) {
 			}
 			_ = s.SetWriteDeadline(time.Now().Add(2 * time.Second))
 			if _, err := s.Write(frame); err != nil {
+				closed := s.Conn().IsClosed()
 				_ = s.Reset()
 				s = nil
-				if !fresh {
-					// A stream that worked before may have lost its
-					// connection a moment ago: the frame gets one more
-					// try on a new one.
+				if (!fresh || closed) && !retried {
+					// The stream's connection was closed a moment ago
+					// (trimmed, a duplicate closed under a stream just
+					// opened on it, a hole-punch retry): the frame gets
+					// one more try on a new stream.
+					retried = true
 					continue
 				}
 				t.stats.SendErrors.Add(1)

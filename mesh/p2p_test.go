@@ -407,8 +407,8 @@ func TestP2PIdleConnectionsAreTrimmed(t *testing.T) {
 }
 
 // TestP2PDialRankerHoldsTCPBehindQUIC: TCP is dialled a second after the
-// peer's QUIC addresses, relayed addresses keep libp2p's delays, and a
-// peer with only TCP is dialled at once.
+// peer's QUIC addresses, a relay after that TCP, and a peer with only TCP
+// at once.
 func TestP2PDialRankerHoldsTCPBehindQUIC(t *testing.T) {
 	parse := func(ss ...string) []ma.Multiaddr {
 		var out []ma.Multiaddr
@@ -435,6 +435,18 @@ func TestP2PDialRankerHoldsTCPBehindQUIC(t *testing.T) {
 	}
 	if len(got) != 3 {
 		t.Errorf("ranked %d addresses, want 3: %v", len(got), got)
+	}
+	// A relay comes after the direct TCP dial, whether or not the peer has
+	// public addresses.
+	const relay = "/ip4/10.0.0.9/udp/4001/quic-v1/p2p/12D3KooWNkFdn9q7cSNCTa3WHtHcbTnVzZSq8xsEsbq5DNmbGkCY/p2p-circuit"
+	for _, direct := range [][]string{
+		{"/ip4/10.0.0.5/tcp/7946", "/ip4/10.0.0.5/udp/7946/quic-v1"},
+		{"/ip4/198.51.100.7/tcp/7946", "/ip4/198.51.100.7/udp/7946/quic-v1"},
+	} {
+		got = delays(parse(append(direct, relay)...))
+		if got[relay] <= got[direct[0]] {
+			t.Errorf("relay at %v, direct TCP at %v: the relay must come after (%v)", got[relay], got[direct[0]], got)
+		}
 	}
 	got = delays(parse("/ip4/10.0.0.5/tcp/7946"))
 	if d := got["/ip4/10.0.0.5/tcp/7946"]; d != 0 {

@@ -113,13 +113,18 @@ func (t *p2pTransport) trimIdle(now time.Time) (idle, dups int) {
 	// Forget the clocks of peers neither connected nor written to (members
 	// gone), so the map stays the size of the mesh.
 	// (libp2p is asked outside t.mu: its notifications take t.mu.)
-	connected := make(map[peer.ID]bool, len(peers))
-	for _, id := range peers {
-		connected[id] = true
-	}
+	var gone []peer.ID
 	t.mu.Lock()
 	for id := range t.used {
-		if _, q := t.queues[id]; !q && !connected[id] {
+		if _, q := t.queues[id]; !q {
+			gone = append(gone, id)
+		}
+	}
+	t.mu.Unlock()
+	gone = slices.DeleteFunc(gone, func(id peer.ID) bool { return nw.Connectedness(id) == network.Connected })
+	t.mu.Lock()
+	for _, id := range gone {
+		if _, q := t.queues[id]; !q {
 			delete(t.used, id)
 		}
 	}
@@ -185,7 +190,8 @@ func isTCPAddr(a ma.Multiaddr) bool {
 const p2pTCPHoldBack = time.Second
 
 // p2pDialRanker is libp2p's default dial ranking with TCP held back
-// p2pTCPHoldBack behind the peer's last QUIC address. The default gives
+// p2pTCPHoldBack behind the peer's last QUIC address, and relayed
+// addresses behind that TCP. The default gives
 // QUIC 30 ms on private networks before it dials TCP as well; a handshake
 // on a busy or slow host takes longer, both connections open and both
 // stay (12 of 29 peers of a node held a second, TCP, connection in an idle
@@ -202,9 +208,21 @@ func p2pDialRanker(addrs []ma.Multiaddr) []network.AddrDelay {
 	if quic < 0 {
 		return ranked
 	}
+	tcp := time.Duration(-1)
 	for i, a := range ranked {
 		if isTCPAddr(a.Addr) && !isCircuit(a.Addr) {
 			ranked[i].Delay = max(a.Delay, quic+p2pTCPHoldBack)
+			tcp = max(tcp, ranked[i].Delay)
+		}
+	}
+	if tcp >= 0 {
+		// The relay stays behind the direct TCP dial: where UDP is blocked
+		// TCP is the way, and a relayed connection that came first would
+		// satisfy the dial and cancel it.
+		for i, a := range ranked {
+			if isCircuit(a.Addr) {
+				ranked[i].Delay = max(a.Delay, tcp+swarm.RelayDelay)
+			}
 		}
 	}
 	sort.SliceStable(ranked, func(i, j int) bool { return ranked[i].Delay < ranked[j].Delay })

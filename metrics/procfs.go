@@ -48,17 +48,31 @@ const maxOpenFiles = 32
 func (o *openFiles) read(path string) (data []byte, ok bool, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	data, ok, kept, err := o.readLocked(path)
+	if err != nil && kept {
+		// A descriptor kept from an earlier call can outlive its file: a
+		// cgroup file removed (a controller turned off above it, the cgroup
+		// removed and made again) answers ENODEV. Open it again once.
+		data, ok, _, err = o.readLocked(path)
+	}
+	return data, ok, err
+}
+
+// readLocked reads path through its kept descriptor, opening it if there is
+// none (kept tells which). A descriptor that fails is closed and forgotten.
+func (o *openFiles) readLocked(path string) (data []byte, ok, kept bool, err error) {
 	f := o.files[path]
+	kept = f != nil
 	if f == nil {
 		if len(o.files) >= maxOpenFiles {
 			o.closeLocked()
 		}
 		f, err = os.Open(path)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, false, nil
+			return nil, false, false, nil
 		}
 		if err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		if o.files == nil {
 			o.files = map[string]*os.File{}
@@ -79,21 +93,21 @@ func (o *openFiles) read(path string) (data []byte, ok bool, err error) {
 			_ = f.Close()
 			delete(o.files, path)
 			if errors.Is(rerr, fs.ErrNotExist) {
-				return nil, false, nil
+				return nil, false, kept, nil
 			}
-			return nil, false, rerr
+			return nil, false, kept, rerr
 		}
 		if n < len(o.buf) {
-			// /proc and cgroup files are generated whole on a read at
-			// offset 0; a short read that is not at EOF asks again.
+			// ReadAt fills the buffer or ends at EOF; a short read without
+			// EOF asks again.
 			continue
 		}
 		if len(o.buf) >= maxProcFile {
-			return nil, false, fmt.Errorf("%s: larger than %d bytes", path, maxProcFile)
+			return nil, false, kept, fmt.Errorf("%s: larger than %d bytes", path, maxProcFile)
 		}
 		o.buf = append(o.buf, make([]byte, len(o.buf))...)
 	}
-	return o.buf[:n], true, nil
+	return o.buf[:n], true, kept, nil
 }
 
 func (o *openFiles) closeLocked() {

@@ -183,6 +183,13 @@ func TestOpenFilesRereadsFromTheStart(t *testing.T) {
 	if len(o.files) != 1 {
 		t.Errorf("%d files open, want the one kept", len(o.files))
 	}
+	// A kept descriptor that fails (a removed cgroup file answers ENODEV;
+	// here one closed behind the reader's back) is opened again at once.
+	o.files[p].Close()
+	write([]byte("after a failed descriptor"))
+	if got, ok, err := o.read(p); err != nil || !ok || string(got) != "after a failed descriptor" {
+		t.Fatalf("after its descriptor failed: %q, %v, %v; want the file read through a new one", got, ok, err)
+	}
 	write(bytes.Repeat([]byte("y"), maxProcFile+1))
 	if _, _, err := o.read(p); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("oversized file: err %v, want one saying it is too large", err)

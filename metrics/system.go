@@ -1,10 +1,13 @@
 package metrics
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/shirou/gopsutil/v4/cpu"
@@ -91,7 +94,7 @@ func (r *SystemReader) readProc(ctx context.Context, c *Counters) (fast bool, er
 	if r.NoKeptFiles {
 		return false, nil
 	}
-	data, ok, err := r.files.read("/proc/stat")
+	data, ok, err := r.files.read(hostProc("stat"))
 	if err != nil || !ok {
 		return false, nil
 	}
@@ -99,7 +102,7 @@ func (r *SystemReader) readProc(ctx context.Context, c *Counters) (fast bool, er
 		return false, fmt.Errorf("metrics: reading CPU times: %w", err)
 	}
 
-	data, ok, err = r.files.read("/proc/meminfo")
+	data, ok, err = r.files.read(hostProc("meminfo"))
 	if err != nil || !ok {
 		return false, fmt.Errorf("metrics: reading memory: /proc/meminfo: %v", cmpErr(err, "missing"))
 	}
@@ -120,7 +123,7 @@ func (r *SystemReader) readProc(ctx context.Context, c *Counters) (fast bool, er
 		c.MemUsed = total - avail
 	}
 
-	data, ok, err = r.files.read("/proc/loadavg")
+	data, ok, err = r.files.read(hostProc("loadavg"))
 	if err != nil || !ok {
 		return false, fmt.Errorf("metrics: reading load average: /proc/loadavg: %v", cmpErr(err, "missing"))
 	}
@@ -128,7 +131,7 @@ func (r *SystemReader) readProc(ctx context.Context, c *Counters) (fast bool, er
 		return false, fmt.Errorf("metrics: reading load average: %w", err)
 	}
 
-	data, ok, err = r.files.read("/proc/net/dev")
+	data, ok, err = r.files.read(hostProc("net/dev"))
 	if err != nil || !ok {
 		return false, fmt.Errorf("metrics: reading network counters: /proc/net/dev: %v", cmpErr(err, "missing"))
 	}
@@ -160,6 +163,12 @@ func (r *SystemReader) netCounters(nics []nicBytes) map[string]NetCounters {
 		}
 	}
 	return out
+}
+
+// hostProc is the path of a file of /proc, or of $HOST_PROC when set (as
+// gopsutil reads it: a container watching its host through a mount).
+func hostProc(name string) string {
+	return filepath.Join(cmp.Or(os.Getenv("HOST_PROC"), "/proc"), name)
 }
 
 func cmpErr(err error, otherwise string) string {
