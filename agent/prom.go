@@ -232,7 +232,8 @@ type p2pCollectorDeps struct {
 	// view returns the mesh's current View.
 	view func() *mesh.View
 	// peerConn says how this node reaches the member named name:
-	// mesh.ConnDirect, mesh.ConnRelayed or mesh.ConnNone ("" off p2p).
+	// mesh.ConnDirect, mesh.ConnRelayed, mesh.ConnIdle or mesh.ConnNone
+	// ("" off p2p).
 	peerConn func(name string) string
 }
 
@@ -263,7 +264,7 @@ func newP2PCollector(deps p2pCollectorDeps) *p2pCollector {
 		packets:  d("packets_sent_total", "Packets written, by connection: direct or relayed (through a circuit relay).", "conn"),
 		punches:  d("hole_punches_total", "Hole-punch attempts finished, by result: direct or failed.", "result"),
 		upgrades: d("upgrades_total", "Packet streams moved from a relayed connection to a direct one."),
-		peers:    d("members", "Alive members by how this node reaches them: direct, relayed or none.", "conn"),
+		peers:    d("members", "Alive members by how this node reaches them: direct, relayed, idle (connection closed as idle, --p2p-idle-conn-timeout; the next packet reconnects) or none.", "conn"),
 		retries:  d("punch_retries_total", "Relayed connections closed so that a new one starts another hole punch."),
 		trims:    d("conns_trimmed_total", "Direct connections closed as unused, by reason: idle (no packet either way for a while, with more peers connected than the working set) or duplicate (a second connection to a peer that carried no stream).", "reason"),
 	}
@@ -297,7 +298,7 @@ func (c *p2pCollector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.retries, ps.PunchRetries.Load())
 	ctr(c.trims, ps.IdleTrims.Load(), "idle")
 	ctr(c.trims, ps.DuplicateTrims.Load(), "duplicate")
-	conns := map[string]int{mesh.ConnDirect: 0, mesh.ConnRelayed: 0, mesh.ConnNone: 0}
+	conns := map[string]int{mesh.ConnDirect: 0, mesh.ConnRelayed: 0, mesh.ConnIdle: 0, mesh.ConnNone: 0}
 	for _, m := range c.deps.view().Members() {
 		if m.Self || m.Status != mesh.StatusAlive {
 			continue

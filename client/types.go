@@ -27,7 +27,9 @@ type Member struct {
 	// LoadAgeSeconds is how long ago the member published Load; -1 if none.
 	LoadAgeSeconds float64 `json:"load_age_seconds"`
 	// P2PConn tells, on the p2p profile, how the agent reaches the member:
-	// direct, relayed (through a circuit relay) or none.
+	// direct, relayed (through a circuit relay), idle (its connection was
+	// closed as idle, --p2p-idle-conn-timeout; the next packet reconnects)
+	// or none.
 	P2PConn string `json:"p2p_conn,omitempty"`
 	// Coordinator is true on the member the agent names as coordinator.
 	Coordinator bool `json:"coordinator"`

@@ -77,6 +77,7 @@ type p2pTransport struct {
 	resv    map[peer.ID]Reservation
 	lost    map[peer.ID]bool          // a connection to a relay closed: reserve again
 	used    map[peer.ID]*atomic.Int64 // last packet to or from a peer (trimIdle)
+	unreach map[peer.ID]bool          // with trimming on: a dial failed, no connection since
 
 	idleTrim   time.Duration // P2PConfig.IdleConnTimeout (0: never)
 	workingSet int
@@ -141,6 +142,7 @@ func newP2PTransport(cfg Config, pc P2PConfig, ident any, stats *Stats, log *slo
 		resv:    map[peer.ID]Reservation{},
 		lost:    map[peer.ID]bool{},
 		used:    map[peer.ID]*atomic.Int64{},
+		unreach: map[peer.ID]bool{},
 		advPort: port,
 
 		idleTrim:   pc.IdleConnTimeout,

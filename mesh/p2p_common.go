@@ -101,6 +101,10 @@ const (
 	ConnDirect  = "direct"
 	ConnRelayed = "relayed"
 	ConnNone    = "none"
+	// ConnIdle is a member without a connection while idle trimming is on
+	// (P2PConfig.IdleConnTimeout) and with no failed dial to it since its
+	// last connection: the next packet to it connects again.
+	ConnIdle = "idle"
 )
 
 // p2pExtras is what a p2p transport adds to memberlist's interface.

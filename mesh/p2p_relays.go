@@ -91,6 +91,9 @@ func (t *p2pTransport) circuits(id peer.ID) []ma.Multiaddr {
 // connection appears (after a hole punch, say): the long-lived packet stream
 // opened over the relay would otherwise carry the gossip there for good.
 func (t *p2pTransport) connected(_ network.Network, c network.Conn) {
+	t.mu.Lock()
+	delete(t.unreach, c.RemotePeer())
+	t.mu.Unlock()
 	if c.Stat().Limited || isCircuit(c.RemoteMultiaddr()) {
 		return
 	}
@@ -137,6 +140,15 @@ func (t *p2pTransport) peerConn(name string) string {
 			return ConnDirect
 		}
 		kind = ConnRelayed
+	}
+	if kind == ConnNone && t.idleTrim > 0 {
+		// Connections come and go with trimming on (closed here or by the
+		// member): without one, a member is idle until a dial to it fails.
+		t.mu.Lock()
+		if !t.unreach[id] {
+			kind = ConnIdle
+		}
+		t.mu.Unlock()
 	}
 	return kind
 }

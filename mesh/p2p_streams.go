@@ -337,6 +337,11 @@ func (t *p2pTransport) open(id peer.ID, proto protocol.ID, timeout time.Duration
 	s, err := t.h.NewStream(ctx, id, proto)
 	if err != nil {
 		t.pstats.DialFailures.Add(1)
+		if t.idleTrim > 0 {
+			t.mu.Lock()
+			t.unreach[id] = true // not idle: unreachable (ConnNone)
+			t.mu.Unlock()
+		}
 		return nil, err
 	}
 	_ = s.SetWriteDeadline(time.Now().Add(timeout))

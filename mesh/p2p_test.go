@@ -376,12 +376,30 @@ func TestP2PIdleConnectionsAreTrimmed(t *testing.T) {
 		return
 	}
 	idle0, _ := trims()
+	kinds := map[string]int{}
 	deadline := time.Now().Add(4 * time.Second)
 	for time.Now().Before(deadline) {
 		if err := allAlive(); err != nil {
 			t.Fatalf("while trimming: %v", err)
 		}
+		for _, n := range nodes {
+			for _, mem := range n.m.View().Members() {
+				if mem.Name != n.m.LocalName() {
+					kinds[n.m.PeerConn(mem.Name)]++
+				}
+			}
+		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// A member whose connection was closed as idle (by either side) shows
+	// as idle, not as unreachable (ShoalP2PMembersUnreachable alerts on
+	// conn="none").
+	t.Logf("how members were reached, sampled: %v", kinds)
+	if kinds[ConnIdle] == 0 {
+		t.Errorf("no member shown idle while connections were trimmed: %v", kinds)
+	}
+	if kinds[ConnNone] > 0 {
+		t.Errorf("members shown unreachable (none) while only trimmed: %v", kinds)
 	}
 	idle, dups := trims()
 	if idle == idle0 {

@@ -128,6 +128,10 @@ func (t *p2pTransport) trimIdle(now time.Time) (idle, dups int) {
 			delete(t.used, id)
 		}
 	}
+	if len(t.unreach) > 4*t.workingSet+len(peers) {
+		// Marks of members long gone: the map stays the size of the mesh.
+		clear(t.unreach)
+	}
 	t.mu.Unlock()
 	extra := len(peers) - t.workingSet
 	if extra <= 0 || len(cands) == 0 {
