@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/shoalmesh/shoal/internal/testenv"
 )
 
 // TestKeptFilesAgreeWithGopsutil reads this machine through gopsutil, then
@@ -18,7 +20,7 @@ import (
 // moves.
 func TestKeptFilesAgreeWithGopsutil(t *testing.T) {
 	if runtime.GOOS != "linux" {
-		t.Skip("/proc is Linux's") // the suite runs on Linux; elsewhere gopsutil is the only path
+		testenv.RequireOrSkip(t, "the kept files are /proc's, which only Linux has (elsewhere gopsutil is the only path)")
 	}
 	ctx := context.Background()
 	slow := &SystemReader{NoKeptFiles: true}
