@@ -102,9 +102,17 @@ func (r *SystemReader) readProc(ctx context.Context, c *Counters) (fast bool, er
 		return false, fmt.Errorf("metrics: reading CPU times: %w", err)
 	}
 
-	data, ok, err = r.files.read(hostProc("meminfo"))
-	if err != nil || !ok {
-		return false, fmt.Errorf("metrics: reading memory: /proc/meminfo: %v", cmpErr(err, "missing"))
+	// need reads a file that must be there once /proc/stat was.
+	need := func(name string) ([]byte, error) {
+		path := hostProc(name)
+		data, ok, err := r.files.read(path)
+		if err == nil && !ok {
+			err = fmt.Errorf("%s: missing", path)
+		}
+		return data, err
+	}
+	if data, err = need("meminfo"); err != nil {
+		return false, fmt.Errorf("metrics: reading memory: %w", err)
 	}
 	total, avail, haveAvail, err := parseMeminfo(data)
 	if err != nil {
@@ -123,17 +131,15 @@ func (r *SystemReader) readProc(ctx context.Context, c *Counters) (fast bool, er
 		c.MemUsed = total - avail
 	}
 
-	data, ok, err = r.files.read(hostProc("loadavg"))
-	if err != nil || !ok {
-		return false, fmt.Errorf("metrics: reading load average: /proc/loadavg: %v", cmpErr(err, "missing"))
+	if data, err = need("loadavg"); err != nil {
+		return false, fmt.Errorf("metrics: reading load average: %w", err)
 	}
 	if c.Load1, err = parseLoadavg(data); err != nil {
 		return false, fmt.Errorf("metrics: reading load average: %w", err)
 	}
 
-	data, ok, err = r.files.read(hostProc("net/dev"))
-	if err != nil || !ok {
-		return false, fmt.Errorf("metrics: reading network counters: /proc/net/dev: %v", cmpErr(err, "missing"))
+	if data, err = need("net/dev"); err != nil {
+		return false, fmt.Errorf("metrics: reading network counters: %w", err)
 	}
 	var nics []nicBytes
 	if err := parseNetDev(data, func(name string, rx, tx uint64) { nics = append(nics, nicBytes{name, rx, tx}) }); err != nil {
@@ -169,13 +175,6 @@ func (r *SystemReader) netCounters(nics []nicBytes) map[string]NetCounters {
 // gopsutil reads it: a container watching its host through a mount).
 func hostProc(name string) string {
 	return filepath.Join(cmp.Or(os.Getenv("HOST_PROC"), "/proc"), name)
-}
-
-func cmpErr(err error, otherwise string) string {
-	if err != nil {
-		return err.Error()
-	}
-	return otherwise
 }
 
 // readGopsutil fills c's CPU, memory, load and network figures through
