@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -26,7 +27,10 @@ func (t *p2pTransport) handlePacketStream(s network.Stream) {
 	}
 	defer s.Close()
 	from := p2pAddr{s.Conn().RemotePeer()}
-	used := t.useOf(from.id)
+	var used *atomic.Int64 // the peer's last-use clock, kept only for idle trimming
+	if t.idleTrim > 0 {
+		used = t.useOf(from.id)
+	}
 	for {
 		buf, err := readFrame(s)
 		if err != nil {
@@ -39,7 +43,9 @@ func (t *p2pTransport) handlePacketStream(s network.Stream) {
 			return
 		}
 		ts := time.Now()
-		used.Store(ts.UnixNano())
+		if used != nil {
+			used.Store(ts.UnixNano())
+		}
 		n := len(buf)
 		t.stats.PacketsIn.Add(1)
 		t.stats.BytesIn.Add(uint64(n) + 4)
@@ -202,7 +208,9 @@ func (t *p2pTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time
 		t.wg.Add(1)
 		go t.sender(id, q)
 	}
-	t.useOfLocked(id).Store(now.UnixNano())
+	if t.idleTrim > 0 {
+		t.useOfLocked(id).Store(now.UnixNano())
+	}
 	// Queued under the lock: a sender quits only with an empty queue,
 	// under the lock, so no frame lands in a queue nobody reads.
 	select {

@@ -102,11 +102,11 @@ func (t *p2pTransport) trimIdle(now time.Time) (idle, dups int) {
 		if len(direct) > 1 {
 			dups += t.closeDuplicates(now, direct)
 		}
-		last := t.useOf(id).Load()
-		if o := opened.UnixNano(); o > last {
-			last = o
+		if t.idleTrim <= 0 {
+			continue // the duplicate sweep only
 		}
-		if t.idleTrim > 0 && now.Sub(time.Unix(0, last)) >= t.idleTrim {
+		last := max(t.useOf(id).Load(), opened.UnixNano())
+		if now.Sub(time.Unix(0, last)) >= t.idleTrim {
 			cands = append(cands, cand{id, last})
 		}
 	}
